@@ -1,0 +1,1 @@
+//! The TOML as written, deserialized loosely with spans (stage one of two).

@@ -1,0 +1,111 @@
+//! The SQLite ledger: the source of truth for every review received, every
+//! delivery attempt, every quarantined record and every poll. Only this module
+//! runs SQL. Everything here is synchronous; async code reaches it through
+//! [`LedgerHandle`], which runs the work on a blocking thread.
+//!
+//! Timestamps are stored as ISO 8601 UTC text of fixed width
+//! (`2026-11-24T22:45:52.123Z`), so text order is time order.
+
+mod handle;
+mod migrations;
+mod model;
+mod polls;
+mod queries;
+mod reviews;
+mod delivery;
+
+pub use handle::LedgerHandle;
+pub use model::*;
+
+use std::path::{Path, PathBuf};
+
+/// Errors from the ledger. Every one names the ledger file.
+#[derive(Debug, thiserror::Error)]
+pub enum LedgerError {
+    /// SQLite refused an operation (disk full, read-only, locked, corrupt...).
+    #[error("ledger {path}: {source}")]
+    Sqlite {
+        /// The ledger file.
+        path: PathBuf,
+        /// The SQLite error.
+        #[source]
+        source: rusqlite::Error,
+    },
+    /// The file could not be created or opened at the filesystem level.
+    #[error("ledger {path}: {reason}")]
+    Io {
+        /// The ledger file.
+        path: PathBuf,
+        /// What went wrong.
+        reason: String,
+    },
+    /// The file was written by a newer review-sync (schema version too high).
+    #[error("ledger {path}: schema version {found} is newer than this review-sync understands ({supported}); upgrade review-sync")]
+    TooNew {
+        /// The ledger file.
+        path: PathBuf,
+        /// `PRAGMA user_version` in the file.
+        found: i64,
+        /// The highest version this build knows.
+        supported: i64,
+    },
+    /// A stored value could not be read back (e.g. a bad timestamp edited by hand).
+    #[error("ledger {path}: corrupt value in {table}.{column}: {value}")]
+    Corrupt {
+        /// The ledger file.
+        path: PathBuf,
+        /// Table.
+        table: &'static str,
+        /// Column.
+        column: &'static str,
+        /// The offending value.
+        value: String,
+    },
+    /// The blocking task running ledger work panicked or was cancelled.
+    #[error("ledger task failed: {0}")]
+    Task(String),
+}
+
+/// An open ledger: one read-write connection.
+pub struct Ledger {
+    conn: rusqlite::Connection,
+    path: PathBuf,
+}
+
+impl Ledger {
+    /// Opens (creating if needed, mode 0600, parent directory created 0700)
+    /// the ledger at `path`, sets WAL, `synchronous=NORMAL`, a busy timeout of
+    /// 5 s and foreign keys, and applies pending migrations in one transaction
+    /// each. A read-only or missing-directory problem is an error naming the
+    /// file, never a panic.
+    pub fn open(path: &Path) -> Result<Ledger, LedgerError> {
+        migrations::open(path)
+    }
+
+    /// Opens an existing ledger read-only (for `ledger` commands and
+    /// auditors' tools while the daemon runs). Fails if the file is missing
+    /// or its schema is older than this build (run the daemon, or any
+    /// read-write command, once to migrate).
+    pub fn open_readonly(path: &Path) -> Result<Ledger, LedgerError> {
+        migrations::open_readonly(path)
+    }
+
+    /// The file this ledger lives in.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The schema version (`PRAGMA user_version`).
+    pub fn schema_version(&self) -> Result<i64, LedgerError> {
+        self.conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .map_err(|e| self.err(e))
+    }
+
+    fn err(&self, source: rusqlite::Error) -> LedgerError {
+        LedgerError::Sqlite {
+            path: self.path.clone(),
+            source,
+        }
+    }
+}

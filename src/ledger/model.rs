@@ -1,0 +1,317 @@
+//! The plain data that goes in and out of the ledger.
+
+use crate::domain::GroupRef;
+use chrono::{DateTime, Utc};
+
+/// A review's delivery status (the `reviews.status` column).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Status {
+    /// Waiting for delivery (new, edited, or being retried).
+    Pending,
+    /// The API answered 2xx with a request id for the current version.
+    Delivered,
+    /// Not sent because the mapping is wrong or missing; `ledger retry` after a fix.
+    Held,
+    /// The API refused it for good (4xx other than auth and mapping).
+    Rejected,
+}
+
+impl Status {
+    /// The text stored in the ledger.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Pending => "pending",
+            Status::Delivered => "delivered",
+            Status::Held => "held",
+            Status::Rejected => "rejected",
+        }
+    }
+    /// Parses the stored text.
+    pub fn parse(s: &str) -> Option<Status> {
+        Some(match s {
+            "pending" => Status::Pending,
+            "delivered" => Status::Delivered,
+            "held" => Status::Held,
+            "rejected" => Status::Rejected,
+            _ => return None,
+        })
+    }
+}
+
+/// One review version read from a platform, ready to be recorded.
+#[derive(Debug, Clone)]
+pub struct IncomingReview {
+    /// `reviews.platform`.
+    pub platform: String,
+    /// `reviews.review_id`.
+    pub review_id: String,
+    /// The exact JSON body to POST (already contains the group key, or none
+    /// when the location is unmapped).
+    pub payload: String,
+    /// Hash of the review content (not of the group): a different hash is an edit.
+    pub content_hash: String,
+    /// The platform's update time (else creation time) of this version.
+    pub source_updated_at: Option<DateTime<Utc>>,
+}
+
+/// One page of a poll, recorded in one transaction.
+#[derive(Debug, Clone)]
+pub struct PageRecord {
+    /// The source that fetched it.
+    pub source_name: String,
+    /// The location it belongs to.
+    pub location_id: String,
+    /// The mapped group; `None` means the location is not mapped and new or
+    /// edited reviews are stored `held` with `hold_reason`.
+    pub group: Option<GroupRef>,
+    /// `last_error` for reviews held because the location is unmapped.
+    pub hold_reason: Option<String>,
+    /// The reviews on the page.
+    pub reviews: Vec<IncomingReview>,
+    /// Records of the page that could not become reviews.
+    pub quarantined: Vec<QuarantineRecord>,
+}
+
+/// A record that could not become a review.
+#[derive(Debug, Clone)]
+pub struct QuarantineRecord {
+    /// The platform name (e.g. `google`).
+    pub platform: String,
+    /// A review id when readable, or `file:line`.
+    pub reference: String,
+    /// Why it was refused.
+    pub reason: String,
+    /// The raw record.
+    pub raw: String,
+}
+
+/// What recording a page changed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PageCounts {
+    /// Reviews never seen before.
+    pub new: u64,
+    /// Known reviews whose content hash changed (queued again).
+    pub edited: u64,
+    /// Known reviews seen again unchanged (the overlap), nothing written
+    /// except `removed_at` cleared if it was set.
+    pub unchanged: u64,
+    /// Records quarantined (a record already in quarantine with the same raw
+    /// text is counted but not stored twice).
+    pub quarantined: u64,
+}
+
+impl std::ops::AddAssign for PageCounts {
+    fn add_assign(&mut self, o: PageCounts) {
+        self.new += o.new;
+        self.edited += o.edited;
+        self.unchanged += o.unchanged;
+        self.quarantined += o.quarantined;
+    }
+}
+
+/// How far a location has been read.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PollState {
+    /// The newest platform update time seen at this location.
+    pub high_water: Option<DateTime<Utc>>,
+    /// A platform-specific cursor (e.g. a file source's content fingerprints).
+    pub cursor: Option<String>,
+}
+
+/// One row of the poll log (table `polls`).
+#[derive(Debug, Clone, Default)]
+pub struct PollLog {
+    /// Source name.
+    pub source_name: String,
+    /// Location id.
+    pub location_id: String,
+    /// When the poll of this location started.
+    pub started_at: DateTime<Utc>,
+    /// When it ended.
+    pub ended_at: DateTime<Utc>,
+    /// Pages read.
+    pub pages: u64,
+    /// Platform HTTP requests made (including retries and token calls).
+    pub requests: u64,
+    /// Reviews read (before dedup).
+    pub fetched: u64,
+    /// What was recorded.
+    pub counts: PageCounts,
+    /// The platform's reported total, when it has one.
+    pub reported_total: Option<u64>,
+    /// `reported_total` minus the reviews the ledger holds for the location
+    /// (not removed), when there is a total.
+    pub gap: Option<i64>,
+    /// Why the poll failed, if it did (the pages before the failure stay recorded).
+    pub error: Option<String>,
+}
+
+/// A review claimed for delivery.
+#[derive(Debug, Clone)]
+pub struct DueReview {
+    /// `platform`.
+    pub platform: String,
+    /// `review_id`.
+    pub review_id: String,
+    /// The exact body to POST.
+    pub payload: String,
+    /// The version being sent.
+    pub content_hash: String,
+    /// Failed attempts of this version so far (drives the backoff).
+    pub retry_count: u32,
+}
+
+/// What became of one delivery attempt.
+#[derive(Debug, Clone, PartialEq)]
+pub enum AttemptOutcome {
+    /// 2xx with a request id: status `delivered`.
+    Delivered {
+        /// The API's `request_id`.
+        request_id: String,
+    },
+    /// Will be tried again at `next_attempt_at`: stays `pending`.
+    Retry {
+        /// When it is due again.
+        next_attempt_at: DateTime<Utc>,
+    },
+    /// The mapping is wrong: status `held`.
+    Held,
+    /// The API refused it for good: status `rejected`.
+    Rejected,
+}
+
+impl AttemptOutcome {
+    /// The `attempts.outcome` text.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            AttemptOutcome::Delivered { .. } => "delivered",
+            AttemptOutcome::Retry { .. } => "retry",
+            AttemptOutcome::Held => "held",
+            AttemptOutcome::Rejected => "rejected",
+        }
+    }
+}
+
+/// One delivery attempt, appended to `attempts` and applied to `reviews`.
+#[derive(Debug, Clone)]
+pub struct AttemptRecord {
+    /// `platform`.
+    pub platform: String,
+    /// `review_id`.
+    pub review_id: String,
+    /// The version that was sent. The review row is only updated if it still
+    /// holds this version (an edit that arrived meanwhile stays pending).
+    pub content_hash: String,
+    /// When the request was sent.
+    pub attempted_at: DateTime<Utc>,
+    /// The HTTP status, `None` for a transport error or timeout.
+    pub http_status: Option<u16>,
+    /// The API's `error.type`, or our own class (`timeout`, `connection`, `http_500`...).
+    pub error_type: Option<String>,
+    /// Human-readable error (goes to `reviews.last_error` too).
+    pub error_message: Option<String>,
+    /// The API's `request_id`, when it gave one.
+    pub request_id: Option<String>,
+    /// How long the request took.
+    pub duration_ms: u64,
+    /// What happens to the review.
+    pub outcome: AttemptOutcome,
+}
+
+/// A row of `reviews`, as shown by `ledger list/show/export`.
+#[derive(Debug, Clone)]
+pub struct ReviewRow {
+    /// `platform`.
+    pub platform: String,
+    /// `review_id`.
+    pub review_id: String,
+    /// `source_name`.
+    pub source_name: String,
+    /// `location_id`.
+    pub location_id: String,
+    /// `group_id`.
+    pub group_id: Option<String>,
+    /// `group_external_ref`.
+    pub group_external_ref: Option<String>,
+    /// `status`.
+    pub status: Status,
+    /// `payload`.
+    pub payload: String,
+    /// `content_hash`.
+    pub content_hash: String,
+    /// `first_seen_at`.
+    pub first_seen_at: DateTime<Utc>,
+    /// `source_updated_at`.
+    pub source_updated_at: Option<DateTime<Utc>>,
+    /// `delivered_at`.
+    pub delivered_at: Option<DateTime<Utc>>,
+    /// `request_id`.
+    pub request_id: Option<String>,
+    /// `attempts`: delivery attempts of all versions.
+    pub attempts: u64,
+    /// `last_error`.
+    pub last_error: Option<String>,
+    /// `removed_at`.
+    pub removed_at: Option<DateTime<Utc>>,
+    /// `next_attempt_at` (pending rows only).
+    pub next_attempt_at: Option<DateTime<Utc>>,
+}
+
+/// A row of `attempts`.
+#[derive(Debug, Clone)]
+pub struct AttemptRow {
+    /// `attempted_at`.
+    pub attempted_at: DateTime<Utc>,
+    /// `content_hash` of the version sent.
+    pub content_hash: String,
+    /// `http_status`.
+    pub http_status: Option<u16>,
+    /// `error_type`.
+    pub error_type: Option<String>,
+    /// `error_message`.
+    pub error_message: Option<String>,
+    /// `request_id`.
+    pub request_id: Option<String>,
+    /// `duration_ms`.
+    pub duration_ms: u64,
+    /// `outcome`.
+    pub outcome: String,
+}
+
+/// Filters of `ledger list` / `ledger export` / `ledger retry`.
+#[derive(Debug, Clone, Default)]
+pub struct ReviewFilter {
+    /// Only these statuses (empty: all).
+    pub statuses: Vec<Status>,
+    /// Only this source.
+    pub source: Option<String>,
+    /// Only rows whose `group_external_ref` or `group_id` equals this.
+    pub group: Option<String>,
+    /// Only rows first seen at or after this instant.
+    pub since: Option<DateTime<Utc>>,
+    /// Only this one review: (platform, review_id).
+    pub review: Option<(String, String)>,
+}
+
+/// `ledger stats`.
+#[derive(Debug, Clone, Default)]
+pub struct Stats {
+    /// Total rows in `reviews`.
+    pub total: u64,
+    /// (status, count), every status present, in the order pending, delivered, held, rejected.
+    pub by_status: Vec<(String, u64)>,
+    /// (platform, status, count).
+    pub by_platform: Vec<(String, String, u64)>,
+    /// (source, status, count).
+    pub by_source: Vec<(String, String, u64)>,
+    /// (group key=value, status, count); unmapped rows under "(unmapped)".
+    pub by_group: Vec<(String, String, u64)>,
+    /// `first_seen_at` of the oldest pending row.
+    pub oldest_pending: Option<DateTime<Utc>>,
+    /// Rows with `removed_at` set.
+    pub removed: u64,
+    /// Rows in `quarantine`.
+    pub quarantined: u64,
+    /// Total rows in `attempts`.
+    pub attempts: u64,
+}
