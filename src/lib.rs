@@ -5,3 +5,14 @@
 pub mod config;
 pub mod domain;
 pub mod ledger;
+pub mod oauth;
+pub mod platforms;
+pub mod retry;
+pub mod timestamps;
+pub mod deliver;
+pub mod poll;
+pub mod travtus;
+pub mod app;
+pub mod daemon;
+pub mod telemetry;
+pub mod dry_run;

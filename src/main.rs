@@ -1,1 +1,30 @@
-fn main(){}
+//! The `review-sync` binary: parses the command line, sets up logging,
+//! runs the command, and turns its error into an exit status (78 for an
+//! invalid config, 1 for anything else, with a one-line reason on stderr).
+
+mod cli;
+
+use clap::Parser;
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    let args = cli::Args::parse();
+    review_sync::telemetry::init(args.log_format.into(), args.verbosity());
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("review-sync: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(cli::dispatch(args));
+    // Blocking ledger work may still be finishing a transaction: let it.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(10));
+    match result {
+        Ok(code) => code,
+        Err(e) => cli::exit::report(&e),
+    }
+}

@@ -5,10 +5,14 @@
 
 mod raw;
 mod secret;
+mod sources;
+mod span;
+#[cfg(test)]
+mod tests;
 mod validate;
 
 pub use secret::{Secret, SecretError};
-pub use validate::{load, load_str};
+pub use validate::{load, load_str, load_str_with_env};
 
 use crate::domain::{GroupRef, LocationId, SourceName};
 use std::num::{NonZeroU32, NonZeroUsize};
@@ -103,6 +107,10 @@ pub struct SourceConfig {
 
 /// The kind-specific part of a source (`kind = "..."`).
 #[derive(Debug, Clone)]
+#[allow(
+    clippy::large_enum_variant,
+    reason = "one per source, built once at load: boxing would only add noise for callers"
+)]
 pub enum SourceKind {
     /// `google_business_profile`.
     GoogleBusinessProfile(GoogleConfig),

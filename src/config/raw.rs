@@ -1,1 +1,401 @@
-//! The TOML as written, deserialized loosely with spans (stage one of two).
+//! Stage one of two: the TOML as written, read loosely and with positions.
+//!
+//! Every table becomes a `Raw*` struct whose fields are all optional and keep
+//! the span of their key and of their value, so that stage two (`validate`)
+//! can point at the exact `line:column` of whatever it refuses. Unknown keys
+//! and wrongly typed values are recorded here.
+//!
+//! Why not `#[derive(Deserialize)]` with `deny_unknown_fields`: serde stops
+//! at the first error of a struct, and an admin fixing a config one error per
+//! run is what STYLE habit 4 wants to avoid. The walker below plays the same
+//! role (a closed set of keys per table, typed values) but keeps going, so an
+//! unknown key never hides a bad value next to it.
+
+use super::span::{Findings, Span, closest};
+use toml::Spanned;
+use toml::de::{DeString, DeTable, DeValue};
+
+/// A value as written, with where its key and its value are.
+pub(super) struct Field<T> {
+    /// The value, converted to the type the key expects.
+    pub(super) value: T,
+    /// The key, for "this key does not belong here" messages.
+    pub(super) key: Span,
+    /// The value (for a table: its `[header]` or its `{`).
+    pub(super) span: Span,
+}
+
+/// A TOML value turned into one of the raw types, or a problem recorded.
+pub(super) trait FromToml: Sized {
+    /// Converts `value`, written under `key` (used in messages).
+    fn from_toml(key: &str, value: Spanned<DeValue<'_>>, problems: &mut Findings) -> Option<Self>;
+}
+
+/// Parses `text` into the raw config. TOML syntax errors (including
+/// duplicate keys) stop here: the rest of the checks would only add noise
+/// about a document that does not say what the admin meant.
+pub(super) fn parse(text: &str, problems: &mut Findings) -> Option<RawConfig> {
+    let (document, errors) = DeTable::parse_recoverable(text);
+    if !errors.is_empty() {
+        for error in errors {
+            // A toml message may span lines; ours are one line each.
+            let message = error.message().replace('\n', "; ");
+            problems.push(&error.span().unwrap_or(0..0), message);
+        }
+        return None;
+    }
+    let span = document.span();
+    let value = Spanned::new(span, DeValue::Table(document.into_inner()));
+    RawConfig::from_toml("", value, problems)
+}
+
+/// Declares a raw table: a struct of optional [`Field`]s, the closed list of
+/// its keys, and the [`FromToml`] walker that fills it.
+macro_rules! raw_table {
+    (
+        $(#[$doc:meta])*
+        $name:ident $place:literal {
+            $($(#[$field_doc:meta])* $field:ident: $ty:ty,)*
+        }
+    ) => {
+        $(#[$doc])*
+        #[derive(Default)]
+        pub(super) struct $name {
+            /// Where the table is written: its `[header]` or its `{`.
+            #[allow(dead_code, reason = "generated for every table, read for some")]
+            pub(super) span: Span,
+            $($(#[$field_doc])* pub(super) $field: Option<Field<$ty>>,)*
+            /// Keys written with a value that was refused (and reported):
+            /// their field is `None`, but they must not be called missing.
+            pub(super) invalid: Vec<&'static str>,
+        }
+
+        impl $name {
+            /// Every key this table accepts.
+            const KEYS: &[&str] = &[$(stringify!($field)),*];
+
+            /// Whether `key` was written, even with a refused value.
+            #[allow(dead_code, reason = "generated for every table, used by some")]
+            pub(super) fn written(&self, key: &str) -> bool {
+                self.present().iter().any(|(k, _)| *k == key) || self.invalid.contains(&key)
+            }
+
+            /// The keys present, each with the span of the key.
+            #[allow(dead_code, reason = "generated for every table, used by some")]
+            pub(super) fn present(&self) -> Vec<(&'static str, Span)> {
+                let mut keys = Vec::new();
+                $(if let Some(field) = &self.$field {
+                    keys.push((stringify!($field), field.key.clone()));
+                })*
+                keys
+            }
+        }
+
+        impl FromToml for $name {
+            fn from_toml(
+                key: &str,
+                value: Spanned<DeValue<'_>>,
+                problems: &mut Findings,
+            ) -> Option<Self> {
+                let span = value.span();
+                let table = into_table(key, value, problems)?;
+                let mut raw = $name { span, ..$name::default() };
+                for (key, value) in table {
+                    match key.get_ref().as_ref() {
+                        $(stringify!($field) => {
+                            raw.$field = read_field(key, value, problems);
+                            if raw.$field.is_none() {
+                                raw.invalid.push(stringify!($field));
+                            }
+                        })*
+                        _ => unknown_key(&key, $place, Self::KEYS, problems),
+                    }
+                }
+                Some(raw)
+            }
+        }
+    };
+}
+
+raw_table! {
+    /// The whole document.
+    RawConfig "at the top level" {
+        /// `[travtus]`.
+        travtus: RawTravtus,
+        /// `[ledger]`.
+        ledger: RawLedger,
+        /// Every `[[source]]`.
+        source: Vec<RawSource>,
+        /// `[metrics]`.
+        metrics: RawMetrics,
+    }
+}
+
+raw_table! {
+    /// `[travtus]`.
+    RawTravtus "in [travtus]" {
+        /// Where `/messages/` lives.
+        base_url: String,
+        /// The OAuth2 token endpoint.
+        token_url: String,
+        /// OAuth2 client id.
+        client_id: String,
+        /// OAuth2 client secret.
+        client_secret: RawSecret,
+        /// A static bearer token instead of client credentials.
+        token: RawSecret,
+        /// A duration such as `"30s"`.
+        timeout: String,
+        /// Deliveries in flight at once.
+        concurrency: i64,
+    }
+}
+
+raw_table! {
+    /// `[ledger]`.
+    RawLedger "in [ledger]" {
+        /// The SQLite file.
+        path: String,
+    }
+}
+
+raw_table! {
+    /// `[metrics]`.
+    RawMetrics "in [metrics]" {
+        /// `IP:PORT` of the Prometheus endpoint.
+        listen: String,
+    }
+}
+
+raw_table! {
+    /// One `[[source]]`: the union of the keys of every kind, so that a key
+    /// of another kind is reported as "not used by this kind" rather than as
+    /// a typo.
+    RawSource "in [[source]]" {
+        /// Unique name.
+        name: String,
+        /// Which platform.
+        kind: String,
+        /// Cron with seconds.
+        schedule: String,
+        /// Platform request budget.
+        requests_per_minute: i64,
+        /// One platform request's timeout.
+        timeout: String,
+        /// OAuth2 client id (google_business_profile).
+        client_id: String,
+        /// OAuth2 client secret (google_business_profile).
+        client_secret: RawSecret,
+        /// OAuth2 refresh token (google_business_profile).
+        refresh_token: RawSecret,
+        /// The platform's API host.
+        api_base_url: String,
+        /// The platform's token endpoint.
+        token_url: String,
+        /// Discovery (google_business_profile, not supported yet).
+        discover_accounts: Vec<String>,
+        /// Discovery mapping (google_business_profile, not supported yet).
+        group_external_ref_from: String,
+        /// Discovery host (google_business_profile, not supported yet).
+        business_information_base_url: String,
+        /// Reconciliation cron (not supported yet).
+        reconcile_schedule: String,
+        /// `review.source` for file rows without one (file).
+        platform: String,
+        /// API key (google_places, yelp, trustpilot).
+        api_key: RawSecret,
+        /// Page token (facebook).
+        access_token: RawSecret,
+        /// Graph API version (facebook).
+        graph_version: String,
+        /// Every `[[source.location]]`.
+        location: Vec<RawLocation>,
+    }
+}
+
+raw_table! {
+    /// One `[[source.location]]`.
+    RawLocation "in [[source.location]]" {
+        /// The platform's location id (for `file`: a path or glob).
+        id: String,
+        /// The Travtus group's external reference.
+        group_external_ref: String,
+        /// The Travtus group's id.
+        group_id: String,
+        /// A per-location page token (facebook).
+        access_token: RawSecret,
+    }
+}
+
+/// A secret as written. Holds a plain secret's value, so it is deliberately
+/// not `Debug`.
+pub(super) enum RawSecret {
+    /// `key = "value"`.
+    Plain(String),
+    /// `{ env = "NAME" }`.
+    Env(Field<String>),
+    /// `{ file = "PATH" }`.
+    File(Field<String>),
+    /// `{ credential = "NAME" }`.
+    Credential(Field<String>),
+}
+
+/// The keys of a secret table.
+const SECRET_KEYS: &[&str] = &["env", "file", "credential"];
+
+impl FromToml for RawSecret {
+    fn from_toml(key: &str, value: Spanned<DeValue<'_>>, problems: &mut Findings) -> Option<Self> {
+        let span = value.span();
+        match value.into_inner() {
+            DeValue::String(s) => Some(RawSecret::Plain(s.into_owned())),
+            DeValue::Table(table) => secret_table(key, &span, table, problems),
+            // Only the type is named: the value may be the secret itself.
+            other => {
+                let found = with_article(other.type_str());
+                let message = format!(
+                    "{key}: expected a string or a table such as {{ env = \"NAME\" }}, found {found}"
+                );
+                problems.push(&span, message);
+                None
+            }
+        }
+    }
+}
+
+/// `{ env = .. }`, `{ file = .. }` or `{ credential = .. }`: exactly one.
+fn secret_table(
+    key: &str,
+    span: &Span,
+    table: DeTable<'_>,
+    problems: &mut Findings,
+) -> Option<RawSecret> {
+    let mut forms = 0;
+    let mut secret = None;
+    for (name, value) in table {
+        let form: fn(Field<String>) -> RawSecret = match name.get_ref().as_ref() {
+            "env" => RawSecret::Env,
+            "file" => RawSecret::File,
+            "credential" => RawSecret::Credential,
+            _ => {
+                unknown_key(&name, &format!("in secret `{key}`"), SECRET_KEYS, problems);
+                continue;
+            }
+        };
+        forms += 1;
+        secret = read_field(name, value, problems).map(form);
+    }
+    if forms != 1 {
+        let message =
+            format!("{key}: a secret table takes exactly one of `env`, `file` and `credential`");
+        problems.push(span, message);
+        return None;
+    }
+    secret
+}
+
+impl FromToml for String {
+    fn from_toml(key: &str, value: Spanned<DeValue<'_>>, problems: &mut Findings) -> Option<Self> {
+        match value.get_ref() {
+            DeValue::String(s) => Some(s.to_string()),
+            _ => mismatch(key, "a string", &value, problems),
+        }
+    }
+}
+
+impl FromToml for i64 {
+    fn from_toml(key: &str, value: Spanned<DeValue<'_>>, problems: &mut Findings) -> Option<Self> {
+        let DeValue::Integer(int) = value.get_ref() else {
+            return mismatch(key, "an integer", &value, problems);
+        };
+        let parsed = i64::from_str_radix(int.as_str(), int.radix()).ok();
+        if parsed.is_none() {
+            problems.push(&value.span(), format!("{key}: integer out of range"));
+        }
+        parsed
+    }
+}
+
+impl<T: FromToml> FromToml for Vec<T> {
+    fn from_toml(key: &str, value: Spanned<DeValue<'_>>, problems: &mut Findings) -> Option<Self> {
+        let DeValue::Array(items) = value.get_ref() else {
+            // `[source]` where `[[source]]` was meant is the likely slip.
+            let expected = match value.get_ref() {
+                DeValue::Table(_) => "an array (tables in an array are written `[[...]]`)",
+                _ => "an array",
+            };
+            return mismatch(key, expected, &value, problems);
+        };
+        // Every element is converted, so each bad one is reported; the good
+        // ones are kept so that stage two still checks them (the config is
+        // refused anyway, but their own problems are reported in this run).
+        let items = items
+            .iter()
+            .filter_map(|item| T::from_toml(key, item.clone(), problems))
+            .collect();
+        Some(items)
+    }
+}
+
+/// Reads one key's value into a [`Field`].
+fn read_field<T: FromToml>(
+    key: Spanned<DeString<'_>>,
+    value: Spanned<DeValue<'_>>,
+    problems: &mut Findings,
+) -> Option<Field<T>> {
+    let span = value.span();
+    let value = T::from_toml(key.get_ref(), value, problems)?;
+    Some(Field {
+        value,
+        key: key.span(),
+        span,
+    })
+}
+
+/// The table inside `value`, or a problem.
+fn into_table<'i>(
+    key: &str,
+    value: Spanned<DeValue<'i>>,
+    problems: &mut Findings,
+) -> Option<DeTable<'i>> {
+    let span = value.span();
+    match value.into_inner() {
+        DeValue::Table(table) => Some(table),
+        other => mismatch(key, "a table", &Spanned::new(span, other), problems),
+    }
+}
+
+/// Records "`key`: expected X, found Y". Never shows the value: it may be a
+/// secret written under the wrong key.
+fn mismatch<T>(
+    key: &str,
+    expected: &str,
+    value: &Spanned<DeValue<'_>>,
+    problems: &mut Findings,
+) -> Option<T> {
+    let found = with_article(value.get_ref().type_str());
+    problems.push(
+        &value.span(),
+        format!("{key}: expected {expected}, found {found}"),
+    );
+    None
+}
+
+/// Records an unknown key, suggesting the closest known one.
+fn unknown_key(key: &Spanned<DeString<'_>>, place: &str, known: &[&str], problems: &mut Findings) {
+    let name = key.get_ref();
+    let hint = match closest(name, known) {
+        Some(k) => format!(" (did you mean `{k}`?)"),
+        None => String::new(),
+    };
+    problems.push(&key.span(), format!("unknown key `{name}` {place}{hint}"));
+}
+
+/// "an integer", "a string".
+fn with_article(noun: &str) -> String {
+    let article = if noun.starts_with(['a', 'e', 'i', 'o', 'u']) {
+        "an"
+    } else {
+        "a"
+    };
+    format!("{article} {noun}")
+}

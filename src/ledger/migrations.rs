@@ -1,15 +1,311 @@
 //! Opening the file and migrating its schema forward (append-only list of
 //! migrations under `PRAGMA user_version`).
+//!
+//! **Invariant:** [`MIGRATIONS`] is append-only. Migration `i` (0-based) takes
+//! a file from `user_version = i` to `i + 1`; a released entry is never edited,
+//! because files in the field already ran it. Each one runs in its own
+//! transaction together with the `user_version` bump, so a crash leaves the
+//! file at a whole version.
 
-use super::{Ledger, LedgerError};
+use super::{Ledger, LedgerError, sql_err};
+use rusqlite::{Connection, OpenFlags, TransactionBehavior};
+use std::fs::OpenOptions;
+use std::io::ErrorKind;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
+use std::time::Duration;
+
+/// How long a statement waits for another connection's write lock (e.g. the
+/// daemon and a `ledger retry` in another process) before failing with
+/// SQLITE_BUSY. Our write transactions are short (one page, one batch), so 5 s
+/// is only ever reached when something is stuck.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Prepared statements kept per connection (see [`configure`]).
+const STATEMENT_CACHE: usize = 64;
+
+/// The schema, one entry per version. Append only.
+pub(super) const MIGRATIONS: &[&str] = &[
+    // 1: the initial schema (SPEC section 6). Columns up to `removed_at` are
+    // the auditors' contract; the rest of `reviews` is the outbox's own state.
+    r"
+CREATE TABLE reviews (
+    platform            TEXT NOT NULL,
+    review_id           TEXT NOT NULL,
+    source_name         TEXT NOT NULL,
+    location_id         TEXT NOT NULL,
+    group_id            TEXT,
+    group_external_ref  TEXT,
+    status              TEXT NOT NULL
+                        CHECK (status IN ('pending','delivered','held','rejected')),
+    payload             TEXT NOT NULL,
+    content_hash        TEXT NOT NULL,
+    first_seen_at       TEXT NOT NULL,
+    source_updated_at   TEXT,
+    delivered_at        TEXT,
+    request_id          TEXT,
+    attempts            INTEGER NOT NULL DEFAULT 0,
+    last_error          TEXT,
+    removed_at          TEXT,
+    last_seen_at        TEXT NOT NULL,
+    next_attempt_at     TEXT,
+    retry_count         INTEGER NOT NULL DEFAULT 0,
+    versions            INTEGER NOT NULL DEFAULT 1,
+    PRIMARY KEY (platform, review_id),
+    -- The API refuses a body with both keys; so does the ledger.
+    CHECK (group_id IS NULL OR group_external_ref IS NULL)
+);
+-- The claim query and next_due_at: only pending rows are ever due.
+CREATE INDEX reviews_due ON reviews (next_attempt_at) WHERE status = 'pending';
+-- Per-location counts (gap reports, reconciliation).
+CREATE INDEX reviews_location ON reviews (source_name, location_id);
+-- `ledger list/export` stream in this order without sorting the whole table.
+CREATE INDEX reviews_first_seen ON reviews (first_seen_at, platform, review_id);
+
+CREATE TABLE attempts (
+    id             INTEGER PRIMARY KEY,
+    platform       TEXT NOT NULL,
+    review_id      TEXT NOT NULL,
+    content_hash   TEXT NOT NULL,
+    attempted_at   TEXT NOT NULL,
+    http_status    INTEGER,
+    error_type     TEXT,
+    error_message  TEXT,
+    request_id     TEXT,
+    duration_ms    INTEGER NOT NULL,
+    outcome        TEXT NOT NULL
+                   CHECK (outcome IN ('delivered','retry','held','rejected'))
+);
+CREATE INDEX attempts_review ON attempts (platform, review_id);
+
+CREATE TABLE quarantine (
+    id             INTEGER PRIMARY KEY,
+    source_name    TEXT NOT NULL,
+    location_id    TEXT NOT NULL,
+    platform       TEXT NOT NULL,
+    reference      TEXT NOT NULL,
+    reason         TEXT NOT NULL,
+    raw            TEXT NOT NULL,
+    raw_hash       TEXT NOT NULL,
+    first_seen_at  TEXT NOT NULL,
+    last_seen_at   TEXT NOT NULL,
+    seen_count     INTEGER NOT NULL DEFAULT 1,
+    UNIQUE (source_name, location_id, raw_hash)
+);
+
+CREATE TABLE poll_state (
+    source_name  TEXT NOT NULL,
+    location_id  TEXT NOT NULL,
+    high_water   TEXT,
+    cursor       TEXT,
+    updated_at   TEXT NOT NULL,
+    PRIMARY KEY (source_name, location_id)
+);
+
+CREATE TABLE polls (
+    id              INTEGER PRIMARY KEY,
+    source_name     TEXT NOT NULL,
+    location_id     TEXT NOT NULL,
+    started_at      TEXT NOT NULL,
+    ended_at        TEXT NOT NULL,
+    pages           INTEGER NOT NULL,
+    requests        INTEGER NOT NULL,
+    fetched         INTEGER NOT NULL,
+    new             INTEGER NOT NULL,
+    edited          INTEGER NOT NULL,
+    unchanged       INTEGER NOT NULL,
+    quarantined     INTEGER NOT NULL,
+    reported_total  INTEGER,
+    gap             INTEGER,
+    error           TEXT
+);
+CREATE INDEX polls_location ON polls (source_name, location_id, started_at);
+",
+];
+
+/// The schema version this build writes.
+pub(super) fn latest_version() -> i64 {
+    version_of(MIGRATIONS)
+}
+
+fn version_of(migrations: &[&str]) -> i64 {
+    // A list of more than i64::MAX migrations cannot exist.
+    i64::try_from(migrations.len()).unwrap_or(i64::MAX)
+}
 
 pub(super) fn open(path: &Path) -> Result<Ledger, LedgerError> {
-    let _ = path;
-    todo!("ledger helper")
+    open_with(path, MIGRATIONS)
+}
+
+/// [`open`] with a given migration list (tests run the runner on their own).
+pub(super) fn open_with(path: &Path, migrations: &[&str]) -> Result<Ledger, LedgerError> {
+    require_directory(path)?;
+    create_private_file(path)?;
+    // No SQLITE_OPEN_CREATE: the file exists now with our mode, and a
+    // vanished file should be an error, not a fresh world-readable one.
+    // No SQLITE_OPEN_URI: a path is a path, even one starting with `file:`.
+    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let mut conn = Connection::open_with_flags(path, flags).map_err(sql_err(path))?;
+    configure(&conn, path)?;
+    migrate(&mut conn, path, migrations)?;
+    Ok(Ledger {
+        conn,
+        path: path.to_path_buf(),
+    })
 }
 
 pub(super) fn open_readonly(path: &Path) -> Result<Ledger, LedgerError> {
-    let _ = path;
-    todo!("ledger helper")
+    if !path.is_file() {
+        return Err(io_err(path, "the ledger file does not exist"));
+    }
+    let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let conn = Connection::open_with_flags(path, flags).map_err(sql_err(path))?;
+    conn.busy_timeout(BUSY_TIMEOUT).map_err(sql_err(path))?;
+    let found = user_version(&conn, path)?;
+    let latest = latest_version();
+    if found > latest {
+        return Err(LedgerError::TooNew {
+            path: path.to_path_buf(),
+            found,
+            supported: latest,
+        });
+    }
+    if found < latest {
+        return Err(io_err(
+            path,
+            &format!(
+                "schema version {found} is older than this review-sync's ({latest}); \
+                 run a read-write command once (`review-sync run`, `sync` or `ledger retry`) \
+                 to migrate it, then try again"
+            ),
+        ));
+    }
+    Ok(Ledger {
+        conn,
+        path: path.to_path_buf(),
+    })
+}
+
+fn io_err(path: &Path, reason: &str) -> LedgerError {
+    LedgerError::Io {
+        path: path.to_path_buf(),
+        reason: reason.to_owned(),
+    }
+}
+
+/// Refuses a path whose directory does not exist (see [`Ledger::open`]).
+fn require_directory(path: &Path) -> Result<(), LedgerError> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        // A bare file name lives in the current directory, which exists.
+        _ => return Ok(()),
+    };
+    match std::fs::metadata(dir) {
+        Ok(m) if m.is_dir() => Ok(()),
+        Ok(_) => Err(io_err(
+            path,
+            &format!("{} is not a directory", dir.display()),
+        )),
+        Err(e) if e.kind() == ErrorKind::NotFound => Err(io_err(
+            path,
+            &format!(
+                "directory {} does not exist (review-sync does not create it; \
+                 systemd's StateDirectory= does, or create it by hand)",
+                dir.display()
+            ),
+        )),
+        Err(e) => Err(io_err(
+            path,
+            &format!("cannot access {}: {e}", dir.display()),
+        )),
+    }
+}
+
+/// Creates the file with mode 0600 if it is missing: reviews are personal
+/// data, and SQLite would otherwise create it 0644 (minus umask). SQLite gives
+/// the `-wal` and `-shm` files the database file's mode.
+fn create_private_file(path: &Path) -> Result<(), LedgerError> {
+    let created = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path);
+    match created {
+        Ok(_) => Ok(()),
+        // Existing ledger (or another process just created it): keep it as is.
+        Err(e) if e.kind() == ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(io_err(path, &format!("cannot create the ledger file: {e}"))),
+    }
+}
+
+fn configure(conn: &Connection, path: &Path) -> Result<(), LedgerError> {
+    let err = sql_err(path);
+    conn.busy_timeout(BUSY_TIMEOUT).map_err(&err)?;
+    // journal_mode answers with the mode in effect; it can silently stay
+    // `delete` (e.g. on a filesystem without shared memory), and then
+    // auditors' readers would block the daemon, so check it.
+    let mode: String = conn
+        .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
+        .map_err(&err)?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        return Err(io_err(
+            path,
+            &format!("cannot switch to WAL mode (SQLite kept journal_mode={mode})"),
+        ));
+    }
+    // NORMAL in WAL mode: a commit survives a process crash; only an OS crash
+    // may lose the last commits, and the file stays consistent either way.
+    conn.pragma_update(None, "synchronous", "NORMAL")
+        .map_err(&err)?;
+    conn.pragma_update(None, "foreign_keys", "ON")
+        .map_err(&err)?;
+    // This module prepares more distinct statements than rusqlite's default
+    // cache of 16 holds; a stats call must not evict the hot page, claim and
+    // attempt statements the daemon runs every few seconds.
+    conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+    Ok(())
+}
+
+fn user_version(conn: &Connection, path: &Path) -> Result<i64, LedgerError> {
+    conn.query_row("PRAGMA user_version", [], |r| r.get(0))
+        .map_err(sql_err(path))
+}
+
+/// Applies `migrations[user_version..]` in order, one transaction each.
+fn migrate(conn: &mut Connection, path: &Path, migrations: &[&str]) -> Result<(), LedgerError> {
+    let err = sql_err(path);
+    let latest = version_of(migrations);
+    loop {
+        // IMMEDIATE takes the write lock before reading the version, so two
+        // processes starting together cannot both apply the same migration.
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(&err)?;
+        let found = user_version(&tx, path)?;
+        if found < 0 {
+            // Only a hand edit writes this; re-creating tables would be worse.
+            return Err(LedgerError::Corrupt {
+                path: path.to_path_buf(),
+                table: "pragma",
+                column: "user_version",
+                value: found.to_string(),
+            });
+        }
+        if found > latest {
+            return Err(LedgerError::TooNew {
+                path: path.to_path_buf(),
+                found,
+                supported: latest,
+            });
+        }
+        let Some(sql) = usize::try_from(found).ok().and_then(|i| migrations.get(i)) else {
+            // Up to date; dropping `tx` ends the empty transaction.
+            return Ok(());
+        };
+        tx.execute_batch(sql).map_err(&err)?;
+        tx.pragma_update(None, "user_version", found + 1)
+            .map_err(&err)?;
+        tx.commit().map_err(&err)?;
+        tracing::info!(ledger = %path.display(), version = found + 1, "ledger schema migrated");
+    }
 }

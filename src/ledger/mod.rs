@@ -6,13 +6,18 @@
 //! Timestamps are stored as ISO 8601 UTC text of fixed width
 //! (`2026-11-24T22:45:52.123Z`), so text order is time order.
 
+mod delivery;
 mod handle;
 mod migrations;
 mod model;
 mod polls;
 mod queries;
 mod reviews;
-mod delivery;
+mod row;
+mod time;
+
+#[cfg(test)]
+mod tests;
 
 pub use handle::LedgerHandle;
 pub use model::*;
@@ -40,7 +45,9 @@ pub enum LedgerError {
         reason: String,
     },
     /// The file was written by a newer review-sync (schema version too high).
-    #[error("ledger {path}: schema version {found} is newer than this review-sync understands ({supported}); upgrade review-sync")]
+    #[error(
+        "ledger {path}: schema version {found} is newer than this review-sync understands ({supported}); upgrade review-sync"
+    )]
     TooNew {
         /// The ledger file.
         path: PathBuf,
@@ -73,11 +80,15 @@ pub struct Ledger {
 }
 
 impl Ledger {
-    /// Opens (creating if needed, mode 0600, parent directory created 0700)
-    /// the ledger at `path`, sets WAL, `synchronous=NORMAL`, a busy timeout of
-    /// 5 s and foreign keys, and applies pending migrations in one transaction
-    /// each. A read-only or missing-directory problem is an error naming the
-    /// file, never a panic.
+    /// Opens (creating the file if needed, mode 0600) the ledger at `path`,
+    /// sets WAL, `synchronous=NORMAL`, a busy timeout of 5 s and foreign
+    /// keys, and applies pending migrations in one transaction each.
+    ///
+    /// The parent directory must already exist: it is never created here
+    /// (systemd's `StateDirectory=` creates the real one, and silently
+    /// creating directories elsewhere would hide a typo in the config). A
+    /// missing directory, a read-only file or a schema newer than this build
+    /// is an error naming the file, never a panic.
     pub fn open(path: &Path) -> Result<Ledger, LedgerError> {
         migrations::open(path)
     }
@@ -102,10 +113,40 @@ impl Ledger {
             .map_err(|e| self.err(e))
     }
 
-    fn err(&self, source: rusqlite::Error) -> LedgerError {
-        LedgerError::Sqlite {
-            path: self.path.clone(),
-            source,
-        }
+    /// Runs a `SELECT COUNT(*) ...` and returns the count.
+    fn count<P: rusqlite::Params>(&self, sql: &str, params: P) -> Result<u64, LedgerError> {
+        let n: i64 = self
+            .conn
+            .prepare_cached(sql)
+            .and_then(|mut st| st.query_row(params, |r| r.get(0)))
+            .map_err(|e| self.err(e))?;
+        // COUNT(*) is never negative.
+        Ok(n.unsigned_abs())
     }
+
+    fn err(&self, source: rusqlite::Error) -> LedgerError {
+        sql_err(&self.path)(source)
+    }
+}
+
+/// A count as SQLite stores it. rusqlite binds only signed integers (without
+/// its `fallible_uint` feature); no count reaches `i64::MAX`, so saturating is
+/// exact in practice and never fails a write.
+fn sql_int(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+/// The error mapper for code that holds `&mut self.conn` (a transaction) and
+/// so cannot call [`Ledger::err`], which borrows the whole ledger.
+fn sql_err(path: &Path) -> impl Fn(rusqlite::Error) -> LedgerError + '_ {
+    move |source| LedgerError::Sqlite {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// Formats an instant the way the ledger stores it (`2026-11-24T22:45:52.123Z`),
+/// for commands that print ledger times.
+pub fn format_time(t: chrono::DateTime<chrono::Utc>) -> String {
+    time::to_text(t)
 }

@@ -1,14 +1,63 @@
 //! What auditors and the `ledger` commands ask: stats, lists, one review's
 //! history, exports, and putting reviews back to `pending`.
 
-use super::{AttemptRow, Ledger, LedgerError, ReviewFilter, ReviewRow, Stats};
+use super::reviews::group_columns;
+use super::row::RowReader;
+use super::{
+    AttemptRow, Ledger, LedgerError, ReviewFilter, ReviewRow, Stats, Status, sql_err, time,
+};
 use crate::domain::GroupRef;
 use chrono::{DateTime, Utc};
+use rusqlite::types::Value;
+use rusqlite::{Connection, Row, TransactionBehavior, named_params, params_from_iter};
+use std::path::Path;
+
+/// The `reviews` columns [`read_review`] expects, in a `SELECT`.
+const REVIEW_COLUMNS: &str = "platform, review_id, source_name, location_id, group_id,
+    group_external_ref, status, payload, content_hash, first_seen_at, source_updated_at,
+    delivered_at, request_id, attempts, last_error, removed_at, next_attempt_at";
+
+/// The order of statuses in [`Stats`]: the lifecycle order auditors read in.
+const STATUS_ORDER: [Status; 4] = [
+    Status::Pending,
+    Status::Delivered,
+    Status::Held,
+    Status::Rejected,
+];
+
+/// `ORDER BY` term sorting statuses in [`STATUS_ORDER`].
+const STATUS_RANK: &str = "CASE status WHEN 'pending' THEN 0 WHEN 'delivered' THEN 1
+    WHEN 'held' THEN 2 ELSE 3 END";
 
 impl Ledger {
     /// Counts by status, platform, source and group; oldest pending.
+    ///
+    /// Read in one transaction, so the numbers agree with each other even
+    /// while the daemon writes.
     pub fn stats(&self) -> Result<Stats, LedgerError> {
-        todo!("ledger helper")
+        // A read transaction only: `&self` cannot be inside another one.
+        let tx = self.conn.unchecked_transaction().map_err(|e| self.err(e))?;
+        let stats = Stats {
+            total: self.count("SELECT COUNT(*) FROM reviews", [])?,
+            by_status: self.by_status()?,
+            by_platform: self.grouped_by("platform")?,
+            by_source: self.grouped_by("source_name")?,
+            by_group: self.grouped_by(
+                "CASE WHEN group_external_ref IS NOT NULL
+                          THEN 'group_external_ref=' || group_external_ref
+                      WHEN group_id IS NOT NULL THEN 'group_id=' || group_id
+                      ELSE '(unmapped)' END",
+            )?,
+            oldest_pending: self.oldest_pending()?,
+            removed: self.count(
+                "SELECT COUNT(*) FROM reviews WHERE removed_at IS NOT NULL",
+                [],
+            )?,
+            quarantined: self.count("SELECT COUNT(*) FROM quarantine", [])?,
+            attempts: self.count("SELECT COUNT(*) FROM attempts", [])?,
+        };
+        tx.commit().map_err(|e| self.err(e))?;
+        Ok(stats)
     }
 
     /// Calls `f` for every review row matching `filter`, ordered by
@@ -18,8 +67,19 @@ impl Ledger {
         filter: &ReviewFilter,
         f: &mut dyn FnMut(&ReviewRow) -> Result<(), LedgerError>,
     ) -> Result<(), LedgerError> {
-        let _ = (filter, f);
-        todo!("ledger helper")
+        let (clause, params) = filter_clause(filter, &filter.statuses);
+        let sql = format!(
+            "SELECT {REVIEW_COLUMNS} FROM reviews{clause}
+             ORDER BY first_seen_at, platform, review_id"
+        );
+        let mut st = self.conn.prepare_cached(&sql).map_err(|e| self.err(e))?;
+        let mut rows = st
+            .query(params_from_iter(params))
+            .map_err(|e| self.err(e))?;
+        while let Some(row) = rows.next().map_err(|e| self.err(e))? {
+            f(&read_review(row, &self.path)?)?;
+        }
+        Ok(())
     }
 
     /// One review and its attempts, oldest first.
@@ -28,8 +88,23 @@ impl Ledger {
         platform: &str,
         review_id: &str,
     ) -> Result<Option<(ReviewRow, Vec<AttemptRow>)>, LedgerError> {
-        let _ = (platform, review_id);
-        todo!("ledger helper")
+        // One snapshot: the attempts match the row shown.
+        let tx = self.conn.unchecked_transaction().map_err(|e| self.err(e))?;
+        let filter = ReviewFilter {
+            review: Some((platform.to_owned(), review_id.to_owned())),
+            ..ReviewFilter::default()
+        };
+        let mut found = None;
+        self.for_each_review(&filter, &mut |row| {
+            found = Some(row.clone());
+            Ok(())
+        })?;
+        let Some(row) = found else {
+            return Ok(None);
+        };
+        let attempts = self.attempts_of(platform, review_id)?;
+        tx.commit().map_err(|e| self.err(e))?;
+        Ok(Some((row, attempts)))
     }
 
     /// Puts the rows matching `filter` (whose statuses must be held and/or
@@ -39,18 +114,313 @@ impl Ledger {
     /// `group_id`/`group_external_ref` columns updated). A row for which it
     /// returns `None` is left as it is and counted as skipped.
     /// Returns (requeued, skipped).
+    ///
+    /// An empty `filter.statuses` means held and rejected; `pending` and
+    /// `delivered` in it are ignored (they are not retried). `last_error` is
+    /// cleared (the attempts table keeps the history). All in one transaction.
     pub fn retry(
         &mut self,
         filter: &ReviewFilter,
         now: DateTime<Utc>,
         regroup: &dyn Fn(&str, &str) -> Option<GroupRef>,
     ) -> Result<(u64, u64), LedgerError> {
-        let _ = (filter, now, regroup);
-        todo!("ledger helper")
+        let statuses = retryable(&filter.statuses);
+        if statuses.is_empty() {
+            return Ok((0, 0));
+        }
+        let err = sql_err(&self.path);
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(&err)?;
+        // Collected first: updating rows while a SELECT walks them is legal
+        // in SQLite but makes the walk's result depend on the update order.
+        let candidates = retry_candidates(&tx, &self.path, filter, &statuses)?;
+        let now = time::to_text(now);
+        let (mut requeued, mut skipped) = (0, 0);
+        for c in &candidates {
+            let Some(group) = regroup(&c.source_name, &c.location_id) else {
+                skipped += 1;
+                continue;
+            };
+            let payload =
+                regroup_payload(&c.payload, &group).ok_or_else(|| LedgerError::Corrupt {
+                    path: self.path.clone(),
+                    table: "reviews",
+                    column: "payload",
+                    value: c.payload.clone(),
+                })?;
+            requeue(&tx, c, &group, &payload, &now).map_err(&err)?;
+            requeued += 1;
+        }
+        tx.commit().map_err(&err)?;
+        Ok((requeued, skipped))
     }
 
     /// Every attempt row, for `ledger export` of attempts and tests.
     pub fn attempt_count(&self) -> Result<u64, LedgerError> {
-        todo!("ledger helper")
+        self.count("SELECT COUNT(*) FROM attempts", [])
+    }
+
+    /// Every status with its count (zero when absent), in [`STATUS_ORDER`].
+    fn by_status(&self) -> Result<Vec<(String, u64)>, LedgerError> {
+        let counted = self.grouped_by("'all'")?;
+        Ok(STATUS_ORDER
+            .iter()
+            .map(|s| {
+                let n = counted
+                    .iter()
+                    .find(|(_, status, _)| status == s.as_str())
+                    .map_or(0, |(_, _, n)| *n);
+                (s.as_str().to_owned(), n)
+            })
+            .collect())
+    }
+
+    /// (key, status, count) grouped by the SQL expression `key`, sorted by
+    /// key then status in [`STATUS_ORDER`].
+    fn grouped_by(&self, key: &str) -> Result<Vec<(String, String, u64)>, LedgerError> {
+        let sql = format!(
+            "SELECT {key} AS key, status, COUNT(*) AS n FROM reviews
+             GROUP BY 1, 2 ORDER BY 1, {STATUS_RANK}"
+        );
+        let mut st = self.conn.prepare_cached(&sql).map_err(|e| self.err(e))?;
+        let mut rows = st.query([]).map_err(|e| self.err(e))?;
+        let mut out = Vec::new();
+        while let Some(row) = rows.next().map_err(|e| self.err(e))? {
+            let r = RowReader::new(row, &self.path, "reviews");
+            out.push((r.get("key")?, r.get("status")?, r.count("n")?));
+        }
+        Ok(out)
+    }
+
+    fn oldest_pending(&self) -> Result<Option<DateTime<Utc>>, LedgerError> {
+        let mut st = self
+            .conn
+            .prepare_cached(
+                "SELECT MIN(first_seen_at) AS first_seen_at FROM reviews
+                 WHERE status = 'pending'",
+            )
+            .map_err(|e| self.err(e))?;
+        let mut rows = st.query([]).map_err(|e| self.err(e))?;
+        match rows.next().map_err(|e| self.err(e))? {
+            Some(row) => RowReader::new(row, &self.path, "reviews").opt_time("first_seen_at"),
+            None => Ok(None),
+        }
+    }
+
+    fn attempts_of(&self, platform: &str, review_id: &str) -> Result<Vec<AttemptRow>, LedgerError> {
+        let mut st = self
+            .conn
+            .prepare_cached(
+                "SELECT attempted_at, content_hash, http_status, error_type, error_message,
+                     request_id, duration_ms, outcome
+                 FROM attempts WHERE platform = ?1 AND review_id = ?2
+                 ORDER BY attempted_at, id",
+            )
+            .map_err(|e| self.err(e))?;
+        let mut rows = st.query((platform, review_id)).map_err(|e| self.err(e))?;
+        let mut out = Vec::new();
+        while let Some(row) = rows.next().map_err(|e| self.err(e))? {
+            out.push(read_attempt(row, &self.path)?);
+        }
+        Ok(out)
+    }
+}
+
+/// A `reviews` row selected with [`REVIEW_COLUMNS`].
+fn read_review(row: &Row<'_>, path: &Path) -> Result<ReviewRow, LedgerError> {
+    let r = RowReader::new(row, path, "reviews");
+    Ok(ReviewRow {
+        platform: r.get("platform")?,
+        review_id: r.get("review_id")?,
+        source_name: r.get("source_name")?,
+        location_id: r.get("location_id")?,
+        group_id: r.get("group_id")?,
+        group_external_ref: r.get("group_external_ref")?,
+        status: r.status("status")?,
+        payload: r.get("payload")?,
+        content_hash: r.get("content_hash")?,
+        first_seen_at: r.time("first_seen_at")?,
+        source_updated_at: r.opt_time("source_updated_at")?,
+        delivered_at: r.opt_time("delivered_at")?,
+        request_id: r.get("request_id")?,
+        attempts: r.count("attempts")?,
+        last_error: r.get("last_error")?,
+        removed_at: r.opt_time("removed_at")?,
+        next_attempt_at: r.opt_time("next_attempt_at")?,
+    })
+}
+
+fn read_attempt(row: &Row<'_>, path: &Path) -> Result<AttemptRow, LedgerError> {
+    let r = RowReader::new(row, path, "attempts");
+    Ok(AttemptRow {
+        attempted_at: r.time("attempted_at")?,
+        content_hash: r.get("content_hash")?,
+        http_status: r.get("http_status")?,
+        error_type: r.get("error_type")?,
+        error_message: r.get("error_message")?,
+        request_id: r.get("request_id")?,
+        duration_ms: r.count("duration_ms")?,
+        outcome: r.get("outcome")?,
+    })
+}
+
+/// The ` WHERE ...` clause (empty when nothing filters) and its positional
+/// parameters for `filter`, with `statuses` in place of `filter.statuses`.
+fn filter_clause(filter: &ReviewFilter, statuses: &[Status]) -> (String, Vec<Value>) {
+    let mut terms: Vec<String> = Vec::new();
+    let mut params: Vec<Value> = Vec::new();
+    if !statuses.is_empty() {
+        let marks = vec!["?"; statuses.len()].join(", ");
+        terms.push(format!("status IN ({marks})"));
+        params.extend(statuses.iter().map(|s| Value::from(s.as_str().to_owned())));
+    }
+    if let Some(source) = &filter.source {
+        terms.push("source_name = ?".to_owned());
+        params.push(Value::from(source.clone()));
+    }
+    if let Some(group) = &filter.group {
+        terms.push("(group_external_ref = ? OR group_id = ?)".to_owned());
+        params.push(Value::from(group.clone()));
+        params.push(Value::from(group.clone()));
+    }
+    if let Some(since) = filter.since {
+        terms.push("first_seen_at >= ?".to_owned());
+        params.push(Value::from(time::to_text(since)));
+    }
+    if let Some((platform, review_id)) = &filter.review {
+        terms.push("platform = ? AND review_id = ?".to_owned());
+        params.push(Value::from(platform.clone()));
+        params.push(Value::from(review_id.clone()));
+    }
+    if terms.is_empty() {
+        return (String::new(), params);
+    }
+    (format!(" WHERE {}", terms.join(" AND ")), params)
+}
+
+/// The statuses `ledger retry` may act on, out of the ones asked for.
+fn retryable(asked: &[Status]) -> Vec<Status> {
+    if asked.is_empty() {
+        return vec![Status::Held, Status::Rejected];
+    }
+    STATUS_ORDER
+        .into_iter()
+        .filter(|s| matches!(s, Status::Held | Status::Rejected) && asked.contains(s))
+        .collect()
+}
+
+/// A row `retry` may put back to pending.
+struct Candidate {
+    platform: String,
+    review_id: String,
+    source_name: String,
+    location_id: String,
+    payload: String,
+}
+
+fn retry_candidates(
+    conn: &Connection,
+    path: &Path,
+    filter: &ReviewFilter,
+    statuses: &[Status],
+) -> Result<Vec<Candidate>, LedgerError> {
+    let err = sql_err(path);
+    let (clause, params) = filter_clause(filter, statuses);
+    let sql = format!(
+        "SELECT platform, review_id, source_name, location_id, payload FROM reviews{clause}
+         ORDER BY first_seen_at, platform, review_id"
+    );
+    let mut st = conn.prepare_cached(&sql).map_err(&err)?;
+    let mut rows = st.query(params_from_iter(params)).map_err(&err)?;
+    let mut out = Vec::new();
+    while let Some(row) = rows.next().map_err(&err)? {
+        let r = RowReader::new(row, path, "reviews");
+        out.push(Candidate {
+            platform: r.get("platform")?,
+            review_id: r.get("review_id")?,
+            source_name: r.get("source_name")?,
+            location_id: r.get("location_id")?,
+            payload: r.get("payload")?,
+        });
+    }
+    Ok(out)
+}
+
+fn requeue(
+    conn: &Connection,
+    c: &Candidate,
+    group: &GroupRef,
+    payload: &str,
+    now: &str,
+) -> rusqlite::Result<()> {
+    let (group_id, group_external_ref) = group_columns(Some(group));
+    conn.prepare_cached(
+        "UPDATE reviews SET status = 'pending', next_attempt_at = :now, retry_count = 0,
+             last_error = NULL, payload = :payload,
+             group_id = :group_id, group_external_ref = :group_external_ref
+         WHERE platform = :platform AND review_id = :review_id",
+    )?
+    .execute(named_params! {
+        ":platform": c.platform,
+        ":review_id": c.review_id,
+        ":now": now,
+        ":payload": payload,
+        ":group_id": group_id,
+        ":group_external_ref": group_external_ref,
+    })?;
+    Ok(())
+}
+
+/// `payload` with its group key replaced by `group`'s, as the body's first
+/// key (where the body builder puts it), the other keys in their order.
+/// `None` when the payload is not a JSON object.
+fn regroup_payload(payload: &str, group: &GroupRef) -> Option<String> {
+    let Ok(serde_json::Value::Object(old)) = serde_json::from_str(payload) else {
+        return None;
+    };
+    // A new map rather than `remove`: with `preserve_order`, `Map::remove`
+    // swaps the last key into the removed one's place.
+    let mut new = serde_json::Map::with_capacity(old.len() + 1);
+    new.insert(
+        group.key().to_owned(),
+        serde_json::Value::String(group.value().to_owned()),
+    );
+    new.extend(
+        old.into_iter()
+            .filter(|(k, _)| k != "group_id" && k != "group_external_ref"),
+    );
+    serde_json::to_string(&serde_json::Value::Object(new)).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn regroup_puts_the_new_key_first_and_keeps_the_order() {
+        let body = r#"{"channel":"review","group_id":"old","review":{"source":"google","review_id":"r1"},"z":1}"#;
+        let out = regroup_payload(body, &GroupRef::ExternalRef("p-9".into())).unwrap();
+        assert_eq!(
+            out,
+            r#"{"group_external_ref":"p-9","channel":"review","review":{"source":"google","review_id":"r1"},"z":1}"#
+        );
+    }
+
+    #[test]
+    fn regroup_refuses_a_payload_that_is_not_an_object() {
+        assert_eq!(regroup_payload("[1]", &GroupRef::Id("g".into())), None);
+        assert_eq!(regroup_payload("not json", &GroupRef::Id("g".into())), None);
+    }
+
+    #[test]
+    fn retry_acts_only_on_held_and_rejected() {
+        assert_eq!(retryable(&[]), vec![Status::Held, Status::Rejected]);
+        assert_eq!(
+            retryable(&[Status::Rejected, Status::Pending]),
+            vec![Status::Rejected]
+        );
+        assert!(retryable(&[Status::Delivered]).is_empty());
     }
 }

@@ -1,0 +1,299 @@
+//! The HTTP control API under `/_sandbox`: lets users of
+//! `review-sync sandbox` and child-process benchmarks see counts and
+//! received messages, add or edit Google reviews, and script faults,
+//! without linking the library. Its wire types live here only.
+
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use chrono::SecondsFormat;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::faults::{Endpoint, Fault, FaultRates, Faults};
+use crate::google::{GoogleEmulator, NewGoogleReview};
+use crate::travtus::TravtusEmulator;
+
+/// What the control handlers act on.
+#[derive(Clone)]
+pub(crate) struct Control {
+    pub(crate) travtus: TravtusEmulator,
+    pub(crate) google: GoogleEmulator,
+    /// Unscoped: faults for any endpoint, counts over all.
+    pub(crate) faults: Faults,
+}
+
+/// Routes of the control API, relative to `/_sandbox`.
+pub(crate) fn router(control: Control) -> Router {
+    Router::new()
+        .route("/state", get(state))
+        .route("/travtus/messages", get(travtus_messages))
+        .route("/travtus/groups", get(travtus_groups))
+        .route("/travtus/token_lifetime", post(travtus_token_lifetime))
+        .route("/google/locations", get(google_locations))
+        .route("/google/reviews", post(google_add_review))
+        .route("/google/edit", post(google_edit_review))
+        .route("/google/token_lifetime", post(google_token_lifetime))
+        .route("/faults", post(push_fault))
+        .route("/faults/rates", post(set_rates))
+        .route("/faults/clear", post(clear_faults))
+        .with_state(control)
+}
+
+fn bad_request(message: String) -> Response {
+    (StatusCode::BAD_REQUEST, Json(json!({"error": message}))).into_response()
+}
+
+fn not_found(message: String) -> Response {
+    (StatusCode::NOT_FOUND, Json(json!({"error": message}))).into_response()
+}
+
+async fn state(State(c): State<Control>) -> Json<Value> {
+    Json(json!({
+        "travtus_messages_accepted": c.travtus.message_count(),
+        "travtus_message_requests": c.travtus.message_requests(),
+        "travtus_token_requests": c.travtus.token_requests(),
+        "google_list_requests_total": c.google.list_requests_total(),
+        "google_token_requests": c.google.token_requests(),
+        "faults_injected": c.faults.injected(),
+    }))
+}
+
+async fn travtus_messages(State(c): State<Control>) -> Json<Value> {
+    let messages = c
+        .travtus
+        .messages()
+        .into_iter()
+        .map(|m| {
+            json!({
+                "request_id": m.request_id,
+                "received_at": m.received_at.to_rfc3339_opts(SecondsFormat::Micros, true),
+                "idempotency_key": m.idempotency_key,
+                "content_type": m.content_type,
+                "group_id": m.group_id,
+                "body": m.body,
+            })
+        })
+        .collect();
+    Json(Value::Array(messages))
+}
+
+async fn travtus_groups(State(c): State<Control>) -> Json<Value> {
+    let groups = c
+        .travtus
+        .groups()
+        .into_iter()
+        .map(|g| json!({"id": g.id, "external_ref": g.external_ref, "accessible": g.accessible}))
+        .collect();
+    Json(Value::Array(groups))
+}
+
+#[derive(Deserialize)]
+struct Lifetime {
+    seconds: u64,
+}
+
+async fn travtus_token_lifetime(
+    State(c): State<Control>,
+    Json(body): Json<Lifetime>,
+) -> Json<Value> {
+    c.travtus
+        .set_token_lifetime(Duration::from_secs(body.seconds));
+    Json(json!({"seconds": body.seconds}))
+}
+
+async fn google_token_lifetime(
+    State(c): State<Control>,
+    Json(body): Json<Lifetime>,
+) -> Json<Value> {
+    c.google
+        .set_token_lifetime(Duration::from_secs(body.seconds));
+    Json(json!({"seconds": body.seconds}))
+}
+
+async fn google_locations(State(c): State<Control>) -> Json<Value> {
+    Json(json!(c.google.locations()))
+}
+
+#[derive(Deserialize)]
+struct AddReview {
+    location: String,
+    star_rating: Option<u8>,
+    comment: Option<String>,
+    #[serde(default)]
+    display_name: String,
+    #[serde(default)]
+    is_anonymous: bool,
+}
+
+async fn google_add_review(State(c): State<Control>, Json(body): Json<AddReview>) -> Response {
+    let review = NewGoogleReview {
+        star_rating: body.star_rating,
+        comment: body.comment,
+        display_name: body.display_name,
+        is_anonymous: body.is_anonymous,
+    };
+    match c.google.try_add_review(&body.location, review) {
+        Some(review_id) => Json(json!({"review_id": review_id})).into_response(),
+        None => not_found(format!("unknown location {:?}", body.location)),
+    }
+}
+
+#[derive(Deserialize)]
+struct EditReview {
+    location: String,
+    review_id: String,
+    comment: Option<String>,
+    star_rating: Option<u8>,
+}
+
+async fn google_edit_review(State(c): State<Control>, Json(body): Json<EditReview>) -> Response {
+    if c.google.edit_review(
+        &body.location,
+        &body.review_id,
+        body.comment,
+        body.star_rating,
+    ) {
+        Json(json!({"edited": true})).into_response()
+    } else {
+        not_found(format!(
+            "no review {:?} in {:?}",
+            body.review_id, body.location
+        ))
+    }
+}
+
+/// A fault as written in control requests: `{"status":500}`,
+/// `{"too_many":{"retry_after_s":2}}`, `"drop"` or `{"slow_ms":500}`.
+#[derive(Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum FaultSpec {
+    Status(u16),
+    TooMany { retry_after_s: Option<u64> },
+    Drop,
+    SlowMs(u64),
+}
+
+impl From<FaultSpec> for Fault {
+    fn from(spec: FaultSpec) -> Fault {
+        match spec {
+            FaultSpec::Status(code) => Fault::Status(code),
+            FaultSpec::TooMany { retry_after_s } => Fault::TooManyRequests {
+                retry_after: retry_after_s.map(Duration::from_secs),
+            },
+            FaultSpec::Drop => Fault::Drop,
+            FaultSpec::SlowMs(ms) => Fault::Slow(Duration::from_millis(ms)),
+        }
+    }
+}
+
+fn endpoint(name: &str) -> Result<Endpoint, String> {
+    Endpoint::from_name(name).ok_or_else(|| {
+        let known: Vec<&str> = Endpoint::ALL.iter().map(|e| e.name()).collect();
+        format!("unknown endpoint {name:?}; known: {}", known.join(", "))
+    })
+}
+
+#[derive(Deserialize)]
+struct PushFault {
+    endpoint: String,
+    fault: FaultSpec,
+    #[serde(default = "one")]
+    times: u32,
+}
+
+fn one() -> u32 {
+    1
+}
+
+async fn push_fault(State(c): State<Control>, Json(body): Json<PushFault>) -> Response {
+    let endpoint = match endpoint(&body.endpoint) {
+        Ok(endpoint) => endpoint,
+        Err(message) => return bad_request(message),
+    };
+    c.faults.push(endpoint, body.fault.into(), body.times);
+    Json(json!({"pending": c.faults.pending(endpoint)})).into_response()
+}
+
+#[derive(Deserialize)]
+struct SetRates {
+    endpoint: String,
+    #[serde(default)]
+    status_500: f64,
+    #[serde(default)]
+    too_many: f64,
+    retry_after_s: Option<u64>,
+    #[serde(default)]
+    drop: f64,
+    #[serde(default)]
+    slow: f64,
+    #[serde(default)]
+    slow_ms: u64,
+}
+
+async fn set_rates(State(c): State<Control>, Json(body): Json<SetRates>) -> Response {
+    let endpoint = match endpoint(&body.endpoint) {
+        Ok(endpoint) => endpoint,
+        Err(message) => return bad_request(message),
+    };
+    let rates = FaultRates {
+        status_500: body.status_500,
+        too_many: body.too_many,
+        retry_after: body.retry_after_s.map(Duration::from_secs),
+        drop: body.drop,
+        slow: body.slow,
+        slow_by: Duration::from_millis(body.slow_ms),
+    };
+    let total = rates.status_500 + rates.too_many + rates.drop + rates.slow;
+    if !(0.0..=1.0).contains(&total)
+        || [rates.status_500, rates.too_many, rates.drop, rates.slow]
+            .iter()
+            .any(|r| *r < 0.0)
+    {
+        return bad_request(format!(
+            "rates must be >= 0 and sum to at most 1 (sum is {total})"
+        ));
+    }
+    c.faults.set_rates(endpoint, rates);
+    Json(json!({"ok": true})).into_response()
+}
+
+async fn clear_faults(State(c): State<Control>) -> Json<Value> {
+    c.faults.clear();
+    Json(json!({"ok": true}))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fault_specs_parse_in_every_documented_form() {
+        let parse = |s: &str| -> Fault {
+            serde_json::from_str::<FaultSpec>(s)
+                .expect("valid fault spec")
+                .into()
+        };
+        assert_eq!(parse(r#"{"status":500}"#), Fault::Status(500));
+        assert_eq!(
+            parse(r#"{"too_many":{"retry_after_s":2}}"#),
+            Fault::TooManyRequests {
+                retry_after: Some(Duration::from_secs(2))
+            }
+        );
+        assert_eq!(
+            parse(r#"{"too_many":{}}"#),
+            Fault::TooManyRequests { retry_after: None }
+        );
+        assert_eq!(parse(r#""drop""#), Fault::Drop);
+        assert_eq!(
+            parse(r#"{"slow_ms":500}"#),
+            Fault::Slow(Duration::from_millis(500))
+        );
+        assert!(serde_json::from_str::<FaultSpec>(r#""explode""#).is_err());
+    }
+}

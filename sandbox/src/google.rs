@@ -1,0 +1,748 @@
+//! The Google emulator (served under `/google`): the OAuth refresh-token
+//! grant and the Business Profile v4 `accounts.locations.reviews.list`
+//! endpoint, over seeded accounts, locations and reviews that tests can
+//! change while the sandbox runs.
+//!
+//! Responses follow proto3 JSON as Google renders it: fields with default
+//! values are omitted, so a location without reviews answers `{}` (no
+//! `reviews`, no `averageRating`, no `totalReviewCount`), a review without a
+//! comment has no `comment`, and `isAnonymous` appears only when true.
+//!
+//! **Invariant:** each location's reviews are kept sorted by `updateTime`
+//! descending (ties by `reviewId`), the default order of the real API.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Extension, Json, Router};
+use chrono::{DateTime, TimeDelta, Utc};
+use serde_json::{Map, Value, json};
+use tokio::time::Instant;
+
+use crate::GoogleSeed;
+use crate::auth::{bearer_token, token_form};
+use crate::faults::{Endpoint, Faults, Intercept, intercept};
+use crate::seed::{self, format_timestamp, star_rating_name, star_rating_value};
+use crate::server::{ConnectionKill, drop_connection};
+
+/// The OAuth client id the token endpoint accepts.
+pub const GOOGLE_CLIENT_ID: &str = "sandbox-google-client";
+/// The OAuth client secret the token endpoint accepts.
+pub const GOOGLE_CLIENT_SECRET: &str = "sandbox-google-secret";
+/// The refresh token the token endpoint accepts (unless revoked).
+pub const GOOGLE_REFRESH_TOKEN: &str = "sandbox-refresh-token";
+
+/// Scope reported on issued access tokens.
+const SCOPE: &str = "https://www.googleapis.com/auth/business.manage";
+/// The documented maximum (and the default) `pageSize` of reviews.list.
+const MAX_PAGE_SIZE: usize = 50;
+/// Display name Google shows for anonymous reviewers.
+const ANONYMOUS_NAME: &str = "A Google User";
+
+/// A review to add with [`GoogleEmulator::add_review`].
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct NewGoogleReview {
+    /// 1..=5; `None` (or anything else) is served as `STAR_RATING_UNSPECIFIED`.
+    pub star_rating: Option<u8>,
+    /// `None` makes a rating-only review (no `comment` field).
+    pub comment: Option<String>,
+    /// Reviewer name; when anonymous and empty, "A Google User" is served.
+    pub display_name: String,
+    /// Served as `reviewer.isAnonymous: true` with no profile photo.
+    pub is_anonymous: bool,
+}
+
+/// A review as stored: the JSON served, plus its sort keys.
+struct StoredReview {
+    id: String,
+    value: Value,
+    /// Parsed `updateTime`; the earliest instant when missing or malformed
+    /// (raw reviews), so such reviews sort last.
+    updated: DateTime<Utc>,
+    /// 1..=5, or 0 when unspecified or malformed.
+    rating: u8,
+}
+
+impl StoredReview {
+    fn new(value: Value, fallback_id: impl FnOnce() -> String) -> StoredReview {
+        let id = value
+            .get("reviewId")
+            .and_then(Value::as_str)
+            .map_or_else(fallback_id, str::to_owned);
+        let mut review = StoredReview {
+            id,
+            value,
+            updated: DateTime::<Utc>::MIN_UTC,
+            rating: 0,
+        };
+        review.refresh_keys();
+        review
+    }
+
+    fn refresh_keys(&mut self) {
+        self.updated = self
+            .value
+            .get("updateTime")
+            .and_then(Value::as_str)
+            .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+            .map_or(DateTime::<Utc>::MIN_UTC, |t| t.with_timezone(&Utc));
+        self.rating = self
+            .value
+            .get("starRating")
+            .and_then(Value::as_str)
+            .map_or(0, star_rating_value);
+    }
+}
+
+struct Location {
+    name: String,
+    /// Sorted by `updateTime` desc, then `reviewId` (see the module invariant).
+    reviews: Vec<StoredReview>,
+}
+
+impl Location {
+    fn sort(&mut self) {
+        self.reviews
+            .sort_by(|a, b| b.updated.cmp(&a.updated).then_with(|| a.id.cmp(&b.id)));
+    }
+
+    fn find(&mut self, review_id: &str) -> Option<&mut StoredReview> {
+        self.reviews.iter_mut().find(|r| r.id == review_id)
+    }
+}
+
+/// Handle on the Google emulator (cheap to clone; clones share state).
+#[derive(Clone)]
+pub struct GoogleEmulator {
+    inner: Arc<Mutex<GoogleState>>,
+    faults: Faults,
+}
+
+/// Everything the emulator remembers, behind one briefly-held std mutex.
+struct GoogleState {
+    /// Lifetime given to access tokens issued from now on.
+    token_lifetime: Duration,
+    /// Issued access tokens and their expiry (kept after expiry; Google
+    /// answers the same 401 either way).
+    tokens: HashMap<String, Instant>,
+    /// Set by `revoke_refresh_token`: the refresh grant answers `invalid_grant`.
+    refresh_revoked: bool,
+    accounts: Vec<String>,
+    locations: Vec<Location>,
+    location_index: HashMap<String, usize>,
+    next_location_id: u64,
+    /// Counter for ids of added reviews, so they are unique and predictable.
+    next_review_number: u64,
+    list_requests: HashMap<String, u64>,
+    list_requests_total: u64,
+    token_requests: u64,
+    /// Last timestamp handed to an added or edited review. New stamps are
+    /// the wall clock but strictly after this (and after the seed base), so
+    /// a change always moves a review to the top, even within one
+    /// millisecond or on a machine whose clock is behind the seed data.
+    last_stamp: DateTime<Utc>,
+}
+
+impl GoogleState {
+    fn location(&mut self, name: &str) -> Option<&mut Location> {
+        let index = *self.location_index.get(name)?;
+        self.locations.get_mut(index)
+    }
+
+    fn stamp(&mut self) -> String {
+        let wall = Utc::now();
+        let next = wall.max(self.last_stamp + TimeDelta::milliseconds(1));
+        self.last_stamp = next;
+        format_timestamp(next, 3)
+    }
+
+    fn push_location(&mut self, account: String, name: String, reviews: Vec<StoredReview>) {
+        if !self.accounts.contains(&account) {
+            self.accounts.push(account);
+        }
+        let mut location = Location {
+            name: name.clone(),
+            reviews,
+        };
+        location.sort();
+        self.location_index.insert(name, self.locations.len());
+        self.locations.push(location);
+    }
+}
+
+impl GoogleEmulator {
+    /// A fresh emulator with data seeded from `seed` and `shape`.
+    pub(crate) fn new(
+        seed: u64,
+        shape: &GoogleSeed,
+        token_lifetime: Duration,
+        faults: &Faults,
+    ) -> GoogleEmulator {
+        let seeded = seed::google(seed, shape);
+        let mut state = GoogleState {
+            token_lifetime,
+            tokens: HashMap::new(),
+            refresh_revoked: false,
+            accounts: Vec::new(),
+            locations: Vec::new(),
+            location_index: HashMap::new(),
+            next_location_id: seeded.next_location_id,
+            next_review_number: 1,
+            list_requests: HashMap::new(),
+            list_requests_total: 0,
+            token_requests: 0,
+            last_stamp: seed::seed_base_time(),
+        };
+        // Accounts without locations (locations_per_account = 0) still exist.
+        state.accounts = seeded.accounts;
+        for location in seeded.locations {
+            let reviews = location
+                .reviews
+                .into_iter()
+                .map(|v| StoredReview::new(v, String::new))
+                .collect();
+            state.push_location(location.account, location.name, reviews);
+        }
+        GoogleEmulator {
+            inner: Arc::new(Mutex::new(state)),
+            faults: faults.scoped(Endpoint::GOOGLE),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, GoogleState> {
+        self.inner.lock().expect("google emulator mutex poisoned")
+    }
+
+    /// Account names (`accounts/1000`, ...), in creation order.
+    pub fn accounts(&self) -> Vec<String> {
+        self.lock().accounts.clone()
+    }
+
+    /// Full location names (`accounts/1000/locations/2000`, ...), in creation order.
+    pub fn locations(&self) -> Vec<String> {
+        self.lock()
+            .locations
+            .iter()
+            .map(|l| l.name.clone())
+            .collect()
+    }
+
+    /// The reviews of `location` as served, in the default order
+    /// (`updateTime desc`); empty for an unknown location.
+    pub fn reviews(&self, location: &str) -> Vec<Value> {
+        self.lock()
+            .location(location)
+            .map(|l| l.reviews.iter().map(|r| r.value.clone()).collect())
+            .unwrap_or_default()
+    }
+
+    /// Adds a review created now and returns its `reviewId`.
+    ///
+    /// # Panics
+    /// If `location` does not exist (a test bug; see [`Self::try_add_review`]).
+    pub fn add_review(&self, location: &str, review: NewGoogleReview) -> String {
+        self.try_add_review(location, review)
+            .unwrap_or_else(|| panic!("sandbox: unknown Google location {location:?}"))
+    }
+
+    /// Adds a review created now; `None` if `location` does not exist.
+    pub fn try_add_review(&self, location: &str, review: NewGoogleReview) -> Option<String> {
+        let mut state = self.lock();
+        let number = state.next_review_number;
+        let stamp = state.stamp();
+        let location = state.location(location)?;
+        let location_number = location
+            .name
+            .rsplit('/')
+            .next()
+            .unwrap_or_default()
+            .to_owned();
+        let review_id = format!("new_{location_number}-{number}");
+
+        let mut reviewer = Map::new();
+        if review.is_anonymous {
+            let name = if review.display_name.is_empty() {
+                ANONYMOUS_NAME.to_owned()
+            } else {
+                review.display_name
+            };
+            reviewer.insert("displayName".into(), json!(name));
+            reviewer.insert("isAnonymous".into(), json!(true));
+        } else {
+            reviewer.insert(
+                "profilePhotoUrl".into(),
+                json!(format!(
+                    "https://lh3.googleusercontent.com/a-/sandbox-new-{number}"
+                )),
+            );
+            reviewer.insert("displayName".into(), json!(review.display_name));
+        }
+        let mut value = Map::new();
+        value.insert(
+            "name".into(),
+            json!(format!("{}/reviews/{review_id}", location.name)),
+        );
+        value.insert("reviewId".into(), json!(review_id));
+        value.insert("reviewer".into(), Value::Object(reviewer));
+        value.insert(
+            "starRating".into(),
+            json!(star_rating_name(review.star_rating)),
+        );
+        if let Some(comment) = review.comment {
+            value.insert("comment".into(), json!(comment));
+        }
+        value.insert("createTime".into(), json!(stamp));
+        value.insert("updateTime".into(), json!(stamp));
+
+        location
+            .reviews
+            .push(StoredReview::new(Value::Object(value), String::new));
+        location.sort();
+        state.next_review_number += 1;
+        Some(review_id)
+    }
+
+    /// Edits a review and sets its `updateTime` to now. `None` leaves a
+    /// field unchanged; `Some(0)` (or > 5) makes the rating unspecified.
+    /// Returns false if the location or review does not exist.
+    pub fn edit_review(
+        &self,
+        location: &str,
+        review_id: &str,
+        comment: Option<String>,
+        star_rating: Option<u8>,
+    ) -> bool {
+        let mut state = self.lock();
+        let exists = state
+            .location(location)
+            .is_some_and(|l| l.find(review_id).is_some());
+        if !exists {
+            return false;
+        }
+        let stamp = state.stamp();
+        let Some(location) = state.location(location) else {
+            return false;
+        };
+        if let Some(review) = location.find(review_id)
+            && let Some(object) = review.value.as_object_mut()
+        {
+            if let Some(comment) = comment {
+                object.insert("comment".into(), json!(comment));
+            }
+            if star_rating.is_some() {
+                object.insert("starRating".into(), json!(star_rating_name(star_rating)));
+            }
+            object.insert("updateTime".into(), json!(stamp));
+            review.refresh_keys();
+        }
+        location.sort();
+        true
+    }
+
+    /// Removes a review (the list simply stops returning it, as on Google).
+    pub fn delete_review(&self, location: &str, review_id: &str) -> bool {
+        let mut state = self.lock();
+        let Some(location) = state.location(location) else {
+            return false;
+        };
+        let before = location.reviews.len();
+        location.reviews.retain(|r| r.id != review_id);
+        location.reviews.len() != before
+    }
+
+    /// Adds an empty location to `account` (`accounts/1000` or `1000`; an
+    /// unknown account is created) and returns the location's full name.
+    pub fn add_location(&self, account: &str) -> String {
+        let account = if account.starts_with("accounts/") {
+            account.to_owned()
+        } else {
+            format!("accounts/{account}")
+        };
+        let mut state = self.lock();
+        let name = format!("{account}/locations/{}", state.next_location_id);
+        state.next_location_id += 1;
+        state.push_location(account, name.clone(), Vec::new());
+        name
+    }
+
+    /// Serves `review` as-is (possibly malformed) in `location`; it sorts by
+    /// its `updateTime` if that parses, else last. False if no such location.
+    pub fn insert_raw_review(&self, location: &str, review: Value) -> bool {
+        let mut state = self.lock();
+        let number = state.next_review_number;
+        let Some(location) = state.location(location) else {
+            return false;
+        };
+        location
+            .reviews
+            .push(StoredReview::new(review, || format!("raw-{number}")));
+        location.sort();
+        state.next_review_number += 1;
+        true
+    }
+
+    /// List calls for `location` (full name) that reached the handler.
+    pub fn list_requests(&self, location: &str) -> u64 {
+        self.lock()
+            .list_requests
+            .get(location)
+            .copied()
+            .unwrap_or(0)
+    }
+
+    /// All list calls that reached the handler, faulted and failed included.
+    pub fn list_requests_total(&self) -> u64 {
+        self.lock().list_requests_total
+    }
+
+    /// Access tokens issued by the token endpoint.
+    pub fn token_requests(&self) -> u64 {
+        self.lock().token_requests
+    }
+
+    /// Lifetime of access tokens issued from now on.
+    pub fn set_token_lifetime(&self, lifetime: Duration) {
+        self.lock().token_lifetime = lifetime;
+    }
+
+    /// Makes every issued access token expired.
+    pub fn expire_all_tokens(&self) {
+        let now = Instant::now();
+        for expiry in self.lock().tokens.values_mut() {
+            *expiry = now;
+        }
+    }
+
+    /// Makes [`GOOGLE_REFRESH_TOKEN`] invalid (`invalid_grant`).
+    pub fn revoke_refresh_token(&self) {
+        self.lock().refresh_revoked = true;
+    }
+
+    /// Makes [`GOOGLE_REFRESH_TOKEN`] valid again.
+    pub fn restore_refresh_token(&self) {
+        self.lock().refresh_revoked = false;
+    }
+
+    /// Issues an access token directly (not counted as a request).
+    pub fn issue_token(&self) -> String {
+        issue_token(&mut self.lock()).0
+    }
+
+    /// The fault plan, scoped to the Google endpoints.
+    pub fn faults(&self) -> &Faults {
+        &self.faults
+    }
+
+    fn token_valid(&self, token: &str) -> bool {
+        self.lock()
+            .tokens
+            .get(token)
+            .is_some_and(|expiry| Instant::now() < *expiry)
+    }
+}
+
+fn issue_token(state: &mut GoogleState) -> (String, Duration) {
+    let token = format!("ya29.sandbox-{}", uuid::Uuid::new_v4().simple());
+    let lifetime = state.token_lifetime;
+    state
+        .tokens
+        .insert(token.clone(), Instant::now() + lifetime);
+    (token, lifetime)
+}
+
+/// Routes of the emulator, relative to `/google`.
+pub(crate) fn router(emulator: GoogleEmulator) -> Router {
+    Router::new()
+        .route("/token", post(token))
+        .route(
+            "/v4/accounts/{account}/locations/{location}/reviews",
+            get(list),
+        )
+        .with_state(emulator)
+}
+
+/// The canonical status name Google pairs with an HTTP code.
+fn canonical_status(status: StatusCode) -> &'static str {
+    match status.as_u16() {
+        400 => "INVALID_ARGUMENT",
+        401 => "UNAUTHENTICATED",
+        403 => "PERMISSION_DENIED",
+        404 => "NOT_FOUND",
+        409 => "ABORTED",
+        429 => "RESOURCE_EXHAUSTED",
+        500 => "INTERNAL",
+        501 => "UNIMPLEMENTED",
+        502 | 503 => "UNAVAILABLE",
+        504 => "DEADLINE_EXCEEDED",
+        _ => "UNKNOWN",
+    }
+}
+
+/// Google's standard error body.
+fn google_error_body(status: StatusCode, message: &str) -> Value {
+    json!({"error": {"code": status.as_u16(), "message": message, "status": canonical_status(status)}})
+}
+
+fn google_error(status: StatusCode, message: &str) -> Response {
+    (status, Json(google_error_body(status, message))).into_response()
+}
+
+fn list_fault_body(status: StatusCode) -> Value {
+    let message = match status.as_u16() {
+        429 => "Resource has been exhausted (e.g. check quota).",
+        500 => "Internal error encountered.",
+        503 => "The service is currently unavailable.",
+        _ => "Sandbox fault.",
+    };
+    google_error_body(status, message)
+}
+
+fn token_fault_body(status: StatusCode) -> Value {
+    match status.as_u16() {
+        429 => json!({"error": "rate_limit_exceeded", "error_description": "Rate limit exceeded."}),
+        503 => json!({"error": "temporarily_unavailable", "error_description": "Backend Error"}),
+        _ => json!({"error": "internal_failure", "error_description": "Backend Error"}),
+    }
+}
+
+async fn token(
+    State(emulator): State<GoogleEmulator>,
+    kill: Option<Extension<ConnectionKill>>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
+    let fault = emulator.faults.take(Endpoint::GoogleToken);
+    match intercept(fault, token_fault_body).await {
+        Intercept::Proceed => {}
+        Intercept::Respond(response) => return response,
+        Intercept::Drop => return drop_connection(kill.as_deref()).await,
+    }
+
+    let form = token_form(&headers, &body);
+    let field = |name: &str| form.get(name).map(String::as_str);
+    if field("client_id") != Some(GOOGLE_CLIENT_ID)
+        || field("client_secret") != Some(GOOGLE_CLIENT_SECRET)
+    {
+        return (
+            StatusCode::UNAUTHORIZED,
+            Json(json!({"error": "invalid_client", "error_description": "The OAuth client was not found."})),
+        )
+            .into_response();
+    }
+    if field("grant_type") != Some("refresh_token") {
+        let grant = field("grant_type").unwrap_or_default();
+        return (
+            StatusCode::BAD_REQUEST,
+            Json(json!({"error": "unsupported_grant_type", "error_description": format!("Invalid grant_type: {grant}")})),
+        )
+            .into_response();
+    }
+    let mut state = emulator.lock();
+    if field("refresh_token") != Some(GOOGLE_REFRESH_TOKEN) || state.refresh_revoked {
+        return (
+            StatusCode::BAD_REQUEST,
+            Json(json!({"error": "invalid_grant", "error_description": "Token has been expired or revoked."})),
+        )
+            .into_response();
+    }
+    state.token_requests += 1;
+    let (token, lifetime) = issue_token(&mut state);
+    drop(state);
+    Json(json!({
+        "access_token": token,
+        "expires_in": lifetime.as_secs().max(1),
+        "scope": SCOPE,
+        "token_type": "Bearer",
+    }))
+    .into_response()
+}
+
+/// The orders reviews.list supports.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Order {
+    UpdateTimeDesc,
+    Rating,
+    RatingDesc,
+}
+
+fn parse_order(raw: Option<&String>) -> Option<Order> {
+    let Some(raw) = raw else {
+        return Some(Order::UpdateTimeDesc);
+    };
+    let normalized = raw.split_whitespace().collect::<Vec<_>>().join(" ");
+    match normalized.as_str() {
+        "" | "updateTime desc" => Some(Order::UpdateTimeDesc),
+        "rating" => Some(Order::Rating),
+        "rating desc" => Some(Order::RatingDesc),
+        _ => None,
+    }
+}
+
+/// `pageSize`: absent or 0 means the maximum, larger values are clamped.
+fn parse_page_size(raw: Option<&String>) -> Option<usize> {
+    let Some(raw) = raw.filter(|r| !r.is_empty()) else {
+        return Some(MAX_PAGE_SIZE);
+    };
+    let size: i64 = raw.parse().ok()?;
+    match size {
+        ..0 => None,
+        0 => Some(MAX_PAGE_SIZE),
+        n => Some(usize::try_from(n).map_or(MAX_PAGE_SIZE, |n| n.min(MAX_PAGE_SIZE))),
+    }
+}
+
+/// Page tokens are the hex of `p:<offset>`: opaque to clients, checkable here.
+fn encode_page_token(offset: usize) -> String {
+    format!("p:{offset}")
+        .bytes()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+fn decode_page_token(token: &str) -> Option<usize> {
+    if !token.len().is_multiple_of(2) || !token.is_ascii() {
+        return None;
+    }
+    let bytes = (0..token.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&token[i..i + 2], 16).ok())
+        .collect::<Option<Vec<u8>>>()?;
+    String::from_utf8(bytes)
+        .ok()?
+        .strip_prefix("p:")?
+        .parse()
+        .ok()
+}
+
+async fn list(
+    State(emulator): State<GoogleEmulator>,
+    kill: Option<Extension<ConnectionKill>>,
+    Path((account, location)): Path<(String, String)>,
+    Query(query): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+) -> Response {
+    let name = format!("accounts/{account}/locations/{location}");
+    {
+        let mut state = emulator.lock();
+        state.list_requests_total += 1;
+        *state.list_requests.entry(name.clone()).or_default() += 1;
+    }
+
+    let fault = emulator.faults.take(Endpoint::GoogleList);
+    match intercept(fault, list_fault_body).await {
+        Intercept::Proceed => {}
+        Intercept::Respond(response) => return response,
+        Intercept::Drop => return drop_connection(kill.as_deref()).await,
+    }
+
+    if !bearer_token(&headers).is_some_and(|t| emulator.token_valid(t)) {
+        return google_error(
+            StatusCode::UNAUTHORIZED,
+            "Request had invalid authentication credentials.",
+        );
+    }
+    let Some(order) = parse_order(query.get("orderBy")) else {
+        return google_error(StatusCode::BAD_REQUEST, "Invalid value for orderBy.");
+    };
+    let Some(page_size) = parse_page_size(query.get("pageSize")) else {
+        return google_error(StatusCode::BAD_REQUEST, "Invalid value for pageSize.");
+    };
+    let offset = match query.get("pageToken").filter(|t| !t.is_empty()) {
+        None => 0,
+        Some(token) => match decode_page_token(token) {
+            Some(offset) => offset,
+            None => return google_error(StatusCode::BAD_REQUEST, "Invalid page token."),
+        },
+    };
+
+    let mut state = emulator.lock();
+    let Some(location) = state.location(&name) else {
+        drop(state);
+        return google_error(StatusCode::NOT_FOUND, "Requested entity was not found.");
+    };
+    Json(list_page(&location.reviews, order, offset, page_size)).into_response()
+}
+
+/// Builds one `ListReviewsResponse`, omitting default-valued fields.
+fn list_page(reviews: &[StoredReview], order: Order, offset: usize, page_size: usize) -> Value {
+    let mut ordered: Vec<&StoredReview> = reviews.iter().collect();
+    // Stable sorts keep the default order (updateTime desc) among equal ratings.
+    match order {
+        Order::UpdateTimeDesc => {}
+        Order::Rating => ordered.sort_by_key(|r| r.rating),
+        Order::RatingDesc => ordered.sort_by_key(|r| std::cmp::Reverse(r.rating)),
+    }
+    let mut response = Map::new();
+    let page: Vec<Value> = ordered
+        .iter()
+        .skip(offset)
+        .take(page_size)
+        .map(|r| r.value.clone())
+        .collect();
+    if !page.is_empty() {
+        response.insert("reviews".into(), Value::Array(page));
+    }
+    let rated: Vec<f64> = reviews
+        .iter()
+        .filter(|r| r.rating > 0)
+        .map(|r| f64::from(r.rating))
+        .collect();
+    if !rated.is_empty() {
+        let average = rated.iter().sum::<f64>() / rated.len() as f64;
+        response.insert(
+            "averageRating".into(),
+            json!((average * 10.0).round() / 10.0),
+        );
+    }
+    if !reviews.is_empty() {
+        response.insert("totalReviewCount".into(), json!(reviews.len()));
+    }
+    let end = offset.saturating_add(page_size);
+    if end < ordered.len() {
+        response.insert("nextPageToken".into(), json!(encode_page_token(end)));
+    }
+    Value::Object(response)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn page_tokens_round_trip_and_reject_garbage() {
+        for offset in [0, 50, 12_345] {
+            assert_eq!(decode_page_token(&encode_page_token(offset)), Some(offset));
+        }
+        for garbage in ["", "zz", "abc", "7031", "p:1", "é1", "703a2d31"] {
+            assert_eq!(decode_page_token(garbage), None, "{garbage}");
+        }
+    }
+
+    #[test]
+    fn page_size_defaults_and_clamps() {
+        let p = |s: &str| parse_page_size(Some(&s.to_owned()));
+        assert_eq!(parse_page_size(None), Some(50));
+        assert_eq!(p("0"), Some(50));
+        assert_eq!(p("7"), Some(7));
+        assert_eq!(p("51"), Some(50));
+        assert_eq!(p("99999999999"), Some(50));
+        assert_eq!(p("-1"), None);
+        assert_eq!(p("ten"), None);
+    }
+
+    #[test]
+    fn order_by_accepts_the_documented_values_only() {
+        let o = |s: &str| parse_order(Some(&s.to_owned()));
+        assert!(parse_order(None) == Some(Order::UpdateTimeDesc));
+        assert!(o("updateTime  desc") == Some(Order::UpdateTimeDesc));
+        assert!(o("rating") == Some(Order::Rating));
+        assert!(o("rating desc") == Some(Order::RatingDesc));
+        assert!(o("updateTime").is_none());
+        assert!(o("createTime desc").is_none());
+    }
+}

@@ -1,0 +1,173 @@
+//! The assembled program for one configuration: the ledger, the shared HTTP
+//! pool, the delivery worker and one poller per source. `run`, `sync`,
+//! `demo` and the tests all start from here.
+
+use crate::config::Config;
+use crate::deliver::Deliverer;
+use crate::ledger::{Ledger, LedgerError, LedgerHandle};
+use crate::poll::{SourcePoller, SourceReport};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+/// Why the program could not be assembled.
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    /// The ledger could not be opened or migrated.
+    #[error(transparent)]
+    Ledger(#[from] LedgerError),
+    /// The HTTP client could not be built (TLS roots unavailable).
+    #[error("cannot build the HTTP client: {0}")]
+    Http(String),
+    /// `--source` named a source that is not configured.
+    #[error("no source named {0:?} in the config")]
+    UnknownSource(String),
+}
+
+/// Everything needed to poll and deliver for one configuration.
+pub struct App {
+    /// The configuration it was built from.
+    pub config: Config,
+    /// The ledger.
+    pub ledger: LedgerHandle,
+    /// The delivery worker.
+    pub deliverer: Arc<Deliverer>,
+    /// One poller per configured source, in config order.
+    pub pollers: Vec<Arc<SourcePoller>>,
+}
+
+/// What `sync` did.
+#[derive(Debug, Default)]
+pub struct SyncReport {
+    /// One report per source polled.
+    pub sources: Vec<SourceReport>,
+    /// Reviews delivered during this sync.
+    pub delivered: u64,
+    /// Rows of the synced sources still `pending` at the end.
+    pub pending: u64,
+    /// Rows of the synced sources `held`.
+    pub held: u64,
+    /// Rows of the synced sources `rejected`.
+    pub rejected: u64,
+}
+
+impl SyncReport {
+    /// Whether everything of the synced sources is delivered and every
+    /// location was read.
+    pub fn all_delivered(&self) -> bool {
+        self.pending == 0
+            && self.held == 0
+            && self.rejected == 0
+            && self
+                .sources
+                .iter()
+                .all(|s| s.failed() == 0 && s.needs_consent.is_none())
+    }
+}
+
+/// The process-wide HTTP connection pool. TLS verification is always on: no
+/// config key turns it off, so it cannot be disabled by accident.
+pub fn http_client() -> Result<reqwest::Client, AppError> {
+    reqwest::Client::builder()
+        .user_agent(concat!("review-sync/", env!("CARGO_PKG_VERSION")))
+        .connect_timeout(Duration::from_secs(10))
+        .pool_idle_timeout(Duration::from_secs(90))
+        .build()
+        .map_err(|e| AppError::Http(e.to_string()))
+}
+
+impl App {
+    /// Opens the ledger of `config` and builds everything.
+    pub async fn open(config: Config) -> Result<App, AppError> {
+        let path = config.ledger.path.clone();
+        let ledger = tokio::task::spawn_blocking(move || Ledger::open(&path))
+            .await
+            .map_err(|e| LedgerError::Task(e.to_string()))??;
+        App::with_ledger(config, LedgerHandle::new(ledger))
+    }
+
+    /// Builds everything around an already open ledger (a reload keeps it).
+    pub fn with_ledger(config: Config, ledger: LedgerHandle) -> Result<App, AppError> {
+        let http = http_client()?;
+        let deliverer = Arc::new(Deliverer::new(ledger.clone(), &config.travtus, http.clone()));
+        let pollers = config
+            .sources
+            .iter()
+            .map(|s| Arc::new(SourcePoller::new(s.clone(), ledger.clone(), http.clone())))
+            .collect();
+        Ok(App {
+            config,
+            ledger,
+            deliverer,
+            pollers,
+        })
+    }
+
+    /// The pollers named in `names` (all when empty).
+    pub fn select(&self, names: &[String]) -> Result<Vec<Arc<SourcePoller>>, AppError> {
+        if names.is_empty() {
+            return Ok(self.pollers.clone());
+        }
+        names
+            .iter()
+            .map(|n| {
+                self.pollers
+                    .iter()
+                    .find(|p| p.name() == n)
+                    .cloned()
+                    .ok_or_else(|| AppError::UnknownSource(n.clone()))
+            })
+            .collect()
+    }
+
+    /// Polls every location of `pollers` once (sources one after another, so
+    /// a terminal's progress reads in order).
+    pub async fn poll(&self, pollers: &[Arc<SourcePoller>]) -> Vec<SourceReport> {
+        let mut reports = Vec::with_capacity(pollers.len());
+        for p in pollers {
+            reports.push(p.poll_once().await);
+            self.deliverer.wake();
+        }
+        reports
+    }
+
+    /// One `sync`: polls `names` (all when empty), then delivers everything
+    /// due, waiting out retries that fall within `max_wait`.
+    pub async fn sync(
+        &self,
+        names: &[String],
+        max_wait: Duration,
+        cancel: &CancellationToken,
+    ) -> Result<SyncReport, AppError> {
+        let pollers = self.select(names)?;
+        let delivered_before = self.delivered_count();
+        let sources = self.poll(&pollers).await;
+        let deadline = tokio::time::Instant::now() + max_wait;
+        self.deliverer.drain(deadline, cancel).await?;
+        let stats = self.ledger.run(|l| l.stats()).await?;
+        let mut report = SyncReport {
+            sources,
+            delivered: self.delivered_count() - delivered_before,
+            ..SyncReport::default()
+        };
+        for (source, status, count) in &stats.by_source {
+            if !pollers.iter().any(|p| p.name() == source) {
+                continue;
+            }
+            match status.as_str() {
+                "pending" => report.pending += count,
+                "held" => report.held += count,
+                "rejected" => report.rejected += count,
+                _ => {}
+            }
+        }
+        Ok(report)
+    }
+
+    fn delivered_count(&self) -> u64 {
+        self.deliverer
+            .counters
+            .delivered
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+}

@@ -1,0 +1,73 @@
+//! `review-sync check [--online]`: validates the config; online, also
+//! fetches each token and lists each location once.
+
+use review_sync::app::http_client;
+use review_sync::config::{Config, TravtusAuth};
+use review_sync::oauth::{Grant, TokenCache};
+use review_sync::platforms::SourceClient;
+use std::path::Path;
+use std::process::ExitCode;
+
+/// Validates, and with `online` tries every credential and location.
+pub async fn check(config_path: &Path, online: bool) -> anyhow::Result<ExitCode> {
+    let config = super::load_config(config_path)?;
+    let locations: usize = config.sources.iter().map(|s| s.locations.len()).sum();
+    println!(
+        "{}: ok: {} source(s), {} location(s), ledger {}",
+        config_path.display(),
+        config.sources.len(),
+        locations,
+        config.ledger.path.display()
+    );
+    for warning in &config.warnings {
+        println!("warning: {warning}");
+    }
+    if !online {
+        return Ok(ExitCode::SUCCESS);
+    }
+    let ok = check_online(&config).await?;
+    Ok(if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}
+
+async fn check_online(config: &Config) -> anyhow::Result<bool> {
+    let http = http_client()?;
+    let mut ok = true;
+    match &config.travtus.auth {
+        TravtusAuth::ClientCredentials {
+            token_url,
+            client_id,
+            client_secret,
+        } => {
+            let cache = TokenCache::new(
+                Grant::ClientCredentials {
+                    client_id: client_id.clone(),
+                    client_secret: client_secret.clone(),
+                },
+                token_url.clone(),
+                http.clone(),
+            );
+            match cache.get().await {
+                Ok(_) => println!("travtus: token ok ({token_url})"),
+                Err(e) => {
+                    ok = false;
+                    println!("travtus: token FAILED: {e}");
+                }
+            }
+        }
+        TravtusAuth::StaticToken(_) => println!("travtus: static token (checked on first delivery)"),
+    }
+    for source in &config.sources {
+        let client = SourceClient::new(source, http.clone());
+        let ids: Vec<_> = source.locations.iter().map(|l| l.id.clone()).collect();
+        for (location, result) in client.check_online(&ids).await {
+            match result {
+                Ok(line) => println!("{} {location}: {line}", source.name),
+                Err(e) => {
+                    ok = false;
+                    println!("{} {location}: FAILED: {e}", source.name);
+                }
+            }
+        }
+    }
+    Ok(ok)
+}

@@ -1,0 +1,124 @@
+//! `review-sync demo`: the main job on the built-in sandbox. Starts the
+//! emulators on loopback, writes a throwaway config and ledger, runs a pass,
+//! lets the "platforms" add and edit reviews, runs a second pass, and shows
+//! what Travtus received each time and the ledger's stats. No network, no
+//! credentials.
+
+use anyhow::Context;
+use review_sync::app::App;
+use sandbox::{NewGoogleReview, ReceivedMessage, Sandbox, SandboxOptions};
+use std::process::ExitCode;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+/// Runs the demo.
+pub async fn demo() -> anyhow::Result<ExitCode> {
+    let started = std::time::Instant::now();
+    let sb = Sandbox::start(SandboxOptions::default())
+        .await
+        .context("cannot start the sandbox on loopback")?;
+    let dir = tempfile::tempdir().context("cannot create a temporary directory")?;
+    let ledger_path = dir.path().join("ledger.db");
+    let reviews_file = dir.path().join("imported.jsonl");
+    std::fs::write(&reviews_file, IMPORTED_V1)?;
+    let mut config_text = super::sandbox::sandbox_config(&sb, &ledger_path.display().to_string());
+    config_text.push_str(&format!(
+        r#"
+[[source]]
+name = "csv-import"
+kind = "file"
+schedule = "0 0 * * * *"
+platform = "yelp"
+
+  [[source.location]]
+  id = "{}"
+  group_external_ref = "portfolio-9"
+"#,
+        reviews_file.display()
+    ));
+    let config_path = dir.path().join("config.toml");
+    std::fs::write(&config_path, &config_text)?;
+    // Plain sandbox secrets in a throwaway file: only we can read it.
+    set_owner_only(&config_path)?;
+    let config = super::load_config(&config_path)?;
+    println!("review-sync demo: sandbox at {}, ledger {}\n", sb.base_url(), ledger_path.display());
+
+    let app = App::open(config).await?;
+    let cancel = CancellationToken::new();
+
+    println!("== pass 1: first sync of {} Google locations and one file", sb.google().locations().len());
+    let report = app.sync(&[], Duration::from_secs(60), &cancel).await?;
+    let pass1 = sb.travtus().messages();
+    print_delivered(&pass1, 5);
+    println!("delivered {} (pending {}, held {}, rejected {})\n", report.delivered, report.pending, report.held, report.rejected);
+
+    println!("== the platforms change: 3 new Google reviews, 2 edited, 1 new file row");
+    let locations = sb.google().locations();
+    for (i, location) in locations.iter().take(3).enumerate() {
+        sb.google().add_review(
+            location,
+            NewGoogleReview {
+                star_rating: Some(5 - i as u8),
+                comment: Some(format!("New this week #{i}: the gym reopened, très bien !")),
+                display_name: format!("Resident {i}"),
+                is_anonymous: false,
+            },
+        );
+    }
+    for location in locations.iter().take(2) {
+        if let Some(id) = sb.google().reviews(location).last().and_then(|r| r["reviewId"].as_str().map(str::to_owned)) {
+            sb.google().edit_review(location, &id, Some("Edited: maintenance fixed the heating quickly.".into()), Some(4));
+        }
+    }
+    std::fs::write(&reviews_file, format!("{IMPORTED_V1}{IMPORTED_V2}"))?;
+
+    println!("\n== pass 2");
+    let report = app.sync(&[], Duration::from_secs(60), &cancel).await?;
+    let all = sb.travtus().messages();
+    print_delivered(&all[pass1.len()..], usize::MAX);
+    println!("delivered {} (pending {}, held {}, rejected {})\n", report.delivered, report.pending, report.held, report.rejected);
+
+    println!("== ledger stats");
+    let stats = app.ledger.run(|l| l.stats()).await?;
+    let mut out = std::io::stdout();
+    super::ledger::print_stats(&mut out, &stats)?;
+    println!(
+        "\ndemo finished in {:.1}s; Travtus received {} messages with {} token fetch(es)",
+        started.elapsed().as_secs_f64(),
+        all.len(),
+        sb.travtus().token_requests()
+    );
+    sb.shutdown().await;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_delivered(messages: &[ReceivedMessage], show: usize) {
+    for m in messages.iter().take(show) {
+        let review = &m.body["review"];
+        let group = m.body.get("group_external_ref").or_else(|| m.body.get("group_id")).and_then(|g| g.as_str()).unwrap_or("?");
+        let comment: String = review["comment"].as_str().unwrap_or("(rating only)").chars().take(50).collect();
+        println!(
+            "  {:<9} {:<22} -> {:<12} rating {:<2} {}",
+            review["source"].as_str().unwrap_or("?"),
+            review["review_id"].as_str().unwrap_or("?"),
+            group,
+            review.get("rating").map(|r| r.to_string()).unwrap_or_else(|| "-".into()),
+            comment.replace('\n', " ")
+        );
+    }
+    if messages.len() > show {
+        println!("  ... and {} more", messages.len() - show);
+    }
+}
+
+fn set_owner_only(path: &std::path::Path) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+}
+
+const IMPORTED_V1: &str = r#"{"review_id":"yelp-001","comment":"Quiet building, friendly staff.","rating":4,"display_name":"Sam K.","created_datetime":"2026-10-02 14:05:00"}
+{"review_id":"yelp-002","comment":"Parking is a nightmare.","rating":2,"display_name":"Lee W.","created_datetime":"2026-10-05T09:30:00-07:00"}
+"#;
+
+const IMPORTED_V2: &str = r#"{"review_id":"yelp-003","comment":"Moved in last month, love the rooftop.","rating":5,"display_name":"Ana P.","created_datetime":1761900000}
+"#;

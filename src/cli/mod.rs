@@ -1,0 +1,127 @@
+//! The command line (SPEC section 2): clap definitions and dispatch to one
+//! module per command.
+
+mod check;
+mod demo;
+pub mod exit;
+mod ledger;
+mod run;
+mod sandbox;
+mod sync;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand, ValueEnum};
+use review_sync::config::{self, Config};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+/// Keeps Travtus fed with every review residents leave on Google and the
+/// other platforms: polls on a schedule, records every review in a SQLite
+/// ledger, delivers each one, loses nothing.
+#[derive(Debug, Parser)]
+#[command(name = "review-sync", version, about, long_about = None)]
+pub struct Args {
+    /// The config file.
+    #[arg(
+        long,
+        global = true,
+        env = "REVIEW_SYNC_CONFIG",
+        default_value = config::DEFAULT_CONFIG_PATH
+    )]
+    pub config: PathBuf,
+    /// Log format on stderr (under systemd, text goes to the journal).
+    #[arg(long, global = true, value_enum, default_value_t = LogFormatArg::Text)]
+    pub log_format: LogFormatArg,
+    /// More logging (-v debug, -vv trace).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    /// Less logging (-q warnings only, -qq errors only).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub quiet: u8,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+impl Args {
+    /// `-v` count minus `-q` count.
+    pub fn verbosity(&self) -> i8 {
+        i8::try_from(i16::from(self.verbose) - i16::from(self.quiet)).unwrap_or(0)
+    }
+}
+
+/// `--log-format`.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum LogFormatArg {
+    /// Human-readable text.
+    Text,
+    /// JSON lines.
+    Json,
+}
+
+impl From<LogFormatArg> for review_sync::telemetry::LogFormat {
+    fn from(f: LogFormatArg) -> Self {
+        match f {
+            LogFormatArg::Text => Self::Text,
+            LogFormatArg::Json => Self::Json,
+        }
+    }
+}
+
+/// The commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the daemon: poll every source on its schedule and deliver continuously.
+    Run,
+    /// One pass now: poll, deliver everything due, print a summary, exit.
+    Sync(sync::SyncArgs),
+    /// Validate the config and exit.
+    Check {
+        /// Also fetch each token and list each location once.
+        #[arg(long)]
+        online: bool,
+    },
+    /// Query and repair the ledger.
+    #[command(subcommand)]
+    Ledger(ledger::LedgerCommand),
+    /// Run two passes against the built-in sandbox and show what was delivered.
+    Demo,
+    /// Serve the emulators of Travtus and every platform on loopback.
+    Sandbox {
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1:8787")]
+        listen: std::net::SocketAddr,
+    },
+}
+
+/// Runs the command.
+pub async fn dispatch(args: Args) -> anyhow::Result<ExitCode> {
+    match args.command {
+        Command::Run => run::run(&args.config).await,
+        Command::Sync(sync) => sync::sync(&args.config, sync).await,
+        Command::Check { online } => check::check(&args.config, online).await,
+        Command::Ledger(cmd) => ledger::ledger(&args.config, cmd).await,
+        Command::Demo => demo::demo().await,
+        Command::Sandbox { listen } => sandbox::sandbox(listen).await,
+    }
+}
+
+/// Loads and validates the config; an invalid one is a [`config::ConfigError`]
+/// (exit 78). Warnings are logged.
+pub fn load_config(path: &Path) -> anyhow::Result<Config> {
+    let config = config::load(path)?;
+    for warning in &config.warnings {
+        tracing::warn!("{warning}");
+    }
+    Ok(config)
+}
+
+/// Parses `--since`: RFC 3339, or a date (midnight UTC).
+pub fn parse_since(s: &str) -> anyhow::Result<chrono::DateTime<chrono::Utc>> {
+    if let Ok(t) = chrono::DateTime::parse_from_rfc3339(s) {
+        return Ok(t.with_timezone(&chrono::Utc));
+    }
+    let date = chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d")
+        .with_context(|| format!("--since {s:?}: expected a date (2026-01-31) or an RFC 3339 time"))?;
+    Ok(date.and_time(chrono::NaiveTime::MIN).and_utc())
+}

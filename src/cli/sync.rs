@@ -1,0 +1,123 @@
+//! `review-sync sync`: one pass now, a summary, and an exit status that says
+//! whether everything was delivered.
+
+use anyhow::Context;
+use clap::Args;
+use indicatif::{ProgressBar, ProgressStyle};
+use review_sync::app::{App, SyncReport};
+use std::path::Path;
+use std::process::ExitCode;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+/// `sync` options.
+#[derive(Debug, Args)]
+pub struct SyncArgs {
+    /// Poll only this source (repeatable; default: all).
+    #[arg(long = "source", value_name = "NAME")]
+    pub sources: Vec<String>,
+    /// Print the exact JSON bodies that would be POSTed (one per line) and change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Make this a full reconciliation pass.
+    #[arg(long)]
+    pub reconcile: bool,
+    /// How long to keep retrying failed deliveries before giving up on this pass
+    /// (they stay pending in the ledger for the next one).
+    #[arg(long, value_name = "DURATION", default_value = "2m", value_parser = humantime::parse_duration)]
+    pub wait: Duration,
+}
+
+/// Runs one pass.
+pub async fn sync(config_path: &Path, args: SyncArgs) -> anyhow::Result<ExitCode> {
+    let config = super::load_config(config_path)?;
+    if args.reconcile {
+        anyhow::bail!("--reconcile is not supported yet: reconciliation passes come with the multi-platform release");
+    }
+    if args.dry_run {
+        return dry_run(&config, &args.sources).await;
+    }
+    let app = App::open(config).await.context("cannot open the ledger")?;
+    let cancel = CancellationToken::new();
+    {
+        let cancel = cancel.clone();
+        tokio::spawn(async move {
+            if tokio::signal::ctrl_c().await.is_ok() {
+                cancel.cancel();
+            }
+        });
+    }
+    let spinner = ProgressBar::new_spinner();
+    spinner.set_style(ProgressStyle::with_template("{spinner} {msg} [{elapsed}]").unwrap_or_else(|_| ProgressStyle::default_spinner()));
+    spinner.enable_steady_tick(Duration::from_millis(120));
+    spinner.set_message("polling and delivering");
+    let report = app.sync(&args.sources, args.wait, &cancel).await?;
+    spinner.finish_and_clear();
+    print_summary(&report);
+    if report.all_delivered() {
+        Ok(ExitCode::SUCCESS)
+    } else {
+        eprintln!(
+            "review-sync: not everything was delivered: {} pending, {} held, {} rejected, {} location(s) failed (see `review-sync ledger list --status ...`)",
+            report.pending,
+            report.held,
+            report.rejected,
+            report.sources.iter().map(|s| s.failed()).sum::<usize>()
+        );
+        Ok(ExitCode::FAILURE)
+    }
+}
+
+fn print_summary(report: &SyncReport) {
+    println!(
+        "{:<24} {:>9} {:>6} {:>6} {:>9} {:>11} {:>6}",
+        "source", "locations", "new", "edited", "unchanged", "quarantined", "failed"
+    );
+    for s in &report.sources {
+        let t = s.totals();
+        println!(
+            "{:<24} {:>9} {:>6} {:>6} {:>9} {:>11} {:>6}",
+            s.source,
+            s.locations.len(),
+            t.new,
+            t.edited,
+            t.unchanged,
+            t.quarantined,
+            s.failed()
+        );
+        if let Some(reason) = &s.needs_consent {
+            println!("  {}: needs new consent: {reason}", s.source);
+        }
+        for l in &s.locations {
+            if let Some(e) = &l.error {
+                println!("  {} {}: {e}", s.source, l.location_id);
+            }
+            if let Some(gap) = l.gap.filter(|g| *g > 0) {
+                println!("  {} {}: the platform reports {gap} more review(s) than the ledger holds", s.source, l.location_id);
+            }
+        }
+    }
+    println!(
+        "delivered {}; pending {}, held {}, rejected {}",
+        report.delivered, report.pending, report.held, report.rejected
+    );
+}
+
+async fn dry_run(config: &review_sync::config::Config, sources: &[String]) -> anyhow::Result<ExitCode> {
+    let out = review_sync::dry_run::dry_run(config, sources).await?;
+    for body in &out.bodies {
+        println!("{body}");
+    }
+    eprintln!(
+        "dry run: {} bodies would be POSTed ({} new, {} edited, {} already pending); {} record(s) would be quarantined; nothing was changed",
+        out.bodies.len(),
+        out.new,
+        out.edited,
+        out.pending,
+        out.quarantined
+    );
+    for (source, location, error) in &out.failures {
+        eprintln!("  {source} {location}: {error}");
+    }
+    Ok(if out.failures.is_empty() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}

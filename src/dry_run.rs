@@ -1,0 +1,105 @@
+//! `sync --dry-run`: reads the platforms exactly as a pass would, and
+//! returns the exact bodies that would be POSTed (new and edited reviews,
+//! and what is already pending), without writing anything: the ledger is
+//! opened read-only (or not at all when it does not exist yet) and Travtus
+//! is not contacted.
+
+use crate::app::{AppError, http_client};
+use crate::config::Config;
+use crate::ledger::{Ledger, LedgerError, LedgerHandle, PollState, ReviewFilter, Status};
+use crate::platforms::SourceClient;
+use crate::travtus::build_payload;
+
+/// What a dry run found.
+#[derive(Debug, Default)]
+pub struct DryRun {
+    /// Bodies that would be POSTed, in order.
+    pub bodies: Vec<String>,
+    /// Of those, reviews not in the ledger yet.
+    pub new: u64,
+    /// Of those, reviews whose content changed.
+    pub edited: u64,
+    /// Of those, rows already pending in the ledger.
+    pub pending: u64,
+    /// Records that would be quarantined.
+    pub quarantined: u64,
+    /// Locations that could not be read, with the reason.
+    pub failures: Vec<(String, String, String)>,
+}
+
+/// Runs a dry pass over `names` (all when empty).
+pub async fn dry_run(config: &Config, names: &[String]) -> Result<DryRun, AppError> {
+    let ledger = if config.ledger.path.exists() {
+        let path = config.ledger.path.clone();
+        let l = tokio::task::spawn_blocking(move || Ledger::open_readonly(&path))
+            .await
+            .map_err(|e| LedgerError::Task(e.to_string()))??;
+        Some(LedgerHandle::new(l))
+    } else {
+        None
+    };
+    let http = http_client()?;
+    let mut out = DryRun::default();
+    if let Some(ledger) = &ledger {
+        let pending = ledger
+            .run(|l| {
+                let mut bodies = Vec::new();
+                let filter = ReviewFilter {
+                    statuses: vec![Status::Pending],
+                    ..ReviewFilter::default()
+                };
+                l.for_each_review(&filter, &mut |row| {
+                    bodies.push(row.payload.clone());
+                    Ok(())
+                })?;
+                Ok(bodies)
+            })
+            .await?;
+        out.pending = pending.len() as u64;
+        out.bodies.extend(pending);
+    }
+    for source in &config.sources {
+        if !names.is_empty() && !names.iter().any(|n| n == source.name.as_str()) {
+            continue;
+        }
+        let client = SourceClient::new(source, http.clone());
+        for loc in &source.locations {
+            let state = match &ledger {
+                Some(l) => {
+                    let (s, id) = (source.name.to_string(), loc.id.to_string());
+                    l.run(move |x| x.poll_state(&s, &id)).await?
+                }
+                None => PollState::default(),
+            };
+            let mut poll = client.start_poll(&loc.id, state);
+            loop {
+                let page = match poll.next_page().await {
+                    Ok(Some(page)) => page,
+                    Ok(None) => break,
+                    Err(e) => {
+                        out.failures.push((source.name.to_string(), loc.id.to_string(), e.to_string()));
+                        break;
+                    }
+                };
+                out.quarantined += page.rejected.len() as u64;
+                for review in &page.reviews {
+                    let payload = build_payload(review, Some(&loc.group));
+                    let known = match &ledger {
+                        Some(l) => {
+                            let (p, id) = (review.platform.to_string(), review.review_id.to_string());
+                            l.run(move |x| x.show(&p, &id)).await?.map(|(row, _)| row)
+                        }
+                        None => None,
+                    };
+                    match known {
+                        None => out.new += 1,
+                        Some(row) if row.content_hash != payload.content_hash => out.edited += 1,
+                        Some(_) => continue,
+                    }
+                    out.bodies.push(payload.json);
+                }
+            }
+        }
+    }
+    Ok(out)
+}

@@ -1,0 +1,74 @@
+//! The one place that turns instants into ledger text and back.
+//!
+//! Every timestamp column holds ISO 8601 UTC text of fixed width with
+//! milliseconds (`2026-11-24T22:45:52.123Z`): fixed width is what makes text
+//! order equal time order, so SQL can compare and sort timestamps as text
+//! (`next_attempt_at <= ?`, `ORDER BY first_seen_at`) and auditors can read them.
+
+use chrono::{DateTime, NaiveDateTime, Utc};
+
+/// The stored format. `%.3f` always writes exactly three digits.
+const FORMAT: &str = "%Y-%m-%dT%H:%M:%S%.3fZ";
+
+/// Length of every stored timestamp (years 0000..=9999).
+const WIDTH: usize = "2026-11-24T22:45:52.123Z".len();
+
+/// The ledger text of `t`, truncated to the millisecond.
+pub(super) fn to_text(t: DateTime<Utc>) -> String {
+    t.format(FORMAT).to_string()
+}
+
+/// Parses ledger text written by [`to_text`]; `None` for anything else, so a
+/// hand-edited value in another shape (which would sort wrongly) is reported
+/// as corrupt rather than half-understood.
+pub(super) fn from_text(s: &str) -> Option<DateTime<Utc>> {
+    if s.len() != WIDTH {
+        return None;
+    }
+    NaiveDateTime::parse_from_str(s, FORMAT)
+        .ok()
+        .map(|naive| naive.and_utc())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::{Duration, TimeZone};
+    use proptest::prelude::*;
+
+    #[test]
+    fn writes_fixed_width_millisecond_utc() {
+        let t = Utc.with_ymd_and_hms(2026, 11, 24, 22, 45, 52).unwrap()
+            + Duration::microseconds(123_456);
+        assert_eq!(to_text(t), "2026-11-24T22:45:52.123Z");
+        let whole = Utc.with_ymd_and_hms(2026, 1, 2, 3, 4, 5).unwrap();
+        assert_eq!(to_text(whole), "2026-01-02T03:04:05.000Z");
+    }
+
+    #[test]
+    fn refuses_other_shapes() {
+        for bad in [
+            "",
+            "yesterday",
+            "2026-11-24T22:45:52Z",
+            "2026-11-24T22:45:52.123+00:00",
+            "2026-11-24 22:45:52.123Z",
+            "2026-11-24T22:45:52.1234Z",
+            "2026-13-24T22:45:52.123Z",
+        ] {
+            assert_eq!(from_text(bad), None, "{bad}");
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn round_trips_and_text_order_is_time_order(a in 0i64..253_402_300_799_000, b in 0i64..253_402_300_799_000) {
+            let ta = Utc.timestamp_millis_opt(a).unwrap();
+            let tb = Utc.timestamp_millis_opt(b).unwrap();
+            let (sa, sb) = (to_text(ta), to_text(tb));
+            prop_assert_eq!(from_text(&sa), Some(ta));
+            prop_assert_eq!(sa.len(), WIDTH);
+            prop_assert_eq!(sa.cmp(&sb), ta.cmp(&tb));
+        }
+    }
+}

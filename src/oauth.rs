@@ -1,0 +1,355 @@
+//! OAuth2 access tokens for every API we call (Travtus client_credentials,
+//! Google refresh_token, static bearer tokens): cached, refreshed before they
+//! expire, and fetched by one caller at a time while the others wait for its
+//! result ("single flight"), because the token endpoints throttle and a burst
+//! of workers with an expired token must cost one fetch, not one each.
+//!
+//! A small typed provider on our own reqwest client rather than the `oauth2`
+//! crate: oauth2 5.0 pulls in a second reqwest major version, and the two
+//! grants we need are one form POST each (see reference/tooling.md).
+
+use crate::config::Secret;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+use tokio::time::Instant;
+use url::Url;
+
+/// The longest we refresh ahead of expiry. Shorter-lived tokens refresh a
+/// quarter of their lifetime early instead, so a 1 s token is still used for
+/// 750 ms rather than refetched on every call.
+const MAX_REFRESH_MARGIN: Duration = Duration::from_secs(60);
+
+/// How a token is obtained.
+#[derive(Debug, Clone)]
+pub enum Grant {
+    /// `grant_type=client_credentials` (Travtus).
+    ClientCredentials {
+        /// `client_id`.
+        client_id: String,
+        /// `client_secret`.
+        client_secret: Secret,
+    },
+    /// `grant_type=refresh_token` (Google).
+    RefreshToken {
+        /// `client_id`.
+        client_id: String,
+        /// `client_secret`.
+        client_secret: Secret,
+        /// `refresh_token`.
+        refresh_token: Secret,
+    },
+    /// A bearer token used as is and never refreshed.
+    Static(Secret),
+}
+
+/// A bearer token handed to a caller. `generation` identifies which fetch it
+/// came from, so a caller whose token was refused can ask for a newer one
+/// without forcing a second fetch when another worker already got it.
+#[derive(Clone)]
+pub struct AccessToken {
+    value: Arc<Secret>,
+    expires_at: Option<Instant>,
+    generation: u64,
+}
+
+impl AccessToken {
+    /// The token, for the `Authorization` header only. Never log it.
+    pub fn secret(&self) -> &str {
+        self.value.expose()
+    }
+    /// `Authorization` header value.
+    pub fn bearer(&self) -> String {
+        format!("Bearer {}", self.value.expose())
+    }
+}
+
+impl std::fmt::Debug for AccessToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AccessToken")
+            .field("generation", &self.generation)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Why a token could not be had.
+#[derive(Debug, thiserror::Error)]
+pub enum TokenError {
+    /// The grant itself is refused (`invalid_grant`, `invalid_client`,
+    /// `unauthorized_client`): retrying will not help; a human must act.
+    #[error("token endpoint refused the credentials ({error}): {description}")]
+    Refused {
+        /// The OAuth `error` code.
+        error: String,
+        /// `error_description`, if any.
+        description: String,
+    },
+    /// The endpoint answered with another error status (429, 5xx...).
+    #[error("token endpoint answered HTTP {status}")]
+    Http {
+        /// The status.
+        status: u16,
+        /// `Retry-After`, when sent.
+        retry_after: Option<Duration>,
+    },
+    /// No answer (connection, timeout).
+    #[error("token endpoint unreachable: {0}")]
+    Transport(String),
+    /// 2xx but not a token.
+    #[error("token endpoint sent an invalid answer: {0}")]
+    InvalidResponse(String),
+}
+
+impl TokenError {
+    /// Whether trying again later may succeed.
+    pub fn is_retryable(&self) -> bool {
+        !matches!(self, TokenError::Refused { .. })
+    }
+    /// The OAuth error code when the credentials were refused.
+    pub fn refused_code(&self) -> Option<&str> {
+        match self {
+            TokenError::Refused { error, .. } => Some(error),
+            _ => None,
+        }
+    }
+}
+
+/// A cached token source for one set of credentials.
+pub struct TokenCache {
+    grant: Grant,
+    token_url: Url,
+    http: reqwest::Client,
+    // tokio's Mutex: it is held across the token request on purpose, so that
+    // concurrent callers queue behind the one fetch instead of each fetching.
+    current: tokio::sync::Mutex<Option<AccessToken>>,
+    fetches: AtomicU64,
+}
+
+impl TokenCache {
+    /// A cache that fetches from `token_url` with `http` (which carries the timeout).
+    pub fn new(grant: Grant, token_url: Url, http: reqwest::Client) -> TokenCache {
+        TokenCache {
+            grant,
+            token_url,
+            http,
+            current: tokio::sync::Mutex::new(None),
+            fetches: AtomicU64::new(0),
+        }
+    }
+
+    /// How many tokens were fetched from the endpoint so far (successfully).
+    pub fn fetch_count(&self) -> u64 {
+        self.fetches.load(Ordering::Relaxed)
+    }
+
+    /// A token that is not near expiry, fetching one if needed.
+    pub async fn get(&self) -> Result<AccessToken, TokenError> {
+        let mut current = self.current.lock().await;
+        if let Some(token) = current.as_ref()
+            && !near_expiry(token)
+        {
+            return Ok(token.clone());
+        }
+        let next_generation = current.as_ref().map_or(1, |t| t.generation + 1);
+        let token = self.fetch(next_generation).await?;
+        *current = Some(token.clone());
+        Ok(token)
+    }
+
+    /// The API refused `rejected` (expired or invalid): returns a newer token,
+    /// fetching one only if nobody else has since `rejected` was handed out.
+    pub async fn renew(&self, rejected: &AccessToken) -> Result<AccessToken, TokenError> {
+        if matches!(self.grant, Grant::Static(_)) {
+            return Ok(rejected.clone());
+        }
+        let mut current = self.current.lock().await;
+        if let Some(token) = current.as_ref()
+            && token.generation > rejected.generation
+            && !near_expiry(token)
+        {
+            return Ok(token.clone());
+        }
+        let token = self.fetch(rejected.generation + 1).await?;
+        *current = Some(token.clone());
+        Ok(token)
+    }
+
+    /// Forgets the cached token (after a credential change).
+    pub async fn clear(&self) {
+        *self.current.lock().await = None;
+    }
+
+    async fn fetch(&self, generation: u64) -> Result<AccessToken, TokenError> {
+        let form: Vec<(&str, &str)> = match &self.grant {
+            Grant::Static(secret) => {
+                return Ok(AccessToken {
+                    value: Arc::new(secret.clone()),
+                    expires_at: None,
+                    generation,
+                });
+            }
+            Grant::ClientCredentials {
+                client_id,
+                client_secret,
+            } => vec![
+                ("grant_type", "client_credentials"),
+                ("client_id", client_id),
+                ("client_secret", client_secret.expose()),
+            ],
+            Grant::RefreshToken {
+                client_id,
+                client_secret,
+                refresh_token,
+            } => vec![
+                ("grant_type", "refresh_token"),
+                ("client_id", client_id),
+                ("client_secret", client_secret.expose()),
+                ("refresh_token", refresh_token.expose()),
+            ],
+        };
+        let started = Instant::now();
+        let response = self
+            .http
+            .post(self.token_url.clone())
+            .form(&form)
+            .send()
+            .await
+            .map_err(|e| TokenError::Transport(describe_transport(&e)))?;
+        let status = response.status();
+        let retry_after = crate::retry::retry_after_header(response.headers());
+        let body = response
+            .bytes()
+            .await
+            .map_err(|e| TokenError::Transport(describe_transport(&e)))?;
+        let json: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+        if !status.is_success() {
+            let error = json.get("error").and_then(|v| v.as_str());
+            if let Some(code) = error
+                && matches!(code, "invalid_grant" | "invalid_client" | "unauthorized_client")
+            {
+                let description = json
+                    .get("error_description")
+                    .and_then(|v| v.as_str())
+                    .unwrap_or("")
+                    .to_owned();
+                return Err(TokenError::Refused {
+                    error: code.to_owned(),
+                    description,
+                });
+            }
+            return Err(TokenError::Http {
+                status: status.as_u16(),
+                retry_after,
+            });
+        }
+        parse_token(&json, started, generation).inspect(|_| {
+            self.fetches.fetch_add(1, Ordering::Relaxed);
+        })
+    }
+}
+
+fn near_expiry(token: &AccessToken) -> bool {
+    token.expires_at.is_some_and(|at| Instant::now() >= at)
+}
+
+/// Reads `access_token` and `expires_in` (a number, or a string as
+/// Trustpilot sends it). The stored expiry is already moved earlier by the
+/// refresh margin, so `near_expiry` is a plain comparison.
+fn parse_token(
+    json: &serde_json::Value,
+    requested_at: Instant,
+    generation: u64,
+) -> Result<AccessToken, TokenError> {
+    let value = json
+        .get("access_token")
+        .and_then(|v| v.as_str())
+        .filter(|s| !s.is_empty())
+        .ok_or_else(|| TokenError::InvalidResponse("no access_token".into()))?;
+    let expires_in = match json.get("expires_in") {
+        Some(serde_json::Value::Number(n)) => n.as_f64(),
+        Some(serde_json::Value::String(s)) => s.trim().parse::<f64>().ok(),
+        _ => None,
+    };
+    let expires_at = expires_in
+        .filter(|secs| secs.is_finite() && *secs > 0.0)
+        .map(|secs| {
+            let lifetime = Duration::from_secs_f64(secs.min(1e9));
+            let margin = (lifetime / 4).min(MAX_REFRESH_MARGIN);
+            // Count from when we asked, not when the answer came: the server's
+            // clock started before the response reached us.
+            requested_at + (lifetime - margin)
+        });
+    Ok(AccessToken {
+        value: Arc::new(Secret::new(value)),
+        expires_at,
+        generation,
+    })
+}
+
+/// A transport error in words, without the URL's query (which could carry a
+/// key for some platforms).
+pub fn describe_transport(e: &reqwest::Error) -> String {
+    let kind = if e.is_timeout() {
+        "timed out"
+    } else if e.is_connect() {
+        "connection failed"
+    } else if e.is_body() || e.is_decode() {
+        "response body broken"
+    } else if e.is_request() {
+        "request failed"
+    } else {
+        "transport error"
+    };
+    let mut source = std::error::Error::source(e);
+    let mut detail = String::new();
+    while let Some(s) = source {
+        detail = s.to_string();
+        source = s.source();
+    }
+    if detail.is_empty() {
+        kind.to_owned()
+    } else {
+        format!("{kind}: {detail}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn expiry_is_moved_earlier_by_a_quarter_or_a_minute() {
+        let now = Instant::now();
+        let short = parse_token(
+            &serde_json::json!({"access_token": "a", "expires_in": 1}),
+            now,
+            1,
+        )
+        .expect("token");
+        assert_eq!(short.expires_at, Some(now + Duration::from_millis(750)));
+        let long = parse_token(
+            &serde_json::json!({"access_token": "a", "expires_in": "3600"}),
+            now,
+            1,
+        )
+        .expect("token");
+        assert_eq!(long.expires_at, Some(now + Duration::from_secs(3540)));
+    }
+
+    #[test]
+    fn a_token_without_access_token_is_invalid() {
+        let err = parse_token(&serde_json::json!({"expires_in": 5}), Instant::now(), 1);
+        assert!(matches!(err, Err(TokenError::InvalidResponse(_))));
+    }
+
+    #[test]
+    fn debug_never_shows_the_token() {
+        let t = parse_token(
+            &serde_json::json!({"access_token": "s3cr3t"}),
+            Instant::now(),
+            1,
+        )
+        .expect("token");
+        assert!(!format!("{t:?}").contains("s3cr3t"));
+    }
+}

@@ -1,0 +1,1 @@
+//! Loopback tests of the Google client (filled in below).

@@ -1,0 +1,522 @@
+//! Google's `ListReviewsResponse` and `Review` JSON, turned into domain
+//! [`Review`]s (or [`Rejected`] records) right here; nothing outside this
+//! module sees Google's field names.
+//!
+//! The records are read field by field from the JSON object rather than
+//! through a derived serde struct, so that a record with one bad field is
+//! quarantined with a reason naming that field ("starRating: ...") while the
+//! rest of the page goes on; a derived struct would fail the record with a
+//! message that names no field.
+//!
+//! Where the reference says UNCONFIRMED, this module assumes:
+//! - `comment` is missing on rating-only reviews (an empty one is treated the
+//!   same), and may carry Google's translation markers, in either order:
+//!   "(Translated by Google) <translation> (Original) <original>" or
+//!   "<original> (Translated by Google) <translation>". We keep the original.
+//! - `starRating` is the enum word; its proto3 number (0..5) is accepted too.
+//! - `reviewer.isAnonymous` may be absent (then `false` when a reviewer object
+//!   exists), and an anonymous reviewer's `displayName` is sent as Google
+//!   gives it (reportedly "A Google User").
+//! - `totalReviewCount` may come as a number or, proto3-style, a string.
+//! - JSON `null` means absent for every field.
+
+use super::super::{FetchedPage, PlatformError, check_review_id};
+use crate::domain::{Platform, Rating, Rejected, Review, ReviewId};
+use crate::timestamps;
+use chrono::{DateTime, Utc};
+use serde_json::{Map, Value};
+
+/// The `review.source` of every Google Business Profile review.
+pub(super) const PLATFORM: &str = "google";
+
+const TRANSLATED_MARKER: &str = "(Translated by Google)";
+const ORIGINAL_MARKER: &str = "(Original)";
+
+/// One list page, mapped.
+#[derive(Debug)]
+pub(super) struct MappedPage {
+    /// Reviews and rejected records of the page, and `totalReviewCount`.
+    pub page: FetchedPage,
+    /// `nextPageToken`; `None` when absent or empty (the last page).
+    pub next_page_token: Option<String>,
+    /// The oldest change time (update, else create) of any record on the
+    /// page whose time could be read, rejected records included.
+    pub oldest: Option<DateTime<Utc>>,
+    /// The newest such time.
+    pub newest: Option<DateTime<Utc>>,
+}
+
+/// Maps one `ListReviewsResponse`. `page_number` (1-based) names records
+/// without a readable id in rejections. Only a page whose shape is wrong is
+/// an error; bad records become [`Rejected`].
+pub(super) fn map_page(json: &Value, page_number: u32) -> Result<MappedPage, PlatformError> {
+    let Value::Object(top) = json else {
+        return Err(PlatformError::InvalidResponse(format!(
+            "list page is {}, not an object",
+            kind(json)
+        )));
+    };
+    // Google omits empty repeated fields: no `reviews` is an empty page.
+    let items: &[Value] = match top.get("reviews") {
+        None | Some(Value::Null) => &[],
+        Some(Value::Array(items)) => items,
+        Some(other) => {
+            return Err(PlatformError::InvalidResponse(format!(
+                "reviews is {}, not an array",
+                kind(other)
+            )));
+        }
+    };
+    let next_page_token = match top.get("nextPageToken") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(t)) if t.is_empty() => None,
+        Some(Value::String(t)) => Some(t.clone()),
+        Some(other) => {
+            return Err(PlatformError::InvalidResponse(format!(
+                "nextPageToken is {}, not a string",
+                kind(other)
+            )));
+        }
+    };
+    let reported_total = match top.get("totalReviewCount") {
+        Some(Value::Number(n)) => n.as_u64(),
+        Some(Value::String(s)) => s.trim().parse().ok(),
+        _ => None,
+    };
+
+    let mut page = FetchedPage {
+        reported_total,
+        ..FetchedPage::default()
+    };
+    let mut oldest: Option<DateTime<Utc>> = None;
+    let mut newest: Option<DateTime<Utc>> = None;
+    for (index, item) in items.iter().enumerate() {
+        let changed = match map_review(item) {
+            Ok(review) => {
+                let changed = review.last_changed();
+                page.reviews.push(review);
+                Some(changed)
+            }
+            Err(refusal) => {
+                let reference = refusal
+                    .id
+                    .unwrap_or_else(|| format!("page {page_number} item {}", index + 1));
+                page.rejected.push(Rejected {
+                    reference,
+                    reason: refusal.reason,
+                    raw: item.to_string(),
+                });
+                best_effort_change_time(item)
+            }
+        };
+        if let Some(t) = changed {
+            oldest = Some(oldest.map_or(t, |o| o.min(t)));
+            newest = Some(newest.map_or(t, |n| n.max(t)));
+        }
+    }
+    Ok(MappedPage {
+        page,
+        next_page_token,
+        oldest,
+        newest,
+    })
+}
+
+/// Why a record could not become a review.
+#[derive(Debug)]
+struct Refusal {
+    /// The record's id, when it had a valid one (for the reference).
+    id: Option<String>,
+    /// "<field>: <what is wrong>".
+    reason: String,
+}
+
+fn map_review(item: &Value) -> Result<Review, Refusal> {
+    let Value::Object(obj) = item else {
+        return Err(Refusal {
+            id: None,
+            reason: format!("review: {} is not an object", kind(item)),
+        });
+    };
+    let id = review_id(obj).map_err(|reason| Refusal { id: None, reason })?;
+    let refuse = |reason: String| Refusal {
+        id: Some(id.clone()),
+        reason,
+    };
+
+    let rating = star_rating(obj.get("starRating")).map_err(&refuse)?;
+    let comment = opt_str(obj, "comment").map_err(&refuse)?.and_then(original_text);
+    let (display_name, is_anonymous) = match obj.get("reviewer") {
+        None | Some(Value::Null) => (None, None),
+        Some(Value::Object(reviewer)) => {
+            let name = opt_str(reviewer, "displayName")
+                .map_err(|e| refuse(format!("reviewer.{e}")))?
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned);
+            let anonymous = match reviewer.get("isAnonymous") {
+                None | Some(Value::Null) => false,
+                Some(Value::Bool(b)) => *b,
+                Some(other) => {
+                    return Err(refuse(format!(
+                        "reviewer.isAnonymous: {} is not a boolean",
+                        kind(other)
+                    )));
+                }
+            };
+            (name, Some(anonymous))
+        }
+        Some(other) => return Err(refuse(format!("reviewer: {} is not an object", kind(other)))),
+    };
+    let created_at = match opt_str(obj, "createTime").map_err(&refuse)? {
+        None => return Err(refuse("createTime: missing".into())),
+        Some(text) => {
+            timestamps::parse_rfc3339(text).map_err(|e| refuse(format!("createTime: {e}")))?
+        }
+    };
+    let updated_at = opt_str(obj, "updateTime")
+        .map_err(&refuse)?
+        .map(timestamps::parse_rfc3339)
+        .transpose()
+        .map_err(|e| refuse(format!("updateTime: {e}")))?;
+
+    Ok(Review {
+        platform: Platform::new(PLATFORM),
+        review_id: ReviewId::new(id),
+        title: None,
+        comment,
+        rating,
+        display_name,
+        is_anonymous,
+        created_at,
+        updated_at,
+    })
+}
+
+/// `reviewId`, else the last segment of `name`
+/// (`accounts/{a}/locations/{l}/reviews/{reviewId}`), checked.
+fn review_id(obj: &Map<String, Value>) -> Result<String, String> {
+    let (field, id) = match opt_str(obj, "reviewId")? {
+        Some(id) => ("reviewId", id),
+        None => match opt_str(obj, "name")? {
+            Some(name) => ("name", name.rsplit('/').next().unwrap_or(name)),
+            None => return Err("reviewId: missing (and no name)".into()),
+        },
+    };
+    check_review_id(id).map_err(|e| format!("{field}: {e}"))?;
+    Ok(id.to_owned())
+}
+
+fn star_rating(value: Option<&Value>) -> Result<Option<Rating>, String> {
+    let stars = match value {
+        None | Some(Value::Null) => return Ok(None),
+        Some(Value::String(word)) => match word.as_str() {
+            "STAR_RATING_UNSPECIFIED" => return Ok(None),
+            "ONE" => 1,
+            "TWO" => 2,
+            "THREE" => 3,
+            "FOUR" => 4,
+            "FIVE" => 5,
+            other => {
+                let shown: String = other.chars().take(40).collect();
+                return Err(format!("starRating: {shown:?} is not one of ONE..FIVE"));
+            }
+        },
+        // proto3 JSON parsers accept an enum's number; tolerate it.
+        Some(Value::Number(n)) => match n.as_u64() {
+            Some(0) => return Ok(None),
+            Some(s @ 1..=5) => s as u8,
+            _ => return Err(format!("starRating: {n} is not within 1..5")),
+        },
+        Some(other) => return Err(format!("starRating: {} is not a star word", kind(other))),
+    };
+    Ok(Rating::new(stars))
+}
+
+/// The reviewer's own text from a comment that may carry Google's translation
+/// markers; `None` when nothing is left.
+fn original_text(comment: &str) -> Option<String> {
+    let text = match comment.find(TRANSLATED_MARKER) {
+        None => comment,
+        Some(at) => {
+            if let Some(original) = comment.rfind(ORIGINAL_MARKER).filter(|o| *o > at) {
+                // "(Translated by Google) ... (Original) ..."
+                &comment[original + ORIGINAL_MARKER.len()..]
+            } else if !comment[..at].trim().is_empty() {
+                // "<original> (Translated by Google) <translation>"
+                &comment[..at]
+            } else {
+                // Only a translation: it is all the text there is.
+                &comment[at + TRANSLATED_MARKER.len()..]
+            }
+        }
+    };
+    let text = text.trim();
+    (!text.is_empty()).then(|| text.to_owned())
+}
+
+/// For the paging stop: a rejected record's update (else create) time, if readable.
+fn best_effort_change_time(item: &Value) -> Option<DateTime<Utc>> {
+    let read = |key: &str| {
+        item.get(key)
+            .and_then(Value::as_str)
+            .and_then(|s| timestamps::parse_rfc3339(s).ok())
+    };
+    read("updateTime").or_else(|| read("createTime"))
+}
+
+/// A string field; `Err("<key>: ...")` when present with another type.
+fn opt_str<'a>(obj: &'a Map<String, Value>, key: &str) -> Result<Option<&'a str>, String> {
+    match obj.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s)),
+        Some(other) => Err(format!("{key}: {} is not a string", kind(other))),
+    }
+}
+
+fn kind(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::timestamps::travtus_format;
+    use serde_json::json;
+
+    fn full() -> Value {
+        json!({
+            "name": "accounts/1/locations/2/reviews/r1",
+            "reviewId": "r1",
+            "reviewer": {"displayName": "Ada L.", "profilePhotoUrl": "https://x/y.png", "isAnonymous": false},
+            "starRating": "FOUR",
+            "comment": "  Lovely staff.  ",
+            "createTime": "2024-05-01T10:00:00Z",
+            "updateTime": "2024-05-02T11:30:00.123Z",
+            "reviewReply": {"comment": "Thanks!", "updateTime": "2024-05-03T00:00:00Z"}
+        })
+    }
+
+    fn with(changes: Value) -> Value {
+        let mut v = full();
+        if let (Value::Object(base), Value::Object(changes)) = (&mut v, changes) {
+            for (k, val) in changes {
+                if val == json!("__remove__") {
+                    base.remove(&k);
+                } else {
+                    base.insert(k, val);
+                }
+            }
+        }
+        v
+    }
+
+    fn one(item: Value) -> Result<Review, Rejected> {
+        let page = map_page(&json!({"reviews": [item]}), 1).expect("page shape");
+        match (page.page.reviews.into_iter().next(), page.page.rejected.into_iter().next()) {
+            (Some(r), None) => Ok(r),
+            (None, Some(j)) => Err(j),
+            other => panic!("expected one record, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_full_review_maps_every_field() {
+        let r = one(full()).expect("review");
+        assert_eq!(r.platform.as_str(), "google");
+        assert_eq!(r.review_id.as_str(), "r1");
+        assert_eq!(r.title, None);
+        assert_eq!(r.comment.as_deref(), Some("Lovely staff."));
+        assert_eq!(r.rating.map(Rating::get), Some(4));
+        assert_eq!(r.display_name.as_deref(), Some("Ada L."));
+        assert_eq!(r.is_anonymous, Some(false));
+        assert_eq!(travtus_format(r.created_at), "2024-05-01T10:00:00");
+        assert_eq!(r.updated_at.map(travtus_format).as_deref(), Some("2024-05-02T11:30:00"));
+    }
+
+    #[test]
+    fn star_words_map_to_ratings() {
+        let cases = [
+            (json!("ONE"), Some(1)),
+            (json!("TWO"), Some(2)),
+            (json!("THREE"), Some(3)),
+            (json!("FOUR"), Some(4)),
+            (json!("FIVE"), Some(5)),
+            (json!("STAR_RATING_UNSPECIFIED"), None),
+            (json!("__remove__"), None),
+            (Value::Null, None),
+            (json!(5), Some(5)),
+            (json!(0), None),
+        ];
+        for (word, want) in cases {
+            let r = one(with(json!({ "starRating": word.clone() }))).unwrap_or_else(|e| panic!("{word}: {e:?}"));
+            assert_eq!(r.rating.map(Rating::get), want, "{word}");
+        }
+    }
+
+    #[test]
+    fn optional_fields_and_anonymous_reviewers() {
+        // Rating only: no comment at all.
+        let r = one(with(json!({"comment": "__remove__"}))).expect("rating-only");
+        assert_eq!(r.comment, None);
+        assert_eq!(r.rating.map(Rating::get), Some(4));
+        let r = one(with(json!({"comment": "   "}))).expect("blank comment");
+        assert_eq!(r.comment, None);
+
+        let r = one(with(json!({"reviewer": {"displayName": "A Google User", "isAnonymous": true}})))
+            .expect("anonymous");
+        assert_eq!(r.is_anonymous, Some(true));
+        assert_eq!(r.display_name.as_deref(), Some("A Google User"));
+
+        let r = one(with(json!({"reviewer": {"displayName": "Bo"}}))).expect("no isAnonymous");
+        assert_eq!(r.is_anonymous, Some(false));
+
+        let r = one(with(json!({"reviewer": "__remove__", "updateTime": "__remove__"}))).expect("no reviewer");
+        assert_eq!((r.is_anonymous, r.display_name.as_deref()), (None, None));
+        assert_eq!(r.updated_at, None);
+        assert_eq!(r.last_changed(), r.created_at);
+
+        // No reviewId: the last segment of name.
+        let r = one(with(json!({"reviewId": "__remove__"}))).expect("id from name");
+        assert_eq!(r.review_id.as_str(), "r1");
+    }
+
+    #[test]
+    fn translated_comments_keep_the_original() {
+        let cases = [
+            (
+                "(Translated by Google) Very nice flat\n\n(Original)\nSehr schöne Wohnung",
+                Some("Sehr schöne Wohnung"),
+            ),
+            (
+                "Sehr schöne Wohnung\n\n(Translated by Google)\nVery nice flat",
+                Some("Sehr schöne Wohnung"),
+            ),
+            ("(Translated by Google) Only the translation", Some("Only the translation")),
+            ("Plain text mentioning (Original) packaging", Some("Plain text mentioning (Original) packaging")),
+            ("", None),
+        ];
+        for (input, want) in cases {
+            let r = one(with(json!({ "comment": input }))).expect("review");
+            assert_eq!(r.comment.as_deref(), want, "{input:?}");
+        }
+    }
+
+    #[test]
+    fn times_of_any_precision_and_offset_become_utc() {
+        let cases = [
+            ("2024-05-01T10:00:00Z", "2024-05-01T10:00:00"),
+            ("2024-05-01T10:00:00.123Z", "2024-05-01T10:00:00"),
+            ("2024-05-01T10:00:00.123456Z", "2024-05-01T10:00:00"),
+            ("2024-05-01T10:00:00.123456789Z", "2024-05-01T10:00:00"),
+            ("2024-05-01T10:00:00+02:00", "2024-05-01T08:00:00"),
+            ("2024-05-01T01:00:00.5+02:00", "2024-04-30T23:00:00"),
+        ];
+        for (input, want) in cases {
+            let r = one(with(json!({ "createTime": input, "updateTime": input }))).expect("review");
+            assert_eq!(travtus_format(r.created_at), want, "{input}");
+            assert_eq!(r.updated_at.map(travtus_format).as_deref(), Some(want), "{input}");
+        }
+    }
+
+    #[test]
+    fn bad_records_are_rejected_with_reason_and_raw() {
+        let cases: Vec<(Value, &str, &str)> = vec![
+            (
+                with(json!({"reviewId": "__remove__", "name": "__remove__"})),
+                "page 1 item 1",
+                "reviewId: missing (and no name)",
+            ),
+            (with(json!({"reviewId": ""})), "page 1 item 1", "reviewId: empty"),
+            (
+                with(json!({"reviewId": "a\u{0}b"})),
+                "page 1 item 1",
+                "reviewId: contains control characters",
+            ),
+            (
+                with(json!({"reviewId": "x".repeat(1025)})),
+                "page 1 item 1",
+                "reviewId: 1025 bytes, more than 1024",
+            ),
+            (with(json!({"reviewId": 17})), "page 1 item 1", "reviewId: a number is not a string"),
+            (with(json!({"createTime": "__remove__"})), "r1", "createTime: missing"),
+            (
+                with(json!({"createTime": "yesterday"})),
+                "r1",
+                "createTime: \"yesterday\" is not an RFC 3339 timestamp",
+            ),
+            (
+                with(json!({"createTime": "1969-07-20T20:17:00Z"})),
+                "r1",
+                "createTime: year 1969 is outside 1970..=9999",
+            ),
+            (
+                with(json!({"updateTime": "2024-05-01"})),
+                "r1",
+                "updateTime: \"2024-05-01\" is not an RFC 3339 timestamp",
+            ),
+            (
+                with(json!({"starRating": "SIX"})),
+                "r1",
+                "starRating: \"SIX\" is not one of ONE..FIVE",
+            ),
+            (with(json!({"starRating": 7})), "r1", "starRating: 7 is not within 1..5"),
+            (with(json!({"comment": ["a"]})), "r1", "comment: an array is not a string"),
+            (with(json!({"reviewer": 3})), "r1", "reviewer: a number is not an object"),
+            (
+                with(json!({"reviewer": {"isAnonymous": "yes"}})),
+                "r1",
+                "reviewer.isAnonymous: a string is not a boolean",
+            ),
+            (json!("just a string"), "page 1 item 1", "review: a string is not an object"),
+        ];
+        for (item, reference, reason) in cases {
+            let raw = item.to_string();
+            let rejected = one(item).expect_err(reason);
+            assert_eq!(rejected.reference, reference, "{reason}");
+            assert_eq!(rejected.reason, reason);
+            assert_eq!(rejected.raw, raw);
+        }
+    }
+
+    #[test]
+    fn one_bad_record_does_not_stop_the_page() {
+        let page = json!({
+            "reviews": [full(), with(json!({"starRating": "ZERO", "reviewId": "bad"})), with(json!({"reviewId": "r3", "updateTime": "2020-01-01T00:00:00Z"}))],
+            "totalReviewCount": 3,
+            "averageRating": 4.2,
+            "nextPageToken": "tok"
+        });
+        let mapped = map_page(&page, 2).expect("page");
+        assert_eq!(mapped.page.reviews.len(), 2);
+        assert_eq!(mapped.page.rejected.len(), 1);
+        assert_eq!(mapped.page.rejected[0].reference, "bad");
+        assert_eq!(mapped.page.reported_total, Some(3));
+        assert_eq!(mapped.next_page_token.as_deref(), Some("tok"));
+        assert_eq!(mapped.oldest.map(travtus_format).as_deref(), Some("2020-01-01T00:00:00"));
+        assert_eq!(mapped.newest.map(travtus_format).as_deref(), Some("2024-05-02T11:30:00"));
+    }
+
+    #[test]
+    fn page_shapes() {
+        let empty = map_page(&json!({"totalReviewCount": "0", "nextPageToken": ""}), 1).expect("empty page");
+        assert!(empty.page.reviews.is_empty() && empty.page.rejected.is_empty());
+        assert_eq!(empty.page.reported_total, Some(0));
+        assert_eq!(empty.next_page_token, None);
+        assert_eq!((empty.oldest, empty.newest), (None, None));
+
+        for bad in [json!([]), json!("x"), json!({"reviews": {}}), json!({"nextPageToken": 5})] {
+            assert!(
+                matches!(map_page(&bad, 1), Err(PlatformError::InvalidResponse(_))),
+                "{bad}"
+            );
+        }
+    }
+}

@@ -1,0 +1,789 @@
+//! What every platform client shares: the per-source rate limit, bearer
+//! tokens with refresh on 401, retries with backoff on 429/5xx and transport
+//! errors, a size cap on bodies, and request counting.
+//!
+//! One [`PlatformHttp`] per source. Platform modules build the URL and any
+//! extra headers or query, and map the platform's own error bodies through
+//! the `on_error` closure; everything about *whether* and *when* to try again
+//! lives here, so every platform behaves the same under throttling.
+//!
+//! **Invariant:** no token, API key or query string reaches an error message
+//! or a log line from this module: errors carry statuses, OAuth error codes
+//! and the platform's own error text; logs carry the URL path only.
+
+use super::PlatformError;
+use crate::config::SourceConfig;
+use crate::oauth::{AccessToken, TokenCache, TokenError, describe_transport};
+use crate::retry::{Backoff, retry_after_header};
+use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+use reqwest::{Method, RequestBuilder, Response, StatusCode};
+use std::num::NonZeroU32;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+use url::Url;
+
+/// Retries after the first attempt for 429, 5xx, timeouts and connection
+/// errors. With [`Backoff::PLATFORM`] the worst case is about 7.5 s of waiting
+/// (more if the platform sends `Retry-After`): long enough to ride out a
+/// blip, short enough that a poll holding the source's slot gives up and the
+/// next cron tick tries again.
+pub const MAX_RETRIES: u32 = 4;
+
+/// The largest success body we read. A Google page of 50 reviews is well under
+/// 1 MiB; anything near this is a misbehaving server, and reading it all would
+/// let one endpoint exhaust the daemon's memory.
+pub const MAX_BODY_BYTES: usize = 16 * 1024 * 1024;
+
+/// The most of an error body we read to find the platform's message: error
+/// JSON is small, and we only want its code and message.
+const MAX_ERROR_BODY_BYTES: usize = 64 * 1024;
+
+/// An error answer (after retries, if it was retryable), handed to the
+/// platform's mapper so it can read its own error shape.
+#[derive(Debug)]
+pub struct ErrorAnswer<'a> {
+    /// The HTTP status.
+    pub status: StatusCode,
+    /// The body, when it was JSON (and not over the error-body cap).
+    pub json: Option<&'a serde_json::Value>,
+    /// Whether the status was retried until [`MAX_RETRIES`] ran out.
+    pub retries_exhausted: bool,
+}
+
+impl ErrorAnswer<'_> {
+    /// A mapping that knows no platform specifics: 401/403 → `Unauthorized`,
+    /// 404 → `NotFound`, anything else → `Http` with the canonical reason.
+    pub fn generic(&self, what: &str) -> PlatformError {
+        let reason = self.status.canonical_reason().unwrap_or("error").to_owned();
+        match self.status.as_u16() {
+            401 | 403 => PlatformError::Unauthorized(format!("HTTP {}: {reason}", self.status.as_u16())),
+            404 => PlatformError::NotFound(what.to_owned()),
+            status => PlatformError::Http { status, detail: reason },
+        }
+    }
+}
+
+/// The request machinery of one source: shared connection pool, the source's
+/// timeout and rate limit, optional bearer tokens, and a request counter.
+pub struct PlatformHttp {
+    client: reqwest::Client,
+    /// Per request (connect to end of body), from the source config.
+    timeout: Duration,
+    /// The source's `requests_per_minute`; awaited before every request,
+    /// retries included, because the platform counts those too.
+    limiter: DefaultDirectRateLimiter,
+    /// Present for OAuth platforms; API-key platforms add their key in `build`.
+    tokens: Option<TokenCache>,
+    /// API requests sent (every attempt).
+    requests: AtomicU64,
+    /// Token requests that failed. Successful ones are counted by the cache
+    /// itself; together they give every token call without a second counter
+    /// inside `oauth`.
+    token_failures: AtomicU64,
+    backoff: Backoff,
+    max_retries: u32,
+    body_cap: usize,
+}
+
+impl PlatformHttp {
+    /// The machinery for `source`, on the shared pool `client`.
+    pub fn for_source(source: &SourceConfig, client: reqwest::Client, tokens: Option<TokenCache>) -> PlatformHttp {
+        PlatformHttp::new(client, source.requests_per_minute, source.timeout, tokens)
+    }
+
+    /// The machinery with an explicit budget and timeout.
+    pub fn new(
+        client: reqwest::Client,
+        requests_per_minute: NonZeroU32,
+        timeout: Duration,
+        tokens: Option<TokenCache>,
+    ) -> PlatformHttp {
+        PlatformHttp {
+            client,
+            timeout,
+            limiter: RateLimiter::direct(Quota::per_minute(requests_per_minute)),
+            tokens,
+            requests: AtomicU64::new(0),
+            token_failures: AtomicU64::new(0),
+            backoff: Backoff::PLATFORM,
+            max_retries: MAX_RETRIES,
+            body_cap: MAX_BODY_BYTES,
+        }
+    }
+
+    /// Replaces the retry policy (tests use millisecond delays).
+    pub fn with_retries(mut self, backoff: Backoff, max_retries: u32) -> PlatformHttp {
+        self.backoff = backoff;
+        self.max_retries = max_retries;
+        self
+    }
+
+    /// Replaces the success-body cap (tests).
+    pub fn with_body_cap(mut self, bytes: usize) -> PlatformHttp {
+        self.body_cap = bytes;
+        self
+    }
+
+    /// Every HTTP request made so far: API attempts including retries, and
+    /// token calls (successful or not).
+    pub fn requests(&self) -> u64 {
+        let token_calls = self.tokens.as_ref().map_or(0, TokenCache::fetch_count)
+            + self.token_failures.load(Ordering::Relaxed);
+        self.requests.load(Ordering::Relaxed) + token_calls
+    }
+
+    /// `GET url` expecting a JSON body. See [`PlatformHttp::request_json`].
+    pub async fn get_json(
+        &self,
+        url: &Url,
+        build: impl Fn(RequestBuilder) -> RequestBuilder,
+        on_error: impl Fn(ErrorAnswer<'_>) -> PlatformError,
+    ) -> Result<serde_json::Value, PlatformError> {
+        self.request_json(Method::GET, url, build, on_error).await
+    }
+
+    /// Sends a request and returns its JSON body.
+    ///
+    /// `build` adds the caller's query, headers or body; it is called again
+    /// for every attempt. The bearer token (when this source has a token
+    /// cache) is added after it. A 401 renews the token once and tries again
+    /// at once; 408, 429, 5xx, timeouts and connection errors are retried up
+    /// to `MAX_RETRIES` times with backoff (`Retry-After` wins). An error
+    /// status that is final goes through `on_error`.
+    pub async fn request_json(
+        &self,
+        method: Method,
+        url: &Url,
+        build: impl Fn(RequestBuilder) -> RequestBuilder,
+        on_error: impl Fn(ErrorAnswer<'_>) -> PlatformError,
+    ) -> Result<serde_json::Value, PlatformError> {
+        let path = url.path();
+        let mut retries = 0u32;
+        // Set after a 401: the token to renew (once per call).
+        let mut renew_from: Option<AccessToken> = None;
+        let mut renewed = false;
+        loop {
+            let token = match self.token(renew_from.as_ref()).await {
+                Ok(token) => {
+                    renew_from = None;
+                    token
+                }
+                Err(TokenFailure::Final(e)) => return Err(e),
+                Err(TokenFailure::Retry { error, retry_after }) => {
+                    self.pause_or_give_up(&mut retries, retry_after, path, error)
+                        .await?;
+                    continue;
+                }
+            };
+
+            self.limiter.until_ready().await;
+            self.requests.fetch_add(1, Ordering::Relaxed);
+            let mut request = build(self.client.request(method.clone(), url.clone()).timeout(self.timeout));
+            if let Some(token) = &token {
+                request = request.bearer_auth(token.secret());
+            }
+            tracing::debug!(%method, path, attempt = retries + 1, "platform request");
+            let mut response = match request.send().await {
+                Ok(response) => response,
+                Err(e) => {
+                    let error = PlatformError::Transport(describe_transport(&e));
+                    self.pause_or_give_up(&mut retries, None, path, error).await?;
+                    continue;
+                }
+            };
+            let status = response.status();
+
+            if status.is_success() {
+                let body = match read_capped(&mut response, self.body_cap).await {
+                    Ok(body) => body,
+                    Err(BodyError::TooLarge) => {
+                        return Err(PlatformError::InvalidResponse(format!(
+                            "body larger than the {} byte cap",
+                            self.body_cap
+                        )));
+                    }
+                    Err(BodyError::Transport(e)) => {
+                        let error = PlatformError::Transport(describe_transport(&e));
+                        self.pause_or_give_up(&mut retries, None, path, error).await?;
+                        continue;
+                    }
+                };
+                return serde_json::from_slice(&body).map_err(|e| {
+                    // serde_json's syntax errors name a position, never the content.
+                    PlatformError::InvalidResponse(format!("HTTP {} body is not JSON: {e}", status.as_u16()))
+                });
+            }
+
+            if status == StatusCode::UNAUTHORIZED
+                && !renewed
+                && let Some(rejected) = token
+            {
+                tracing::debug!(path, "platform refused the access token; renewing it");
+                renewed = true;
+                renew_from = Some(rejected);
+                continue;
+            }
+
+            let retryable = is_retryable_status(status);
+            if retryable && retries < self.max_retries {
+                let retry_after = retry_after_header(response.headers());
+                let error = PlatformError::Http {
+                    status: status.as_u16(),
+                    detail: "retrying".into(),
+                };
+                self.pause_or_give_up(&mut retries, retry_after, path, error).await?;
+                continue;
+            }
+            let json = match read_capped(&mut response, MAX_ERROR_BODY_BYTES).await {
+                Ok(body) => serde_json::from_slice::<serde_json::Value>(&body).ok(),
+                Err(_) => None,
+            };
+            return Err(on_error(ErrorAnswer {
+                status,
+                json: json.as_ref(),
+                retries_exhausted: retryable,
+            }));
+        }
+    }
+
+    /// The token for the next attempt: a renewal of `renew_from` after a 401,
+    /// else the cached one. `None` when this source has no token cache.
+    async fn token(&self, renew_from: Option<&AccessToken>) -> Result<Option<AccessToken>, TokenFailure> {
+        let Some(cache) = &self.tokens else {
+            return Ok(None);
+        };
+        let fetch = async {
+            match renew_from {
+                Some(rejected) => cache.renew(rejected).await,
+                None => cache.get().await,
+            }
+        };
+        // The token endpoint shares the pool, which has no timeout of its own:
+        // bound the call here so a hung endpoint cannot stall the source.
+        let result = match tokio::time::timeout(self.timeout, fetch).await {
+            Ok(result) => result,
+            Err(_) => Err(TokenError::Transport("timed out".into())),
+        };
+        match result {
+            Ok(token) => Ok(Some(token)),
+            Err(error) => {
+                self.token_failures.fetch_add(1, Ordering::Relaxed);
+                Err(classify_token_error(error))
+            }
+        }
+    }
+
+    /// Sleeps before the next retry, or returns `error` when retries ran out.
+    async fn pause_or_give_up(
+        &self,
+        retries: &mut u32,
+        retry_after: Option<Duration>,
+        path: &str,
+        error: PlatformError,
+    ) -> Result<(), PlatformError> {
+        if *retries >= self.max_retries {
+            return Err(error);
+        }
+        // The thread-local rng is not Send: draw the delay before awaiting.
+        let delay = self.backoff.delay(*retries, retry_after, &mut rand::rng());
+        *retries += 1;
+        tracing::warn!(
+            path,
+            retry = *retries,
+            delay_ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX),
+            error_type = error.error_type(),
+            "platform request failed; retrying"
+        );
+        tokio::time::sleep(delay).await;
+        Ok(())
+    }
+}
+
+/// 408, 429 and 5xx may succeed later; other statuses will not.
+pub fn is_retryable_status(status: StatusCode) -> bool {
+    status == StatusCode::REQUEST_TIMEOUT || status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error()
+}
+
+enum TokenFailure {
+    /// Trying again later may help.
+    Retry {
+        error: PlatformError,
+        retry_after: Option<Duration>,
+    },
+    /// It will not.
+    Final(PlatformError),
+}
+
+fn classify_token_error(error: TokenError) -> TokenFailure {
+    match error {
+        // Revoked or expired for good: a human must grant consent again.
+        TokenError::Refused { error, description } => {
+            let text = if description.is_empty() {
+                error
+            } else {
+                format!("{error}: {description}")
+            };
+            TokenFailure::Final(PlatformError::NeedsConsent(text))
+        }
+        TokenError::Http { status, retry_after } => {
+            let error = PlatformError::Http {
+                status,
+                detail: "token endpoint".into(),
+            };
+            match StatusCode::from_u16(status) {
+                Ok(code) if !is_retryable_status(code) && code.is_client_error() => {
+                    // A 4xx without a recognised OAuth code: the credentials
+                    // or the token URL are wrong; retrying will not fix them.
+                    TokenFailure::Final(PlatformError::Unauthorized(format!(
+                        "token endpoint answered HTTP {status}"
+                    )))
+                }
+                _ => TokenFailure::Retry { error, retry_after },
+            }
+        }
+        TokenError::Transport(reason) => TokenFailure::Retry {
+            error: PlatformError::Transport(format!("token endpoint: {reason}")),
+            retry_after: None,
+        },
+        TokenError::InvalidResponse(reason) => TokenFailure::Retry {
+            error: PlatformError::InvalidResponse(format!("token endpoint: {reason}")),
+            retry_after: None,
+        },
+    }
+}
+
+enum BodyError {
+    TooLarge,
+    Transport(reqwest::Error),
+}
+
+/// Reads the body, refusing to hold more than `cap` bytes.
+async fn read_capped(response: &mut Response, cap: usize) -> Result<Vec<u8>, BodyError> {
+    if response
+        .content_length()
+        .is_some_and(|len| usize::try_from(len).map_or(true, |len| len > cap))
+    {
+        return Err(BodyError::TooLarge);
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await.map_err(BodyError::Transport)? {
+        if body.len() + chunk.len() > cap {
+            return Err(BodyError::TooLarge);
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
+#[cfg(test)]
+pub(crate) mod test_server {
+    //! A scripted HTTP/1.1 server on loopback for testing the retry machinery
+    //! without the sandbox: answers each path from its own queue (the last
+    //! answer repeats) and records every request head.
+
+    use std::collections::{HashMap, VecDeque};
+    use std::sync::{Arc, Mutex};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpListener;
+
+    /// One scripted answer.
+    #[derive(Clone, Debug)]
+    pub struct Answer {
+        pub status: u16,
+        pub headers: Vec<(String, String)>,
+        pub body: String,
+        /// Never answer (to test timeouts).
+        pub hang: bool,
+    }
+
+    impl Answer {
+        pub fn json(status: u16, body: &str) -> Answer {
+            Answer {
+                status,
+                headers: vec![("content-type".into(), "application/json".into())],
+                body: body.to_owned(),
+                hang: false,
+            }
+        }
+        pub fn header(mut self, name: &str, value: &str) -> Answer {
+            self.headers.push((name.into(), value.into()));
+            self
+        }
+        pub fn hang() -> Answer {
+            Answer {
+                status: 200,
+                headers: vec![],
+                body: String::new(),
+                hang: true,
+            }
+        }
+    }
+
+    #[derive(Default)]
+    struct State {
+        script: HashMap<String, VecDeque<Answer>>,
+        seen: Vec<String>,
+    }
+
+    pub struct Server {
+        pub base: String,
+        state: Arc<Mutex<State>>,
+    }
+
+    impl Server {
+        pub async fn start() -> Server {
+            let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind loopback");
+            let base = format!("http://{}", listener.local_addr().expect("local addr"));
+            let state = Arc::new(Mutex::new(State::default()));
+            let shared = state.clone();
+            tokio::spawn(async move {
+                while let Ok((mut socket, _)) = listener.accept().await {
+                    let state = shared.clone();
+                    tokio::spawn(async move {
+                        let mut head = Vec::new();
+                        let mut buf = [0u8; 4096];
+                        while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                            match socket.read(&mut buf).await {
+                                Ok(0) | Err(_) => return,
+                                Ok(n) => head.extend_from_slice(&buf[..n]),
+                            }
+                        }
+                        // Drain the request body too: closing with unread
+                        // bytes would reset the connection under the answer.
+                        let end = head.windows(4).position(|w| w == b"\r\n\r\n").unwrap_or(0) + 4;
+                        let head_text = String::from_utf8_lossy(&head[..end]).to_ascii_lowercase();
+                        let body_len: usize = head_text
+                            .lines()
+                            .find_map(|l| l.strip_prefix("content-length:"))
+                            .and_then(|v| v.trim().parse().ok())
+                            .unwrap_or(0);
+                        let mut have = head.len() - end;
+                        while have < body_len {
+                            match socket.read(&mut buf).await {
+                                Ok(0) | Err(_) => break,
+                                Ok(n) => have += n,
+                            }
+                        }
+                        let head = String::from_utf8_lossy(&head[..end]).into_owned();
+                        let path = head
+                            .split_whitespace()
+                            .nth(1)
+                            .unwrap_or("/")
+                            .split('?')
+                            .next()
+                            .unwrap_or("/")
+                            .to_owned();
+                        let answer = {
+                            let mut st = state.lock().expect("lock");
+                            st.seen.push(head);
+                            match st.script.get_mut(&path) {
+                                Some(q) if q.len() > 1 => q.pop_front(),
+                                Some(q) => q.front().cloned(),
+                                None => None,
+                            }
+                        }
+                        .unwrap_or_else(|| Answer::json(404, r#"{"error":"no script"}"#));
+                        if answer.hang {
+                            tokio::time::sleep(std::time::Duration::from_secs(30)).await;
+                            return;
+                        }
+                        let mut out = format!(
+                            "HTTP/1.1 {} X\r\ncontent-length: {}\r\nconnection: close\r\n",
+                            answer.status,
+                            answer.body.len()
+                        );
+                        for (k, v) in &answer.headers {
+                            out.push_str(&format!("{k}: {v}\r\n"));
+                        }
+                        out.push_str("\r\n");
+                        out.push_str(&answer.body);
+                        let _ = socket.write_all(out.as_bytes()).await;
+                        let _ = socket.shutdown().await;
+                    });
+                }
+            });
+            Server { base, state }
+        }
+
+        /// Queues answers for `path` (the last one repeats).
+        pub fn script(&self, path: &str, answers: Vec<Answer>) {
+            self.state
+                .lock()
+                .expect("lock")
+                .script
+                .insert(path.to_owned(), answers.into());
+        }
+
+        /// Request heads received, in order.
+        pub fn seen(&self) -> Vec<String> {
+            self.state.lock().expect("lock").seen.clone()
+        }
+
+        /// Requests received for `path`.
+        pub fn count(&self, path: &str) -> usize {
+            let needle = format!(" {path}");
+            self.seen()
+                .iter()
+                .filter(|h| {
+                    h.lines().next().is_some_and(|l| {
+                        l.contains(&format!("{needle} ")) || l.contains(&format!("{needle}?"))
+                    })
+                })
+                .count()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::test_server::{Answer, Server};
+    use super::*;
+    use crate::config::Secret;
+    use crate::oauth::Grant;
+
+    const FAST: Backoff = Backoff {
+        base: Duration::from_millis(1),
+        cap: Duration::from_millis(2),
+    };
+
+    fn rpm(n: u32) -> NonZeroU32 {
+        NonZeroU32::new(n).unwrap_or(NonZeroU32::MIN)
+    }
+
+    fn url(server: &Server, path: &str) -> Url {
+        Url::parse(&format!("{}{path}", server.base)).expect("test url")
+    }
+
+    fn machinery(server: &Server, with_tokens: bool) -> PlatformHttp {
+        let client = reqwest::Client::new();
+        let tokens = with_tokens.then(|| {
+            TokenCache::new(
+                Grant::RefreshToken {
+                    client_id: "id".into(),
+                    client_secret: Secret::new("client-s3cret"),
+                    refresh_token: Secret::new("refresh-s3cret"),
+                },
+                url(server, "/token"),
+                client.clone(),
+            )
+        });
+        PlatformHttp::new(client, rpm(6000), Duration::from_secs(5), tokens).with_retries(FAST, MAX_RETRIES)
+    }
+
+    fn token_ok(server: &Server) {
+        server.script(
+            "/token",
+            vec![Answer::json(
+                200,
+                r#"{"access_token":"acc3ss","expires_in":3600,"token_type":"Bearer"}"#,
+            )],
+        );
+    }
+
+    async fn get(http: &PlatformHttp, u: &Url) -> Result<serde_json::Value, PlatformError> {
+        http.get_json(u, |r| r, |answer| answer.generic("thing")).await
+    }
+
+    fn assert_no_secrets(text: &str) {
+        for secret in ["acc3ss", "client-s3cret", "refresh-s3cret"] {
+            assert!(!text.contains(secret), "{text} leaks {secret}");
+        }
+    }
+
+    #[tokio::test]
+    async fn sends_the_bearer_token_and_returns_json() {
+        let server = Server::start().await;
+        token_ok(&server);
+        server.script("/api", vec![Answer::json(200, r#"{"ok":true}"#)]);
+        let http = machinery(&server, true);
+        let json = get(&http, &url(&server, "/api")).await.expect("ok");
+        assert_eq!(json, serde_json::json!({"ok": true}));
+        let seen = server.seen();
+        assert!(seen.iter().any(|h| h.to_ascii_lowercase().contains("authorization: bearer acc3ss")));
+        assert_eq!(http.requests(), 2, "one token call, one API call");
+    }
+
+    #[tokio::test]
+    async fn server_errors_and_throttling_are_retried() {
+        let server = Server::start().await;
+        token_ok(&server);
+        server.script(
+            "/api",
+            vec![
+                Answer::json(500, "{}"),
+                Answer::json(429, "{}").header("retry-after", "0"),
+                Answer::json(503, "oops"),
+                Answer::json(200, "[1]"),
+            ],
+        );
+        let http = machinery(&server, true);
+        let json = get(&http, &url(&server, "/api")).await.expect("ok after retries");
+        assert_eq!(json, serde_json::json!([1]));
+        assert_eq!(server.count("/api"), 4);
+        assert_eq!(http.requests(), 5);
+    }
+
+    #[tokio::test]
+    async fn retries_are_bounded_and_the_last_status_is_mapped() {
+        let server = Server::start().await;
+        server.script("/api", vec![Answer::json(502, r#"{"error":"bad gateway"}"#)]);
+        let http = machinery(&server, false);
+        let err = get(&http, &url(&server, "/api")).await.expect_err("gives up");
+        assert!(matches!(err, PlatformError::Http { status: 502, .. }), "{err:?}");
+        assert_eq!(server.count("/api"), 1 + MAX_RETRIES as usize);
+        assert_eq!(http.requests(), 1 + u64::from(MAX_RETRIES));
+    }
+
+    #[tokio::test]
+    async fn a_401_renews_the_token_once() {
+        let server = Server::start().await;
+        token_ok(&server);
+        server.script("/api", vec![Answer::json(401, "{}"), Answer::json(200, "{}")]);
+        let http = machinery(&server, true);
+        get(&http, &url(&server, "/api")).await.expect("ok after renew");
+        assert_eq!(server.count("/token"), 2);
+        assert_eq!(server.count("/api"), 2);
+        assert_eq!(http.requests(), 4);
+
+        // Refused again after the renewal: mapped, not retried further.
+        let server = Server::start().await;
+        token_ok(&server);
+        server.script("/api", vec![Answer::json(401, "{}")]);
+        let http = machinery(&server, true);
+        let err = get(&http, &url(&server, "/api")).await.expect_err("refused");
+        assert!(matches!(err, PlatformError::Unauthorized(_)), "{err:?}");
+        assert_eq!(server.count("/api"), 2);
+        assert_no_secrets(&err.to_string());
+    }
+
+    #[tokio::test]
+    async fn invalid_grant_needs_consent() {
+        let server = Server::start().await;
+        server.script(
+            "/token",
+            vec![Answer::json(
+                400,
+                r#"{"error":"invalid_grant","error_description":"Token has been expired or revoked."}"#,
+            )],
+        );
+        let http = machinery(&server, true);
+        let err = get(&http, &url(&server, "/api")).await.expect_err("refused");
+        match &err {
+            PlatformError::NeedsConsent(text) => {
+                assert_eq!(text, "invalid_grant: Token has been expired or revoked.")
+            }
+            other => panic!("expected NeedsConsent, got {other:?}"),
+        }
+        assert_eq!(server.count("/token"), 1, "a refusal is not retried");
+        assert_eq!(server.count("/api"), 0);
+        assert_eq!(http.requests(), 1);
+        assert_no_secrets(&format!("{err} {err:?}"));
+    }
+
+    #[tokio::test]
+    async fn token_endpoint_outages_are_retried() {
+        let server = Server::start().await;
+        server.script(
+            "/token",
+            vec![
+                Answer::json(503, "{}"),
+                Answer::json(200, r#"{"access_token":"acc3ss","expires_in":3600}"#),
+            ],
+        );
+        server.script("/api", vec![Answer::json(200, "{}")]);
+        let http = machinery(&server, true);
+        get(&http, &url(&server, "/api")).await.expect("ok");
+        assert_eq!(server.count("/token"), 2);
+        assert_eq!(http.requests(), 3);
+    }
+
+    #[tokio::test]
+    async fn bodies_over_the_cap_are_refused() {
+        let server = Server::start().await;
+        let big = format!("[{}]", vec!["1"; 100].join(","));
+        server.script("/api", vec![Answer::json(200, &big)]);
+        let http = machinery(&server, false).with_body_cap(64);
+        let err = get(&http, &url(&server, "/api")).await.expect_err("too big");
+        assert!(
+            matches!(&err, PlatformError::InvalidResponse(m) if m.contains("64 byte cap")),
+            "{err:?}"
+        );
+        assert_eq!(server.count("/api"), 1, "not retried");
+    }
+
+    #[tokio::test]
+    async fn invalid_json_is_reported_without_the_body() {
+        let server = Server::start().await;
+        server.script("/api", vec![Answer::json(200, "<html>secret page</html>")]);
+        let http = machinery(&server, false);
+        let err = get(&http, &url(&server, "/api")).await.expect_err("not json");
+        let text = err.to_string();
+        assert!(matches!(err, PlatformError::InvalidResponse(_)), "{err:?}");
+        assert!(!text.contains("secret page"), "{text}");
+    }
+
+    #[tokio::test]
+    async fn error_bodies_reach_the_mapper() {
+        let server = Server::start().await;
+        server.script("/api", vec![Answer::json(400, r#"{"error":{"message":"bad page size"}}"#)]);
+        let http = machinery(&server, false);
+        let err = http
+            .get_json(
+                &url(&server, "/api"),
+                |r| r.query(&[("pageSize", "999")]),
+                |answer| PlatformError::Http {
+                    status: answer.status.as_u16(),
+                    detail: answer
+                        .json
+                        .and_then(|j| j.pointer("/error/message"))
+                        .and_then(|m| m.as_str())
+                        .unwrap_or("?")
+                        .to_owned(),
+                },
+            )
+            .await
+            .expect_err("400");
+        assert_eq!(err.to_string(), "HTTP 400: bad page size");
+        assert_eq!(server.count("/api"), 1, "other 4xx are not retried");
+        assert!(server.seen()[0].contains("pageSize=999"));
+    }
+
+    #[tokio::test]
+    async fn connection_errors_and_timeouts_give_up_as_transport() {
+        // A port nobody listens on: bind, note the address, close.
+        let addr = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+            l.local_addr().expect("addr")
+        };
+        let http = PlatformHttp::new(reqwest::Client::new(), rpm(6000), Duration::from_secs(2), None)
+            .with_retries(FAST, 1);
+        let u = Url::parse(&format!("http://{addr}/api?key=k3y")).expect("url");
+        let err = get(&http, &u).await.expect_err("refused");
+        assert!(matches!(err, PlatformError::Transport(_)), "{err:?}");
+        assert!(!err.to_string().contains("k3y"), "{err}");
+        assert_eq!(http.requests(), 2);
+
+        let server = Server::start().await;
+        server.script("/slow", vec![Answer::hang()]);
+        let http = PlatformHttp::new(reqwest::Client::new(), rpm(6000), Duration::from_millis(200), None)
+            .with_retries(FAST, 1);
+        let err = get(&http, &url(&server, "/slow")).await.expect_err("timeout");
+        assert!(
+            matches!(&err, PlatformError::Transport(m) if m.contains("timed out")),
+            "{err:?}"
+        );
+        assert_eq!(server.count("/slow"), 2);
+    }
+
+    #[tokio::test]
+    async fn the_rate_limit_spaces_requests() {
+        let server = Server::start().await;
+        server.script("/api", vec![Answer::json(200, "{}")]);
+        // A budget of 1 per minute (burst 1): the second request must wait.
+        let http = PlatformHttp::new(reqwest::Client::new(), rpm(1), Duration::from_secs(2), None);
+        get(&http, &url(&server, "/api")).await.expect("first");
+        let second = tokio::time::timeout(Duration::from_millis(300), get(&http, &url(&server, "/api"))).await;
+        assert!(second.is_err(), "the second request must wait for the budget");
+        assert_eq!(server.count("/api"), 1);
+    }
+}

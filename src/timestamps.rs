@@ -1,0 +1,310 @@
+//! Timestamps in and out: every platform's way of writing an instant (RFC 3339
+//! with any offset and fraction, naive date-times meant as UTC, Unix seconds,
+//! naive local times in a named time zone) becomes a `DateTime<Utc>` here, and
+//! [`travtus_format`] writes the one form Travtus accepts. Pure functions, no
+//! I/O, shared by all platform clients.
+//!
+//! **Invariant:** every instant that leaves this module lies in the years
+//! 1970..=9999, so the Travtus format is always exactly 19 characters.
+
+use chrono::{DateTime, Datelike, Duration, NaiveDateTime, Offset, TimeZone, Utc};
+use chrono_tz::Tz;
+
+/// The earliest year we accept. Reviews predate no platform's launch, and an
+/// instant before the Unix epoch is a sign of a zero or garbage value.
+const MIN_YEAR: i32 = 1970;
+/// The latest year we accept: beyond it `%Y` is no longer four digits.
+const MAX_YEAR: i32 = 9999;
+
+/// The longest stretch of local time a DST (or calendar) change skips. Samoa
+/// skipped all of 2011-12-30, so a day, plus slack.
+const MAX_GAP: Duration = Duration::hours(48);
+
+/// Why a timestamp was refused. The text is short and names what was wrong,
+/// never more than the offending value itself.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TimestampError {
+    /// The text is not in the expected format.
+    #[error("{value:?} is not {expected}")]
+    Format {
+        /// The text as given (trimmed, cut to 64 characters).
+        value: String,
+        /// What was expected, e.g. "an RFC 3339 timestamp".
+        expected: &'static str,
+    },
+    /// A well-formed instant outside the years we accept.
+    #[error("year {0} is outside {MIN_YEAR}..={MAX_YEAR}")]
+    OutOfRange(i64),
+}
+
+/// Parses RFC 3339 (`2014-10-02T15:01:23.045123456+02:00`, any offset,
+/// 0..9 fractional digits; `Z` or `z`) and converts it to UTC.
+pub fn parse_rfc3339(s: &str) -> Result<DateTime<Utc>, TimestampError> {
+    let trimmed = s.trim();
+    let parsed = DateTime::parse_from_rfc3339(trimmed)
+        .map_err(|_| format_error(trimmed, "an RFC 3339 timestamp"))?;
+    in_range(parsed.with_timezone(&Utc))
+}
+
+/// Parses a date-time without offset, `YYYY-MM-DDThh:mm:ss[.fff]` or
+/// `YYYY-MM-DD hh:mm:ss[.fff]`, taken as UTC.
+pub fn parse_naive_utc(s: &str) -> Result<DateTime<Utc>, TimestampError> {
+    let naive = parse_naive(s.trim())?;
+    in_range(naive.and_utc())
+}
+
+/// Unix seconds to UTC.
+pub fn from_unix_seconds(secs: i64) -> Result<DateTime<Utc>, TimestampError> {
+    let dt = DateTime::from_timestamp(secs, 0).ok_or(TimestampError::OutOfRange(
+        // Out of chrono's range: far outside ours too; report the rough year.
+        1970 + secs / 31_556_952,
+    ))?;
+    in_range(dt)
+}
+
+/// Fractional Unix seconds (e.g. `1700000000.25`) to UTC.
+pub fn from_unix_seconds_f64(secs: f64) -> Result<DateTime<Utc>, TimestampError> {
+    if !secs.is_finite() {
+        return Err(format_error(&secs.to_string(), "a number of Unix seconds"));
+    }
+    // Anything beyond year 9999 (2.5e11 s) is refused anyway; clamping keeps
+    // the cast from saturating into a misleading error.
+    let whole = secs.floor().clamp(-1e13, 1e13);
+    let nanos = ((secs - whole) * 1e9).clamp(0.0, 999_999_999.0) as u32;
+    let dt = DateTime::from_timestamp(whole as i64, nanos)
+        .ok_or(TimestampError::OutOfRange(1970 + whole as i64 / 31_556_952))?;
+    in_range(dt)
+}
+
+/// Parses Unix seconds written as digits (an optional leading `-` is
+/// accepted, and then refused as before 1970).
+pub fn parse_unix_seconds(s: &str) -> Result<DateTime<Utc>, TimestampError> {
+    let trimmed = s.trim();
+    let secs: i64 = trimmed
+        .parse()
+        .map_err(|_| format_error(trimmed, "a number of Unix seconds"))?;
+    from_unix_seconds(secs)
+}
+
+/// Parses a naive local date-time (`YYYY-MM-DD hh:mm:ss` or with `T`) as
+/// wall-clock time in `tz` and converts it to UTC. See [`local_to_utc`] for
+/// how DST transitions are resolved.
+pub fn parse_local(s: &str, tz: Tz) -> Result<DateTime<Utc>, TimestampError> {
+    let naive = parse_naive(s.trim())?;
+    in_range(local_to_utc(naive, tz))
+}
+
+/// A wall-clock time in `tz` as a UTC instant.
+///
+/// - A time that occurs twice (clocks go back) is taken as the **earlier**
+///   instant: the platform most likely recorded it in the first pass, and a
+///   consistent choice keeps the review's content hash stable across polls.
+/// - A time that never occurs (clocks jump forward) is **shifted forward** by
+///   the length of the gap, i.e. read with the offset in force just before
+///   it: 02:30 on a spring-forward night in New York becomes 03:30 EDT. This
+///   is what most calendar software does ("compatible" disambiguation).
+pub fn local_to_utc(naive: NaiveDateTime, tz: Tz) -> DateTime<Utc> {
+    if let Some(dt) = tz.from_local_datetime(&naive).earliest() {
+        return dt.with_timezone(&Utc);
+    }
+    // In a gap: walk back minute by minute to the last wall-clock time that
+    // exists (offsets change on whole minutes), and use its offset.
+    let mut probe = naive;
+    let limit = naive - MAX_GAP;
+    while probe > limit {
+        probe -= Duration::minutes(1);
+        if let Some(before) = tz.from_local_datetime(&probe).earliest() {
+            let offset = before.offset().fix();
+            return (naive - Duration::seconds(i64::from(offset.local_minus_utc()))).and_utc();
+        }
+    }
+    // No zone has a gap this long; reading the time as UTC is the least wrong.
+    naive.and_utc()
+}
+
+/// The form Travtus expects: UTC, exactly `YYYY-MM-DDThh:mm:ss`, no fraction
+/// (dropped, not rounded) and no offset.
+pub fn travtus_format(dt: DateTime<Utc>) -> String {
+    dt.format("%Y-%m-%dT%H:%M:%S").to_string()
+}
+
+fn parse_naive(s: &str) -> Result<NaiveDateTime, TimestampError> {
+    // `%.f` makes the fraction optional, with any number of digits.
+    NaiveDateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S%.f")
+        .or_else(|_| NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M:%S%.f"))
+        .map_err(|_| format_error(s, "a date-time like 2024-01-31T12:00:00"))
+}
+
+fn in_range(dt: DateTime<Utc>) -> Result<DateTime<Utc>, TimestampError> {
+    let year = dt.year();
+    if (MIN_YEAR..=MAX_YEAR).contains(&year) {
+        Ok(dt)
+    } else {
+        Err(TimestampError::OutOfRange(i64::from(year)))
+    }
+}
+
+fn format_error(value: &str, expected: &'static str) -> TimestampError {
+    // Cut long garbage so a reason stays one readable line.
+    let value: String = value.chars().take(64).collect();
+    TimestampError::Format { value, expected }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::{FixedOffset, NaiveDate, Timelike};
+    use proptest::prelude::*;
+
+    fn utc(s: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(s)
+            .map(|d| d.with_timezone(&Utc))
+            .unwrap_or_else(|e| panic!("bad test timestamp {s}: {e}"))
+    }
+
+    #[test]
+    fn rfc3339_accepts_fractions_and_offsets() {
+        let cases = [
+            ("2014-10-02T15:01:23Z", "2014-10-02T15:01:23"),
+            ("2014-10-02T15:01:23.045Z", "2014-10-02T15:01:23"),
+            ("2014-10-02T15:01:23.045123Z", "2014-10-02T15:01:23"),
+            ("2014-10-02T15:01:23.045123456Z", "2014-10-02T15:01:23"),
+            ("2014-10-02T15:01:23.999999999Z", "2014-10-02T15:01:23"),
+            ("2014-10-02T15:01:23+02:00", "2014-10-02T13:01:23"),
+            ("2014-10-02T01:01:23.5-05:30", "2014-10-02T06:31:23"),
+            ("2014-10-02t15:01:23z", "2014-10-02T15:01:23"),
+        ];
+        for (input, want) in cases {
+            let got = parse_rfc3339(input).map(travtus_format);
+            assert_eq!(got.as_deref(), Ok(want), "{input}");
+        }
+        let nanos = parse_rfc3339("2014-10-02T15:01:23.045123456Z").map(|d| d.nanosecond());
+        assert_eq!(nanos, Ok(45_123_456));
+    }
+
+    #[test]
+    fn rfc3339_refuses_garbage_and_out_of_range_years() {
+        for bad in ["", "yesterday", "2014-10-02", "2014-10-02T15:01:23", "2014-13-02T00:00:00Z"] {
+            assert!(
+                matches!(parse_rfc3339(bad), Err(TimestampError::Format { .. })),
+                "{bad}"
+            );
+        }
+        assert_eq!(
+            parse_rfc3339("1969-12-31T23:59:59Z"),
+            Err(TimestampError::OutOfRange(1969))
+        );
+        // Before 1970 in UTC even though the local date says 1970.
+        assert_eq!(
+            parse_rfc3339("1970-01-01T00:30:00+01:00"),
+            Err(TimestampError::OutOfRange(1969))
+        );
+        assert!(parse_rfc3339("1970-01-01T00:00:00Z").is_ok());
+        assert!(parse_rfc3339("9999-12-31T23:59:59Z").is_ok());
+    }
+
+    #[test]
+    fn naive_times_are_utc() {
+        let want = Ok(utc("2024-03-01T12:34:56Z"));
+        assert_eq!(parse_naive_utc("2024-03-01T12:34:56"), want);
+        assert_eq!(parse_naive_utc("2024-03-01 12:34:56"), want);
+        assert_eq!(
+            parse_naive_utc("2024-03-01 12:34:56.789").map(travtus_format),
+            Ok("2024-03-01T12:34:56".to_owned())
+        );
+        assert!(parse_naive_utc("2024-03-01").is_err());
+        assert!(parse_naive_utc("2024-03-01T12:34:56Z").is_err());
+    }
+
+    #[test]
+    fn unix_seconds() {
+        assert_eq!(parse_unix_seconds("0"), Ok(utc("1970-01-01T00:00:00Z")));
+        assert_eq!(
+            parse_unix_seconds(" 1700000000 "),
+            Ok(utc("2023-11-14T22:13:20Z"))
+        );
+        assert_eq!(parse_unix_seconds("-1"), Err(TimestampError::OutOfRange(1969)));
+        assert!(parse_unix_seconds("17e8").is_err());
+        assert!(from_unix_seconds(i64::MAX).is_err());
+        assert_eq!(
+            from_unix_seconds_f64(1_700_000_000.25).map(|d| (d.timestamp(), d.nanosecond())),
+            Ok((1_700_000_000, 250_000_000))
+        );
+        assert!(from_unix_seconds_f64(f64::NAN).is_err());
+        assert!(from_unix_seconds_f64(1e300).is_err());
+    }
+
+    #[test]
+    fn local_times_resolve_dst_transitions() {
+        let ny: Tz = chrono_tz::America::New_York;
+        // Ordinary winter time: UTC-5.
+        assert_eq!(
+            parse_local("2024-01-15 10:00:00", ny),
+            Ok(utc("2024-01-15T15:00:00Z"))
+        );
+        // 2024-11-03 01:30 happens twice (EDT then EST): the earlier, EDT.
+        assert_eq!(
+            parse_local("2024-11-03 01:30:00", ny),
+            Ok(utc("2024-11-03T05:30:00Z"))
+        );
+        // 2024-03-10 02:30 never happens: shifted forward to 03:30 EDT.
+        assert_eq!(
+            parse_local("2024-03-10T02:30:00", ny),
+            Ok(utc("2024-03-10T07:30:00Z"))
+        );
+        // Samoa skipped 2011-12-30 entirely (UTC-10 to UTC+14).
+        let apia: Tz = chrono_tz::Pacific::Apia;
+        assert_eq!(
+            parse_local("2011-12-30 12:00:00", apia),
+            Ok(utc("2011-12-30T22:00:00Z"))
+        );
+    }
+
+    #[test]
+    fn travtus_format_drops_the_fraction() {
+        let dt = NaiveDate::from_ymd_opt(2023, 1, 2)
+            .and_then(|d| d.and_hms_nano_opt(8, 0, 59, 999_999_999))
+            .map(|n| n.and_utc());
+        assert_eq!(dt.map(travtus_format).as_deref(), Some("2023-01-02T08:00:59"));
+    }
+
+    /// Instants from 1970 to 9999 with a random fraction.
+    fn instant() -> impl Strategy<Value = DateTime<Utc>> {
+        (0i64..253_402_300_799, 0u32..1_000_000_000).prop_filter_map("valid instant", |(s, n)| {
+            DateTime::from_timestamp(s, n)
+        })
+    }
+
+    proptest! {
+        #[test]
+        fn format_then_parse_is_the_same_second(dt in instant()) {
+            let text = travtus_format(dt);
+            prop_assert_eq!(text.len(), 19);
+            let back = parse_naive_utc(&text);
+            prop_assert_eq!(back, Ok(dt.with_nanosecond(0).unwrap_or(dt)));
+        }
+
+        #[test]
+        fn rfc3339_with_any_offset_and_fraction_converts_to_utc(
+            dt in (86_400i64..253_402_128_000, 0u32..1_000_000_000)
+                .prop_filter_map("valid instant", |(s, n)| DateTime::from_timestamp(s, n)),
+            offset_minutes in -(23 * 60 + 59)..=(23 * 60 + 59),
+            digits in 0usize..=9,
+        ) {
+            let offset = FixedOffset::east_opt(offset_minutes * 60)
+                .ok_or_else(|| TestCaseError::fail("offset"))?;
+            let local = dt.with_timezone(&offset);
+            let fraction = if digits == 0 {
+                String::new()
+            } else {
+                format!(".{:09}", dt.nanosecond())[..=digits].to_owned()
+            };
+            let text = format!("{}{}{}", local.format("%Y-%m-%dT%H:%M:%S"), fraction, local.format("%:z"));
+            let parsed = parse_rfc3339(&text).map_err(|e| TestCaseError::fail(e.to_string()))?;
+            // Same second, and the fraction kept to the digits written.
+            prop_assert_eq!(parsed.timestamp(), dt.timestamp());
+            let scale = 10u32.pow(9 - digits as u32);
+            prop_assert_eq!(parsed.nanosecond(), dt.nanosecond() / scale * scale);
+        }
+    }
+}
