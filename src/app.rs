@@ -89,7 +89,11 @@ impl App {
     /// Builds everything around an already open ledger (a reload keeps it).
     pub fn with_ledger(config: Config, ledger: LedgerHandle) -> Result<App, AppError> {
         let http = http_client()?;
-        let deliverer = Arc::new(Deliverer::new(ledger.clone(), &config.travtus, http.clone()));
+        let deliverer = Arc::new(Deliverer::new(
+            ledger.clone(),
+            &config.travtus,
+            http.clone(),
+        ));
         let pollers = config
             .sources
             .iter()

@@ -61,7 +61,12 @@ impl Generation {
             .await
             .map_err(|e| DaemonError::Scheduler(e.to_string()))?;
         for poller in &app.pollers {
-            let job = source_job(Arc::clone(poller), Arc::clone(&app), cancel.clone(), tracker.clone())?;
+            let job = source_job(
+                Arc::clone(poller),
+                Arc::clone(&app),
+                cancel.clone(),
+                tracker.clone(),
+            )?;
             scheduler
                 .add(job)
                 .await
@@ -124,7 +129,10 @@ fn source_job(
         );
         Box::pin(async move {
             let Ok(guard) = running.try_lock_owned() else {
-                tracing::warn!(source = poller.name(), "previous pass still running; tick skipped");
+                tracing::warn!(
+                    source = poller.name(),
+                    "previous pass still running; tick skipped"
+                );
                 return;
             };
             tracker.spawn(async move {
@@ -148,20 +156,19 @@ pub async fn run(
     let app = App::open(config).await?;
     let ledger = app.ledger.clone();
     let mut generation = Generation::start(app).await?;
-    notify(&[NotifyState::Ready, NotifyState::Status("polling and delivering")]);
+    notify(&[
+        NotifyState::Ready,
+        NotifyState::Status("polling and delivering"),
+    ]);
     tracing::info!(
         sources = generation.app.pollers.len(),
         ledger = %generation.app.config.ledger.path.display(),
         "review-sync running"
     );
     let watchdog = spawn_watchdog(ledger.clone());
-    loop {
-        match control.recv().await {
-            Some(Control::Reload) => {
-                generation = reload(&config_path, generation, &ledger).await?;
-            }
-            Some(Control::Stop) | None => break,
-        }
+    // A closed channel counts as Stop: nobody is left to ask for anything else.
+    while let Some(Control::Reload) = control.recv().await {
+        generation = reload(&config_path, generation, &ledger).await?;
     }
     notify(&[NotifyState::Stopping]);
     tracing::info!("stopping: finishing in-flight work");
@@ -189,7 +196,10 @@ async fn reload(
             for problem in &e.problems {
                 tracing::error!(problem, "new config refused; keeping the old one");
             }
-            notify(&[NotifyState::Ready, NotifyState::Status("reload refused: config invalid, old config kept")]);
+            notify(&[
+                NotifyState::Ready,
+                NotifyState::Status("reload refused: config invalid, old config kept"),
+            ]);
             return Ok(old);
         }
     };
@@ -252,8 +262,10 @@ pub fn signal_control() -> Result<tokio::sync::mpsc::Receiver<Control>, DaemonEr
     use tokio::signal::unix::{SignalKind, signal};
     let (tx, rx) = tokio::sync::mpsc::channel(4);
     let mut hup = signal(SignalKind::hangup()).map_err(|e| DaemonError::Signals(e.to_string()))?;
-    let mut term = signal(SignalKind::terminate()).map_err(|e| DaemonError::Signals(e.to_string()))?;
-    let mut int = signal(SignalKind::interrupt()).map_err(|e| DaemonError::Signals(e.to_string()))?;
+    let mut term =
+        signal(SignalKind::terminate()).map_err(|e| DaemonError::Signals(e.to_string()))?;
+    let mut int =
+        signal(SignalKind::interrupt()).map_err(|e| DaemonError::Signals(e.to_string()))?;
     tokio::spawn(async move {
         loop {
             let event = tokio::select! {

@@ -161,7 +161,9 @@ impl Deliverer {
                 .count(),
         };
         self.count(&records);
-        self.ledger.run(move |l| l.record_attempts(&records)).await?;
+        self.ledger
+            .run(move |l| l.record_attempts(&records))
+            .await?;
         Ok(report)
     }
 
@@ -195,7 +197,11 @@ impl Deliverer {
     }
 
     /// Delivers until nothing is due before `deadline` (or `cancel` fires).
-    pub async fn drain(&self, deadline: Instant, cancel: &CancellationToken) -> Result<(), LedgerError> {
+    pub async fn drain(
+        &self,
+        deadline: Instant,
+        cancel: &CancellationToken,
+    ) -> Result<(), LedgerError> {
         loop {
             if cancel.is_cancelled() {
                 return Ok(());
@@ -281,9 +287,8 @@ impl Deliverer {
                 } => {
                     let class = classify(status, error_type.as_deref());
                     record.http_status = Some(status);
-                    record.error_type = error_type.or_else(|| {
-                        (class != Class::Delivered).then(|| format!("http_{status}"))
-                    });
+                    record.error_type = error_type
+                        .or_else(|| (class != Class::Delivered).then(|| format!("http_{status}")));
                     record.error_message = message;
                     record.request_id = request_id.clone();
                     match class {

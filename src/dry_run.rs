@@ -77,7 +77,11 @@ pub async fn dry_run(config: &Config, names: &[String]) -> Result<DryRun, AppErr
                     Ok(Some(page)) => page,
                     Ok(None) => break,
                     Err(e) => {
-                        out.failures.push((source.name.to_string(), loc.id.to_string(), e.to_string()));
+                        out.failures.push((
+                            source.name.to_string(),
+                            loc.id.to_string(),
+                            e.to_string(),
+                        ));
                         break;
                     }
                 };
@@ -86,7 +90,8 @@ pub async fn dry_run(config: &Config, names: &[String]) -> Result<DryRun, AppErr
                     let payload = build_payload(review, Some(&loc.group));
                     let known = match &ledger {
                         Some(l) => {
-                            let (p, id) = (review.platform.to_string(), review.review_id.to_string());
+                            let (p, id) =
+                                (review.platform.to_string(), review.review_id.to_string());
                             l.run(move |x| x.show(&p, &id)).await?.map(|(row, _)| row)
                         }
                         None => None,

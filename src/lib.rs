@@ -2,17 +2,17 @@
 //! a SQLite ledger, and delivers each one to Travtus (`POST /messages/`),
 //! losing nothing. See ARCHITECTURE.md for the map.
 
+pub mod app;
 pub mod config;
+pub mod daemon;
+pub mod deliver;
 pub mod domain;
+pub mod dry_run;
 pub mod ledger;
 pub mod oauth;
 pub mod platforms;
-pub mod retry;
-pub mod timestamps;
-pub mod deliver;
 pub mod poll;
-pub mod travtus;
-pub mod app;
-pub mod daemon;
+pub mod retry;
 pub mod telemetry;
-pub mod dry_run;
+pub mod timestamps;
+pub mod travtus;

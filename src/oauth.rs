@@ -225,7 +225,10 @@ impl TokenCache {
         if !status.is_success() {
             let error = json.get("error").and_then(|v| v.as_str());
             if let Some(code) = error
-                && matches!(code, "invalid_grant" | "invalid_client" | "unauthorized_client")
+                && matches!(
+                    code,
+                    "invalid_grant" | "invalid_client" | "unauthorized_client"
+                )
             {
                 let description = json
                     .get("error_description")

@@ -171,12 +171,21 @@ impl SourcePoller {
         };
         if let Some(total) = log.reported_total {
             let (s, l) = (log.source_name.clone(), log.location_id.clone());
-            match self.ledger.run(move |x| x.location_review_count(&s, &l)).await {
+            match self
+                .ledger
+                .run(move |x| x.location_review_count(&s, &l))
+                .await
+            {
                 Ok(held) => {
                     let gap = i64::try_from(total).unwrap_or(i64::MAX) - held as i64;
                     log.gap = Some(gap);
                     if gap > 0 {
-                        tracing::warn!(reported = total, in_ledger = held, gap, "platform reports more reviews than the ledger holds");
+                        tracing::warn!(
+                            reported = total,
+                            in_ledger = held,
+                            gap,
+                            "platform reports more reviews than the ledger holds"
+                        );
                     }
                 }
                 Err(e) => tracing::warn!(error = %e, "cannot count the location's reviews"),
@@ -245,12 +254,18 @@ impl SourcePoller {
         let quarantined = page
             .rejected
             .into_iter()
-            .map(|Rejected { reference, reason, raw }| QuarantineRecord {
-                platform: platform_of_source.clone(),
-                reference,
-                reason,
-                raw,
-            })
+            .map(
+                |Rejected {
+                     reference,
+                     reason,
+                     raw,
+                 }| QuarantineRecord {
+                    platform: platform_of_source.clone(),
+                    reference,
+                    reason,
+                    raw,
+                },
+            )
             .collect();
         PageRecord {
             source_name: self.name().to_owned(),

@@ -43,7 +43,9 @@ pub fn init(format: LogFormat, verbosity: i8) {
         && std::env::var_os("JOURNAL_STREAM").is_some()
         && let Ok(journald) = tracing_journald::layer()
     {
-        let _ = registry.with(journald.with_syslog_identifier("review-sync".into())).try_init();
+        let _ = registry
+            .with(journald.with_syslog_identifier("review-sync".into()))
+            .try_init();
         return;
     }
     match format {

@@ -184,7 +184,13 @@ mod tests {
 
     #[test]
     fn rfc3339_refuses_garbage_and_out_of_range_years() {
-        for bad in ["", "yesterday", "2014-10-02", "2014-10-02T15:01:23", "2014-13-02T00:00:00Z"] {
+        for bad in [
+            "",
+            "yesterday",
+            "2014-10-02",
+            "2014-10-02T15:01:23",
+            "2014-13-02T00:00:00Z",
+        ] {
             assert!(
                 matches!(parse_rfc3339(bad), Err(TimestampError::Format { .. })),
                 "{bad}"
@@ -223,7 +229,10 @@ mod tests {
             parse_unix_seconds(" 1700000000 "),
             Ok(utc("2023-11-14T22:13:20Z"))
         );
-        assert_eq!(parse_unix_seconds("-1"), Err(TimestampError::OutOfRange(1969)));
+        assert_eq!(
+            parse_unix_seconds("-1"),
+            Err(TimestampError::OutOfRange(1969))
+        );
         assert!(parse_unix_seconds("17e8").is_err());
         assert!(from_unix_seconds(i64::MAX).is_err());
         assert_eq!(
@@ -265,14 +274,16 @@ mod tests {
         let dt = NaiveDate::from_ymd_opt(2023, 1, 2)
             .and_then(|d| d.and_hms_nano_opt(8, 0, 59, 999_999_999))
             .map(|n| n.and_utc());
-        assert_eq!(dt.map(travtus_format).as_deref(), Some("2023-01-02T08:00:59"));
+        assert_eq!(
+            dt.map(travtus_format).as_deref(),
+            Some("2023-01-02T08:00:59")
+        );
     }
 
     /// Instants from 1970 to 9999 with a random fraction.
     fn instant() -> impl Strategy<Value = DateTime<Utc>> {
-        (0i64..253_402_300_799, 0u32..1_000_000_000).prop_filter_map("valid instant", |(s, n)| {
-            DateTime::from_timestamp(s, n)
-        })
+        (0i64..253_402_300_799, 0u32..1_000_000_000)
+            .prop_filter_map("valid instant", |(s, n)| DateTime::from_timestamp(s, n))
     }
 
     proptest! {

@@ -26,7 +26,11 @@ pub async fn check(config_path: &Path, online: bool) -> anyhow::Result<ExitCode>
         return Ok(ExitCode::SUCCESS);
     }
     let ok = check_online(&config).await?;
-    Ok(if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+    Ok(if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }
 
 async fn check_online(config: &Config) -> anyhow::Result<bool> {
@@ -54,7 +58,9 @@ async fn check_online(config: &Config) -> anyhow::Result<bool> {
                 }
             }
         }
-        TravtusAuth::StaticToken(_) => println!("travtus: static token (checked on first delivery)"),
+        TravtusAuth::StaticToken(_) => {
+            println!("travtus: static token (checked on first delivery)")
+        }
     }
     for source in &config.sources {
         let client = SourceClient::new(source, http.clone());

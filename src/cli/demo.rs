@@ -41,16 +41,26 @@ platform = "yelp"
     // Plain sandbox secrets in a throwaway file: only we can read it.
     set_owner_only(&config_path)?;
     let config = super::load_config(&config_path)?;
-    println!("review-sync demo: sandbox at {}, ledger {}\n", sb.base_url(), ledger_path.display());
+    println!(
+        "review-sync demo: sandbox at {}, ledger {}\n",
+        sb.base_url(),
+        ledger_path.display()
+    );
 
     let app = App::open(config).await?;
     let cancel = CancellationToken::new();
 
-    println!("== pass 1: first sync of {} Google locations and one file", sb.google().locations().len());
+    println!(
+        "== pass 1: first sync of {} Google locations and one file",
+        sb.google().locations().len()
+    );
     let report = app.sync(&[], Duration::from_secs(60), &cancel).await?;
     let pass1 = sb.travtus().messages();
     print_delivered(&pass1, 5);
-    println!("delivered {} (pending {}, held {}, rejected {})\n", report.delivered, report.pending, report.held, report.rejected);
+    println!(
+        "delivered {} (pending {}, held {}, rejected {})\n",
+        report.delivered, report.pending, report.held, report.rejected
+    );
 
     println!("== the platforms change: 3 new Google reviews, 2 edited, 1 new file row");
     let locations = sb.google().locations();
@@ -66,8 +76,18 @@ platform = "yelp"
         );
     }
     for location in locations.iter().take(2) {
-        if let Some(id) = sb.google().reviews(location).last().and_then(|r| r["reviewId"].as_str().map(str::to_owned)) {
-            sb.google().edit_review(location, &id, Some("Edited: maintenance fixed the heating quickly.".into()), Some(4));
+        if let Some(id) = sb
+            .google()
+            .reviews(location)
+            .last()
+            .and_then(|r| r["reviewId"].as_str().map(str::to_owned))
+        {
+            sb.google().edit_review(
+                location,
+                &id,
+                Some("Edited: maintenance fixed the heating quickly.".into()),
+                Some(4),
+            );
         }
     }
     std::fs::write(&reviews_file, format!("{IMPORTED_V1}{IMPORTED_V2}"))?;
@@ -76,7 +96,10 @@ platform = "yelp"
     let report = app.sync(&[], Duration::from_secs(60), &cancel).await?;
     let all = sb.travtus().messages();
     print_delivered(&all[pass1.len()..], usize::MAX);
-    println!("delivered {} (pending {}, held {}, rejected {})\n", report.delivered, report.pending, report.held, report.rejected);
+    println!(
+        "delivered {} (pending {}, held {}, rejected {})\n",
+        report.delivered, report.pending, report.held, report.rejected
+    );
 
     println!("== ledger stats");
     let stats = app.ledger.run(|l| l.stats()).await?;
@@ -95,14 +118,27 @@ platform = "yelp"
 fn print_delivered(messages: &[ReceivedMessage], show: usize) {
     for m in messages.iter().take(show) {
         let review = &m.body["review"];
-        let group = m.body.get("group_external_ref").or_else(|| m.body.get("group_id")).and_then(|g| g.as_str()).unwrap_or("?");
-        let comment: String = review["comment"].as_str().unwrap_or("(rating only)").chars().take(50).collect();
+        let group = m
+            .body
+            .get("group_external_ref")
+            .or_else(|| m.body.get("group_id"))
+            .and_then(|g| g.as_str())
+            .unwrap_or("?");
+        let comment: String = review["comment"]
+            .as_str()
+            .unwrap_or("(rating only)")
+            .chars()
+            .take(50)
+            .collect();
         println!(
             "  {:<9} {:<22} -> {:<12} rating {:<2} {}",
             review["source"].as_str().unwrap_or("?"),
             review["review_id"].as_str().unwrap_or("?"),
             group,
-            review.get("rating").map(|r| r.to_string()).unwrap_or_else(|| "-".into()),
+            review
+                .get("rating")
+                .map(|r| r.to_string())
+                .unwrap_or_else(|| "-".into()),
             comment.replace('\n', " ")
         );
     }

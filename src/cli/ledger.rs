@@ -193,19 +193,33 @@ fn query(ledger: &Ledger, cmd: LedgerCommand) -> anyhow::Result<ExitCode> {
             for (k, v) in row_fields(&row) {
                 writeln!(out, "{k:<19} {}", v.unwrap_or_default())?;
             }
-            writeln!(out, "next_attempt_at     {}", opt_time(row.next_attempt_at).unwrap_or_default())?;
+            writeln!(
+                out,
+                "next_attempt_at     {}",
+                opt_time(row.next_attempt_at).unwrap_or_default()
+            )?;
             let pretty = serde_json::from_str::<serde_json::Value>(&row.payload)
                 .and_then(|v| serde_json::to_string_pretty(&v))
                 .unwrap_or(row.payload.clone());
-            writeln!(out, "\npayload (exact body sent):\n{}\n{pretty}", row.payload)?;
+            writeln!(
+                out,
+                "\npayload (exact body sent):\n{}\n{pretty}",
+                row.payload
+            )?;
             writeln!(out, "\nattempts ({}):", attempts.len())?;
-            writeln!(out, "{:<24} {:>6} {:<10} {:<28} {:<38} {:>7} message", "attempted_at", "status", "outcome", "error_type", "request_id", "ms")?;
+            writeln!(
+                out,
+                "{:<24} {:>6} {:<10} {:<28} {:<38} {:>7} message",
+                "attempted_at", "status", "outcome", "error_type", "request_id", "ms"
+            )?;
             for a in attempts {
                 writeln!(
                     out,
                     "{:<24} {:>6} {:<10} {:<28} {:<38} {:>7} {}",
                     review_sync::ledger::format_time(a.attempted_at),
-                    a.http_status.map(|s| s.to_string()).unwrap_or_else(|| "-".into()),
+                    a.http_status
+                        .map(|s| s.to_string())
+                        .unwrap_or_else(|| "-".into()),
                     a.outcome,
                     a.error_type.unwrap_or_default(),
                     a.request_id.unwrap_or_default(),
@@ -242,7 +256,10 @@ fn row_fields(r: &ReviewRow) -> Vec<(&'static str, Option<String>)> {
         ("group_external_ref", r.group_external_ref.clone()),
         ("status", Some(r.status.as_str().to_owned())),
         ("content_hash", Some(r.content_hash.clone())),
-        ("first_seen_at", Some(review_sync::ledger::format_time(r.first_seen_at))),
+        (
+            "first_seen_at",
+            Some(review_sync::ledger::format_time(r.first_seen_at)),
+        ),
         ("source_updated_at", opt_time(r.source_updated_at)),
         ("delivered_at", opt_time(r.delivered_at)),
         ("request_id", r.request_id.clone()),
@@ -252,12 +269,25 @@ fn row_fields(r: &ReviewRow) -> Vec<(&'static str, Option<String>)> {
     ]
 }
 
-fn list(ledger: &Ledger, filter: &ReviewFilter, format: ListFormat, out: &mut dyn Write) -> anyhow::Result<()> {
+fn list(
+    ledger: &Ledger,
+    filter: &ReviewFilter,
+    format: ListFormat,
+    out: &mut dyn Write,
+) -> anyhow::Result<()> {
     match format {
         ListFormat::Table => {
-            writeln!(out, "{:<10} {:<28} {:<18} {:<10} {:<24} {:>8} {:<24} last_error", "platform", "review_id", "source", "status", "group", "attempts", "delivered_at")?;
+            writeln!(
+                out,
+                "{:<10} {:<28} {:<18} {:<10} {:<24} {:>8} {:<24} last_error",
+                "platform", "review_id", "source", "status", "group", "attempts", "delivered_at"
+            )?;
             ledger.for_each_review(filter, &mut |r| {
-                let group = r.group_external_ref.clone().or_else(|| r.group_id.clone()).unwrap_or_else(|| "(unmapped)".into());
+                let group = r
+                    .group_external_ref
+                    .clone()
+                    .or_else(|| r.group_id.clone())
+                    .unwrap_or_else(|| "(unmapped)".into());
                 writeln!(
                     out,
                     "{:<10} {:<28} {:<18} {:<10} {:<24} {:>8} {:<24} {}",
@@ -288,7 +318,12 @@ fn list(ledger: &Ledger, filter: &ReviewFilter, format: ListFormat, out: &mut dy
     Ok(())
 }
 
-fn export(ledger: &Ledger, filter: &ReviewFilter, format: ExportFormat, out: &mut dyn Write) -> anyhow::Result<()> {
+fn export(
+    ledger: &Ledger,
+    filter: &ReviewFilter,
+    format: ExportFormat,
+    out: &mut dyn Write,
+) -> anyhow::Result<()> {
     match format {
         ExportFormat::Jsonl => ledger.for_each_review(filter, &mut |r| {
             writeln!(out, "{}", row_json(r, true)).map_err(io_to_ledger)
@@ -314,7 +349,12 @@ fn row_json(r: &ReviewRow, with_payload: bool) -> serde_json::Value {
     serde_json::Value::Object(m)
 }
 
-fn write_csv(ledger: &Ledger, filter: &ReviewFilter, with_payload: bool, out: &mut dyn Write) -> anyhow::Result<()> {
+fn write_csv(
+    ledger: &Ledger,
+    filter: &ReviewFilter,
+    with_payload: bool,
+    out: &mut dyn Write,
+) -> anyhow::Result<()> {
     let mut w = csv::Writer::from_writer(out);
     let mut header: Vec<&str> = row_fields_header();
     if with_payload {
@@ -322,11 +362,15 @@ fn write_csv(ledger: &Ledger, filter: &ReviewFilter, with_payload: bool, out: &m
     }
     w.write_record(&header)?;
     ledger.for_each_review(filter, &mut |r| {
-        let mut fields: Vec<String> = row_fields(r).into_iter().map(|(_, v)| v.unwrap_or_default()).collect();
+        let mut fields: Vec<String> = row_fields(r)
+            .into_iter()
+            .map(|(_, v)| v.unwrap_or_default())
+            .collect();
         if with_payload {
             fields.push(r.payload.clone());
         }
-        w.write_record(&fields).map_err(|e| io_to_ledger(std::io::Error::other(e)))
+        w.write_record(&fields)
+            .map_err(|e| io_to_ledger(std::io::Error::other(e)))
     })?;
     w.flush()?;
     Ok(())
@@ -334,9 +378,21 @@ fn write_csv(ledger: &Ledger, filter: &ReviewFilter, with_payload: bool, out: &m
 
 fn row_fields_header() -> Vec<&'static str> {
     vec![
-        "platform", "review_id", "source_name", "location_id", "group_id", "group_external_ref", "status",
-        "content_hash", "first_seen_at", "source_updated_at", "delivered_at", "request_id", "attempts",
-        "last_error", "removed_at",
+        "platform",
+        "review_id",
+        "source_name",
+        "location_id",
+        "group_id",
+        "group_external_ref",
+        "status",
+        "content_hash",
+        "first_seen_at",
+        "source_updated_at",
+        "delivered_at",
+        "request_id",
+        "attempts",
+        "last_error",
+        "removed_at",
     ]
 }
 
@@ -348,7 +404,11 @@ fn io_to_ledger(e: std::io::Error) -> review_sync::ledger::LedgerError {
 }
 
 pub fn print_stats(out: &mut dyn Write, s: &Stats) -> anyhow::Result<()> {
-    writeln!(out, "reviews: {} (removed from platform: {}), quarantined records: {}, delivery attempts: {}", s.total, s.removed, s.quarantined, s.attempts)?;
+    writeln!(
+        out,
+        "reviews: {} (removed from platform: {}), quarantined records: {}, delivery attempts: {}",
+        s.total, s.removed, s.quarantined, s.attempts
+    )?;
     writeln!(
         out,
         "oldest pending: {}",
@@ -358,7 +418,11 @@ pub fn print_stats(out: &mut dyn Write, s: &Stats) -> anyhow::Result<()> {
     for (status, n) in &s.by_status {
         writeln!(out, "{status:<12} {n:>8}")?;
     }
-    for (title, rows) in [("platform", &s.by_platform), ("source", &s.by_source), ("group", &s.by_group)] {
+    for (title, rows) in [
+        ("platform", &s.by_platform),
+        ("source", &s.by_source),
+        ("group", &s.by_group),
+    ] {
         writeln!(out, "\n{:<32} {:<12} {:>8}", title, "status", "count")?;
         for (key, status, n) in rows {
             writeln!(out, "{key:<32} {status:<12} {n:>8}")?;

@@ -121,7 +121,8 @@ pub fn parse_since(s: &str) -> anyhow::Result<chrono::DateTime<chrono::Utc>> {
     if let Ok(t) = chrono::DateTime::parse_from_rfc3339(s) {
         return Ok(t.with_timezone(&chrono::Utc));
     }
-    let date = chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d")
-        .with_context(|| format!("--since {s:?}: expected a date (2026-01-31) or an RFC 3339 time"))?;
+    let date = chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d").with_context(|| {
+        format!("--since {s:?}: expected a date (2026-01-31) or an RFC 3339 time")
+    })?;
     Ok(date.and_time(chrono::NaiveTime::MIN).and_utc())
 }

@@ -32,7 +32,9 @@ pub struct SyncArgs {
 pub async fn sync(config_path: &Path, args: SyncArgs) -> anyhow::Result<ExitCode> {
     let config = super::load_config(config_path)?;
     if args.reconcile {
-        anyhow::bail!("--reconcile is not supported yet: reconciliation passes come with the multi-platform release");
+        anyhow::bail!(
+            "--reconcile is not supported yet: reconciliation passes come with the multi-platform release"
+        );
     }
     if args.dry_run {
         return dry_run(&config, &args.sources).await;
@@ -48,7 +50,10 @@ pub async fn sync(config_path: &Path, args: SyncArgs) -> anyhow::Result<ExitCode
         });
     }
     let spinner = ProgressBar::new_spinner();
-    spinner.set_style(ProgressStyle::with_template("{spinner} {msg} [{elapsed}]").unwrap_or_else(|_| ProgressStyle::default_spinner()));
+    spinner.set_style(
+        ProgressStyle::with_template("{spinner} {msg} [{elapsed}]")
+            .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+    );
     spinner.enable_steady_tick(Duration::from_millis(120));
     spinner.set_message("polling and delivering");
     let report = app.sync(&args.sources, args.wait, &cancel).await?;
@@ -93,7 +98,10 @@ fn print_summary(report: &SyncReport) {
                 println!("  {} {}: {e}", s.source, l.location_id);
             }
             if let Some(gap) = l.gap.filter(|g| *g > 0) {
-                println!("  {} {}: the platform reports {gap} more review(s) than the ledger holds", s.source, l.location_id);
+                println!(
+                    "  {} {}: the platform reports {gap} more review(s) than the ledger holds",
+                    s.source, l.location_id
+                );
             }
         }
     }
@@ -103,7 +111,10 @@ fn print_summary(report: &SyncReport) {
     );
 }
 
-async fn dry_run(config: &review_sync::config::Config, sources: &[String]) -> anyhow::Result<ExitCode> {
+async fn dry_run(
+    config: &review_sync::config::Config,
+    sources: &[String],
+) -> anyhow::Result<ExitCode> {
     let out = review_sync::dry_run::dry_run(config, sources).await?;
     for body in &out.bodies {
         println!("{body}");
@@ -119,5 +130,9 @@ async fn dry_run(config: &review_sync::config::Config, sources: &[String]) -> an
     for (source, location, error) in &out.failures {
         eprintln!("  {source} {location}: {error}");
     }
-    Ok(if out.failures.is_empty() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+    Ok(if out.failures.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }

@@ -56,9 +56,14 @@ impl ErrorAnswer<'_> {
     pub fn generic(&self, what: &str) -> PlatformError {
         let reason = self.status.canonical_reason().unwrap_or("error").to_owned();
         match self.status.as_u16() {
-            401 | 403 => PlatformError::Unauthorized(format!("HTTP {}: {reason}", self.status.as_u16())),
+            401 | 403 => {
+                PlatformError::Unauthorized(format!("HTTP {}: {reason}", self.status.as_u16()))
+            }
             404 => PlatformError::NotFound(what.to_owned()),
-            status => PlatformError::Http { status, detail: reason },
+            status => PlatformError::Http {
+                status,
+                detail: reason,
+            },
         }
     }
 }
@@ -87,7 +92,11 @@ pub struct PlatformHttp {
 
 impl PlatformHttp {
     /// The machinery for `source`, on the shared pool `client`.
-    pub fn for_source(source: &SourceConfig, client: reqwest::Client, tokens: Option<TokenCache>) -> PlatformHttp {
+    pub fn for_source(
+        source: &SourceConfig,
+        client: reqwest::Client,
+        tokens: Option<TokenCache>,
+    ) -> PlatformHttp {
         PlatformHttp::new(client, source.requests_per_minute, source.timeout, tokens)
     }
 
@@ -178,7 +187,11 @@ impl PlatformHttp {
 
             self.limiter.until_ready().await;
             self.requests.fetch_add(1, Ordering::Relaxed);
-            let mut request = build(self.client.request(method.clone(), url.clone()).timeout(self.timeout));
+            let mut request = build(
+                self.client
+                    .request(method.clone(), url.clone())
+                    .timeout(self.timeout),
+            );
             if let Some(token) = &token {
                 request = request.bearer_auth(token.secret());
             }
@@ -187,7 +200,8 @@ impl PlatformHttp {
                 Ok(response) => response,
                 Err(e) => {
                     let error = PlatformError::Transport(describe_transport(&e));
-                    self.pause_or_give_up(&mut retries, None, path, error).await?;
+                    self.pause_or_give_up(&mut retries, None, path, error)
+                        .await?;
                     continue;
                 }
             };
@@ -204,13 +218,17 @@ impl PlatformHttp {
                     }
                     Err(BodyError::Transport(e)) => {
                         let error = PlatformError::Transport(describe_transport(&e));
-                        self.pause_or_give_up(&mut retries, None, path, error).await?;
+                        self.pause_or_give_up(&mut retries, None, path, error)
+                            .await?;
                         continue;
                     }
                 };
                 return serde_json::from_slice(&body).map_err(|e| {
                     // serde_json's syntax errors name a position, never the content.
-                    PlatformError::InvalidResponse(format!("HTTP {} body is not JSON: {e}", status.as_u16()))
+                    PlatformError::InvalidResponse(format!(
+                        "HTTP {} body is not JSON: {e}",
+                        status.as_u16()
+                    ))
                 });
             }
 
@@ -231,7 +249,8 @@ impl PlatformHttp {
                     status: status.as_u16(),
                     detail: "retrying".into(),
                 };
-                self.pause_or_give_up(&mut retries, retry_after, path, error).await?;
+                self.pause_or_give_up(&mut retries, retry_after, path, error)
+                    .await?;
                 continue;
             }
             let json = match read_capped(&mut response, MAX_ERROR_BODY_BYTES).await {
@@ -248,7 +267,10 @@ impl PlatformHttp {
 
     /// The token for the next attempt: a renewal of `renew_from` after a 401,
     /// else the cached one. `None` when this source has no token cache.
-    async fn token(&self, renew_from: Option<&AccessToken>) -> Result<Option<AccessToken>, TokenFailure> {
+    async fn token(
+        &self,
+        renew_from: Option<&AccessToken>,
+    ) -> Result<Option<AccessToken>, TokenFailure> {
         let Some(cache) = &self.tokens else {
             return Ok(None);
         };
@@ -301,7 +323,9 @@ impl PlatformHttp {
 
 /// 408, 429 and 5xx may succeed later; other statuses will not.
 pub fn is_retryable_status(status: StatusCode) -> bool {
-    status == StatusCode::REQUEST_TIMEOUT || status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error()
+    status == StatusCode::REQUEST_TIMEOUT
+        || status == StatusCode::TOO_MANY_REQUESTS
+        || status.is_server_error()
 }
 
 enum TokenFailure {
@@ -325,7 +349,10 @@ fn classify_token_error(error: TokenError) -> TokenFailure {
             };
             TokenFailure::Final(PlatformError::NeedsConsent(text))
         }
-        TokenError::Http { status, retry_after } => {
+        TokenError::Http {
+            status,
+            retry_after,
+        } => {
             let error = PlatformError::Http {
                 status,
                 detail: "token endpoint".into(),
@@ -432,7 +459,9 @@ pub(crate) mod test_server {
 
     impl Server {
         pub async fn start() -> Server {
-            let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind loopback");
+            let listener = TcpListener::bind("127.0.0.1:0")
+                .await
+                .expect("bind loopback");
             let base = format!("http://{}", listener.local_addr().expect("local addr"));
             let state = Arc::new(Mutex::new(State::default()));
             let shared = state.clone();
@@ -567,7 +596,8 @@ mod tests {
                 client.clone(),
             )
         });
-        PlatformHttp::new(client, rpm(6000), Duration::from_secs(5), tokens).with_retries(FAST, MAX_RETRIES)
+        PlatformHttp::new(client, rpm(6000), Duration::from_secs(5), tokens)
+            .with_retries(FAST, MAX_RETRIES)
     }
 
     fn token_ok(server: &Server) {
@@ -581,7 +611,8 @@ mod tests {
     }
 
     async fn get(http: &PlatformHttp, u: &Url) -> Result<serde_json::Value, PlatformError> {
-        http.get_json(u, |r| r, |answer| answer.generic("thing")).await
+        http.get_json(u, |r| r, |answer| answer.generic("thing"))
+            .await
     }
 
     fn assert_no_secrets(text: &str) {
@@ -599,7 +630,10 @@ mod tests {
         let json = get(&http, &url(&server, "/api")).await.expect("ok");
         assert_eq!(json, serde_json::json!({"ok": true}));
         let seen = server.seen();
-        assert!(seen.iter().any(|h| h.to_ascii_lowercase().contains("authorization: bearer acc3ss")));
+        assert!(seen.iter().any(|h| {
+            h.to_ascii_lowercase()
+                .contains("authorization: bearer acc3ss")
+        }));
         assert_eq!(http.requests(), 2, "one token call, one API call");
     }
 
@@ -617,7 +651,9 @@ mod tests {
             ],
         );
         let http = machinery(&server, true);
-        let json = get(&http, &url(&server, "/api")).await.expect("ok after retries");
+        let json = get(&http, &url(&server, "/api"))
+            .await
+            .expect("ok after retries");
         assert_eq!(json, serde_json::json!([1]));
         assert_eq!(server.count("/api"), 4);
         assert_eq!(http.requests(), 5);
@@ -626,10 +662,18 @@ mod tests {
     #[tokio::test]
     async fn retries_are_bounded_and_the_last_status_is_mapped() {
         let server = Server::start().await;
-        server.script("/api", vec![Answer::json(502, r#"{"error":"bad gateway"}"#)]);
+        server.script(
+            "/api",
+            vec![Answer::json(502, r#"{"error":"bad gateway"}"#)],
+        );
         let http = machinery(&server, false);
-        let err = get(&http, &url(&server, "/api")).await.expect_err("gives up");
-        assert!(matches!(err, PlatformError::Http { status: 502, .. }), "{err:?}");
+        let err = get(&http, &url(&server, "/api"))
+            .await
+            .expect_err("gives up");
+        assert!(
+            matches!(err, PlatformError::Http { status: 502, .. }),
+            "{err:?}"
+        );
         assert_eq!(server.count("/api"), 1 + MAX_RETRIES as usize);
         assert_eq!(http.requests(), 1 + u64::from(MAX_RETRIES));
     }
@@ -638,9 +682,14 @@ mod tests {
     async fn a_401_renews_the_token_once() {
         let server = Server::start().await;
         token_ok(&server);
-        server.script("/api", vec![Answer::json(401, "{}"), Answer::json(200, "{}")]);
+        server.script(
+            "/api",
+            vec![Answer::json(401, "{}"), Answer::json(200, "{}")],
+        );
         let http = machinery(&server, true);
-        get(&http, &url(&server, "/api")).await.expect("ok after renew");
+        get(&http, &url(&server, "/api"))
+            .await
+            .expect("ok after renew");
         assert_eq!(server.count("/token"), 2);
         assert_eq!(server.count("/api"), 2);
         assert_eq!(http.requests(), 4);
@@ -650,7 +699,9 @@ mod tests {
         token_ok(&server);
         server.script("/api", vec![Answer::json(401, "{}")]);
         let http = machinery(&server, true);
-        let err = get(&http, &url(&server, "/api")).await.expect_err("refused");
+        let err = get(&http, &url(&server, "/api"))
+            .await
+            .expect_err("refused");
         assert!(matches!(err, PlatformError::Unauthorized(_)), "{err:?}");
         assert_eq!(server.count("/api"), 2);
         assert_no_secrets(&err.to_string());
@@ -667,7 +718,9 @@ mod tests {
             )],
         );
         let http = machinery(&server, true);
-        let err = get(&http, &url(&server, "/api")).await.expect_err("refused");
+        let err = get(&http, &url(&server, "/api"))
+            .await
+            .expect_err("refused");
         match &err {
             PlatformError::NeedsConsent(text) => {
                 assert_eq!(text, "invalid_grant: Token has been expired or revoked.")
@@ -703,7 +756,9 @@ mod tests {
         let big = format!("[{}]", vec!["1"; 100].join(","));
         server.script("/api", vec![Answer::json(200, &big)]);
         let http = machinery(&server, false).with_body_cap(64);
-        let err = get(&http, &url(&server, "/api")).await.expect_err("too big");
+        let err = get(&http, &url(&server, "/api"))
+            .await
+            .expect_err("too big");
         assert!(
             matches!(&err, PlatformError::InvalidResponse(m) if m.contains("64 byte cap")),
             "{err:?}"
@@ -716,7 +771,9 @@ mod tests {
         let server = Server::start().await;
         server.script("/api", vec![Answer::json(200, "<html>secret page</html>")]);
         let http = machinery(&server, false);
-        let err = get(&http, &url(&server, "/api")).await.expect_err("not json");
+        let err = get(&http, &url(&server, "/api"))
+            .await
+            .expect_err("not json");
         let text = err.to_string();
         assert!(matches!(err, PlatformError::InvalidResponse(_)), "{err:?}");
         assert!(!text.contains("secret page"), "{text}");
@@ -725,7 +782,13 @@ mod tests {
     #[tokio::test]
     async fn error_bodies_reach_the_mapper() {
         let server = Server::start().await;
-        server.script("/api", vec![Answer::json(400, r#"{"error":{"message":"bad page size"}}"#)]);
+        server.script(
+            "/api",
+            vec![Answer::json(
+                400,
+                r#"{"error":{"message":"bad page size"}}"#,
+            )],
+        );
         let http = machinery(&server, false);
         let err = http
             .get_json(
@@ -755,8 +818,13 @@ mod tests {
             let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
             l.local_addr().expect("addr")
         };
-        let http = PlatformHttp::new(reqwest::Client::new(), rpm(6000), Duration::from_secs(2), None)
-            .with_retries(FAST, 1);
+        let http = PlatformHttp::new(
+            reqwest::Client::new(),
+            rpm(6000),
+            Duration::from_secs(2),
+            None,
+        )
+        .with_retries(FAST, 1);
         let u = Url::parse(&format!("http://{addr}/api?key=k3y")).expect("url");
         let err = get(&http, &u).await.expect_err("refused");
         assert!(matches!(err, PlatformError::Transport(_)), "{err:?}");
@@ -765,9 +833,16 @@ mod tests {
 
         let server = Server::start().await;
         server.script("/slow", vec![Answer::hang()]);
-        let http = PlatformHttp::new(reqwest::Client::new(), rpm(6000), Duration::from_millis(200), None)
-            .with_retries(FAST, 1);
-        let err = get(&http, &url(&server, "/slow")).await.expect_err("timeout");
+        let http = PlatformHttp::new(
+            reqwest::Client::new(),
+            rpm(6000),
+            Duration::from_millis(200),
+            None,
+        )
+        .with_retries(FAST, 1);
+        let err = get(&http, &url(&server, "/slow"))
+            .await
+            .expect_err("timeout");
         assert!(
             matches!(&err, PlatformError::Transport(m) if m.contains("timed out")),
             "{err:?}"
@@ -782,8 +857,15 @@ mod tests {
         // A budget of 1 per minute (burst 1): the second request must wait.
         let http = PlatformHttp::new(reqwest::Client::new(), rpm(1), Duration::from_secs(2), None);
         get(&http, &url(&server, "/api")).await.expect("first");
-        let second = tokio::time::timeout(Duration::from_millis(300), get(&http, &url(&server, "/api"))).await;
-        assert!(second.is_err(), "the second request must wait for the budget");
+        let second = tokio::time::timeout(
+            Duration::from_millis(300),
+            get(&http, &url(&server, "/api")),
+        )
+        .await;
+        assert!(
+            second.is_err(),
+            "the second request must wait for the budget"
+        );
         assert_eq!(server.count("/api"), 1);
     }
 }

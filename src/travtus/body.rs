@@ -101,7 +101,10 @@ mod tests {
 
     #[test]
     fn body_has_group_first_and_exact_fields() {
-        let p = build_payload(&review(), Some(&GroupRef::ExternalRef("portfolio-123".into())));
+        let p = build_payload(
+            &review(),
+            Some(&GroupRef::ExternalRef("portfolio-123".into())),
+        );
         assert_eq!(
             p.json,
             r#"{"group_external_ref":"portfolio-123","channel":"review","review":{"source":"google","review_id":"r-1","comment":"Très bien ☀","rating":5,"display_name":"Ana","is_anonymous":false,"created_datetime":"2023-01-01T00:00:00","updated_datetime":"2023-01-02T08:00:00"}}"#

@@ -58,7 +58,11 @@ mod tests {
             (401, Some("no_access_to_group"), Class::Held),
             (404, Some("group_not_found"), Class::Held),
             (400, Some("no_group"), Class::Rejected),
-            (400, Some("both_group_identifiers_provided"), Class::Rejected),
+            (
+                400,
+                Some("both_group_identifiers_provided"),
+                Class::Rejected,
+            ),
             (422, Some("whatever"), Class::Rejected),
             (404, None, Class::Rejected),
             (429, None, Class::Retry),
@@ -67,7 +71,11 @@ mod tests {
             (401, None, Class::AuthFailed),
         ];
         for (status, error_type, expected) in table {
-            assert_eq!(classify(status, error_type), expected, "{status} {error_type:?}");
+            assert_eq!(
+                classify(status, error_type),
+                expected,
+                "{status} {error_type:?}"
+            );
         }
     }
 }

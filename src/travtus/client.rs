@@ -92,8 +92,7 @@ impl TravtusClient {
             (field(&["request_id"]), None, None)
         } else {
             let message = field(&["error", "message"]).or_else(|| {
-                (!bytes.is_empty())
-                    .then(|| format!("unexpected body of {} bytes", bytes.len()))
+                (!bytes.is_empty()).then(|| format!("unexpected body of {} bytes", bytes.len()))
             });
             (None, field(&["error", "type"]), message)
         };
@@ -116,7 +115,11 @@ fn messages_url(base: &Url) -> Url {
 
 fn transport(e: &reqwest::Error) -> PostResult {
     PostResult::Transport {
-        error_type: if e.is_timeout() { "timeout" } else { "connection" },
+        error_type: if e.is_timeout() {
+            "timeout"
+        } else {
+            "connection"
+        },
         message: describe_transport(e),
     }
 }
@@ -146,10 +149,22 @@ mod tests {
     #[test]
     fn messages_url_keeps_prefixes_and_has_one_trailing_slash() {
         let cases = [
-            ("https://api.travtus.com", "https://api.travtus.com/messages/"),
-            ("https://api.travtus.com/", "https://api.travtus.com/messages/"),
-            ("http://127.0.0.1:9/travtus", "http://127.0.0.1:9/travtus/messages/"),
-            ("http://127.0.0.1:9/travtus/", "http://127.0.0.1:9/travtus/messages/"),
+            (
+                "https://api.travtus.com",
+                "https://api.travtus.com/messages/",
+            ),
+            (
+                "https://api.travtus.com/",
+                "https://api.travtus.com/messages/",
+            ),
+            (
+                "http://127.0.0.1:9/travtus",
+                "http://127.0.0.1:9/travtus/messages/",
+            ),
+            (
+                "http://127.0.0.1:9/travtus/",
+                "http://127.0.0.1:9/travtus/messages/",
+            ),
         ];
         for (base, expected) in cases {
             let base = Url::parse(base).expect("url");

@@ -10,11 +10,22 @@ async fn dry_run_prints_the_bodies_and_changes_nothing() {
     let out = env.bin(&["sync", "--dry-run"]).await;
     let (stdout, stderr) = text(&out);
     assert!(out.status.success(), "{stderr}");
-    let bodies: Vec<serde_json::Value> = stdout.lines().map(|l| serde_json::from_str(l).expect("one JSON body per line")).collect();
+    let bodies: Vec<serde_json::Value> = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("one JSON body per line"))
+        .collect();
     assert_eq!(bodies.len(), env.google_review_count());
-    assert!(bodies.iter().all(|b| b["channel"] == "review" && b["group_external_ref"].is_string()));
+    assert!(
+        bodies
+            .iter()
+            .all(|b| b["channel"] == "review" && b["group_external_ref"].is_string())
+    );
     assert_eq!(env.sb.travtus().message_requests(), 0, "nothing POSTed");
-    assert_eq!(env.sb.travtus().token_requests(), 0, "Travtus not even asked for a token");
+    assert_eq!(
+        env.sb.travtus().token_requests(),
+        0,
+        "Travtus not even asked for a token"
+    );
     assert!(!env.ledger_path.exists(), "no ledger created");
 
     // After a real sync, a dry run with no change prints nothing and leaves the file as it was.
@@ -26,7 +37,11 @@ async fn dry_run_prints_the_bodies_and_changes_nothing() {
     assert!(out.status.success());
     assert_eq!(text(&out).0.trim(), "", "nothing new to send");
     assert_eq!(env.sb.travtus().message_requests(), posts);
-    assert_eq!(std::fs::read(&env.ledger_path).expect("ledger"), before, "ledger unchanged");
+    assert_eq!(
+        std::fs::read(&env.ledger_path).expect("ledger"),
+        before,
+        "ledger unchanged"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -34,24 +49,53 @@ async fn wrong_mappings_are_held_with_their_error_and_retry_delivers_after_the_f
     let env = spawn_env(seed(8)).await;
     let locations = env.sb.google().locations();
     let mapping = |groups: [&str; 3]| -> Vec<(String, String)> {
-        locations.iter().take(3).zip(groups).map(|(l, g)| (l.clone(), format!("group_external_ref = \"{g}\""))).collect()
+        locations
+            .iter()
+            .take(3)
+            .zip(groups)
+            .map(|(l, g)| (l.clone(), format!("group_external_ref = \"{g}\"")))
+            .collect()
     };
-    env.write_config(&mapping(["portfolio-1", "no-such-group", "restricted-1"]), "");
+    env.write_config(
+        &mapping(["portfolio-1", "no-such-group", "restricted-1"]),
+        "",
+    );
     let out = env.bin(&["sync"]).await;
     assert!(!out.status.success(), "held reviews make sync fail");
     let rows = env.rows();
     let held_reason = |loc: &str| -> Vec<String> {
-        rows.iter().filter(|r| r.location_id == loc).map(|r| {
-            assert_eq!(r.status, Status::Held, "{}", r.review_id);
-            r.last_error.clone().unwrap_or_default()
-        }).collect()
+        rows.iter()
+            .filter(|r| r.location_id == loc)
+            .map(|r| {
+                assert_eq!(r.status, Status::Held, "{}", r.review_id);
+                r.last_error.clone().unwrap_or_default()
+            })
+            .collect()
     };
-    assert!(held_reason(&locations[1]).iter().all(|e| e.starts_with("group_not_found")));
-    assert!(held_reason(&locations[2]).iter().all(|e| e.starts_with("no_access_to_group")));
-    assert!(rows.iter().filter(|r| r.location_id == locations[0]).all(|r| r.status == Status::Delivered));
+    assert!(
+        held_reason(&locations[1])
+            .iter()
+            .all(|e| e.starts_with("group_not_found"))
+    );
+    assert!(
+        held_reason(&locations[2])
+            .iter()
+            .all(|e| e.starts_with("no_access_to_group"))
+    );
+    assert!(
+        rows.iter()
+            .filter(|r| r.location_id == locations[0])
+            .all(|r| r.status == Status::Delivered)
+    );
 
-    let listed = env.bin(&["ledger", "list", "--status", "held", "--format", "csv"]).await;
-    assert_eq!(text(&listed).0.lines().count() - 1, 16, "16 held rows listed");
+    let listed = env
+        .bin(&["ledger", "list", "--status", "held", "--format", "csv"])
+        .await;
+    assert_eq!(
+        text(&listed).0.lines().count() - 1,
+        16,
+        "16 held rows listed"
+    );
 
     // The admin fixes the mapping, then retries.
     env.write_config(&mapping(["portfolio-1", "portfolio-2", "portfolio-3"]), "");
@@ -63,25 +107,47 @@ async fn wrong_mappings_are_held_with_their_error_and_retry_delivers_after_the_f
     let rows = env.rows();
     assert!(rows.iter().all(|r| r.status == Status::Delivered));
     let messages = env.sb.travtus().messages();
-    assert!(messages.iter().any(|m| m.body["group_external_ref"] == "portfolio-3"));
-    assert!(messages.iter().all(|m| m.body["group_external_ref"] != "no-such-group"));
+    assert!(
+        messages
+            .iter()
+            .any(|m| m.body["group_external_ref"] == "portfolio-3")
+    );
+    assert!(
+        messages
+            .iter()
+            .all(|m| m.body["group_external_ref"] != "no-such-group")
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_secret_appears_in_output_logs_or_the_ledger() {
     let env = spawn_env(seed(10)).await;
     // One forced token renewal, so refreshed tokens are in play too.
-    env.sb.faults().push(sandbox::Endpoint::TravtusMessages, sandbox::Fault::Status(500), 1);
+    env.sb.faults().push(
+        sandbox::Endpoint::TravtusMessages,
+        sandbox::Fault::Status(500),
+        1,
+    );
     let mut outputs = Vec::new();
-    for args in [vec!["-vv", "sync"], vec!["-v", "--log-format", "json", "sync"], vec!["check"], vec!["ledger", "stats"], vec!["ledger", "export", "--format", "jsonl"], vec!["ledger", "list", "--format", "json"]] {
+    for args in [
+        vec!["-vv", "sync"],
+        vec!["-v", "--log-format", "json", "sync"],
+        vec!["check"],
+        vec!["ledger", "stats"],
+        vec!["ledger", "export", "--format", "jsonl"],
+        vec!["ledger", "list", "--format", "json"],
+    ] {
         let out = env.bin(&args).await;
         let (o, e) = text(&out);
         outputs.push(format!("{o}\n{e}"));
     }
     let first = env.rows().into_iter().next().expect("a row");
-    let out = env.bin(&["ledger", "show", &first.platform, &first.review_id]).await;
+    let out = env
+        .bin(&["ledger", "show", &first.platform, &first.review_id])
+        .await;
     outputs.push(text(&out).0);
-    let ledger_bytes = String::from_utf8_lossy(&std::fs::read(&env.ledger_path).expect("ledger")).into_owned();
+    let ledger_bytes =
+        String::from_utf8_lossy(&std::fs::read(&env.ledger_path).expect("ledger")).into_owned();
     let secrets = [
         sandbox::TRAVTUS_CLIENT_SECRET,
         sandbox::GOOGLE_CLIENT_SECRET,
@@ -96,28 +162,56 @@ async fn no_secret_appears_in_output_logs_or_the_ledger() {
         }
         assert!(!ledger_bytes.contains(secret), "ledger contains {secret:?}");
     }
-    assert!(outputs[0].contains("DEBUG") || outputs[0].contains("TRACE"), "the verbose run really logged");
+    assert!(
+        outputs[0].contains("DEBUG") || outputs[0].contains("TRACE"),
+        "the verbose run really logged"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ledger_commands_show_what_happened() {
     let env = spawn_env(seed(4)).await;
-    env.sb.faults().push(sandbox::Endpoint::TravtusMessages, sandbox::Fault::Status(500), 1);
+    env.sb.faults().push(
+        sandbox::Endpoint::TravtusMessages,
+        sandbox::Fault::Status(500),
+        1,
+    );
     assert!(env.bin(&["sync"]).await.status.success());
     let (stats, _) = text(&env.bin(&["ledger", "stats"]).await);
     assert!(stats.contains("delivered"), "{stats}");
     let export = text(&env.bin(&["ledger", "export", "--format", "jsonl"]).await).0;
     assert_eq!(export.lines().count(), env.google_review_count());
-    let row: serde_json::Value = serde_json::from_str(export.lines().next().expect("a line")).expect("json");
-    for key in ["platform", "review_id", "status", "payload", "content_hash", "request_id", "first_seen_at"] {
+    let row: serde_json::Value =
+        serde_json::from_str(export.lines().next().expect("a line")).expect("json");
+    for key in [
+        "platform",
+        "review_id",
+        "status",
+        "payload",
+        "content_hash",
+        "request_id",
+        "first_seen_at",
+    ] {
         assert!(row.get(key).is_some(), "export has {key}");
     }
     // The row that met the 500 shows both attempts.
-    let retried = env.rows().into_iter().find(|r| r.attempts == 2).expect("one review needed two attempts");
-    let (show, _) = text(&env.bin(&["ledger", "show", &retried.platform, &retried.review_id]).await);
+    let retried = env
+        .rows()
+        .into_iter()
+        .find(|r| r.attempts == 2)
+        .expect("one review needed two attempts");
+    let (show, _) = text(
+        &env.bin(&["ledger", "show", &retried.platform, &retried.review_id])
+            .await,
+    );
     assert!(show.contains("attempts (2)"), "{show}");
-    assert!(show.contains("http_500") || show.contains(" 500 "), "{show}");
+    assert!(
+        show.contains("http_500") || show.contains(" 500 "),
+        "{show}"
+    );
     assert!(show.contains("payload (exact body sent)"));
     let csv = text(&env.bin(&["ledger", "export", "--format", "csv"]).await).0;
-    assert!(csv.starts_with("platform,review_id,source_name,location_id,group_id,group_external_ref,status"));
+    assert!(csv.starts_with(
+        "platform,review_id,source_name,location_id,group_id,group_external_ref,status"
+    ));
 }

@@ -30,7 +30,10 @@ async fn wait_for_state(sock: &UnixDatagram, state: &str) -> Vec<String> {
 
 fn signal(child: &tokio::process::Child, sig: &str) {
     let pid = child.id().expect("running").to_string();
-    let status = std::process::Command::new("kill").args(["-s", sig, &pid]).status().expect("kill runs");
+    let status = std::process::Command::new("kill")
+        .args(["-s", sig, &pid])
+        .status()
+        .expect("kill runs");
     assert!(status.success());
 }
 
@@ -53,25 +56,49 @@ async fn run_notifies_systemd_delivers_refuses_a_bad_reload_and_stops_cleanly() 
     wait_for_state(&sock, "READY=1").await;
     let expected = env.google_review_count();
     let travtus = env.sb.travtus().clone();
-    wait_until("the daemon to deliver every review", WAIT, || travtus.message_count() >= expected).await;
+    wait_until("the daemon to deliver every review", WAIT, || {
+        travtus.message_count() >= expected
+    })
+    .await;
 
     // An invalid config on SIGHUP is refused; the daemon keeps running on the old one.
     let good = std::fs::read_to_string(&env.config_path).expect("config");
-    std::fs::write(&env.config_path, good.replace("schedule = \"*/1 * * * * *\"", "schedule = \"bogus\"")).expect("write");
+    std::fs::write(
+        &env.config_path,
+        good.replace("schedule = \"*/1 * * * * *\"", "schedule = \"bogus\""),
+    )
+    .expect("write");
     signal(&child, "HUP");
     let seen = wait_for_state(&sock, "READY=1").await;
     assert!(seen.iter().any(|m| m.contains("RELOADING=1")), "{seen:?}");
     let google = env.sb.google().clone();
     let location = google.locations()[0].clone();
-    google.add_review(&location, sandbox::NewGoogleReview { star_rating: Some(4), comment: Some("after reload".into()), display_name: "X".into(), is_anonymous: false });
-    wait_until("the old config to keep polling", WAIT, || travtus.message_count() > expected).await;
+    google.add_review(
+        &location,
+        sandbox::NewGoogleReview {
+            star_rating: Some(4),
+            comment: Some("after reload".into()),
+            display_name: "X".into(),
+            is_anonymous: false,
+        },
+    );
+    wait_until("the old config to keep polling", WAIT, || {
+        travtus.message_count() > expected
+    })
+    .await;
 
     std::fs::write(&env.config_path, good).expect("restore");
     signal(&child, "TERM");
     wait_for_state(&sock, "STOPPING=1").await;
-    let out = tokio::time::timeout(WAIT, child.wait_with_output()).await.expect("stops in time").expect("wait");
+    let out = tokio::time::timeout(WAIT, child.wait_with_output())
+        .await
+        .expect("stops in time")
+        .expect("wait");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "clean exit: {stderr}");
     assert!(stderr.contains("new config refused"), "{stderr}");
-    assert!(stderr.contains("schedule"), "the refusal says why: {stderr}");
+    assert!(
+        stderr.contains("schedule"),
+        "the refusal says why: {stderr}"
+    );
 }

@@ -28,9 +28,21 @@ pub async fn spawn_env(seed: GoogleSeed) -> TestEnv {
     let dir = tempfile::tempdir().expect("tempdir");
     let config_path = dir.path().join("config.toml");
     let ledger_path = dir.path().join("ledger.db");
-    std::fs::write(dir.path().join("travtus_secret"), format!("{}\n", sandbox::TRAVTUS_CLIENT_SECRET)).expect("write");
-    std::fs::write(dir.path().join("google_secret"), sandbox::GOOGLE_CLIENT_SECRET).expect("write");
-    std::fs::write(dir.path().join("google_refresh"), format!("{}\n", sandbox::GOOGLE_REFRESH_TOKEN)).expect("write");
+    std::fs::write(
+        dir.path().join("travtus_secret"),
+        format!("{}\n", sandbox::TRAVTUS_CLIENT_SECRET),
+    )
+    .expect("write");
+    std::fs::write(
+        dir.path().join("google_secret"),
+        sandbox::GOOGLE_CLIENT_SECRET,
+    )
+    .expect("write");
+    std::fs::write(
+        dir.path().join("google_refresh"),
+        format!("{}\n", sandbox::GOOGLE_REFRESH_TOKEN),
+    )
+    .expect("write");
     let env = TestEnv {
         sb,
         dir,
@@ -43,7 +55,12 @@ pub async fn spawn_env(seed: GoogleSeed) -> TestEnv {
         .locations()
         .iter()
         .enumerate()
-        .map(|(i, l)| (l.clone(), format!("group_external_ref = \"portfolio-{}\"", i % 10 + 1)))
+        .map(|(i, l)| {
+            (
+                l.clone(),
+                format!("group_external_ref = \"portfolio-{}\"", i % 10 + 1),
+            )
+        })
         .collect();
     env.write_config(&mapping, "");
     env
@@ -81,7 +98,9 @@ token_url = "{base}/google/token"
             g_id = sandbox::GOOGLE_CLIENT_ID,
         );
         for (location, group) in mapping {
-            text.push_str(&format!("\n  [[source.location]]\n  id = \"{location}\"\n  {group}\n"));
+            text.push_str(&format!(
+                "\n  [[source.location]]\n  id = \"{location}\"\n  {group}\n"
+            ));
         }
         std::fs::write(&self.config_path, text).expect("write config");
     }
@@ -107,7 +126,12 @@ token_url = "{base}/google/token"
 
     /// Total reviews seeded at the Google emulator.
     pub fn google_review_count(&self) -> usize {
-        self.sb.google().locations().iter().map(|l| self.sb.google().reviews(l).len()).sum()
+        self.sb
+            .google()
+            .locations()
+            .iter()
+            .map(|l| self.sb.google().reviews(l).len())
+            .sum()
     }
 
     /// Runs the real binary with `--config` and `args`, waiting for it.
@@ -131,7 +155,10 @@ token_url = "{base}/google/token"
 pub async fn wait_until(what: &str, limit: Duration, mut cond: impl FnMut() -> bool) {
     let deadline = tokio::time::Instant::now() + limit;
     while !cond() {
-        assert!(tokio::time::Instant::now() < deadline, "timed out waiting for {what}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }

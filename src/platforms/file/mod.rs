@@ -173,7 +173,11 @@ fn strip_bom(content: &[u8]) -> &[u8] {
 }
 
 /// One JSON object per line; blank lines skipped.
-fn read_jsonl(path: &str, content: &[u8], platform: Option<&str>) -> Result<FetchedPage, PlatformError> {
+fn read_jsonl(
+    path: &str,
+    content: &[u8],
+    platform: Option<&str>,
+) -> Result<FetchedPage, PlatformError> {
     let mut page = FetchedPage::default();
     for (index, line) in strip_bom(content).split(|b| *b == b'\n').enumerate() {
         let line = line.strip_suffix(b"\r").unwrap_or(line);
@@ -206,7 +210,11 @@ fn read_jsonl(path: &str, content: &[u8], platform: Option<&str>) -> Result<Fetc
 
 /// A header row naming the columns, then one row per review. Quoted fields
 /// may hold commas and newlines; a row's reference is the line it starts on.
-fn read_csv(path: &str, content: &[u8], platform: Option<&str>) -> Result<FetchedPage, PlatformError> {
+fn read_csv(
+    path: &str,
+    content: &[u8],
+    platform: Option<&str>,
+) -> Result<FetchedPage, PlatformError> {
     let content = strip_bom(content);
     let mut reader = csv::ReaderBuilder::new()
         .has_headers(false)
@@ -259,8 +267,12 @@ fn read_csv(path: &str, content: &[u8], platform: Option<&str>) -> Result<Fetche
 }
 
 fn slice(content: &[u8], begin: u64, end: u64) -> &[u8] {
-    let begin = usize::try_from(begin).unwrap_or(usize::MAX).min(content.len());
-    let end = usize::try_from(end).unwrap_or(usize::MAX).clamp(begin, content.len());
+    let begin = usize::try_from(begin)
+        .unwrap_or(usize::MAX)
+        .min(content.len());
+    let end = usize::try_from(end)
+        .unwrap_or(usize::MAX)
+        .clamp(begin, content.len());
     &content[begin..end]
 }
 
@@ -304,7 +316,9 @@ fn map_row(row: &Map<String, Value>, platform: Option<&str>) -> Result<Review, S
     let rating = match row.get("rating") {
         None | Some(Value::Null) => None,
         Some(Value::Number(n)) => match n.as_u64().and_then(|n| u8::try_from(n).ok()) {
-            Some(stars) => Some(Rating::new(stars).ok_or_else(|| format!("rating: {n} is not within 1..5"))?),
+            Some(stars) => {
+                Some(Rating::new(stars).ok_or_else(|| format!("rating: {n} is not within 1..5"))?)
+            }
             None => return Err(format!("rating: {n} is not a whole number within 1..5")),
         },
         Some(Value::String(s)) if s.trim().is_empty() => None,

@@ -53,14 +53,24 @@ fn jsonl_rows_map_every_field() {
     assert_eq!(a.display_name.as_deref(), Some("Ann"));
     assert_eq!(a.is_anonymous, Some(false));
     assert_eq!(travtus_format(a.created_at), "2024-01-02T02:04:05");
-    assert_eq!(a.updated_at.map(travtus_format).as_deref(), Some("2024-01-03T10:00:00"));
+    assert_eq!(
+        a.updated_at.map(travtus_format).as_deref(),
+        Some("2024-01-03T10:00:00")
+    );
 
-    assert_eq!(b.platform.as_str(), "homegrown", "falls back to the config's platform");
+    assert_eq!(
+        b.platform.as_str(),
+        "homegrown",
+        "falls back to the config's platform"
+    );
     assert_eq!(b.review_id.as_str(), "42");
     assert_eq!(b.rating.map(Rating::get), Some(3));
     assert_eq!(b.is_anonymous, Some(true));
     assert_eq!(travtus_format(b.created_at), "2023-11-14T22:13:20");
-    assert_eq!(b.updated_at.map(travtus_format).as_deref(), Some("2023-11-14T22:23:20"));
+    assert_eq!(
+        b.updated_at.map(travtus_format).as_deref(),
+        Some("2023-11-14T22:23:20")
+    );
     assert_eq!((b.title.as_ref(), b.comment.as_ref()), (None, None));
 
     assert_eq!(c.rating, None);
@@ -104,7 +114,11 @@ fn jsonl_bad_rows_are_rejected_with_file_and_line() {
     // With a platform configured, the other problems show.
     let page = jsonl(&lines.join("\n"), Some("p"));
     let raws: Vec<&str> = page.rejected.iter().map(|r| r.raw.as_str()).collect();
-    assert_eq!(raws, lines[1..12].to_vec(), "each rejection keeps its raw line");
+    assert_eq!(
+        raws,
+        lines[1..12].to_vec(),
+        "each rejection keeps its raw line"
+    );
     let reasons: Vec<(&str, &str)> = page
         .rejected
         .iter()
@@ -114,7 +128,10 @@ fn jsonl_bad_rows_are_rejected_with_file_and_line() {
         reasons,
         vec![
             ("f.jsonl:2", "rating: 6 is not within 1..5"),
-            ("f.jsonl:3", "row: not JSON (expected ident at line 1 column 2)"),
+            (
+                "f.jsonl:3",
+                "row: not JSON (expected ident at line 1 column 2)"
+            ),
             ("f.jsonl:4", "row: an array is not an object"),
             ("f.jsonl:5", "review_id: missing"),
             ("f.jsonl:6", "created_datetime: missing"),
@@ -122,10 +139,16 @@ fn jsonl_bad_rows_are_rejected_with_file_and_line() {
                 "f.jsonl:7",
                 "created_datetime: \"last tuesday\" is not an RFC 3339, naive UTC or Unix-seconds time"
             ),
-            ("f.jsonl:8", "rating: \"4.5\" is not a whole number within 1..5"),
+            (
+                "f.jsonl:8",
+                "rating: \"4.5\" is not a whole number within 1..5"
+            ),
             ("f.jsonl:9", "is_anonymous: \"maybe\" is not true or false"),
             ("f.jsonl:10", "review_id: empty"),
-            ("f.jsonl:11", "created_datetime: year 1960 is outside 1970..=9999"),
+            (
+                "f.jsonl:11",
+                "created_datetime: year 1960 is outside 1970..=9999"
+            ),
             ("f.jsonl:12", "title: a number is not a string"),
         ]
     );
@@ -148,7 +171,10 @@ fn csv_rows_with_quoted_commas_and_newlines() {
     };
     assert_eq!(c1.platform.as_str(), "yelp");
     assert_eq!(c1.title.as_deref(), Some("Good, not great"));
-    assert_eq!(c1.comment.as_deref(), Some("Line one\nline \"two\", with comma"));
+    assert_eq!(
+        c1.comment.as_deref(),
+        Some("Line one\nline \"two\", with comma")
+    );
     assert_eq!(c1.rating.map(Rating::get), Some(4));
     assert_eq!(c1.is_anonymous, Some(false));
     assert_eq!(travtus_format(c1.created_at), "2024-03-01T12:00:00");
@@ -177,8 +203,16 @@ fn csv_rows_with_quoted_commas_and_newlines() {
                 "created_datetime: \"not a date\" is not an RFC 3339, naive UTC or Unix-seconds time",
                 "c4,trustpilot,,\"Multi\nline\nbad\",2,,,not a date,"
             ),
-            ("f.csv:9", "row: 4 fields, the header has 9", "c5,trustpilot,too,few"),
-            ("f.csv:10", "review_id: missing", ",trustpilot,,,,,,2024-03-01T12:00:00Z,"),
+            (
+                "f.csv:9",
+                "row: 4 fields, the header has 9",
+                "c5,trustpilot,too,few"
+            ),
+            (
+                "f.csv:10",
+                "review_id: missing",
+                ",trustpilot,,,,,,2024-03-01T12:00:00Z,"
+            ),
         ]
     );
 
@@ -205,7 +239,11 @@ fn files_are_read_once_per_content_version() {
     let dir = tempfile::tempdir().expect("tempdir");
     let a = dir.path().join("a.jsonl");
     let b = dir.path().join("b.csv");
-    fs::write(&a, r#"{"review_id":"a1","created_datetime":"2024-01-01T00:00:00Z"}"#).expect("write a");
+    fs::write(
+        &a,
+        r#"{"review_id":"a1","created_datetime":"2024-01-01T00:00:00Z"}"#,
+    )
+    .expect("write a");
     fs::write(&b, "review_id,created_datetime\nb1,2024-01-01T00:00:00Z\n").expect("write b");
     fs::write(dir.path().join("notes.txt"), "ignored").expect("write txt");
     fs::create_dir(dir.path().join("sub.jsonl")).expect("a directory named like a file");
@@ -217,12 +255,19 @@ fn files_are_read_once_per_content_version() {
         .iter()
         .map(|p| p.reviews.iter().map(|r| r.review_id.as_str()).collect())
         .collect();
-    assert_eq!(ids, vec![vec!["a1"], vec!["b1"]], "sorted, one page per file");
+    assert_eq!(
+        ids,
+        vec![vec!["a1"], vec!["b1"]],
+        "sorted, one page per file"
+    );
     let cursor: BTreeMap<String, String> =
-        serde_json::from_str(state.cursor.as_deref().expect("cursor")).expect("cursor is a JSON object");
+        serde_json::from_str(state.cursor.as_deref().expect("cursor"))
+            .expect("cursor is a JSON object");
     assert_eq!(cursor.len(), 2);
     assert_eq!(
-        cursor.get(&a.to_string_lossy().into_owned()).map(String::len),
+        cursor
+            .get(&a.to_string_lossy().into_owned())
+            .map(String::len),
         Some(64),
         "sha256 hex"
     );
@@ -233,8 +278,11 @@ fn files_are_read_once_per_content_version() {
     assert_eq!(again, state);
 
     // b edited, a removed, c added.
-    fs::write(&b, "review_id,created_datetime\nb1,2024-01-01T00:00:00Z\nb2,2024-01-02T00:00:00Z\n")
-        .expect("edit b");
+    fs::write(
+        &b,
+        "review_id,created_datetime\nb1,2024-01-01T00:00:00Z\nb2,2024-01-02T00:00:00Z\n",
+    )
+    .expect("edit b");
     fs::remove_file(&a).expect("remove a");
     fs::write(dir.path().join("c.JSONL"), "").expect("write c");
     let (pages, next) = poll(&reader, &pattern, again);
@@ -244,7 +292,11 @@ fn files_are_read_once_per_content_version() {
         serde_json::from_str(next.cursor.as_deref().expect("cursor")).expect("json");
     let names: Vec<String> = cursor
         .keys()
-        .filter_map(|k| Path::new(k).file_name().map(|n| n.to_string_lossy().into_owned()))
+        .filter_map(|k| {
+            Path::new(k)
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+        })
         .collect();
     assert_eq!(names, vec!["b.csv", "c.JSONL"], "vanished files drop out");
 }
@@ -253,7 +305,11 @@ fn files_are_read_once_per_content_version() {
 fn a_single_path_a_missing_path_and_an_unreadable_cursor() {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("one.jsonl");
-    fs::write(&path, r#"{"review_id":"x","source":"s","created_datetime":"2024-01-01 00:00:00"}"#).expect("write");
+    fs::write(
+        &path,
+        r#"{"review_id":"x","source":"s","created_datetime":"2024-01-01 00:00:00"}"#,
+    )
+    .expect("write");
     let reader = reader(None);
     let state = PollState {
         high_water: None,
@@ -267,7 +323,11 @@ fn a_single_path_a_missing_path_and_an_unreadable_cursor() {
     let (pages, state) = poll(&reader, &missing.to_string_lossy(), PollState::default());
     assert!(pages.is_empty());
     assert_eq!(state.cursor, None);
-    let (pages, _) = poll(&reader, &dir.path().join("gone.csv").to_string_lossy(), PollState::default());
+    let (pages, _) = poll(
+        &reader,
+        &dir.path().join("gone.csv").to_string_lossy(),
+        PollState::default(),
+    );
     assert!(pages.is_empty());
 }
 
@@ -287,7 +347,10 @@ fn unreadable_files_and_bad_patterns_are_io_errors() {
         use std::os::unix::fs::PermissionsExt;
         fs::set_permissions(&path, fs::Permissions::from_mode(0o000)).expect("chmod");
         if fs::read(&path).is_err() {
-            let mut poll = reader.start_poll(&LocationId::new(path.to_string_lossy()), PollState::default());
+            let mut poll = reader.start_poll(
+                &LocationId::new(path.to_string_lossy()),
+                PollState::default(),
+            );
             match poll.next_page() {
                 Err(PlatformError::Io { path: p, .. }) => assert!(p.ends_with("locked.jsonl")),
                 other => panic!("expected Io, got {other:?}"),

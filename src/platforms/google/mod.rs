@@ -115,7 +115,11 @@ impl GoogleClient {
         Ok(url)
     }
 
-    async fn list_page(&self, location: &LocationId, page_token: Option<&str>) -> Result<Value, PlatformError> {
+    async fn list_page(
+        &self,
+        location: &LocationId,
+        page_token: Option<&str>,
+    ) -> Result<Value, PlatformError> {
         let mut url = self.reviews_url(location)?;
         // Written by hand rather than with `query()`: that would encode the
         // space in `updateTime desc` as `+`, and the documented form is `%20`.
@@ -126,7 +130,11 @@ impl GoogleClient {
         }
         url.set_query(Some(&query));
         self.http
-            .get_json(&url, |request| request, |answer| google_error(&answer, location))
+            .get_json(
+                &url,
+                |request| request,
+                |answer| google_error(&answer, location),
+            )
             .await
     }
 }

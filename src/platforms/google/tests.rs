@@ -1,1 +1,491 @@
-//! Loopback tests of the Google client (filled in below).
+//! The Google client against the sandbox's emulator on loopback (paging,
+//! incremental polls, retries, token renewal and refusal), plus a scripted
+//! server for what the emulator cannot be made to do (a paging loop), and
+//! pure tests of URL building and error mapping.
+
+use super::*;
+use crate::config::{Secret, SourceKind};
+use crate::domain::SourceName;
+use crate::platforms::http::test_server::{Answer, Server};
+use crate::retry::Backoff;
+use reqwest::StatusCode;
+use sandbox::{Endpoint, Fault, GoogleSeed, NewGoogleReview, Sandbox, SandboxOptions};
+use std::num::NonZeroU32;
+use std::time::Duration;
+
+/// Retries in milliseconds, so fault tests stay fast.
+const FAST: Backoff = Backoff {
+    base: Duration::from_millis(1),
+    cap: Duration::from_millis(5),
+};
+
+fn client_for(api_base_url: &str, token_url: &str, refresh_token: &str) -> GoogleClient {
+    let cfg = GoogleConfig {
+        client_id: sandbox::GOOGLE_CLIENT_ID.into(),
+        client_secret: Secret::new(sandbox::GOOGLE_CLIENT_SECRET),
+        refresh_token: Secret::new(refresh_token),
+        api_base_url: Url::parse(api_base_url).expect("api url"),
+        token_url: Url::parse(token_url).expect("token url"),
+    };
+    let source = SourceConfig {
+        name: SourceName::new("test-google"),
+        schedule: "0 */15 * * * *".into(),
+        requests_per_minute: NonZeroU32::new(6000).unwrap_or(NonZeroU32::MIN),
+        timeout: Duration::from_secs(5),
+        kind: SourceKind::GoogleBusinessProfile(cfg.clone()),
+        locations: Vec::new(),
+    };
+    let GoogleClient { http, api_base_url } =
+        GoogleClient::new(&source, &cfg, reqwest::Client::new());
+    GoogleClient {
+        http: http.with_retries(FAST, crate::platforms::http::MAX_RETRIES),
+        api_base_url,
+    }
+}
+
+async fn sandbox_with(reviews_per_location: u32) -> Sandbox {
+    Sandbox::start(SandboxOptions {
+        google: GoogleSeed {
+            accounts: 1,
+            locations_per_account: 2,
+            reviews_per_location,
+        },
+        ..SandboxOptions::default()
+    })
+    .await
+    .expect("sandbox starts")
+}
+
+fn sandbox_client(sb: &Sandbox) -> GoogleClient {
+    client_for(
+        &sb.google_base_url(),
+        &sb.google_token_url(),
+        sandbox::GOOGLE_REFRESH_TOKEN,
+    )
+}
+
+/// Reads a whole poll: its pages and the state to store.
+async fn poll_all(
+    client: &GoogleClient,
+    location: &str,
+    state: PollState,
+) -> Result<(Vec<FetchedPage>, PollState), PlatformError> {
+    let mut poll = client.start_poll(&LocationId::new(location), state);
+    let mut pages = Vec::new();
+    while let Some(page) = poll.next_page().await? {
+        pages.push(page);
+    }
+    Ok((pages, poll.finish()))
+}
+
+fn ids(pages: &[FetchedPage]) -> Vec<String> {
+    pages
+        .iter()
+        .flat_map(|p| p.reviews.iter().map(|r| r.review_id.as_str().to_owned()))
+        .collect()
+}
+
+fn newest_update_time(sb: &Sandbox, location: &str) -> DateTime<Utc> {
+    sb.google()
+        .reviews(location)
+        .iter()
+        .filter_map(|r| r.get("updateTime").and_then(Value::as_str))
+        .filter_map(|t| crate::timestamps::parse_rfc3339(t).ok())
+        .max()
+        .expect("seeded reviews have update times")
+}
+
+#[tokio::test]
+async fn a_first_poll_reads_everything_and_a_quiet_poll_costs_one_request() {
+    let sb = sandbox_with(120).await;
+    let location = sb.google().locations()[0].clone();
+    let client = sandbox_client(&sb);
+
+    let (pages, state) = poll_all(&client, &location, PollState::default())
+        .await
+        .expect("first poll");
+    assert_eq!(pages.len(), 3, "120 reviews in pages of 50");
+    let got = ids(&pages);
+    let want: Vec<String> = sb
+        .google()
+        .reviews(&location)
+        .iter()
+        .filter_map(|r| r.get("reviewId").and_then(Value::as_str).map(str::to_owned))
+        .collect();
+    assert_eq!(got, want, "every review, newest first");
+    assert!(pages.iter().all(|p| p.rejected.is_empty()));
+    assert_eq!(pages.last().and_then(|p| p.reported_total), Some(120));
+    assert_eq!(sb.google().list_requests(&location), 3);
+    assert_eq!(client.requests(), 4, "three list calls and one token call");
+    assert_eq!(state.high_water, Some(newest_update_time(&sb, &location)));
+
+    // Nothing changed: one list request, and the mark stays.
+    let (pages, again) = poll_all(&client, &location, state.clone())
+        .await
+        .expect("quiet poll");
+    assert_eq!(pages.len(), 1);
+    assert_eq!(sb.google().list_requests(&location), 4);
+    assert_eq!(again, state);
+
+    // A new review and an edit of an old one are both on the first page.
+    let oldest = want.last().cloned().expect("reviews");
+    let new_id = sb.google().add_review(
+        &location,
+        NewGoogleReview {
+            star_rating: Some(2),
+            comment: Some("Lift broken again".into()),
+            display_name: "Cy".into(),
+            is_anonymous: false,
+        },
+    );
+    assert!(
+        sb.google()
+            .edit_review(&location, &oldest, Some("Edited".into()), Some(5))
+    );
+    let (pages, after) = poll_all(&client, &location, again)
+        .await
+        .expect("poll after changes");
+    assert_eq!(pages.len(), 1);
+    assert_eq!(sb.google().list_requests(&location), 5);
+    let got = ids(&pages);
+    assert!(got.contains(&new_id) && got.contains(&oldest), "{got:?}");
+    let edited = pages[0]
+        .reviews
+        .iter()
+        .find(|r| r.review_id.as_str() == oldest)
+        .expect("edited review");
+    assert_eq!(edited.comment.as_deref(), Some("Edited"));
+    assert_eq!(edited.rating.map(crate::domain::Rating::get), Some(5));
+    assert_eq!(after.high_water, Some(newest_update_time(&sb, &location)));
+    assert!(after.high_water > state.high_water);
+}
+
+#[tokio::test]
+async fn paging_stops_after_the_page_that_reaches_the_overlap() {
+    let sb = sandbox_with(120).await;
+    let location = sb.google().locations()[1].clone();
+    let client = sandbox_client(&sb);
+    // A mark in the middle of page 2: page 2 ends with reviews far older
+    // than the mark minus the overlap (seeded reviews are days apart), so
+    // page 3 is never asked for.
+    let reviews = sb.google().reviews(&location);
+    let mark = reviews[70]
+        .get("updateTime")
+        .and_then(Value::as_str)
+        .and_then(|t| crate::timestamps::parse_rfc3339(t).ok())
+        .expect("update time");
+    let state = PollState {
+        high_water: Some(mark),
+        cursor: Some("kept".into()),
+    };
+    let (pages, after) = poll_all(&client, &location, state).await.expect("poll");
+    assert_eq!(pages.len(), 2);
+    assert_eq!(sb.google().list_requests(&location), 2);
+    assert_eq!(after.high_water, Some(newest_update_time(&sb, &location)));
+    assert_eq!(
+        after.cursor.as_deref(),
+        Some("kept"),
+        "the cursor is passed through"
+    );
+}
+
+#[tokio::test]
+async fn server_errors_are_retried() {
+    let sb = sandbox_with(10).await;
+    let location = sb.google().locations()[0].clone();
+    let client = sandbox_client(&sb);
+    sb.faults()
+        .push(Endpoint::GoogleList, Fault::Status(500), 2);
+    sb.faults().push(Endpoint::GoogleList, Fault::Drop, 1);
+    sb.faults()
+        .push(Endpoint::GoogleToken, Fault::Status(503), 1);
+    let (pages, _) = poll_all(&client, &location, PollState::default())
+        .await
+        .expect("poll after retries");
+    assert_eq!(ids(&pages).len(), 10);
+    assert_eq!(
+        sb.google().list_requests(&location),
+        4,
+        "three faults, then the answer"
+    );
+    assert_eq!(client.requests(), 6, "four list calls, two token calls");
+}
+
+#[tokio::test]
+async fn persistent_throttling_gives_up_with_the_status() {
+    let sb = sandbox_with(10).await;
+    let location = sb.google().locations()[0].clone();
+    let client = sandbox_client(&sb);
+    sb.faults()
+        .push(Endpoint::GoogleList, Fault::Status(429), 100);
+    let err = poll_all(&client, &location, PollState::default())
+        .await
+        .expect_err("throttled");
+    match &err {
+        PlatformError::Http {
+            status: 429,
+            detail,
+        } => assert!(detail.starts_with("RESOURCE_EXHAUSTED"), "{detail}"),
+        other => panic!("expected HTTP 429, got {other:?}"),
+    }
+    assert_eq!(
+        sb.google().list_requests(&location),
+        5,
+        "one try and four retries"
+    );
+}
+
+#[tokio::test]
+async fn a_revoked_refresh_token_needs_consent() {
+    let sb = sandbox_with(5).await;
+    let location = sb.google().locations()[0].clone();
+    let client = sandbox_client(&sb);
+    sb.google().revoke_refresh_token();
+    let err = poll_all(&client, &location, PollState::default())
+        .await
+        .expect_err("revoked");
+    match &err {
+        PlatformError::NeedsConsent(text) => assert!(text.starts_with("invalid_grant"), "{text}"),
+        other => panic!("expected NeedsConsent, got {other:?}"),
+    }
+    assert_eq!(sb.google().list_requests(&location), 0);
+    assert_eq!(client.requests(), 1, "the refused token call");
+    let shown = format!("{err} {err:?}");
+    assert!(
+        !shown.contains(sandbox::GOOGLE_REFRESH_TOKEN)
+            && !shown.contains(sandbox::GOOGLE_CLIENT_SECRET)
+    );
+}
+
+#[tokio::test]
+async fn an_expired_access_token_is_renewed_once() {
+    let sb = sandbox_with(5).await;
+    let location = sb.google().locations()[0].clone();
+    let client = sandbox_client(&sb);
+    poll_all(&client, &location, PollState::default())
+        .await
+        .expect("first poll");
+    sb.google().expire_all_tokens();
+    poll_all(&client, &location, PollState::default())
+        .await
+        .expect("poll with a renewed token");
+    assert_eq!(sb.google().token_requests(), 2);
+    assert_eq!(sb.google().list_requests(&location), 3, "ok, 401, ok");
+    assert_eq!(client.requests(), 5);
+}
+
+#[tokio::test]
+async fn unknown_locations_and_trailing_slashes() {
+    let sb = sandbox_with(5).await;
+    let base = format!("{}/", sb.google_base_url());
+    let client = client_for(&base, &sb.google_token_url(), sandbox::GOOGLE_REFRESH_TOKEN);
+    let location = sb.google().locations()[0].clone();
+    let (pages, _) = poll_all(&client, &format!("/{location}/"), PollState::default())
+        .await
+        .expect("slashes tolerated");
+    assert_eq!(ids(&pages).len(), 5);
+
+    let err = poll_all(&client, "accounts/1/locations/999999", PollState::default())
+        .await
+        .expect_err("unknown");
+    assert!(
+        matches!(&err, PlatformError::NotFound(l) if l == "accounts/1/locations/999999"),
+        "{err:?}"
+    );
+}
+
+#[tokio::test]
+async fn malformed_records_are_rejected_and_the_page_goes_on() {
+    let sb = sandbox_with(3).await;
+    let location = sb.google().locations()[0].clone();
+    let bad = serde_json::json!({
+        "reviewId": "bad-star",
+        "starRating": "SIX",
+        "createTime": "2025-06-01T00:00:00Z",
+        "updateTime": "2025-06-01T00:00:00Z"
+    });
+    assert!(sb.google().insert_raw_review(&location, bad.clone()));
+    assert!(
+        sb.google()
+            .insert_raw_review(&location, serde_json::json!({"comment": "no id, no time"}))
+    );
+    let client = sandbox_client(&sb);
+    let (pages, _) = poll_all(&client, &location, PollState::default())
+        .await
+        .expect("poll");
+    assert_eq!(ids(&pages).len(), 3);
+    let rejected: Vec<(&str, &str)> = pages
+        .iter()
+        .flat_map(|p| {
+            p.rejected
+                .iter()
+                .map(|r| (r.reference.as_str(), r.reason.as_str()))
+        })
+        .collect();
+    assert_eq!(
+        rejected,
+        vec![
+            ("bad-star", "starRating: \"SIX\" is not one of ONE..FIVE"),
+            ("page 1 item 5", "reviewId: missing (and no name)"),
+        ]
+    );
+    assert_eq!(pages[0].rejected[0].raw, bad.to_string());
+}
+
+#[tokio::test]
+async fn a_repeated_page_token_is_a_paging_loop() {
+    let server = Server::start().await;
+    server.script(
+        "/token",
+        vec![Answer::json(
+            200,
+            r#"{"access_token":"t0k","expires_in":3600}"#,
+        )],
+    );
+    let page = r#"{"reviews":[{"reviewId":"a","createTime":"2025-01-01T00:00:00Z"}],"nextPageToken":"same token/+"}"#;
+    server.script(
+        "/g/v4/accounts/1/locations/2/reviews",
+        vec![Answer::json(200, page)],
+    );
+    let client = client_for(
+        &format!("{}/g", server.base),
+        &format!("{}/token", server.base),
+        "r",
+    );
+    let mut poll = client.start_poll(
+        &LocationId::new("accounts/1/locations/2"),
+        PollState::default(),
+    );
+    assert!(poll.next_page().await.expect("page 1").is_some());
+    assert!(
+        poll.next_page()
+            .await
+            .expect("page 2 is still handed out")
+            .is_some()
+    );
+    let err = poll.next_page().await.expect_err("loop");
+    assert!(
+        matches!(&err, PlatformError::InvalidResponse(m) if m.starts_with("paging loop")),
+        "{err:?}"
+    );
+
+    let heads = server.seen();
+    let lists: Vec<&str> = heads
+        .iter()
+        .filter_map(|h| h.lines().next())
+        .filter(|l| l.contains("/reviews"))
+        .collect();
+    assert_eq!(
+        lists,
+        vec![
+            "GET /g/v4/accounts/1/locations/2/reviews?pageSize=50&orderBy=updateTime%20desc HTTP/1.1",
+            "GET /g/v4/accounts/1/locations/2/reviews?pageSize=50&orderBy=updateTime%20desc&pageToken=same+token%2F%2B HTTP/1.1",
+        ]
+    );
+}
+
+#[test]
+fn urls_join_without_double_slashes() {
+    let cases = [
+        (
+            "https://mybusiness.googleapis.com",
+            "accounts/1/locations/2",
+        ),
+        (
+            "https://mybusiness.googleapis.com/",
+            "accounts/1/locations/2",
+        ),
+        ("http://127.0.0.1:9/google", "accounts/1/locations/2"),
+        ("http://127.0.0.1:9/google/", "/accounts/1/locations/2/"),
+        ("http://127.0.0.1:9/google?x=1", "accounts/1//locations/2"),
+    ];
+    let want = [
+        "https://mybusiness.googleapis.com/v4/accounts/1/locations/2/reviews",
+        "https://mybusiness.googleapis.com/v4/accounts/1/locations/2/reviews",
+        "http://127.0.0.1:9/google/v4/accounts/1/locations/2/reviews",
+        "http://127.0.0.1:9/google/v4/accounts/1/locations/2/reviews",
+        "http://127.0.0.1:9/google/v4/accounts/1/locations/2/reviews",
+    ];
+    for ((base, location), want) in cases.into_iter().zip(want) {
+        let client = client_for(base, "http://127.0.0.1:9/token", "r");
+        let url = client.reviews_url(&LocationId::new(location)).expect("url");
+        assert_eq!(url.as_str(), want, "{base} + {location}");
+    }
+    // Segments are escaped, so an odd location id cannot leave the path.
+    let client = client_for("http://127.0.0.1:9/google", "http://127.0.0.1:9/token", "r");
+    let url = client
+        .reviews_url(&LocationId::new("accounts/1?x=#/locations/2"))
+        .expect("url");
+    assert_eq!(url.query(), None);
+    assert_eq!(
+        url.path(),
+        "/google/v4/accounts/1%3Fx=%23/locations/2/reviews"
+    );
+}
+
+#[test]
+fn google_error_bodies_are_mapped() {
+    let location = LocationId::new("accounts/1/locations/2");
+    let map = |status: u16, body: Value| {
+        let status = StatusCode::from_u16(status).expect("status");
+        google_error(
+            &ErrorAnswer {
+                status,
+                json: Some(&body),
+                retries_exhausted: false,
+            },
+            &location,
+        )
+    };
+    let body = |code: u16, status: &str, message: &str| serde_json::json!({"error": {"code": code, "message": message, "status": status}});
+
+    let err = map(
+        403,
+        body(
+            403,
+            "PERMISSION_DENIED",
+            "The caller does not have permission",
+        ),
+    );
+    assert_eq!(
+        err.to_string(),
+        "not authorized: accounts/1/locations/2: PERMISSION_DENIED: The caller does not have permission"
+    );
+    let err = map(403, serde_json::json!({}));
+    assert_eq!(
+        err.to_string(),
+        "not authorized: accounts/1/locations/2: PERMISSION_DENIED: Forbidden"
+    );
+    let err = map(
+        401,
+        body(
+            401,
+            "UNAUTHENTICATED",
+            "Request had invalid authentication credentials.",
+        ),
+    );
+    assert!(matches!(err, PlatformError::Unauthorized(_)), "{err:?}");
+    let err = map(
+        404,
+        body(404, "NOT_FOUND", "Requested entity was not found."),
+    );
+    assert!(matches!(&err, PlatformError::NotFound(l) if l == "accounts/1/locations/2"));
+    let err = map(
+        400,
+        body(400, "INVALID_ARGUMENT", "Invalid value for pageSize."),
+    );
+    assert_eq!(
+        err.to_string(),
+        "HTTP 400: INVALID_ARGUMENT: Invalid value for pageSize."
+    );
+    let err = map(
+        400,
+        serde_json::json!({"error": {"errors": [{"domain": "global", "reason": "badRequest", "message": "Legacy shape"}]}}),
+    );
+    assert_eq!(err.to_string(), "HTTP 400: Legacy shape");
+    let err = map(
+        503,
+        serde_json::json!({"error": {"status": "UNAVAILABLE", "message": "x".repeat(1000)}}),
+    );
+    assert!(err.to_string().len() < 400, "long messages are cut");
+}

@@ -145,7 +145,9 @@ fn map_review(item: &Value) -> Result<Review, Refusal> {
     };
 
     let rating = star_rating(obj.get("starRating")).map_err(&refuse)?;
-    let comment = opt_str(obj, "comment").map_err(&refuse)?.and_then(original_text);
+    let comment = opt_str(obj, "comment")
+        .map_err(&refuse)?
+        .and_then(original_text);
     let (display_name, is_anonymous) = match obj.get("reviewer") {
         None | Some(Value::Null) => (None, None),
         Some(Value::Object(reviewer)) => {
@@ -166,7 +168,12 @@ fn map_review(item: &Value) -> Result<Review, Refusal> {
             };
             (name, Some(anonymous))
         }
-        Some(other) => return Err(refuse(format!("reviewer: {} is not an object", kind(other)))),
+        Some(other) => {
+            return Err(refuse(format!(
+                "reviewer: {} is not an object",
+                kind(other)
+            )));
+        }
     };
     let created_at = match opt_str(obj, "createTime").map_err(&refuse)? {
         None => return Err(refuse("createTime: missing".into())),
@@ -320,7 +327,10 @@ mod tests {
 
     fn one(item: Value) -> Result<Review, Rejected> {
         let page = map_page(&json!({"reviews": [item]}), 1).expect("page shape");
-        match (page.page.reviews.into_iter().next(), page.page.rejected.into_iter().next()) {
+        match (
+            page.page.reviews.into_iter().next(),
+            page.page.rejected.into_iter().next(),
+        ) {
             (Some(r), None) => Ok(r),
             (None, Some(j)) => Err(j),
             other => panic!("expected one record, got {other:?}"),
@@ -338,7 +348,10 @@ mod tests {
         assert_eq!(r.display_name.as_deref(), Some("Ada L."));
         assert_eq!(r.is_anonymous, Some(false));
         assert_eq!(travtus_format(r.created_at), "2024-05-01T10:00:00");
-        assert_eq!(r.updated_at.map(travtus_format).as_deref(), Some("2024-05-02T11:30:00"));
+        assert_eq!(
+            r.updated_at.map(travtus_format).as_deref(),
+            Some("2024-05-02T11:30:00")
+        );
     }
 
     #[test]
@@ -356,7 +369,8 @@ mod tests {
             (json!(0), None),
         ];
         for (word, want) in cases {
-            let r = one(with(json!({ "starRating": word.clone() }))).unwrap_or_else(|e| panic!("{word}: {e:?}"));
+            let r = one(with(json!({ "starRating": word.clone() })))
+                .unwrap_or_else(|e| panic!("{word}: {e:?}"));
             assert_eq!(r.rating.map(Rating::get), want, "{word}");
         }
     }
@@ -370,15 +384,20 @@ mod tests {
         let r = one(with(json!({"comment": "   "}))).expect("blank comment");
         assert_eq!(r.comment, None);
 
-        let r = one(with(json!({"reviewer": {"displayName": "A Google User", "isAnonymous": true}})))
-            .expect("anonymous");
+        let r = one(with(
+            json!({"reviewer": {"displayName": "A Google User", "isAnonymous": true}}),
+        ))
+        .expect("anonymous");
         assert_eq!(r.is_anonymous, Some(true));
         assert_eq!(r.display_name.as_deref(), Some("A Google User"));
 
         let r = one(with(json!({"reviewer": {"displayName": "Bo"}}))).expect("no isAnonymous");
         assert_eq!(r.is_anonymous, Some(false));
 
-        let r = one(with(json!({"reviewer": "__remove__", "updateTime": "__remove__"}))).expect("no reviewer");
+        let r = one(with(
+            json!({"reviewer": "__remove__", "updateTime": "__remove__"}),
+        ))
+        .expect("no reviewer");
         assert_eq!((r.is_anonymous, r.display_name.as_deref()), (None, None));
         assert_eq!(r.updated_at, None);
         assert_eq!(r.last_changed(), r.created_at);
@@ -399,8 +418,14 @@ mod tests {
                 "Sehr schöne Wohnung\n\n(Translated by Google)\nVery nice flat",
                 Some("Sehr schöne Wohnung"),
             ),
-            ("(Translated by Google) Only the translation", Some("Only the translation")),
-            ("Plain text mentioning (Original) packaging", Some("Plain text mentioning (Original) packaging")),
+            (
+                "(Translated by Google) Only the translation",
+                Some("Only the translation"),
+            ),
+            (
+                "Plain text mentioning (Original) packaging",
+                Some("Plain text mentioning (Original) packaging"),
+            ),
             ("", None),
         ];
         for (input, want) in cases {
@@ -422,7 +447,11 @@ mod tests {
         for (input, want) in cases {
             let r = one(with(json!({ "createTime": input, "updateTime": input }))).expect("review");
             assert_eq!(travtus_format(r.created_at), want, "{input}");
-            assert_eq!(r.updated_at.map(travtus_format).as_deref(), Some(want), "{input}");
+            assert_eq!(
+                r.updated_at.map(travtus_format).as_deref(),
+                Some(want),
+                "{input}"
+            );
         }
     }
 
@@ -434,7 +463,11 @@ mod tests {
                 "page 1 item 1",
                 "reviewId: missing (and no name)",
             ),
-            (with(json!({"reviewId": ""})), "page 1 item 1", "reviewId: empty"),
+            (
+                with(json!({"reviewId": ""})),
+                "page 1 item 1",
+                "reviewId: empty",
+            ),
             (
                 with(json!({"reviewId": "a\u{0}b"})),
                 "page 1 item 1",
@@ -445,8 +478,16 @@ mod tests {
                 "page 1 item 1",
                 "reviewId: 1025 bytes, more than 1024",
             ),
-            (with(json!({"reviewId": 17})), "page 1 item 1", "reviewId: a number is not a string"),
-            (with(json!({"createTime": "__remove__"})), "r1", "createTime: missing"),
+            (
+                with(json!({"reviewId": 17})),
+                "page 1 item 1",
+                "reviewId: a number is not a string",
+            ),
+            (
+                with(json!({"createTime": "__remove__"})),
+                "r1",
+                "createTime: missing",
+            ),
             (
                 with(json!({"createTime": "yesterday"})),
                 "r1",
@@ -467,15 +508,31 @@ mod tests {
                 "r1",
                 "starRating: \"SIX\" is not one of ONE..FIVE",
             ),
-            (with(json!({"starRating": 7})), "r1", "starRating: 7 is not within 1..5"),
-            (with(json!({"comment": ["a"]})), "r1", "comment: an array is not a string"),
-            (with(json!({"reviewer": 3})), "r1", "reviewer: a number is not an object"),
+            (
+                with(json!({"starRating": 7})),
+                "r1",
+                "starRating: 7 is not within 1..5",
+            ),
+            (
+                with(json!({"comment": ["a"]})),
+                "r1",
+                "comment: an array is not a string",
+            ),
+            (
+                with(json!({"reviewer": 3})),
+                "r1",
+                "reviewer: a number is not an object",
+            ),
             (
                 with(json!({"reviewer": {"isAnonymous": "yes"}})),
                 "r1",
                 "reviewer.isAnonymous: a string is not a boolean",
             ),
-            (json!("just a string"), "page 1 item 1", "review: a string is not an object"),
+            (
+                json!("just a string"),
+                "page 1 item 1",
+                "review: a string is not an object",
+            ),
         ];
         for (item, reference, reason) in cases {
             let raw = item.to_string();
@@ -500,19 +557,31 @@ mod tests {
         assert_eq!(mapped.page.rejected[0].reference, "bad");
         assert_eq!(mapped.page.reported_total, Some(3));
         assert_eq!(mapped.next_page_token.as_deref(), Some("tok"));
-        assert_eq!(mapped.oldest.map(travtus_format).as_deref(), Some("2020-01-01T00:00:00"));
-        assert_eq!(mapped.newest.map(travtus_format).as_deref(), Some("2024-05-02T11:30:00"));
+        assert_eq!(
+            mapped.oldest.map(travtus_format).as_deref(),
+            Some("2020-01-01T00:00:00")
+        );
+        assert_eq!(
+            mapped.newest.map(travtus_format).as_deref(),
+            Some("2024-05-02T11:30:00")
+        );
     }
 
     #[test]
     fn page_shapes() {
-        let empty = map_page(&json!({"totalReviewCount": "0", "nextPageToken": ""}), 1).expect("empty page");
+        let empty = map_page(&json!({"totalReviewCount": "0", "nextPageToken": ""}), 1)
+            .expect("empty page");
         assert!(empty.page.reviews.is_empty() && empty.page.rejected.is_empty());
         assert_eq!(empty.page.reported_total, Some(0));
         assert_eq!(empty.next_page_token, None);
         assert_eq!((empty.oldest, empty.newest), (None, None));
 
-        for bad in [json!([]), json!("x"), json!({"reviews": {}}), json!({"nextPageToken": 5})] {
+        for bad in [
+            json!([]),
+            json!("x"),
+            json!({"reviews": {}}),
+            json!({"nextPageToken": 5}),
+        ] {
             assert!(
                 matches!(map_page(&bad, 1), Err(PlatformError::InvalidResponse(_))),
                 "{bad}"
