@@ -9,7 +9,9 @@ use std::process::ExitCode;
 
 fn main() -> ExitCode {
     let args = cli::Args::parse();
-    review_sync::telemetry::init(args.log_format.into(), args.verbosity());
+    // The demo's own output is the point; its logs only show with -v.
+    let quieter = i8::from(matches!(args.command, cli::Command::Demo));
+    review_sync::telemetry::init(args.log_format.into(), args.verbosity() - quieter);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -106,8 +106,8 @@ platform = "yelp"
     let mut out = std::io::stdout();
     super::ledger::print_stats(&mut out, &stats)?;
     println!(
-        "\ndemo finished in {:.1}s; Travtus received {} messages with {} token fetch(es)",
-        started.elapsed().as_secs_f64(),
+        "\ndemo finished in {} ms; Travtus received {} messages with {} token fetch(es)",
+        started.elapsed().as_millis(),
         all.len(),
         sb.travtus().token_requests()
     );
