@@ -4,6 +4,7 @@
 //! place (`travtus::body`).
 
 use chrono::{DateTime, Utc};
+use std::collections::BTreeMap;
 use std::fmt;
 
 macro_rules! string_newtype {
@@ -130,6 +131,10 @@ pub struct Review {
     pub created_at: DateTime<Utc>,
     /// When it was last modified, where the platform says.
     pub updated_at: Option<DateTime<Utc>>,
+    /// Facts about the record that are not sent but that auditors need
+    /// (e.g. `excerpt` = `true` for Yelp's truncated texts,
+    /// `recommendation_type` for Facebook). Kept in the ledger's `notes`.
+    pub notes: BTreeMap<String, String>,
 }
 
 impl Review {

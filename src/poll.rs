@@ -248,6 +248,7 @@ impl SourcePoller {
                     payload: payload.json,
                     content_hash: payload.content_hash,
                     source_updated_at: Some(r.last_changed()),
+                    notes: (!r.notes.is_empty()).then(|| notes_json(&r.notes)),
                 }
             })
             .collect();
@@ -290,6 +291,17 @@ impl SourcePoller {
     fn lock_consent(&self) -> std::sync::MutexGuard<'_, Option<String>> {
         self.needs_consent.lock().unwrap_or_else(|p| p.into_inner())
     }
+}
+
+/// The ledger's `notes` text for a review's notes.
+fn notes_json(notes: &std::collections::BTreeMap<String, String>) -> String {
+    serde_json::Value::Object(
+        notes
+            .iter()
+            .map(|(k, v)| (k.clone(), serde_json::Value::from(v.as_str())))
+            .collect(),
+    )
+    .to_string()
 }
 
 /// Why a location's poll stopped.

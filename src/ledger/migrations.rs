@@ -121,6 +121,19 @@ CREATE TABLE polls (
 );
 CREATE INDEX polls_location ON polls (source_name, location_id, started_at);
 ",
+    // 2: platform facts that are not sent but that auditors need, as a JSON
+    // object (e.g. {"excerpt":"true"} for Yelp's truncated texts,
+    // {"recommendation_type":"positive"} for Facebook). NULL when none.
+    r"
+ALTER TABLE reviews ADD COLUMN notes TEXT;
+",
+    // 3: reconciliation passes in the poll log: which kind of pass a row is,
+    // and how many reviews it found vanished from the platform.
+    r"
+ALTER TABLE polls ADD COLUMN kind TEXT NOT NULL DEFAULT 'incremental'
+    CHECK (kind IN ('incremental','reconcile'));
+ALTER TABLE polls ADD COLUMN removed INTEGER NOT NULL DEFAULT 0;
+",
 ];
 
 /// The schema version this build writes.

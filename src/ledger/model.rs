@@ -52,6 +52,9 @@ pub struct IncomingReview {
     pub content_hash: String,
     /// The platform's update time (else creation time) of this version.
     pub source_updated_at: Option<DateTime<Utc>>,
+    /// `reviews.notes`: platform facts kept for auditors but not sent, as a
+    /// JSON object; `None` when there are none.
+    pub notes: Option<String>,
 }
 
 /// One page of a poll, recorded in one transaction.
@@ -144,6 +147,11 @@ pub struct PollLog {
     pub gap: Option<i64>,
     /// Why the poll failed, if it did (the pages before the failure stay recorded).
     pub error: Option<String>,
+    /// A full reconciliation pass (`polls.kind = 'reconcile'`) rather than an
+    /// incremental one.
+    pub reconcile: bool,
+    /// Reviews this pass marked removed from the platform (`polls.removed`).
+    pub removed: u64,
 }
 
 /// A review claimed for delivery.

@@ -58,9 +58,10 @@ impl Ledger {
 fn append_poll(conn: &Connection, log: &PollLog) -> rusqlite::Result<()> {
     conn.prepare_cached(
         "INSERT INTO polls (source_name, location_id, started_at, ended_at, pages, requests,
-             fetched, new, edited, unchanged, quarantined, reported_total, gap, error)
+             fetched, new, edited, unchanged, quarantined, reported_total, gap, error, kind, removed)
          VALUES (:source, :location, :started, :ended, :pages, :requests,
-             :fetched, :new, :edited, :unchanged, :quarantined, :reported_total, :gap, :error)",
+             :fetched, :new, :edited, :unchanged, :quarantined, :reported_total, :gap, :error,
+             :kind, :removed)",
     )?
     .execute(named_params! {
         ":source": log.source_name,
@@ -77,6 +78,8 @@ fn append_poll(conn: &Connection, log: &PollLog) -> rusqlite::Result<()> {
         ":reported_total": log.reported_total.map(sql_int),
         ":gap": log.gap,
         ":error": log.error,
+        ":kind": if log.reconcile { "reconcile" } else { "incremental" },
+        ":removed": sql_int(log.removed),
     })?;
     Ok(())
 }

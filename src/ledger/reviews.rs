@@ -170,10 +170,10 @@ fn insert_review(
     conn.prepare_cached(
         "INSERT INTO reviews (platform, review_id, source_name, location_id, group_id,
              group_external_ref, status, payload, content_hash, first_seen_at,
-             source_updated_at, last_error, last_seen_at, next_attempt_at)
+             source_updated_at, last_error, last_seen_at, next_attempt_at, notes)
          VALUES (:platform, :review_id, :source, :location, :group_id,
              :group_external_ref, :status, :payload, :hash, :now,
-             :source_updated_at, :last_error, :now, :next_attempt_at)",
+             :source_updated_at, :last_error, :now, :next_attempt_at, :notes)",
     )?
     .execute(named_params! {
         ":platform": review.platform,
@@ -189,6 +189,7 @@ fn insert_review(
         ":source_updated_at": review.source_updated_at.map(time::to_text),
         ":last_error": ctx.hold_reason,
         ":next_attempt_at": ctx.next_attempt_at,
+        ":notes": review.notes,
     })?;
     Ok(())
 }
@@ -222,7 +223,7 @@ fn edit_review(
              status = :status, payload = :payload, content_hash = :hash,
              source_updated_at = :source_updated_at, last_error = :last_error,
              last_seen_at = :now, removed_at = NULL, next_attempt_at = :next_attempt_at,
-             retry_count = 0, versions = versions + 1
+             retry_count = 0, versions = versions + 1, notes = :notes
          WHERE platform = :platform AND review_id = :review_id",
     )?
     .execute(named_params! {
@@ -239,6 +240,7 @@ fn edit_review(
         ":source_updated_at": review.source_updated_at.map(time::to_text),
         ":last_error": ctx.hold_reason,
         ":next_attempt_at": ctx.next_attempt_at,
+        ":notes": review.notes,
     })?;
     Ok(())
 }

@@ -45,6 +45,7 @@ fn review(id: &str, hash: &str) -> IncomingReview {
         ),
         content_hash: hash.into(),
         source_updated_at: Some(at("2026-11-01T08:00:00Z")),
+        notes: None,
     }
 }
 
@@ -123,7 +124,10 @@ fn mode(path: &std::path::Path) -> u32 {
 #[test]
 fn fresh_open_creates_the_spec_schema_in_wal_mode_with_a_private_file() {
     let (_dir, mut ledger) = fresh();
-    assert_eq!(ledger.schema_version().unwrap(), 1);
+    assert_eq!(
+        ledger.schema_version().unwrap(),
+        super::migrations::latest_version()
+    );
     ledger
         .record_page(&page(vec![review("r1", "h1")]), t0())
         .unwrap();
@@ -153,6 +157,7 @@ fn fresh_open_creates_the_spec_schema_in_wal_mode_with_a_private_file() {
                 "next_attempt_at",
                 "retry_count",
                 "versions",
+                "notes",
             ],
         ),
         (
@@ -215,6 +220,8 @@ fn fresh_open_creates_the_spec_schema_in_wal_mode_with_a_private_file() {
                 "reported_total",
                 "gap",
                 "error",
+                "kind",
+                "removed",
             ],
         ),
     ];
@@ -257,7 +264,10 @@ fn reopening_is_idempotent_and_keeps_the_data() {
     }
     for _ in 0..2 {
         let ledger = Ledger::open(&path).unwrap();
-        assert_eq!(ledger.schema_version().unwrap(), 1);
+        assert_eq!(
+            ledger.schema_version().unwrap(),
+            super::migrations::latest_version()
+        );
         assert_eq!(row(&ledger, "r1").content_hash, "h1");
     }
 }
@@ -275,7 +285,7 @@ fn a_file_from_a_newer_review_sync_is_refused() {
         match result {
             Err(LedgerError::TooNew {
                 found: 99,
-                supported: 1,
+                supported: 3,
                 path: p,
             }) => assert_eq!(p, path),
             other => panic!("expected TooNew, got {:?}", other.err()),
@@ -1387,6 +1397,8 @@ fn poll_state_round_trips_and_the_log_is_readable_by_auditors() {
         reported_total: Some(61),
         gap: Some(1),
         error: None,
+        reconcile: true,
+        removed: 2,
     };
     let state = PollState {
         high_water: Some(at("2026-11-24T09:59:00Z")),
@@ -1406,6 +1418,14 @@ fn poll_state_round_trips_and_the_log_is_readable_by_auditors() {
     assert_eq!(ledger.poll_state("acme-google", "loc-1").unwrap(), state);
 
     let conn = raw(&ledger);
+    let kinds: Vec<(String, i64)> = conn
+        .prepare("SELECT kind, removed FROM polls ORDER BY id")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(kinds, [("reconcile".into(), 2), ("reconcile".into(), 2)]);
     let rows: Vec<(i64, i64, Option<i64>, Option<String>)> = conn
         .prepare("SELECT new, edited, gap, error FROM polls ORDER BY id")
         .unwrap()
@@ -1435,4 +1455,49 @@ async fn the_handle_runs_ledger_work_off_the_async_threads() {
         .unwrap();
     assert_eq!(counts.new, 1);
     assert_eq!(handle.run(|l| l.pending_count()).await.unwrap(), 1);
+}
+
+#[test]
+fn a_version_1_ledger_with_data_migrates_to_notes_keeping_every_row() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ledger.db");
+    {
+        let v1 = super::migrations::open_with(&path, &super::migrations::MIGRATIONS[..1]).unwrap();
+        assert_eq!(v1.schema_version().unwrap(), 1);
+        drop(v1);
+        // Rows as the version-1 code wrote them.
+        let conn = Connection::open(&path).unwrap();
+        for (id, hash) in [("r1", "h1"), ("r2", "h2")] {
+            conn.execute(
+                "INSERT INTO reviews (platform, review_id, source_name, location_id, status,
+                     payload, content_hash, first_seen_at, last_seen_at)
+                 VALUES ('google', ?1, 's1', 'loc-1', 'delivered', '{}', ?2,
+                     '2026-11-01T08:00:00.000Z', '2026-11-01T08:00:00.000Z')",
+                (id, hash),
+            )
+            .unwrap();
+        }
+    }
+    let mut ledger = Ledger::open(&path).unwrap();
+    assert_eq!(
+        ledger.schema_version().unwrap(),
+        super::migrations::latest_version()
+    );
+    assert_eq!(row(&ledger, "r1").content_hash, "h1");
+    assert_eq!(row(&ledger, "r2").content_hash, "h2");
+    let mut noted = review("r3", "h3");
+    noted.notes = Some(r#"{"excerpt":"true"}"#.into());
+    ledger.record_page(&page(vec![noted]), t0()).unwrap();
+    let conn = Connection::open(&path).unwrap();
+    let notes: Vec<Option<String>> = conn
+        .prepare("SELECT notes FROM reviews ORDER BY review_id")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(
+        notes,
+        vec![None, None, Some(r#"{"excerpt":"true"}"#.into())]
+    );
 }

@@ -96,6 +96,7 @@ mod tests {
                 .expect("valid date")
                 + chrono::Duration::milliseconds(450),
             updated_at: Utc.with_ymd_and_hms(2023, 1, 2, 8, 0, 0).single(),
+            notes: Default::default(),
         }
     }
 

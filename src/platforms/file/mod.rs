@@ -356,6 +356,7 @@ fn map_row(row: &Map<String, Value>, platform: Option<&str>) -> Result<Review, S
         is_anonymous,
         created_at,
         updated_at,
+        notes: Default::default(),
     })
 }
 

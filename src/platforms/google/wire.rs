@@ -197,6 +197,7 @@ fn map_review(item: &Value) -> Result<Review, Refusal> {
         is_anonymous,
         created_at,
         updated_at,
+        notes: Default::default(),
     })
 }
 
