@@ -5,7 +5,7 @@
 use crate::config::Config;
 use crate::deliver::Deliverer;
 use crate::ledger::{Ledger, LedgerError, LedgerHandle};
-use crate::poll::{SourcePoller, SourceReport};
+use crate::poll::{PassKind, SourcePoller, SourceReport};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
@@ -53,7 +53,7 @@ pub struct SyncReport {
 
 impl SyncReport {
     /// Whether everything of the synced sources is delivered and every
-    /// location was read.
+    /// location was read (every discovered account listed, too).
     pub fn all_delivered(&self) -> bool {
         self.pending == 0
             && self.held == 0
@@ -61,7 +61,7 @@ impl SyncReport {
             && self
                 .sources
                 .iter()
-                .all(|s| s.failed() == 0 && s.needs_consent.is_none())
+                .all(|s| s.failed() == 0 && s.discovery_failed() == 0 && s.needs_consent.is_none())
     }
 }
 
@@ -127,9 +127,19 @@ impl App {
     /// Polls every location of `pollers` once (sources one after another, so
     /// a terminal's progress reads in order).
     pub async fn poll(&self, pollers: &[Arc<SourcePoller>]) -> Vec<SourceReport> {
+        self.poll_pass(pollers, PassKind::Incremental).await
+    }
+
+    /// [`App::poll`] with a pass of `kind` (a reconciliation pass falls
+    /// back to incremental for sources that cannot reconcile).
+    pub async fn poll_pass(
+        &self,
+        pollers: &[Arc<SourcePoller>],
+        kind: PassKind,
+    ) -> Vec<SourceReport> {
         let mut reports = Vec::with_capacity(pollers.len());
         for p in pollers {
-            reports.push(p.poll_once().await);
+            reports.push(p.pass(kind).await);
             self.deliverer.wake();
         }
         reports
@@ -143,9 +153,22 @@ impl App {
         max_wait: Duration,
         cancel: &CancellationToken,
     ) -> Result<SyncReport, AppError> {
+        self.sync_pass(names, PassKind::Incremental, max_wait, cancel)
+            .await
+    }
+
+    /// [`App::sync`] with a pass of `kind`: `sync --reconcile` is a
+    /// [`PassKind::Reconcile`] pass.
+    pub async fn sync_pass(
+        &self,
+        names: &[String],
+        kind: PassKind,
+        max_wait: Duration,
+        cancel: &CancellationToken,
+    ) -> Result<SyncReport, AppError> {
         let pollers = self.select(names)?;
         let delivered_before = self.delivered_count();
-        let sources = self.poll(&pollers).await;
+        let sources = self.poll_pass(&pollers, kind).await;
         let deadline = tokio::time::Instant::now() + max_wait;
         self.deliverer.drain(deadline, cancel).await?;
         let stats = self.ledger.run(|l| l.stats()).await?;

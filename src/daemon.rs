@@ -1,15 +1,19 @@
-//! The long-running daemon (`review-sync run`): a cron job per source (never
-//! two passes of one source at once), the delivery worker, SIGHUP reloads
+//! The long-running daemon (`review-sync run`): cron jobs per source (its
+//! incremental `schedule` and, for kinds that can reconcile, its
+//! `reconcile_schedule`; never two passes of one source at once), the
+//! delivery worker, SIGHUP reloads
 //! that keep the old config when the new one is invalid, a bounded drain on
 //! SIGTERM/SIGINT, and systemd's READY/RELOADING/STOPPING/WATCHDOG.
 
 use crate::app::{App, AppError};
 use crate::config::{self, Config};
-use crate::ledger::LedgerHandle;
-use crate::poll::SourcePoller;
+use crate::health::{Health, Phase};
+use crate::ledger::{LedgerHandle, PurgedBy};
+use crate::poll::{PassKind, SourcePoller};
 use sd_notify::NotifyState;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 use tokio_cron_scheduler::{Job, JobScheduler};
 use tokio_util::sync::CancellationToken;
@@ -20,6 +24,10 @@ use tokio_util::task::TaskTracker;
 /// whatever is still in flight after it stays `pending` in the ledger and is
 /// sent after the restart.
 pub const DRAIN_DEADLINE: Duration = Duration::from_secs(30);
+
+/// How often `[ledger] retain_text_days` is applied (also once when a
+/// generation starts): the cutoff is in days, so daily is exact enough.
+pub const RETENTION_EVERY: Duration = Duration::from_secs(24 * 60 * 60);
 
 /// Why the daemon stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -33,6 +41,9 @@ pub enum DaemonError {
     /// Signal handlers could not be installed.
     #[error("signals: {0}")]
     Signals(String),
+    /// The `[metrics]` endpoint could not be started.
+    #[error("{0}")]
+    Metrics(String),
 }
 
 /// Events the daemon reacts to, so tests can drive it without signals.
@@ -53,7 +64,7 @@ struct Generation {
 }
 
 impl Generation {
-    async fn start(app: App) -> Result<Generation, DaemonError> {
+    async fn start(app: App, health: &Health) -> Result<Generation, DaemonError> {
         let app = Arc::new(app);
         let cancel = CancellationToken::new();
         let tracker = TaskTracker::new();
@@ -61,26 +72,37 @@ impl Generation {
             .await
             .map_err(|e| DaemonError::Scheduler(e.to_string()))?;
         for poller in &app.pollers {
-            let job = source_job(
-                Arc::clone(poller),
-                Arc::clone(&app),
-                cancel.clone(),
-                tracker.clone(),
-            )?;
-            scheduler
-                .add(job)
-                .await
-                .map_err(|e| DaemonError::Scheduler(e.to_string()))?;
+            let slot = SourceSlot::default();
+            let mut kinds = vec![PassKind::Incremental];
+            if poller.config().reconcile_schedule.is_some() {
+                kinds.push(PassKind::Reconcile);
+            }
+            for kind in kinds {
+                let job = source_job(
+                    Arc::clone(poller),
+                    Arc::clone(&app),
+                    cancel.clone(),
+                    tracker.clone(),
+                    kind,
+                    slot.clone(),
+                )?;
+                scheduler
+                    .add(job)
+                    .await
+                    .map_err(|e| DaemonError::Scheduler(e.to_string()))?;
+            }
         }
-        {
+        let delivery = {
             let deliverer = Arc::clone(&app.deliverer);
             let cancel = cancel.clone();
-            tracker.spawn(async move { deliverer.run(&cancel).await });
-        }
+            tracker.spawn(async move { deliverer.run(&cancel).await })
+        };
+        start_operations(&app, &scheduler, &cancel, &tracker, health).await?;
         scheduler
             .start()
             .await
             .map_err(|e| DaemonError::Scheduler(e.to_string()))?;
+        health.running(delivery.abort_handle());
         Ok(Generation {
             app,
             cancel,
@@ -108,43 +130,97 @@ impl Generation {
     }
 }
 
+/// What the jobs of one source share, so that its passes never overlap.
+#[derive(Clone, Default)]
+struct SourceSlot {
+    /// Held for the whole of any pass of the source, incremental or not.
+    running: Arc<tokio::sync::Mutex<()>>,
+    /// A reconciliation tick is waiting for `running`: a second one is
+    /// skipped rather than queued behind it.
+    reconcile_waiting: Arc<AtomicBool>,
+}
+
+/// The cron job of one kind of pass over one source.
+///
+/// An incremental tick that finds a pass running is skipped (logged): the
+/// next tick reads whatever it would have. A reconciliation tick instead
+/// waits for the running pass to end, because it is rare (daily by
+/// default) and its default time falls on the ticks of most incremental
+/// schedules: skipping it would silently lose a day's reconciliation.
 fn source_job(
     poller: Arc<SourcePoller>,
     app: Arc<App>,
     cancel: CancellationToken,
     tracker: TaskTracker,
+    kind: PassKind,
+    slot: SourceSlot,
 ) -> Result<Job, DaemonError> {
-    let schedule = poller.config().schedule.clone();
     let name = poller.name().to_owned();
-    // Held for the whole pass: a tick that finds it locked is skipped, so a
-    // slow pass never overlaps the next one of the same source.
-    let running = Arc::new(tokio::sync::Mutex::new(()));
+    let schedule = match kind {
+        PassKind::Incremental => poller.config().schedule.clone(),
+        PassKind::Reconcile => poller.config().reconcile_schedule.clone().ok_or_else(|| {
+            DaemonError::Scheduler(format!("source {name}: its kind cannot reconcile"))
+        })?,
+    };
     Job::new_async(schedule.as_str(), move |_id, _sched| {
-        let (poller, app, cancel, tracker, running) = (
+        let (poller, app, cancel, tracker, slot) = (
             Arc::clone(&poller),
             Arc::clone(&app),
             cancel.clone(),
             tracker.clone(),
-            Arc::clone(&running),
+            slot.clone(),
         );
         Box::pin(async move {
-            let Ok(guard) = running.try_lock_owned() else {
-                tracing::warn!(
-                    source = poller.name(),
-                    "previous pass still running; tick skipped"
-                );
-                return;
+            let guard = match Arc::clone(&slot.running).try_lock_owned() {
+                Ok(guard) => Some(guard),
+                Err(_) if kind.is_reconcile() => {
+                    if slot.reconcile_waiting.swap(true, Ordering::SeqCst) {
+                        tracing::warn!(
+                            source = poller.name(),
+                            pass = kind.as_str(),
+                            "a reconciliation pass is already waiting; tick skipped"
+                        );
+                        return;
+                    }
+                    tracing::info!(
+                        source = poller.name(),
+                        pass = kind.as_str(),
+                        "a pass is running; the reconciliation starts when it ends"
+                    );
+                    None
+                }
+                Err(_) => {
+                    tracing::warn!(
+                        source = poller.name(),
+                        pass = kind.as_str(),
+                        "previous pass still running; tick skipped"
+                    );
+                    return;
+                }
             };
             tracker.spawn(async move {
-                let _guard = guard;
+                let _guard = match guard {
+                    Some(guard) => guard,
+                    None => {
+                        let locked = tokio::select! {
+                            _ = cancel.cancelled() => None,
+                            guard = Arc::clone(&slot.running).lock_owned() => Some(guard),
+                        };
+                        slot.reconcile_waiting.store(false, Ordering::SeqCst);
+                        match locked {
+                            Some(guard) => guard,
+                            None => return,
+                        }
+                    }
+                };
                 tokio::select! {
                     _ = cancel.cancelled() => {}
-                    _ = poller.poll_once() => app.deliverer.wake(),
+                    _ = poller.pass(kind) => app.deliverer.wake(),
                 }
             });
         })
     })
-    .map_err(|e| DaemonError::Scheduler(format!("source {name}: {e}")))
+    .map_err(|e| DaemonError::Scheduler(format!("source {name} ({} pass): {e}", kind.as_str())))
 }
 
 /// Runs the daemon until `control` says stop (or its sender is dropped).
@@ -155,7 +231,13 @@ pub async fn run(
 ) -> Result<(), DaemonError> {
     let app = App::open(config).await?;
     let ledger = app.ledger.clone();
-    let mut generation = Generation::start(app).await?;
+    let health = Health::new(ledger.clone());
+    let mut metrics = MetricsEndpoint::default();
+    metrics
+        .configure(&app.config, &health, &ledger)
+        .await
+        .map_err(DaemonError::Metrics)?;
+    let mut generation = Generation::start(app, &health).await?;
     notify(&[
         NotifyState::Ready,
         NotifyState::Status("polling and delivering"),
@@ -165,23 +247,122 @@ pub async fn run(
         ledger = %generation.app.config.ledger.path.display(),
         "review-sync running"
     );
-    let watchdog = spawn_watchdog(ledger.clone());
+    let watchdog = spawn_watchdog(health.clone());
     // A closed channel counts as Stop: nobody is left to ask for anything else.
     while let Some(Control::Reload) = control.recv().await {
-        generation = reload(&config_path, generation, &ledger).await?;
+        health.set_phase(Phase::Reloading);
+        generation = reload(&config_path, generation, &ledger, &health).await?;
+        if health.phase() == Phase::Reloading {
+            // Refused: the old generation runs on.
+            health.set_phase(Phase::Running);
+        }
+        if let Err(e) = metrics
+            .configure(&generation.app.config, &health, &ledger)
+            .await
+        {
+            tracing::error!(error = %e, "[metrics] unchanged");
+        }
     }
+    health.set_phase(Phase::Stopping);
     notify(&[NotifyState::Stopping]);
     tracing::info!("stopping: finishing in-flight work");
     watchdog.abort();
     generation.stop().await;
+    metrics.stop().await;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// What every generation runs besides its sources and deliveries: the
+/// scheduler's heartbeat (see `health`), the sources' metrics at zero, and
+/// retention.
+async fn start_operations(
+    app: &Arc<App>,
+    scheduler: &JobScheduler,
+    cancel: &CancellationToken,
+    tracker: &TaskTracker,
+    health: &Health,
+) -> Result<(), DaemonError> {
+    let beating = health.clone();
+    let heartbeat = Job::new(crate::health::HEARTBEAT_SCHEDULE, move |_id, _sched| {
+        beating.beat();
+    })
+    .map_err(|e| DaemonError::Scheduler(format!("heartbeat: {e}")))?;
+    scheduler
+        .add(heartbeat)
+        .await
+        .map_err(|e| DaemonError::Scheduler(e.to_string()))?;
+    for poller in &app.pollers {
+        crate::metrics::register_source(poller.name());
+    }
+    if let Some(days) = app.config.ledger.retain_text_days {
+        let (ledger, cancel) = (app.ledger.clone(), cancel.clone());
+        tracker.spawn(async move {
+            loop {
+                apply_retention(&ledger, days.get(), &cancel).await;
+                tokio::select! {
+                    _ = cancel.cancelled() => break,
+                    _ = tokio::time::sleep(RETENTION_EVERY) => {}
+                }
+            }
+        });
+    }
+    Ok(())
+}
+
+/// Purges the text of reviews delivered more than `days` days ago, one batch
+/// per ledger call so that polls and deliveries go on in between.
+async fn apply_retention(ledger: &LedgerHandle, days: u32, cancel: &CancellationToken) {
+    let now = chrono::Utc::now();
+    let cutoff = now - chrono::Duration::days(i64::from(days));
+    let mut purge = match ledger
+        .run(move |l| l.start_purge(cutoff, now, PurgedBy::Daemon))
+        .await
+    {
+        Ok(p) => p,
+        Err(e) => {
+            crate::metrics::ledger_error(&e);
+            tracing::error!(error = %e, "retention: cannot start the purge; trying again at the next run");
+            return;
+        }
+    };
+    while !cancel.is_cancelled() {
+        let before = purge.rows_purged();
+        let step = ledger
+            .run(move |l| {
+                let more = l.purge_step(&mut purge)?;
+                Ok((purge, more))
+            })
+            .await;
+        let more = match step {
+            Ok((p, more)) => {
+                crate::metrics::texts_purged(p.rows_purged() - before);
+                purge = p;
+                more
+            }
+            Err(e) => {
+                crate::metrics::ledger_error(&e);
+                tracing::error!(error = %e, "retention: purge interrupted; it resumes at the next run");
+                return;
+            }
+        };
+        if !more {
+            break;
+        }
+    }
+    tracing::info!(
+        rows = purge.rows_purged(),
+        cutoff = %crate::ledger::format_time(cutoff),
+        retain_text_days = days,
+        "retention: review text of older deliveries purged"
+    );
 }
 
 async fn reload(
     path: &std::path::Path,
     old: Generation,
     ledger: &LedgerHandle,
+    health: &Health,
 ) -> Result<Generation, DaemonError> {
     notify_reloading();
     let loaded = {
@@ -215,32 +396,69 @@ async fn reload(
         }
     };
     old.stop().await;
-    let generation = Generation::start(app).await?;
+    let generation = Generation::start(app, health).await?;
     tracing::info!(sources = generation.app.pollers.len(), "config reloaded");
     notify(&[NotifyState::Ready, NotifyState::Status("config reloaded")]);
     Ok(generation)
 }
 
-/// Pings systemd's watchdog only while the ledger answers: a wedged ledger
-/// (the one thing every loop needs) makes systemd restart us.
-fn spawn_watchdog(ledger: LedgerHandle) -> tokio::task::JoinHandle<()> {
+/// Pings systemd's watchdog at half its interval, only while the daemon is
+/// alive ([`Health::alive`]): the scheduler ticks, the delivery loop runs and
+/// the ledger answers. A wedged daemon stops pinging and systemd restarts it.
+fn spawn_watchdog(health: Health) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let Some(interval) = sd_notify::watchdog_enabled() else {
             return;
         };
         let every = interval / 2;
         loop {
-            let alive = tokio::time::timeout(every, ledger.run(|l| l.schema_version()))
-                .await
-                .is_ok_and(|r| r.is_ok());
-            if alive {
-                notify(&[NotifyState::Watchdog]);
-            } else {
-                tracing::error!("ledger not answering; withholding the watchdog ping");
+            match health.alive(every).await {
+                Ok(()) => notify(&[NotifyState::Watchdog]),
+                Err(reason) => tracing::error!(reason, "withholding the watchdog ping"),
             }
             tokio::time::sleep(every).await;
         }
     })
+}
+
+/// The `[metrics]` endpoint, following the config across reloads.
+#[derive(Default)]
+struct MetricsEndpoint {
+    server: Option<crate::metrics::Server>,
+    listen: Option<std::net::SocketAddr>,
+}
+
+impl MetricsEndpoint {
+    /// Starts, moves or stops the endpoint to match `config`. On error the
+    /// endpoint is left as it was.
+    async fn configure(
+        &mut self,
+        config: &Config,
+        health: &Health,
+        ledger: &LedgerHandle,
+    ) -> Result<(), String> {
+        let wanted = config.metrics.as_ref().map(|m| m.listen);
+        if wanted == self.listen {
+            return Ok(());
+        }
+        let server = match wanted {
+            Some(listen) => {
+                Some(crate::metrics::Server::start(listen, health.clone(), ledger.clone()).await?)
+            }
+            None => None,
+        };
+        self.stop().await;
+        self.server = server;
+        self.listen = wanted;
+        Ok(())
+    }
+
+    async fn stop(&mut self) {
+        if let Some(server) = self.server.take() {
+            server.stop().await;
+        }
+        self.listen = None;
+    }
 }
 
 fn notify(states: &[NotifyState<'_>]) {

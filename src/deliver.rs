@@ -23,6 +23,14 @@ use tokio_util::sync::CancellationToken;
 /// shutdown waits for little.
 const CLAIM_PER_WORKER: usize = 16;
 
+/// The most reviews a worker with `concurrency` has claimed but not yet
+/// recorded at any moment: what a crash (SIGKILL, OOM, power loss) can send
+/// a second time after the restart. The crash test (`tests/it/crash.rs`)
+/// asserts duplicates <= kills x this; keep it true if claiming changes.
+pub const fn max_in_flight(concurrency: usize) -> usize {
+    concurrency * CLAIM_PER_WORKER
+}
+
 /// How long the worker sleeps when the ledger says nothing is due, unless
 /// woken by a poll that recorded new reviews: a safety net, not the
 /// mechanism.
@@ -101,7 +109,10 @@ impl Deliverer {
         };
         Deliverer {
             client: TravtusClient::new(http.clone(), &travtus.base_url, travtus.timeout),
-            tokens: TokenCache::new(grant, token_url, http),
+            // The API's timeout bounds token requests too (see `TokenCache::with_timeout`).
+            tokens: TokenCache::new(grant, token_url, http)
+                .labelled("travtus", None)
+                .with_timeout(travtus.timeout),
             ledger,
             concurrency: travtus.concurrency.get(),
             // A claimed row comes back by itself after this if we crash
@@ -130,12 +141,22 @@ impl Deliverer {
 
     /// One step: claims what is due now, sends it, records every attempt.
     pub async fn deliver_once(&self) -> Result<StepReport, LedgerError> {
+        self.step(&CancellationToken::new()).await
+    }
+
+    /// [`Deliverer::deliver_once`] that stops sending when `stop` fires: a
+    /// claimed review not sent yet (waiting for a free worker, or out a
+    /// pause) is not sent and stays claimed until its lease runs out, and
+    /// what was sent is recorded. So a shutdown waits only for the requests
+    /// in flight, and never gives up a step whose sent reviews would then be
+    /// sent again after the restart.
+    async fn step(&self, stop: &CancellationToken) -> Result<StepReport, LedgerError> {
         if self.paused_until().is_some() {
             return Ok(StepReport::default());
         }
         let now = Utc::now();
         let lease_until = now + self.lease;
-        let limit = self.concurrency * CLAIM_PER_WORKER;
+        let limit = max_in_flight(self.concurrency);
         let due = self
             .ledger
             .run(move |l| l.claim_due(now, lease_until, limit))
@@ -144,7 +165,7 @@ impl Deliverer {
             return Ok(StepReport::default());
         }
         let claimed = due.len();
-        let attempts: Vec<_> = due.into_iter().map(|d| self.attempt(d)).collect();
+        let attempts: Vec<_> = due.into_iter().map(|d| self.attempt(d, stop)).collect();
         let records: Vec<AttemptRecord> = futures_util::stream::iter(attempts)
             .buffer_unordered(self.concurrency)
             .collect::<Vec<Vec<AttemptRecord>>>()
@@ -172,7 +193,7 @@ impl Deliverer {
     pub async fn run(&self, cancel: &CancellationToken) {
         let mut failures = 0u32;
         while !cancel.is_cancelled() {
-            match self.deliver_once().await {
+            match self.step(cancel).await {
                 Ok(report) if report.claimed > 0 => {
                     failures = 0;
                     continue;
@@ -180,6 +201,7 @@ impl Deliverer {
                 Ok(_) => failures = 0,
                 Err(e) => {
                     failures += 1;
+                    crate::metrics::ledger_error(&e);
                     tracing::error!(error = %e, "delivery step failed; retrying");
                 }
             }
@@ -206,7 +228,7 @@ impl Deliverer {
             if cancel.is_cancelled() {
                 return Ok(());
             }
-            if self.deliver_once().await?.claimed > 0 {
+            if self.step(cancel).await?.claimed > 0 {
                 continue;
             }
             let next = match self.paused_until() {
@@ -237,14 +259,24 @@ impl Deliverer {
     }
 
     /// Sends one review, renewing the token once when the API asks for it.
-    async fn attempt(&self, due: DueReview) -> Vec<AttemptRecord> {
+    async fn attempt(&self, due: DueReview, stop: &CancellationToken) -> Vec<AttemptRecord> {
         let key = idempotency_key(&due.platform, &due.review_id, &due.content_hash);
         let mut records = Vec::with_capacity(1);
         // A review claimed in this step but not yet sent when another one
         // met a 429 or a credential refusal waits out the pause too; its
-        // lease covers a crash meanwhile.
-        while let Some(until) = self.paused_until() {
-            tokio::time::sleep_until(until).await;
+        // lease covers a crash meanwhile. Once stopping, it is not sent at
+        // all: no attempt to record, and the lease brings it back later.
+        loop {
+            if stop.is_cancelled() {
+                return Vec::new();
+            }
+            let Some(until) = self.paused_until() else {
+                break;
+            };
+            tokio::select! {
+                _ = stop.cancelled() => return Vec::new(),
+                _ = tokio::time::sleep_until(until) => {}
+            }
         }
         let mut token = match self.tokens.get().await {
             Ok(t) => t,
@@ -403,6 +435,7 @@ impl Deliverer {
                 AttemptOutcome::Rejected => &self.counters.rejected,
             };
             counter.fetch_add(1, Ordering::Relaxed);
+            crate::metrics::attempt(r);
         }
     }
 }

@@ -23,7 +23,10 @@ pub struct DryRun {
     pub pending: u64,
     /// Records that would be quarantined.
     pub quarantined: u64,
-    /// Locations that could not be read, with the reason.
+    /// New or edited reviews of unmapped (discovered) locations: they would
+    /// be recorded `held`, not POSTed, so they have no body here.
+    pub held: u64,
+    /// Locations (or discovered accounts) that could not be read, with the reason.
     pub failures: Vec<(String, String, String)>,
 }
 
@@ -63,7 +66,19 @@ pub async fn dry_run(config: &Config, names: &[String]) -> Result<DryRun, AppErr
             continue;
         }
         let client = SourceClient::new(source, http.clone());
-        for loc in &source.locations {
+        // The same locations and mapping a pass would use, discovered ones
+        // included (discovery only reads the platform).
+        let plan = crate::locations::plan(source, &client).await;
+        if let Some(discovery) = &plan.discovery {
+            for (account, error) in &discovery.failures {
+                out.failures.push((
+                    source.name.to_string(),
+                    account.clone(),
+                    format!("discovery failed: {error}"),
+                ));
+            }
+        }
+        for loc in &plan.targets {
             let state = match &ledger {
                 Some(l) => {
                     let (s, id) = (source.name.to_string(), loc.id.to_string());
@@ -87,7 +102,7 @@ pub async fn dry_run(config: &Config, names: &[String]) -> Result<DryRun, AppErr
                 };
                 out.quarantined += page.rejected.len() as u64;
                 for review in &page.reviews {
-                    let payload = build_payload(review, Some(&loc.group));
+                    let payload = build_payload(review, loc.group.as_ref());
                     let known = match &ledger {
                         Some(l) => {
                             let (p, id) =
@@ -96,10 +111,19 @@ pub async fn dry_run(config: &Config, names: &[String]) -> Result<DryRun, AppErr
                         }
                         None => None,
                     };
-                    match known {
-                        None => out.new += 1,
-                        Some(row) if row.content_hash != payload.content_hash => out.edited += 1,
+                    let is_new = match known {
+                        None => true,
+                        Some(row) if row.content_hash != payload.content_hash => false,
                         Some(_) => continue,
+                    };
+                    if loc.group.is_none() {
+                        out.held += 1;
+                        continue;
+                    }
+                    if is_new {
+                        out.new += 1;
+                    } else {
+                        out.edited += 1;
                     }
                     out.bodies.push(payload.json);
                 }

@@ -41,6 +41,20 @@ pub enum Grant {
     },
     /// A bearer token used as is and never refreshed.
     Static(Secret),
+    /// `grant_type=password` with the client authenticated by HTTP Basic,
+    /// then `grant_type=refresh_token` with the refresh token it returned,
+    /// falling back to the password when that is refused (Trustpilot
+    /// business users: access tokens last 100 h, refresh tokens 30 days).
+    BasicPassword {
+        /// The Basic auth user (Trustpilot's API key).
+        client_id: Secret,
+        /// The Basic auth password (Trustpilot's API secret).
+        client_secret: Secret,
+        /// `username`.
+        username: Secret,
+        /// `password`.
+        password: Secret,
+    },
 }
 
 /// A bearer token handed to a caller. `generation` identifies which fetch it
@@ -123,6 +137,18 @@ pub struct TokenCache {
     // concurrent callers queue behind the one fetch instead of each fetching.
     current: tokio::sync::Mutex<Option<AccessToken>>,
     fetches: AtomicU64,
+    // Who the tokens are for, in `review_sync_token_refreshes_total`
+    // (platform, source); unlabelled caches (`check --online`) count nothing.
+    metric: Option<(&'static str, Option<String>)>,
+    // Per token request (connect to end of body). The shared pool has no
+    // timeout of its own, so a cache whose caller does not bound the call
+    // (the delivery worker) sets one here, or a hung token endpoint would
+    // stall every delivery behind the lock on `current`.
+    timeout: Option<Duration>,
+    // The refresh token the last `BasicPassword` answer carried. Only read
+    // and written by `fetch`, which runs with `current` locked, so a plain
+    // mutex held for a clone is enough.
+    refresh_token: std::sync::Mutex<Option<Secret>>,
 }
 
 impl TokenCache {
@@ -134,7 +160,24 @@ impl TokenCache {
             http,
             current: tokio::sync::Mutex::new(None),
             fetches: AtomicU64::new(0),
+            metric: None,
+            timeout: None,
+            refresh_token: std::sync::Mutex::new(None),
         }
+    }
+
+    /// Counts the tokens fetched in the metrics as `platform` (`travtus`, or
+    /// a source's kind) and, for a platform's credentials, `source`.
+    pub fn labelled(mut self, platform: &'static str, source: Option<&str>) -> TokenCache {
+        self.metric = Some((platform, source.map(str::to_owned)));
+        self
+    }
+
+    /// Bounds each token request to `timeout`; past it the fetch fails as
+    /// [`TokenError::Transport`] ("timed out"), which is retryable.
+    pub fn with_timeout(mut self, timeout: Duration) -> TokenCache {
+        self.timeout = Some(timeout);
+        self
     }
 
     /// How many tokens were fetched from the endpoint so far (successfully).
@@ -181,6 +224,35 @@ impl TokenCache {
 
     async fn fetch(&self, generation: u64) -> Result<AccessToken, TokenError> {
         let form: Vec<(&str, &str)> = match &self.grant {
+            Grant::BasicPassword {
+                client_id,
+                client_secret,
+                username,
+                password,
+            } => {
+                let basic = (client_id.expose(), client_secret.expose());
+                let stored = self.stored_refresh_token();
+                if let Some(refresh) = stored {
+                    let form = [
+                        ("grant_type", "refresh_token"),
+                        ("refresh_token", refresh.expose()),
+                    ];
+                    match self.post_form(&form, Some(basic), generation).await {
+                        Err(TokenError::Refused { .. }) => {
+                            // Expired (30 days) or revoked: log in again below.
+                            tracing::debug!("refresh token refused; using the password grant");
+                            self.store_refresh_token(None);
+                        }
+                        other => return other,
+                    }
+                }
+                let form = [
+                    ("grant_type", "password"),
+                    ("username", username.expose()),
+                    ("password", password.expose()),
+                ];
+                return self.post_form(&form, Some(basic), generation).await;
+            }
             Grant::Static(secret) => {
                 return Ok(AccessToken {
                     value: Arc::new(secret.clone()),
@@ -207,20 +279,43 @@ impl TokenCache {
                 ("refresh_token", refresh_token.expose()),
             ],
         };
+        self.post_form(&form, None, generation).await
+    }
+
+    fn stored_refresh_token(&self) -> Option<Secret> {
+        self.refresh_token
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    fn store_refresh_token(&self, token: Option<Secret>) {
+        *self.refresh_token.lock().unwrap_or_else(|p| p.into_inner()) = token;
+    }
+
+    /// POSTs one token request (`basic`: HTTP Basic client credentials) and
+    /// reads the token, keeping a `refresh_token` the answer carries.
+    async fn post_form(
+        &self,
+        form: &[(&str, &str)],
+        basic: Option<(&str, &str)>,
+        generation: u64,
+    ) -> Result<AccessToken, TokenError> {
         let started = Instant::now();
-        let response = self
-            .http
-            .post(self.token_url.clone())
-            .form(&form)
+        let mut request = self.http.post(self.token_url.clone()).form(form);
+        if let Some(timeout) = self.timeout {
+            request = request.timeout(timeout);
+        }
+        if let Some((user, password)) = basic {
+            request = request.basic_auth(user, Some(password));
+        }
+        let mut response = request
             .send()
             .await
             .map_err(|e| TokenError::Transport(describe_transport(&e)))?;
         let status = response.status();
         let retry_after = crate::retry::retry_after_header(response.headers());
-        let body = response
-            .bytes()
-            .await
-            .map_err(|e| TokenError::Transport(describe_transport(&e)))?;
+        let body = read_token_answer(&mut response).await?;
         let json: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
         if !status.is_success() {
             let error = json.get("error").and_then(|v| v.as_str());
@@ -245,10 +340,44 @@ impl TokenCache {
                 retry_after,
             });
         }
-        parse_token(&json, started, generation).inspect(|_| {
-            self.fetches.fetch_add(1, Ordering::Relaxed);
-        })
+        let token = parse_token(&json, started, generation)?;
+        self.fetches.fetch_add(1, Ordering::Relaxed);
+        if let Some((platform, source)) = &self.metric {
+            crate::metrics::token_fetched(platform, source.as_deref());
+        }
+        if matches!(self.grant, Grant::BasicPassword { .. })
+            && let Some(refresh) = json
+                .get("refresh_token")
+                .and_then(|v| v.as_str())
+                .filter(|s| !s.is_empty())
+        {
+            self.store_refresh_token(Some(Secret::new(refresh)));
+        }
+        Ok(token)
     }
+}
+
+/// The most of a token endpoint's answer we read: a real one is a few
+/// hundred bytes (a JWT at most a few kB); a broken or hostile endpoint must
+/// not make us buffer without bound.
+const MAX_TOKEN_ANSWER_BYTES: usize = 64 * 1024;
+
+/// Reads the answer incrementally, refusing it past [`MAX_TOKEN_ANSWER_BYTES`].
+async fn read_token_answer(response: &mut reqwest::Response) -> Result<Vec<u8>, TokenError> {
+    let mut body = Vec::new();
+    while let Some(chunk) = response
+        .chunk()
+        .await
+        .map_err(|e| TokenError::Transport(describe_transport(&e)))?
+    {
+        if body.len() + chunk.len() > MAX_TOKEN_ANSWER_BYTES {
+            return Err(TokenError::InvalidResponse(format!(
+                "answer larger than {MAX_TOKEN_ANSWER_BYTES} bytes"
+            )));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
 }
 
 fn near_expiry(token: &AccessToken) -> bool {

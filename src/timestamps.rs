@@ -6,8 +6,12 @@
 //!
 //! **Invariant:** every instant that leaves this module lies in the years
 //! 1970..=9999, so the Travtus format is always exactly 19 characters.
+//!
+//! Parsing says whether a text is a time; [`check_review_time`] says whether
+//! a time is believable for a review (2000 to a day from now), which the
+//! platform mappers ask before a record becomes a review.
 
-use chrono::{DateTime, Datelike, Duration, NaiveDateTime, Offset, TimeZone, Utc};
+use chrono::{DateTime, Datelike, Duration, NaiveDateTime, Offset, TimeDelta, TimeZone, Utc};
 use chrono_tz::Tz;
 
 /// The earliest year we accept. Reviews predate no platform's launch, and an
@@ -126,6 +130,43 @@ pub fn local_to_utc(naive: NaiveDateTime, tz: Tz) -> DateTime<Utc> {
 /// (dropped, not rounded) and no offset.
 pub fn travtus_format(dt: DateTime<Utc>) -> String {
     dt.format("%Y-%m-%dT%H:%M:%S").to_string()
+}
+
+/// The earliest year a review may carry. No platform we read took reviews
+/// before 2000 (Google's began in 2007, Yelp's in 2004), so an earlier time
+/// is a zero, default or garbage value, not a review's age.
+pub const EARLIEST_REVIEW_YEAR: i32 = 2000;
+
+/// How far past our clock a review's time may lie. Clocks disagree by
+/// seconds, and a platform that writes local time as UTC by up to 14 hours;
+/// a time more than a day ahead is garbage, and taking it would also pin the
+/// location's high-water mark in the future.
+pub const FUTURE_TOLERANCE: TimeDelta = TimeDelta::days(1);
+
+/// Why a well-formed review time is not believable (the record is
+/// quarantined with this as the reason, after the field name).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ImplausibleTime {
+    /// Before [`EARLIEST_REVIEW_YEAR`].
+    #[error("{0} is before {EARLIEST_REVIEW_YEAR}: no review platform is that old")]
+    TooEarly(String),
+    /// More than [`FUTURE_TOLERANCE`] after now.
+    #[error("{0} is more than a day in the future")]
+    InFuture(String),
+}
+
+/// Checks that a review's create or update time is believable at `now`:
+/// not before [`EARLIEST_REVIEW_YEAR`] and not more than
+/// [`FUTURE_TOLERANCE`] ahead. Every platform mapper applies it, so a
+/// record with such a time is quarantined rather than delivered.
+pub fn check_review_time(t: DateTime<Utc>, now: DateTime<Utc>) -> Result<(), ImplausibleTime> {
+    if t.year() < EARLIEST_REVIEW_YEAR {
+        return Err(ImplausibleTime::TooEarly(travtus_format(t)));
+    }
+    if t > now + FUTURE_TOLERANCE {
+        return Err(ImplausibleTime::InFuture(travtus_format(t)));
+    }
+    Ok(())
 }
 
 fn parse_naive(s: &str) -> Result<NaiveDateTime, TimestampError> {
@@ -280,6 +321,26 @@ mod tests {
         );
     }
 
+    #[test]
+    fn review_times_before_2000_or_a_day_ahead_are_implausible() {
+        let now = utc("2026-11-24T12:00:00Z");
+        let check = |t: &str| check_review_time(utc(t), now);
+        assert_eq!(check("2000-01-01T00:00:00Z"), Ok(()));
+        assert_eq!(check("2026-11-25T12:00:00Z"), Ok(()), "a day of skew");
+        assert_eq!(
+            check("1999-12-31T23:59:59Z"),
+            Err(ImplausibleTime::TooEarly("1999-12-31T23:59:59".into()))
+        );
+        assert_eq!(
+            check("2026-11-25T12:00:01Z").map_err(|e| e.to_string()),
+            Err("2026-11-25T12:00:01 is more than a day in the future".into())
+        );
+        assert_eq!(
+            check("1970-01-01T00:00:00Z").map_err(|e| e.to_string()),
+            Err("1970-01-01T00:00:00 is before 2000: no review platform is that old".into())
+        );
+    }
+
     /// Instants from 1970 to 9999 with a random fraction.
     fn instant() -> impl Strategy<Value = DateTime<Utc>> {
         (0i64..253_402_300_799, 0u32..1_000_000_000)
@@ -287,6 +348,31 @@ mod tests {
     }
 
     proptest! {
+        #[test]
+        fn only_times_from_2000_to_a_day_ahead_are_plausible(
+            dt in instant(),
+            now in instant(),
+        ) {
+            let plausible = dt.year() >= EARLIEST_REVIEW_YEAR && dt <= now + FUTURE_TOLERANCE;
+            prop_assert_eq!(check_review_time(dt, now).is_ok(), plausible);
+        }
+
+        #[test]
+        fn parsers_never_panic_and_keep_the_range(text in "\\PC{0,40}", secs in any::<i64>(), f in any::<f64>()) {
+            let ny: Tz = chrono_tz::America::New_York;
+            let parsed = [
+                parse_rfc3339(&text),
+                parse_naive_utc(&text),
+                parse_unix_seconds(&text),
+                parse_local(&text, ny),
+                from_unix_seconds(secs),
+                from_unix_seconds_f64(f),
+            ];
+            for t in parsed.into_iter().flatten() {
+                prop_assert_eq!(travtus_format(t).len(), 19);
+            }
+        }
+
         #[test]
         fn format_then_parse_is_the_same_second(dt in instant()) {
             let text = travtus_format(dt);

@@ -23,6 +23,10 @@ use crate::travtus::TravtusEmulator;
 pub(crate) struct Control {
     pub(crate) travtus: TravtusEmulator,
     pub(crate) google: GoogleEmulator,
+    pub(crate) places: crate::places::PlacesEmulator,
+    pub(crate) yelp: crate::yelp::YelpEmulator,
+    pub(crate) facebook: crate::facebook::FacebookEmulator,
+    pub(crate) trustpilot: crate::trustpilot::TrustpilotEmulator,
     /// Unscoped: faults for any endpoint, counts over all.
     pub(crate) faults: Faults,
 }
@@ -31,6 +35,7 @@ pub(crate) struct Control {
 pub(crate) fn router(control: Control) -> Router {
     Router::new()
         .route("/state", get(state))
+        .route("/platforms/locations", get(platform_locations))
         .route("/travtus/messages", get(travtus_messages))
         .route("/travtus/groups", get(travtus_groups))
         .route("/travtus/token_lifetime", post(travtus_token_lifetime))
@@ -59,7 +64,25 @@ async fn state(State(c): State<Control>) -> Json<Value> {
         "travtus_token_requests": c.travtus.token_requests(),
         "google_list_requests_total": c.google.list_requests_total(),
         "google_token_requests": c.google.token_requests(),
+        "places_requests_total": c.places.requests_total(),
+        "yelp_requests_total": c.yelp.requests_total(),
+        "facebook_requests_total": c.facebook.requests_total(),
+        "trustpilot_requests_total": c.trustpilot.requests_total(),
+        "trustpilot_password_grants": c.trustpilot.password_grants(),
+        "trustpilot_refresh_grants": c.trustpilot.refresh_grants(),
         "faults_injected": c.faults.injected(),
+    }))
+}
+
+/// The location ids of the other platforms' emulators, for writing a config
+/// by hand: place ids, Yelp business ids, Facebook Page ids and Trustpilot
+/// business unit ids.
+async fn platform_locations(State(c): State<Control>) -> Json<Value> {
+    Json(json!({
+        "google_places": c.places.place_ids(),
+        "yelp": c.yelp.business_ids(),
+        "facebook": c.facebook.page_ids(),
+        "trustpilot": c.trustpilot.business_unit_ids(),
     }))
 }
 

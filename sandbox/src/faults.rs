@@ -29,22 +29,58 @@ pub enum Endpoint {
     GoogleToken,
     /// `GET /google/v4/accounts/{a}/locations/{l}/reviews`.
     GoogleList,
+    /// `GET /google-bi/v1/accounts/{a}/locations` (Business Information).
+    GoogleBusinessInfo,
+    /// `GET /places/v1/places/{place}`.
+    PlacesDetails,
+    /// `GET /yelp/v3/businesses/{id}/reviews`.
+    YelpReviews,
+    /// `GET /facebook/{version}/{page}/ratings`.
+    FacebookRatings,
+    /// `GET /trustpilot/v1/[private/]business-units/{id}/reviews`.
+    TrustpilotReviews,
+    /// `POST /trustpilot/v1/oauth/oauth-business-users-for-applications/accesstoken`.
+    TrustpilotToken,
 }
 
 impl Endpoint {
     /// Every endpoint, in the order of their slots in a plan.
-    pub const ALL: [Endpoint; 4] = [
+    pub const ALL: [Endpoint; 10] = [
         Endpoint::TravtusToken,
         Endpoint::TravtusMessages,
         Endpoint::GoogleToken,
         Endpoint::GoogleList,
+        Endpoint::GoogleBusinessInfo,
+        Endpoint::PlacesDetails,
+        Endpoint::YelpReviews,
+        Endpoint::FacebookRatings,
+        Endpoint::TrustpilotReviews,
+        Endpoint::TrustpilotToken,
     ];
 
     /// The endpoints served by the Travtus emulator.
     pub const TRAVTUS: &'static [Endpoint] = &[Endpoint::TravtusToken, Endpoint::TravtusMessages];
 
-    /// The endpoints served by the Google emulator.
-    pub const GOOGLE: &'static [Endpoint] = &[Endpoint::GoogleToken, Endpoint::GoogleList];
+    /// The endpoints served by the Google emulators (Business Profile and
+    /// Business Information share one account, token and plan).
+    pub const GOOGLE: &'static [Endpoint] = &[
+        Endpoint::GoogleToken,
+        Endpoint::GoogleList,
+        Endpoint::GoogleBusinessInfo,
+    ];
+
+    /// The endpoints served by the Google Places emulator.
+    pub const PLACES: &'static [Endpoint] = &[Endpoint::PlacesDetails];
+
+    /// The endpoints served by the Yelp emulator.
+    pub const YELP: &'static [Endpoint] = &[Endpoint::YelpReviews];
+
+    /// The endpoints served by the Facebook emulator.
+    pub const FACEBOOK: &'static [Endpoint] = &[Endpoint::FacebookRatings];
+
+    /// The endpoints served by the Trustpilot emulator.
+    pub const TRUSTPILOT: &'static [Endpoint] =
+        &[Endpoint::TrustpilotReviews, Endpoint::TrustpilotToken];
 
     /// The snake_case name used by the HTTP control API (`travtus_messages`, ...).
     pub fn name(self) -> &'static str {
@@ -53,6 +89,12 @@ impl Endpoint {
             Endpoint::TravtusMessages => "travtus_messages",
             Endpoint::GoogleToken => "google_token",
             Endpoint::GoogleList => "google_list",
+            Endpoint::GoogleBusinessInfo => "google_business_info",
+            Endpoint::PlacesDetails => "places_details",
+            Endpoint::YelpReviews => "yelp_reviews",
+            Endpoint::FacebookRatings => "facebook_ratings",
+            Endpoint::TrustpilotReviews => "trustpilot_reviews",
+            Endpoint::TrustpilotToken => "trustpilot_token",
         }
     }
 
@@ -67,6 +109,12 @@ impl Endpoint {
             Endpoint::TravtusMessages => 1,
             Endpoint::GoogleToken => 2,
             Endpoint::GoogleList => 3,
+            Endpoint::GoogleBusinessInfo => 4,
+            Endpoint::PlacesDetails => 5,
+            Endpoint::YelpReviews => 6,
+            Endpoint::FacebookRatings => 7,
+            Endpoint::TrustpilotReviews => 8,
+            Endpoint::TrustpilotToken => 9,
         }
     }
 }
@@ -149,7 +197,7 @@ struct Slot {
 
 /// The plans of all endpoints of one sandbox.
 struct Plan {
-    slots: [Slot; 4],
+    slots: [Slot; Endpoint::ALL.len()],
 }
 
 /// A handle on the sandbox's fault plans (cheap to clone).

@@ -1,7 +1,9 @@
 //! The Google emulator (served under `/google`): the OAuth refresh-token
 //! grant and the Business Profile v4 `accounts.locations.reviews.list`
 //! endpoint, over seeded accounts, locations and reviews that tests can
-//! change while the sandbox runs.
+//! change while the sandbox runs. Each location also has a title and, for
+//! most, a store code, which the Business Information emulator
+//! (`business_info`, under `/google-bi`) serves from the same state.
 //!
 //! Responses follow proto3 JSON as Google renders it: fields with default
 //! values are omitted, so a location without reviews answers `{}` (no
@@ -27,6 +29,7 @@ use tokio::time::Instant;
 use crate::GoogleSeed;
 use crate::auth::{bearer_token, token_form};
 use crate::faults::{Endpoint, Faults, Intercept, intercept};
+use crate::hostile::Hostile;
 use crate::seed::{self, format_timestamp, star_rating_name, star_rating_value};
 use crate::server::{ConnectionKill, drop_connection};
 
@@ -103,6 +106,41 @@ struct Location {
     name: String,
     /// Sorted by `updateTime` desc, then `reviewId` (see the module invariant).
     reviews: Vec<StoredReview>,
+    /// The business name (Business Information `title`).
+    title: String,
+    /// Business Information `storeCode`; `None` is served as no field.
+    store_code: Option<String>,
+}
+
+/// A location as the Business Information emulator serves it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct BusinessLocation {
+    /// `accounts/{a}/locations/{l}`.
+    pub(crate) name: String,
+    pub(crate) title: String,
+    pub(crate) store_code: Option<String>,
+}
+
+/// Every how-many-th location (by number, from the first) is seeded without
+/// a store code, so discovery always meets some unmapped locations.
+const NO_STORE_CODE_EVERY: u64 = 8;
+
+/// The title and store code a location gets when none is given: the store
+/// code is `portfolio-{1..10}`, the external reference of a seeded Travtus
+/// group (location `i` of the seed gets `portfolio-{i % 10 + 1}`, the group
+/// the tests' explicit mappings use too), except every
+/// [`NO_STORE_CODE_EVERY`]th location, which has none.
+fn default_profile(name: &str) -> (String, Option<String>) {
+    let number = name
+        .rsplit('/')
+        .next()
+        .and_then(|n| n.parse::<u64>().ok())
+        .unwrap_or(seed::FIRST_LOCATION_ID);
+    let index = number.saturating_sub(seed::FIRST_LOCATION_ID);
+    let title = format!("Sandbox Residences {number}");
+    let store_code = (index % NO_STORE_CODE_EVERY != NO_STORE_CODE_EVERY - 1)
+        .then(|| format!("portfolio-{}", index % 10 + 1));
+    (title, store_code)
 }
 
 impl Location {
@@ -121,6 +159,9 @@ impl Location {
 pub struct GoogleEmulator {
     inner: Arc<Mutex<GoogleState>>,
     faults: Faults,
+    /// Misbehaving locations (`hostile`): kept apart from `inner` so the
+    /// streamed bodies never hold the state lock.
+    pub(crate) hostile: Hostile,
 }
 
 /// Everything the emulator remembers, behind one briefly-held std mutex.
@@ -165,9 +206,12 @@ impl GoogleState {
         if !self.accounts.contains(&account) {
             self.accounts.push(account);
         }
+        let (title, store_code) = default_profile(&name);
         let mut location = Location {
             name: name.clone(),
             reviews,
+            title,
+            store_code,
         };
         location.sort();
         self.location_index.insert(name, self.locations.len());
@@ -211,6 +255,7 @@ impl GoogleEmulator {
         GoogleEmulator {
             inner: Arc::new(Mutex::new(state)),
             faults: faults.scoped(Endpoint::GOOGLE),
+            hostile: Hostile::default(),
         }
     }
 
@@ -357,6 +402,9 @@ impl GoogleEmulator {
 
     /// Adds an empty location to `account` (`accounts/1000` or `1000`; an
     /// unknown account is created) and returns the location's full name.
+    /// Its store code follows the seed's rule (see
+    /// [`GoogleEmulator::store_code`]); [`GoogleEmulator::add_location_with_store_code`]
+    /// chooses it.
     pub fn add_location(&self, account: &str) -> String {
         let account = if account.starts_with("accounts/") {
             account.to_owned()
@@ -368,6 +416,67 @@ impl GoogleEmulator {
         state.next_location_id += 1;
         state.push_location(account, name.clone(), Vec::new());
         name
+    }
+
+    /// [`GoogleEmulator::add_location`] with this store code (`None`: none).
+    pub fn add_location_with_store_code(&self, account: &str, store_code: Option<&str>) -> String {
+        let name = self.add_location(account);
+        self.set_store_code(&name, store_code);
+        name
+    }
+
+    /// The store code of `location` as Business Information serves it. A
+    /// location gets `portfolio-{i % 10 + 1}` (a seeded Travtus group) where
+    /// `i` is its number minus the first location's, except every eighth
+    /// (`i % 8 == 7`), which has none; tests change it with
+    /// [`GoogleEmulator::set_store_code`].
+    pub fn store_code(&self, location: &str) -> Option<String> {
+        self.lock()
+            .location(location)
+            .and_then(|l| l.store_code.clone())
+    }
+
+    /// The title (business name) of `location`.
+    pub fn title(&self, location: &str) -> Option<String> {
+        self.lock().location(location).map(|l| l.title.clone())
+    }
+
+    /// Sets (or, with `None`, removes) the store code of `location`. False
+    /// if no such location.
+    pub fn set_store_code(&self, location: &str, store_code: Option<&str>) -> bool {
+        let mut state = self.lock();
+        let Some(location) = state.location(location) else {
+            return false;
+        };
+        location.store_code = store_code.map(str::to_owned);
+        true
+    }
+
+    /// Whether `account` exists (Business Information answers 403 otherwise).
+    pub fn has_account(&self, account: &str) -> bool {
+        self.lock().accounts.iter().any(|a| a == account)
+    }
+
+    /// The locations of `account` in creation order, as Business
+    /// Information serves them; `None` for an unknown account.
+    pub(crate) fn business_locations(&self, account: &str) -> Option<Vec<BusinessLocation>> {
+        let state = self.lock();
+        if !state.accounts.iter().any(|a| a == account) {
+            return None;
+        }
+        let prefix = format!("{account}/locations/");
+        Some(
+            state
+                .locations
+                .iter()
+                .filter(|l| l.name.starts_with(&prefix))
+                .map(|l| BusinessLocation {
+                    name: l.name.clone(),
+                    title: l.title.clone(),
+                    store_code: l.store_code.clone(),
+                })
+                .collect(),
+        )
     }
 
     /// Serves `review` as-is (possibly malformed) in `location`; it sorts by
@@ -438,7 +547,7 @@ impl GoogleEmulator {
         &self.faults
     }
 
-    fn token_valid(&self, token: &str) -> bool {
+    pub(crate) fn token_valid(&self, token: &str) -> bool {
         self.lock()
             .tokens
             .get(token)
@@ -484,15 +593,15 @@ fn canonical_status(status: StatusCode) -> &'static str {
 }
 
 /// Google's standard error body.
-fn google_error_body(status: StatusCode, message: &str) -> Value {
+pub(crate) fn google_error_body(status: StatusCode, message: &str) -> Value {
     json!({"error": {"code": status.as_u16(), "message": message, "status": canonical_status(status)}})
 }
 
-fn google_error(status: StatusCode, message: &str) -> Response {
+pub(crate) fn google_error(status: StatusCode, message: &str) -> Response {
     (status, Json(google_error_body(status, message))).into_response()
 }
 
-fn list_fault_body(status: StatusCode) -> Value {
+pub(crate) fn list_fault_body(status: StatusCode) -> Value {
     let message = match status.as_u16() {
         429 => "Resource has been exhausted (e.g. check quota).",
         500 => "Internal error encountered.",
@@ -597,14 +706,14 @@ fn parse_page_size(raw: Option<&String>) -> Option<usize> {
 }
 
 /// Page tokens are the hex of `p:<offset>`: opaque to clients, checkable here.
-fn encode_page_token(offset: usize) -> String {
+pub(crate) fn encode_page_token(offset: usize) -> String {
     format!("p:{offset}")
         .bytes()
         .map(|b| format!("{b:02x}"))
         .collect()
 }
 
-fn decode_page_token(token: &str) -> Option<usize> {
+pub(crate) fn decode_page_token(token: &str) -> Option<usize> {
     if !token.len().is_multiple_of(2) || !token.is_ascii() {
         return None;
     }
@@ -665,7 +774,15 @@ async fn list(
         drop(state);
         return google_error(StatusCode::NOT_FOUND, "Requested entity was not found.");
     };
-    Json(list_page(&location.reviews, order, offset, page_size)).into_response()
+    let Some(misbehaviour) = emulator.hostile.get(&name) else {
+        return Json(list_page(&location.reviews, order, offset, page_size)).into_response();
+    };
+    let (from, size) = Hostile::window(&misbehaviour, offset, page_size);
+    let page = list_page(&location.reviews, order, from, size);
+    drop(state);
+    emulator
+        .hostile
+        .respond(&misbehaviour, page, offset, page_size)
 }
 
 /// Builds one `ListReviewsResponse`, omitting default-valued fields.

@@ -7,9 +7,17 @@
 //! Code map:
 //! - `server`: accept loop, one task per connection, connection drops.
 //! - `faults`: scripted and probabilistic fault plans shared by all emulators.
+//! - `hostile`: misbehaviour modes of the Google reviews list (endless and
+//!   huge bodies, bad JSON, bad paging) for hostile-platform tests.
 //! - `auth`: bearer / Basic / token-form parsing shared by all emulators.
 //! - `travtus`: the Travtus API under `/travtus`.
 //! - `google`: Google OAuth + Business Profile v4 reviews under `/google`.
+//! - `business_info`: Google Business Information (location listing, for
+//!   discovery) under `/google-bi`, over the `google` emulator's state.
+//! - `places`: Google Places API (New) Place Details under `/places`.
+//! - `yelp`: Yelp Fusion business reviews under `/yelp`.
+//! - `facebook`: Graph API Page ratings under `/facebook`.
+//! - `trustpilot`: Trustpilot reviews and business-user tokens under `/trustpilot`.
 //! - `seed`: deterministic groups, accounts, locations and reviews.
 //! - `control`: the HTTP control API under `/_sandbox`.
 //!
@@ -19,12 +27,18 @@
 #![warn(missing_docs)]
 
 mod auth;
+mod business_info;
 mod control;
+mod facebook;
 mod faults;
 mod google;
+mod hostile;
+mod places;
 mod seed;
 mod server;
 mod travtus;
+mod trustpilot;
+mod yelp;
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -35,15 +49,24 @@ use axum::response::IntoResponse;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+pub use business_info::BusinessInfoEmulator;
+pub use facebook::{FACEBOOK_ACCESS_TOKEN, FacebookEmulator, NewRecommendation};
 pub use faults::{Endpoint, Fault, FaultRates, Faults};
 pub use google::{
     GOOGLE_CLIENT_ID, GOOGLE_CLIENT_SECRET, GOOGLE_REFRESH_TOKEN, GoogleEmulator, NewGoogleReview,
 };
+pub use hostile::{Misbehaviour, TRICKLE_EVERY};
+pub use places::{NewPlacesReview, PLACES_API_KEY, PlacesEmulator};
 pub use seed::seed_base_time;
 pub use travtus::{
     Group, ReceivedMessage, RequestLogEntry, TRAVTUS_CLIENT_ID, TRAVTUS_CLIENT_SECRET,
     TRAVTUS_STATIC_TOKEN, TravtusEmulator,
 };
+pub use trustpilot::{
+    NewTrustpilotReview, TRUSTPILOT_API_KEY, TRUSTPILOT_API_SECRET, TRUSTPILOT_PASSWORD,
+    TRUSTPILOT_USERNAME, TrustpilotEmulator,
+};
+pub use yelp::{NewYelpReview, YELP_API_KEY, YelpEmulator, pacific_wall_clock};
 
 /// How to start a [`Sandbox`].
 #[derive(Clone, Debug)]
@@ -58,6 +81,16 @@ pub struct SandboxOptions {
     pub travtus_token_lifetime: Duration,
     /// Lifetime of Google access tokens.
     pub google_token_lifetime: Duration,
+    /// Shape of the seeded Google Places data.
+    pub places: PlacesSeed,
+    /// Shape of the seeded Yelp data.
+    pub yelp: YelpSeed,
+    /// Shape of the seeded Facebook data.
+    pub facebook: FacebookSeed,
+    /// Shape of the seeded Trustpilot data.
+    pub trustpilot: TrustpilotSeed,
+    /// Lifetime of Trustpilot business-user access tokens.
+    pub trustpilot_token_lifetime: Duration,
 }
 
 impl Default for SandboxOptions {
@@ -69,6 +102,90 @@ impl Default for SandboxOptions {
             // Both real APIs issue one-hour tokens.
             travtus_token_lifetime: Duration::from_secs(3600),
             google_token_lifetime: Duration::from_secs(3600),
+            places: PlacesSeed::default(),
+            yelp: YelpSeed::default(),
+            facebook: FacebookSeed::default(),
+            trustpilot: TrustpilotSeed::default(),
+            // Trustpilot's business-user tokens last 100 hours.
+            trustpilot_token_lifetime: Duration::from_secs(100 * 3600),
+        }
+    }
+}
+
+/// Shape of the seeded Google Places data.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PlacesSeed {
+    /// Number of places.
+    pub places: u32,
+    /// Reviews held per place (at most five are served).
+    pub reviews_per_place: u32,
+}
+
+impl Default for PlacesSeed {
+    fn default() -> PlacesSeed {
+        PlacesSeed {
+            places: 2,
+            reviews_per_place: 8,
+        }
+    }
+}
+
+/// Shape of the seeded Yelp data.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct YelpSeed {
+    /// Number of businesses.
+    pub businesses: u32,
+    /// Reviews held per business (at most three are served).
+    pub reviews_per_business: u32,
+}
+
+impl Default for YelpSeed {
+    fn default() -> YelpSeed {
+        YelpSeed {
+            businesses: 2,
+            reviews_per_business: 6,
+        }
+    }
+}
+
+/// Shape of the seeded Facebook data.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FacebookSeed {
+    /// Number of Pages.
+    pub pages: u32,
+    /// Positive/negative recommendations per Page.
+    pub recommendations_per_page: u32,
+    /// Legacy 1..5 star ratings (no `open_graph_story`) per Page.
+    pub legacy_ratings_per_page: u32,
+    /// The most ratings one page of the edge holds, whatever `limit` asks.
+    pub page_size: u32,
+}
+
+impl Default for FacebookSeed {
+    fn default() -> FacebookSeed {
+        FacebookSeed {
+            pages: 2,
+            recommendations_per_page: 30,
+            legacy_ratings_per_page: 8,
+            page_size: 25,
+        }
+    }
+}
+
+/// Shape of the seeded Trustpilot data.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TrustpilotSeed {
+    /// Number of business units.
+    pub business_units: u32,
+    /// Reviews per business unit.
+    pub reviews_per_unit: u32,
+}
+
+impl Default for TrustpilotSeed {
+    fn default() -> TrustpilotSeed {
+        TrustpilotSeed {
+            business_units: 2,
+            reviews_per_unit: 120,
         }
     }
 }
@@ -100,6 +217,11 @@ pub struct Sandbox {
     addr: SocketAddr,
     travtus: TravtusEmulator,
     google: GoogleEmulator,
+    business_info: BusinessInfoEmulator,
+    places: PlacesEmulator,
+    yelp: YelpEmulator,
+    facebook: FacebookEmulator,
+    trustpilot: TrustpilotEmulator,
     faults: Faults,
     /// Cancelled on shutdown or drop; the accept loop and every connection watch it.
     shutdown: CancellationToken,
@@ -116,14 +238,33 @@ impl Sandbox {
         let travtus = TravtusEmulator::new(opts.seed, opts.travtus_token_lifetime, &faults);
         let google =
             GoogleEmulator::new(opts.seed, &opts.google, opts.google_token_lifetime, &faults);
+        let business_info = BusinessInfoEmulator::new(google.clone(), &faults);
+        let places = PlacesEmulator::new(opts.seed, &opts.places, &faults);
+        let yelp = YelpEmulator::new(opts.seed, &opts.yelp, &faults);
+        let facebook = FacebookEmulator::new(opts.seed, &opts.facebook, &faults);
+        let trustpilot = TrustpilotEmulator::new(
+            opts.seed,
+            &opts.trustpilot,
+            opts.trustpilot_token_lifetime,
+            &faults,
+        );
         let control = control::Control {
             travtus: travtus.clone(),
             google: google.clone(),
+            places: places.clone(),
+            yelp: yelp.clone(),
+            facebook: facebook.clone(),
+            trustpilot: trustpilot.clone(),
             faults: faults.clone(),
         };
         let router = Router::new()
             .nest("/travtus", travtus::router(travtus.clone()))
             .nest("/google", google::router(google.clone()))
+            .nest("/google-bi", business_info::router(business_info.clone()))
+            .nest("/places", places::router(places.clone()))
+            .nest("/yelp", yelp::router(yelp.clone()))
+            .nest("/facebook", facebook::router(facebook.clone()))
+            .nest("/trustpilot", trustpilot::router(trustpilot.clone()))
             .nest("/_sandbox", control::router(control))
             .fallback(|| async {
                 (
@@ -139,6 +280,11 @@ impl Sandbox {
             addr,
             travtus,
             google,
+            business_info,
+            places,
+            yelp,
+            facebook,
+            trustpilot,
             faults,
             shutdown,
             server: Some(server),
@@ -175,6 +321,12 @@ impl Sandbox {
         format!("{}/google/token", self.base_url())
     }
 
+    /// Base URL of the Google Business Information API
+    /// (`GET {this}/v1/accounts/{a}/locations`).
+    pub fn google_business_info_base_url(&self) -> String {
+        format!("{}/google-bi", self.base_url())
+    }
+
     /// The Travtus emulator.
     pub fn travtus(&self) -> &TravtusEmulator {
         &self.travtus
@@ -183,6 +335,60 @@ impl Sandbox {
     /// The Google emulator.
     pub fn google(&self) -> &GoogleEmulator {
         &self.google
+    }
+
+    /// The Google Business Information emulator (its data is the Google
+    /// emulator's: add locations and store codes there).
+    pub fn business_info(&self) -> &BusinessInfoEmulator {
+        &self.business_info
+    }
+
+    /// Base URL of the Places API (`GET {this}/v1/places/{id}`).
+    pub fn places_base_url(&self) -> String {
+        format!("{}/places", self.base_url())
+    }
+
+    /// Base URL of the Yelp API (`GET {this}/v3/businesses/{id}/reviews`).
+    pub fn yelp_base_url(&self) -> String {
+        format!("{}/yelp", self.base_url())
+    }
+
+    /// Base URL of the Graph API (`GET {this}/{version}/{page}/ratings`).
+    pub fn facebook_base_url(&self) -> String {
+        format!("{}/facebook", self.base_url())
+    }
+
+    /// Base URL of the Trustpilot API (`GET {this}/v1/business-units/...`).
+    pub fn trustpilot_base_url(&self) -> String {
+        format!("{}/trustpilot", self.base_url())
+    }
+
+    /// The Trustpilot business-user token URL.
+    pub fn trustpilot_token_url(&self) -> String {
+        format!(
+            "{}/trustpilot/v1/oauth/oauth-business-users-for-applications/accesstoken",
+            self.base_url()
+        )
+    }
+
+    /// The Google Places emulator.
+    pub fn places(&self) -> &PlacesEmulator {
+        &self.places
+    }
+
+    /// The Yelp emulator.
+    pub fn yelp(&self) -> &YelpEmulator {
+        &self.yelp
+    }
+
+    /// The Facebook emulator.
+    pub fn facebook(&self) -> &FacebookEmulator {
+        &self.facebook
+    }
+
+    /// The Trustpilot emulator.
+    pub fn trustpilot(&self) -> &TrustpilotEmulator {
+        &self.trustpilot
     }
 
     /// The fault plan of every endpoint (counts and `clear` cover all).

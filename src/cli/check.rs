@@ -64,7 +64,22 @@ async fn check_online(config: &Config) -> anyhow::Result<bool> {
     }
     for source in &config.sources {
         let client = SourceClient::new(source, http.clone());
-        let ids: Vec<_> = source.locations.iter().map(|l| l.id.clone()).collect();
+        // Discovered locations are listed too: they are polled like the others.
+        let plan = review_sync::locations::plan(source, &client).await;
+        if let Some(d) = &plan.discovery {
+            println!(
+                "{}: discovered {} location(s) in {} account(s), {} without a store code (their reviews would be held)",
+                source.name,
+                d.found,
+                d.accounts,
+                d.unmapped.len()
+            );
+            for (account, error) in &d.failures {
+                ok = false;
+                println!("{} {account}: discovery FAILED: {error}", source.name);
+            }
+        }
+        let ids: Vec<_> = plan.targets.iter().map(|t| t.id.clone()).collect();
         for (location, result) in client.check_online(&ids).await {
             match result {
                 Ok(line) => println!("{} {location}: {line}", source.name),

@@ -51,18 +51,25 @@ platform = "yelp"
     let cancel = CancellationToken::new();
 
     println!(
-        "== pass 1: first sync of {} Google locations and one file",
-        sb.google().locations().len()
+        "== pass 1: first sync of {} Google locations, {} Google places, {} Yelp businesses, {} Facebook Pages, {} Trustpilot business units and one file",
+        sb.google().locations().len(),
+        sb.places().place_ids().len(),
+        sb.yelp().business_ids().len(),
+        sb.facebook().page_ids().len(),
+        sb.trustpilot().business_unit_ids().len(),
     );
     let report = app.sync(&[], Duration::from_secs(60), &cancel).await?;
     let pass1 = sb.travtus().messages();
     print_delivered(&pass1, 5);
+    print_one_per_platform(&pass1);
     println!(
         "delivered {} (pending {}, held {}, rejected {})\n",
         report.delivered, report.pending, report.held, report.rejected
     );
 
-    println!("== the platforms change: 3 new Google reviews, 2 edited, 1 new file row");
+    println!(
+        "== the platforms change: 3 new Google reviews, 2 edited, 1 new file row; a new review on Places, Yelp, Facebook and Trustpilot, 1 Trustpilot review edited"
+    );
     let locations = sb.google().locations();
     for (i, location) in locations.iter().take(3).enumerate() {
         sb.google().add_review(
@@ -91,6 +98,7 @@ platform = "yelp"
         }
     }
     std::fs::write(&reviews_file, format!("{IMPORTED_V1}{IMPORTED_V2}"))?;
+    change_other_platforms(&sb);
 
     println!("\n== pass 2");
     let report = app.sync(&[], Duration::from_secs(60), &cancel).await?;
@@ -105,6 +113,7 @@ platform = "yelp"
     let stats = app.ledger.run(|l| l.stats()).await?;
     let mut out = std::io::stdout();
     super::ledger::print_stats(&mut out, &stats)?;
+    super::ledger::print_coverage(&mut out, &app.config.sources)?;
     println!(
         "\ndemo finished in {} ms; Travtus received {} messages with {} token fetch(es)",
         started.elapsed().as_millis(),
@@ -144,6 +153,102 @@ fn print_delivered(messages: &[ReceivedMessage], show: usize) {
     }
     if messages.len() > show {
         println!("  ... and {} more", messages.len() - show);
+    }
+}
+
+/// One delivered review of each platform (Places reviews are `google` too:
+/// told apart by their `places/...` ids), with how many each sent.
+fn print_one_per_platform(messages: &[ReceivedMessage]) {
+    println!("one review from each platform:");
+    /// Whether a message (its `source`, its `review_id`) is of a kind.
+    type IsKind = fn(&str, &str) -> bool;
+    let kinds: [(&str, IsKind); 5] = [
+        ("google business profile", |s, id| {
+            s == "google" && !id.starts_with("places/")
+        }),
+        ("google places", |s, id| {
+            s == "google" && id.starts_with("places/")
+        }),
+        ("yelp", |s, _| s == "yelp"),
+        ("facebook", |s, _| s == "facebook"),
+        ("trustpilot", |s, _| s == "trustpilot"),
+    ];
+    for (name, matches) in kinds {
+        let of_kind: Vec<ReceivedMessage> = messages
+            .iter()
+            .filter(|m| {
+                matches(
+                    m.body["review"]["source"].as_str().unwrap_or_default(),
+                    m.body["review"]["review_id"].as_str().unwrap_or_default(),
+                )
+            })
+            .cloned()
+            .collect();
+        // A sample with text reads better than a rating-only one.
+        let mut of_kind = of_kind;
+        of_kind.sort_by_key(|m| m.body["review"].get("comment").is_none());
+        println!("  {name}: {} delivered", of_kind.len());
+        print_delivered(&of_kind, 1);
+    }
+}
+
+/// The other platforms change too: a new review on each, and edits where
+/// the platform has them.
+fn change_other_platforms(sb: &Sandbox) {
+    if let Some(place) = sb.places().place_ids().first() {
+        sb.places().add_review(
+            place,
+            sandbox::NewPlacesReview {
+                rating: 4.6,
+                text: "Neu renoviert, sehr schön!".into(),
+                language: "de".into(),
+                author: "Jonas".into(),
+            },
+        );
+    }
+    if let Some(business) = sb.yelp().business_ids().first() {
+        sb.yelp().add_review(
+            business,
+            sandbox::NewYelpReview {
+                rating: 5,
+                text: "The new management is great: every request answered within a day, the lobby was repainted, and the package room finally works. Highly recommended for anyone looking in the area.".into(),
+                user: "Dana W.".into(),
+            },
+        );
+    }
+    if let Some(page) = sb.facebook().page_ids().first() {
+        sb.facebook().add_recommendation(
+            page,
+            sandbox::NewRecommendation {
+                positive: true,
+                text: Some("Recommend! Quiet, clean and well run.".into()),
+                reviewer: Some("Alex K.".into()),
+            },
+        );
+    }
+    if let Some(unit) = sb.trustpilot().business_unit_ids().first() {
+        sb.trustpilot().add_review(
+            unit,
+            sandbox::NewTrustpilotReview {
+                stars: 4,
+                title: "Good first month".into(),
+                text: "Smooth move-in, friendly staff.".into(),
+                consumer: "Priya S.".into(),
+            },
+        );
+        if let Some(id) = sb
+            .trustpilot()
+            .reviews(unit)
+            .get(3)
+            .and_then(|r| r["id"].as_str().map(str::to_owned))
+        {
+            sb.trustpilot().edit_review(
+                &id,
+                Some("Update: fixed!".into()),
+                Some("They fixed the boiler the next day.".into()),
+                Some(5),
+            );
+        }
     }
 }
 

@@ -20,7 +20,21 @@ pub fn report(e: &anyhow::Error) -> ExitCode {
         );
         return ExitCode::from(EX_CONFIG);
     }
-    // `{:#}` joins the context chain on one line.
-    eprintln!("review-sync: {e:#}");
+    eprintln!("review-sync: {}", one_line(e));
     ExitCode::FAILURE
+}
+
+/// The context chain on one line, as `{:#}` prints it, but stopping before
+/// SQLite's own error: a `LedgerError` already says it, and rusqlite's
+/// source chain would repeat it twice more ("database is locked: database
+/// is locked: Error code 5: database is locked").
+fn one_line(e: &anyhow::Error) -> String {
+    e.chain()
+        .take_while(|cause| {
+            cause.downcast_ref::<rusqlite::Error>().is_none()
+                && cause.downcast_ref::<rusqlite::ffi::Error>().is_none()
+        })
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(": ")
 }

@@ -3,7 +3,8 @@
 
 use anyhow::Context;
 use clap::{Subcommand, ValueEnum};
-use review_sync::ledger::{Ledger, ReviewFilter, ReviewRow, Stats, Status};
+use review_sync::ledger::{AttemptRow, Ledger, PurgedBy, ReviewFilter, ReviewRow, Stats, Status};
+use review_sync::locations::DiscoveredGroups;
 use std::io::Write;
 use std::path::Path;
 use std::process::ExitCode;
@@ -12,7 +13,11 @@ use std::process::ExitCode;
 #[derive(Debug, Subcommand)]
 pub enum LedgerCommand {
     /// Counts by status, platform, source and group; oldest pending.
-    Stats,
+    Stats {
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = ListFormat::Table)]
+        format: ListFormat,
+    },
     /// One row per review.
     List {
         /// Only this status.
@@ -37,15 +42,42 @@ pub enum LedgerCommand {
         platform: String,
         /// The platform's review id.
         review_id: String,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = ShowFormat::Table)]
+        format: ShowFormat,
     },
-    /// The whole ledger for audit, streamed.
+    /// The whole ledger for audit, streamed (constant memory at any size).
     Export {
         /// Output format.
         #[arg(long, value_enum)]
         format: ExportFormat,
+        /// Only this status.
+        #[arg(long, value_enum)]
+        status: Option<StatusArg>,
+        /// Only this source.
+        #[arg(long)]
+        source: Option<String>,
+        /// Only this group (external ref or id).
+        #[arg(long)]
+        group: Option<String>,
         /// Only reviews first seen at or after this.
         #[arg(long)]
         since: Option<String>,
+    },
+    /// Remove review text and reviewer names (comment, title, display_name)
+    /// of reviews delivered before DATE; ids, hashes and history stay.
+    Purge {
+        /// Cutoff: 2026-01-31 (midnight UTC) or an RFC 3339 time.
+        #[arg(long, value_name = "DATE")]
+        before: String,
+    },
+    /// Write a consistent copy of the ledger (safe while the daemon runs).
+    Backup {
+        /// The copy to create (mode 0600).
+        path: std::path::PathBuf,
+        /// Replace PATH if it exists.
+        #[arg(long)]
+        force: bool,
     },
     /// Put held/rejected reviews back to pending (after fixing a mapping or credential).
     Retry {
@@ -108,6 +140,15 @@ pub enum ListFormat {
     Csv,
 }
 
+/// `show --format`.
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum ShowFormat {
+    /// Aligned fields, the body, and a table of attempts.
+    Table,
+    /// One JSON object, the body and attempts included.
+    Json,
+}
+
 /// `export --format`.
 #[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
 pub enum ExportFormat {
@@ -121,6 +162,7 @@ pub enum ExportFormat {
 pub async fn ledger(config_path: &Path, cmd: LedgerCommand) -> anyhow::Result<ExitCode> {
     let config = super::load_config(config_path)?;
     let path = config.ledger.path.clone();
+    let discovered = retry_discovery(&config, &cmd).await?;
     tokio::task::spawn_blocking(move || -> anyhow::Result<ExitCode> {
         match cmd {
             LedgerCommand::Retry {
@@ -144,17 +186,59 @@ pub async fn ledger(config_path: &Path, cmd: LedgerCommand) -> anyhow::Result<Ex
                         _ => None,
                     },
                 };
-                let regroup = |s: &str, l: &str| config.group_of(s, l).cloned();
+                // The config's mapping wins; else a discovered location's
+                // store code as the platform lists it now.
+                let regroup = |s: &str, l: &str| {
+                    config
+                        .group_of(s, l)
+                        .or_else(|| discovered.group_of(s, l))
+                        .cloned()
+                };
                 let (requeued, skipped) = ledger.retry(&filter, chrono::Utc::now(), &regroup)?;
                 println!("{requeued} review(s) put back to pending");
                 if skipped > 0 {
-                    println!("{skipped} review(s) left as they are: their location has no mapping in the config");
+                    println!("{skipped} review(s) left as they are: their location has no mapping in the config (nor a store code on the platform, for a discovered location)");
                 }
                 Ok(ExitCode::SUCCESS)
             }
-            other => {
+            LedgerCommand::Purge { before } => {
+                let cutoff = super::parse_since(&before)?;
+                let now = chrono::Utc::now();
+                if cutoff > now {
+                    anyhow::bail!("--before {before}: the cutoff is in the future");
+                }
+                let mut ledger = Ledger::open(&path)?;
+                let rows = ledger.purge_text(cutoff, now, PurgedBy::Cli)?;
+                println!(
+                    "review text purged from {rows} review(s) delivered before {}; recorded in the purges table",
+                    review_sync::ledger::format_time(cutoff)
+                );
+                Ok(ExitCode::SUCCESS)
+            }
+            LedgerCommand::Backup { path: dest, force } => {
                 let ledger = Ledger::open_readonly(&path)?;
-                query(&ledger, other)
+                let report = ledger.backup_to(&dest, force)?;
+                println!(
+                    "ledger copied to {} ({} reviews, {} bytes)",
+                    report.path.display(),
+                    report.reviews,
+                    report.bytes
+                );
+                Ok(ExitCode::SUCCESS)
+            }
+            other => {
+                let with_coverage = matches!(
+                    other,
+                    LedgerCommand::Stats {
+                        format: ListFormat::Table
+                    }
+                );
+                let ledger = Ledger::open_readonly(&path)?;
+                let code = query(&ledger, other)?;
+                if with_coverage {
+                    print_coverage(&mut std::io::stdout().lock(), &config.sources)?;
+                }
+                Ok(code)
             }
         }
     })
@@ -162,11 +246,42 @@ pub async fn ledger(config_path: &Path, cmd: LedgerCommand) -> anyhow::Result<Ex
     .context("ledger task")?
 }
 
+/// For `retry` with a source that discovers its locations: the groups their
+/// store codes give now (asking the platform), so that reviews held because
+/// their location had no store code go out once it has one. Accounts that
+/// cannot be listed are reported; their reviews stay held.
+async fn retry_discovery(
+    config: &review_sync::config::Config,
+    cmd: &LedgerCommand,
+) -> anyhow::Result<DiscoveredGroups> {
+    let LedgerCommand::Retry { source, .. } = cmd else {
+        return Ok(DiscoveredGroups::default());
+    };
+    if !DiscoveredGroups::wanted(config) {
+        return Ok(DiscoveredGroups::default());
+    }
+    let http = review_sync::app::http_client()?;
+    let discovered = DiscoveredGroups::fetch(config, source.as_deref(), http).await;
+    for (source, account, error) in &discovered.failures {
+        eprintln!(
+            "warning: {source} {account}: cannot list its locations ({error}); reviews held for want of a store code there stay held"
+        );
+    }
+    Ok(discovered)
+}
+
 fn query(ledger: &Ledger, cmd: LedgerCommand) -> anyhow::Result<ExitCode> {
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
     match cmd {
-        LedgerCommand::Stats => print_stats(&mut out, &ledger.stats()?)?,
+        LedgerCommand::Stats { format } => {
+            let stats = ledger.stats()?;
+            match format {
+                ListFormat::Table => print_stats(&mut out, &stats)?,
+                ListFormat::Json => writeln!(out, "{}", stats_json(&stats))?,
+                ListFormat::Csv => stats_csv(&mut out, &stats)?,
+            }
+        }
         LedgerCommand::List {
             status,
             source,
@@ -186,10 +301,17 @@ fn query(ledger: &Ledger, cmd: LedgerCommand) -> anyhow::Result<ExitCode> {
         LedgerCommand::Show {
             platform,
             review_id,
+            format,
         } => {
             let Some((row, attempts)) = ledger.show(&platform, &review_id)? else {
                 anyhow::bail!("no review {platform} {review_id} in the ledger");
             };
+            let purged = ledger.text_purged_at(&platform, &review_id)?;
+            if format == ShowFormat::Json {
+                writeln!(out, "{}", show_json(&row, &attempts, purged))?;
+                out.flush()?;
+                return Ok(ExitCode::SUCCESS);
+            }
             for (k, v) in row_fields(&row) {
                 writeln!(out, "{k:<19} {}", v.unwrap_or_default())?;
             }
@@ -198,14 +320,22 @@ fn query(ledger: &Ledger, cmd: LedgerCommand) -> anyhow::Result<ExitCode> {
                 "next_attempt_at     {}",
                 opt_time(row.next_attempt_at).unwrap_or_default()
             )?;
+            if let Some(t) = purged {
+                writeln!(
+                    out,
+                    "text_purged_at      {} (retention removed {} from the body below)",
+                    review_sync::ledger::format_time(t),
+                    review_sync::ledger::PURGED_FIELDS.join(", ")
+                )?;
+            }
             let pretty = serde_json::from_str::<serde_json::Value>(&row.payload)
                 .and_then(|v| serde_json::to_string_pretty(&v))
                 .unwrap_or(row.payload.clone());
-            writeln!(
-                out,
-                "\npayload (exact body sent):\n{}\n{pretty}",
-                row.payload
-            )?;
+            let label = match purged {
+                None => "exact body sent",
+                Some(_) => "body sent, its text since purged",
+            };
+            writeln!(out, "\npayload ({label}):\n{}\n{pretty}", row.payload)?;
             writeln!(out, "\nattempts ({}):", attempts.len())?;
             writeln!(
                 out,
@@ -228,14 +358,27 @@ fn query(ledger: &Ledger, cmd: LedgerCommand) -> anyhow::Result<ExitCode> {
                 )?;
             }
         }
-        LedgerCommand::Export { format, since } => {
+        LedgerCommand::Export {
+            format,
+            status,
+            source,
+            group,
+            since,
+        } => {
             let filter = ReviewFilter {
+                statuses: status.map(Status::from).into_iter().collect(),
+                source,
+                group,
                 since: since.as_deref().map(super::parse_since).transpose()?,
-                ..ReviewFilter::default()
+                review: None,
             };
             export(ledger, &filter, format, &mut out)?;
         }
-        LedgerCommand::Retry { .. } => unreachable!("retry is handled by the caller"),
+        LedgerCommand::Retry { .. }
+        | LedgerCommand::Purge { .. }
+        | LedgerCommand::Backup { .. } => {
+            unreachable!("writes and backups are handled by the caller")
+        }
     }
     out.flush()?;
     Ok(ExitCode::SUCCESS)
@@ -266,6 +409,7 @@ fn row_fields(r: &ReviewRow) -> Vec<(&'static str, Option<String>)> {
         ("attempts", Some(r.attempts.to_string())),
         ("last_error", r.last_error.clone()),
         ("removed_at", opt_time(r.removed_at)),
+        ("notes", r.notes.clone()),
     ]
 }
 
@@ -393,6 +537,7 @@ fn row_fields_header() -> Vec<&'static str> {
         "attempts",
         "last_error",
         "removed_at",
+        "notes",
     ]
 }
 
@@ -429,4 +574,112 @@ pub fn print_stats(out: &mut dyn Write, s: &Stats) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// What each configured source can see of its platform, one line per
+/// source (`SourceKind::coverage_note`): an auditor reading the counts above
+/// must know that a Places or Yelp source can never hold every review.
+pub fn print_coverage(
+    out: &mut dyn Write,
+    sources: &[review_sync::config::SourceConfig],
+) -> anyhow::Result<()> {
+    if sources.is_empty() {
+        return Ok(());
+    }
+    writeln!(out, "\n{:<32} {:<24} coverage", "source", "kind")?;
+    for source in sources {
+        let note = source
+            .kind
+            .coverage_note()
+            .unwrap_or("every review of each location can be read");
+        writeln!(
+            out,
+            "{:<32} {:<24} {note}",
+            source.name.as_str(),
+            source.kind.kind_name()
+        )?;
+    }
+    Ok(())
+}
+
+/// `stats --format json`: one object.
+fn stats_json(s: &Stats) -> serde_json::Value {
+    let grouped = |name: &str, rows: &[(String, String, u64)]| -> serde_json::Value {
+        rows.iter()
+            .map(|(key, status, n)| serde_json::json!({ name: key, "status": status, "count": n }))
+            .collect()
+    };
+    serde_json::json!({
+        "total": s.total,
+        "removed": s.removed,
+        "quarantined": s.quarantined,
+        "attempts": s.attempts,
+        "oldest_pending": opt_time(s.oldest_pending),
+        "by_status": s.by_status.iter()
+            .map(|(status, n)| serde_json::json!({ "status": status, "count": n }))
+            .collect::<serde_json::Value>(),
+        "by_platform": grouped("platform", &s.by_platform),
+        "by_source": grouped("source", &s.by_source),
+        "by_group": grouped("group", &s.by_group),
+    })
+}
+
+/// `stats --format csv`: `dimension,key,status,count`, one row per count
+/// (dimension `total`, `status`, `platform`, `source` or `group`).
+fn stats_csv(out: &mut dyn Write, s: &Stats) -> anyhow::Result<()> {
+    let mut w = csv::Writer::from_writer(out);
+    w.write_record(["dimension", "key", "status", "count"])?;
+    w.write_record(["total", "", "", &s.total.to_string()])?;
+    for (status, n) in &s.by_status {
+        w.write_record(["status", "", status, &n.to_string()])?;
+    }
+    for (dimension, rows) in [
+        ("platform", &s.by_platform),
+        ("source", &s.by_source),
+        ("group", &s.by_group),
+    ] {
+        for (key, status, n) in rows {
+            w.write_record([dimension, key, status, &n.to_string()])?;
+        }
+    }
+    w.flush()?;
+    Ok(())
+}
+
+/// `show --format json`: the row, the body (parsed), every attempt.
+fn show_json(
+    row: &ReviewRow,
+    attempts: &[AttemptRow],
+    purged: Option<chrono::DateTime<chrono::Utc>>,
+) -> serde_json::Value {
+    let mut m = match row_json(row, false) {
+        serde_json::Value::Object(m) => m,
+        _ => serde_json::Map::new(),
+    };
+    m.insert(
+        "next_attempt_at".into(),
+        opt_time(row.next_attempt_at).into(),
+    );
+    m.insert("text_purged_at".into(), opt_time(purged).into());
+    m.insert(
+        "payload".into(),
+        serde_json::from_str(&row.payload).unwrap_or_else(|_| row.payload.clone().into()),
+    );
+    let attempts: Vec<serde_json::Value> = attempts
+        .iter()
+        .map(|a| {
+            serde_json::json!({
+                "attempted_at": review_sync::ledger::format_time(a.attempted_at),
+                "content_hash": a.content_hash,
+                "http_status": a.http_status,
+                "outcome": a.outcome,
+                "error_type": a.error_type,
+                "error_message": a.error_message,
+                "request_id": a.request_id,
+                "duration_ms": a.duration_ms,
+            })
+        })
+        .collect();
+    m.insert("attempts".into(), attempts.into());
+    serde_json::Value::Object(m)
 }

@@ -5,6 +5,8 @@ mod check;
 mod demo;
 pub mod exit;
 mod ledger;
+#[cfg(test)]
+mod man;
 mod run;
 mod sandbox;
 mod sync;

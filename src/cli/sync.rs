@@ -5,6 +5,7 @@ use anyhow::Context;
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use review_sync::app::{App, SyncReport};
+use review_sync::poll::PassKind;
 use std::path::Path;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -19,8 +20,9 @@ pub struct SyncArgs {
     /// Print the exact JSON bodies that would be POSTed (one per line) and change nothing.
     #[arg(long)]
     pub dry_run: bool,
-    /// Make this a full reconciliation pass.
-    #[arg(long)]
+    /// Make this a full reconciliation pass: read every review of every
+    /// location, and mark those that vanished from the platform as removed.
+    #[arg(long, conflicts_with = "dry_run")]
     pub reconcile: bool,
     /// How long to keep retrying failed deliveries before giving up on this pass
     /// (they stay pending in the ledger for the next one).
@@ -31,11 +33,6 @@ pub struct SyncArgs {
 /// Runs one pass.
 pub async fn sync(config_path: &Path, args: SyncArgs) -> anyhow::Result<ExitCode> {
     let config = super::load_config(config_path)?;
-    if args.reconcile {
-        anyhow::bail!(
-            "--reconcile is not supported yet: reconciliation passes come with the multi-platform release"
-        );
-    }
     if args.dry_run {
         return dry_run(&config, &args.sources).await;
     }
@@ -55,32 +52,52 @@ pub async fn sync(config_path: &Path, args: SyncArgs) -> anyhow::Result<ExitCode
             .unwrap_or_else(|_| ProgressStyle::default_spinner()),
     );
     spinner.enable_steady_tick(Duration::from_millis(120));
-    spinner.set_message("polling and delivering");
-    let report = app.sync(&args.sources, args.wait, &cancel).await?;
+    let kind = if args.reconcile {
+        spinner.set_message("reconciling and delivering");
+        PassKind::Reconcile
+    } else {
+        spinner.set_message("polling and delivering");
+        PassKind::Incremental
+    };
+    let report = app
+        .sync_pass(&args.sources, kind, args.wait, &cancel)
+        .await?;
     spinner.finish_and_clear();
     print_summary(&report);
     if report.all_delivered() {
         Ok(ExitCode::SUCCESS)
     } else {
         eprintln!(
-            "review-sync: not everything was delivered: {} pending, {} held, {} rejected, {} location(s) failed (see `review-sync ledger list --status ...`)",
+            "review-sync: not everything was delivered: {} pending, {} held, {} rejected, {} location(s) failed, {} account(s) not discovered (see `review-sync ledger list --status ...`)",
             report.pending,
             report.held,
             report.rejected,
-            report.sources.iter().map(|s| s.failed()).sum::<usize>()
+            report.sources.iter().map(|s| s.failed()).sum::<usize>(),
+            report
+                .sources
+                .iter()
+                .map(|s| s.discovery_failed())
+                .sum::<usize>()
         );
         Ok(ExitCode::FAILURE)
     }
 }
 
 fn print_summary(report: &SyncReport) {
-    println!(
+    // Removal columns only when a reconciliation pass ran: an incremental
+    // pass never marks anything removed.
+    let reconciled = report.sources.iter().any(|s| s.reconcile);
+    let mut header = format!(
         "{:<24} {:>9} {:>6} {:>6} {:>9} {:>11} {:>6}",
         "source", "locations", "new", "edited", "unchanged", "quarantined", "failed"
     );
+    if reconciled {
+        header.push_str(&format!(" {:>7} {:>8}", "removed", "returned"));
+    }
+    println!("{header}");
     for s in &report.sources {
         let t = s.totals();
-        println!(
+        let mut line = format!(
             "{:<24} {:>9} {:>6} {:>6} {:>9} {:>11} {:>6}",
             s.source,
             s.locations.len(),
@@ -90,8 +107,46 @@ fn print_summary(report: &SyncReport) {
             t.quarantined,
             s.failed()
         );
+        if reconciled && s.reconcile {
+            line.push_str(&format!(" {:>7} {:>8}", s.removed(), s.returned()));
+        } else if reconciled {
+            line.push_str(&format!(" {:>7} {:>8}", "-", "-"));
+        }
+        println!("{line}");
+        if reconciled && !s.reconcile && s.needs_consent.is_none() {
+            println!(
+                "  {}: polled incrementally: its kind cannot list every review",
+                s.source
+            );
+        }
         if let Some(reason) = &s.needs_consent {
             println!("  {}: needs new consent: {reason}", s.source);
+        }
+        if let Some(d) = &s.discovery {
+            println!(
+                "  {}: discovered {} location(s) in {} account(s): {} mapped by store code, {} by [[source.location]], {} without a store code (reviews held)",
+                s.source,
+                d.found,
+                d.accounts,
+                d.by_store_code,
+                d.configured,
+                d.unmapped.len()
+            );
+            for (account, error) in &d.failures {
+                println!("  {} {account}: discovery failed: {error}", s.source);
+            }
+            for u in &d.unmapped {
+                match &u.title {
+                    Some(title) => println!(
+                        "  {} {} ({title:?}): no store code; its reviews are held",
+                        s.source, u.id
+                    ),
+                    None => println!(
+                        "  {} {}: no store code; its reviews are held",
+                        s.source, u.id
+                    ),
+                }
+            }
         }
         for l in &s.locations {
             if let Some(e) = &l.error {
@@ -127,6 +182,12 @@ async fn dry_run(
         out.pending,
         out.quarantined
     );
+    if out.held > 0 {
+        eprintln!(
+            "  {} new or edited review(s) of discovered locations without a store code would be held, not POSTed",
+            out.held
+        );
+    }
     for (source, location, error) in &out.failures {
         eprintln!("  {source} {location}: {error}");
     }

@@ -3,6 +3,8 @@
 //! with spans, `validate` turns it into these types and reports every problem
 //! at once as `file:line:column: message`.
 
+#[doc(hidden)]
+pub mod fuzzing;
 mod raw;
 mod secret;
 mod sources;
@@ -22,6 +24,10 @@ use url::Url;
 
 /// The default config path when neither `--config` nor `$REVIEW_SYNC_CONFIG` is given.
 pub const DEFAULT_CONFIG_PATH: &str = "/etc/review-sync/config.toml";
+
+/// `reconcile_schedule` when not set: daily at 03:30:00 (the scheduler's
+/// time zone, UTC), a quiet hour for most platforms.
+pub const DEFAULT_RECONCILE_SCHEDULE: &str = "0 30 3 * * *";
 
 /// A whole, valid configuration.
 #[derive(Debug, Clone)]
@@ -76,6 +82,10 @@ pub enum TravtusAuth {
 pub struct LedgerConfig {
     /// `path`. Default `/var/lib/review-sync/ledger.db`.
     pub path: PathBuf,
+    /// `retain_text_days`: review text and reviewer names of reviews
+    /// delivered more than this many days ago are purged from the ledger
+    /// (see `ledger::retention`). `None` (the default) keeps them.
+    pub retain_text_days: Option<NonZeroU32>,
 }
 
 /// `[metrics]`.
@@ -93,6 +103,10 @@ pub struct SourceConfig {
     /// `schedule`: a cron expression with a seconds field, already checked
     /// with the same parser the scheduler uses.
     pub schedule: String,
+    /// `reconcile_schedule`: when full reconciliation passes run (same cron
+    /// form as `schedule`; default daily, [`DEFAULT_RECONCILE_SCHEDULE`]).
+    /// `None` for kinds that cannot list every review of a location.
+    pub reconcile_schedule: Option<String>,
     /// `requests_per_minute`: the budget of platform requests. Default: the
     /// platform's published quota (300 for Google Business Profile; for `file`
     /// it is unused and defaults to 600).
@@ -114,6 +128,14 @@ pub struct SourceConfig {
 pub enum SourceKind {
     /// `google_business_profile`.
     GoogleBusinessProfile(GoogleConfig),
+    /// `google_places`.
+    GooglePlaces(PlacesConfig),
+    /// `yelp`.
+    Yelp(YelpConfig),
+    /// `facebook`.
+    Facebook(FacebookConfig),
+    /// `trustpilot`.
+    Trustpilot(TrustpilotConfig),
     /// `file`.
     File(FileConfig),
 }
@@ -123,7 +145,30 @@ impl SourceKind {
     pub fn kind_name(&self) -> &'static str {
         match self {
             SourceKind::GoogleBusinessProfile(_) => "google_business_profile",
+            SourceKind::GooglePlaces(_) => "google_places",
+            SourceKind::Yelp(_) => "yelp",
+            SourceKind::Facebook(_) => "facebook",
+            SourceKind::Trustpilot(_) => "trustpilot",
             SourceKind::File(_) => "file",
+        }
+    }
+
+    /// What this kind of source cannot see, for `ledger stats`: `None` when
+    /// the platform lets us read every review of a location.
+    pub fn coverage_note(&self) -> Option<&'static str> {
+        match self {
+            SourceKind::GoogleBusinessProfile(_)
+            | SourceKind::Trustpilot(_)
+            | SourceKind::File(_) => None,
+            SourceKind::GooglePlaces(_) => Some(
+                "Google Places returns at most 5 reviews per place, chosen by relevance: this source cannot be complete",
+            ),
+            SourceKind::Yelp(_) => Some(
+                "Yelp returns at most 3 review excerpts per business (text cut at about 160 characters): this source cannot be complete",
+            ),
+            SourceKind::Facebook(_) => Some(
+                "at risk: Graph v22.0+ removed the ratings edge; this source works only while Meta serves the pinned graph_version",
+            ),
         }
     }
 }
@@ -140,6 +185,97 @@ pub struct GoogleConfig {
     /// `api_base_url`, default `https://mybusiness.googleapis.com`.
     pub api_base_url: Url,
     /// `token_url`, default `https://oauth2.googleapis.com/token`.
+    pub token_url: Url,
+    /// `discover_accounts`: accounts (`accounts/{id}`) whose every location
+    /// is listed on each pass. Empty when the source does not discover.
+    pub discover_accounts: Vec<String>,
+    /// `group_external_ref_from`: how a discovered location maps to a group.
+    /// Always set when `discover_accounts` is not empty.
+    pub group_external_ref_from: Option<GroupFrom>,
+    /// `business_information_base_url`, default
+    /// `https://mybusinessbusinessinformation.googleapis.com`.
+    pub business_information_base_url: Url,
+}
+
+/// `group_external_ref_from`: what names a discovered location's group.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GroupFrom {
+    /// `"store_code"`: the location's store code is the external reference
+    /// of its Travtus group.
+    StoreCode,
+}
+
+/// Settings of a `google_places` source (Places API (New), Place Details).
+#[derive(Debug, Clone)]
+pub struct PlacesConfig {
+    /// `api_key`, sent as `X-Goog-Api-Key`.
+    pub api_key: Secret,
+    /// `api_base_url`, default `https://places.googleapis.com`.
+    pub api_base_url: Url,
+    /// `language_code`: the `languageCode` asked for (translations come in
+    /// this language; the original text is sent whatever it is).
+    pub language_code: Option<String>,
+}
+
+/// Settings of a `yelp` source (Yelp Fusion / Places API, business reviews).
+#[derive(Debug, Clone)]
+pub struct YelpConfig {
+    /// `api_key`, sent as a bearer token.
+    pub api_key: Secret,
+    /// `api_base_url`, default `https://api.yelp.com`.
+    pub api_base_url: Url,
+    /// `locale`, e.g. `en_US`: Yelp then returns reviews in that language only.
+    pub locale: Option<String>,
+}
+
+/// Settings of a `facebook` source (Graph API Page ratings).
+#[derive(Debug, Clone)]
+pub struct FacebookConfig {
+    /// `access_token` of the source: the Page access token of every location
+    /// that has none of its own.
+    pub access_token: Option<Secret>,
+    /// `[[source.location]] access_token`, by location id: wins over the
+    /// source's. Validation guarantees every location has one or the other.
+    pub location_tokens: std::collections::BTreeMap<LocationId, Secret>,
+    /// `graph_version`, e.g. `v21.0` (default); always below `v22.0`.
+    pub graph_version: String,
+    /// `api_base_url`, default `https://graph.facebook.com`.
+    pub api_base_url: Url,
+}
+
+impl FacebookConfig {
+    /// The Page access token for `location`: its own, else the source's.
+    pub fn token_for(&self, location: &LocationId) -> Option<&Secret> {
+        self.location_tokens
+            .get(location)
+            .or(self.access_token.as_ref())
+    }
+}
+
+/// Settings of a `trustpilot` source (Business Units reviews).
+#[derive(Debug, Clone)]
+pub struct TrustpilotConfig {
+    /// `api_key`: the `apikey` header of the public endpoint, and the Basic
+    /// auth user of the token endpoint.
+    pub api_key: Secret,
+    /// `api_base_url`, default `https://api.trustpilot.com`.
+    pub api_base_url: Url,
+    /// `api_secret` + `username` + `password`: read the private endpoint
+    /// with a business-user token instead of the public one.
+    pub business_login: Option<TrustpilotLogin>,
+}
+
+/// Trustpilot business-user credentials (OAuth password grant).
+#[derive(Debug, Clone)]
+pub struct TrustpilotLogin {
+    /// `api_secret`, the Basic auth password of the token endpoint.
+    pub api_secret: Secret,
+    /// `username` of the business user.
+    pub username: Secret,
+    /// `password` of the business user.
+    pub password: Secret,
+    /// `token_url`, default
+    /// `https://api.trustpilot.com/v1/oauth/oauth-business-users-for-applications/accesstoken`.
     pub token_url: Url,
 }
 

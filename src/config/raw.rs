@@ -156,6 +156,8 @@ raw_table! {
     RawLedger "in [ledger]" {
         /// The SQLite file.
         path: String,
+        /// Days after delivery that review text is kept.
+        retain_text_days: i64,
     }
 }
 
@@ -192,13 +194,13 @@ raw_table! {
         api_base_url: String,
         /// The platform's token endpoint.
         token_url: String,
-        /// Discovery (google_business_profile, not supported yet).
+        /// Accounts whose locations are discovered (google_business_profile).
         discover_accounts: Vec<String>,
-        /// Discovery mapping (google_business_profile, not supported yet).
+        /// How a discovered location maps to a group (google_business_profile).
         group_external_ref_from: String,
-        /// Discovery host (google_business_profile, not supported yet).
+        /// The Business Information API host (google_business_profile).
         business_information_base_url: String,
-        /// Reconciliation cron (not supported yet).
+        /// Cron of full reconciliation passes (kinds that list every review).
         reconcile_schedule: String,
         /// `review.source` for file rows without one (file).
         platform: String,
@@ -208,6 +210,16 @@ raw_table! {
         access_token: RawSecret,
         /// Graph API version (facebook).
         graph_version: String,
+        /// Language of translated texts (google_places).
+        language_code: String,
+        /// Review language filter, e.g. `en_US` (yelp).
+        locale: String,
+        /// API secret for the business-user token (trustpilot).
+        api_secret: RawSecret,
+        /// Business user name (trustpilot).
+        username: RawSecret,
+        /// Business user password (trustpilot).
+        password: RawSecret,
         /// Every `[[source.location]]`.
         location: Vec<RawLocation>,
     }

@@ -92,13 +92,29 @@ fn read_credential(name: &str, sources: &SecretSources<'_>) -> Result<String, Se
     read_secret_file(&Path::new(&dir).join(name))
 }
 
+/// The largest secret file we read. Tokens and keys are well under a
+/// kilobyte; a bigger file is the wrong file (a device, a log, a database),
+/// and reading it whole could take all memory before `check` can say so.
+pub(super) const MAX_SECRET_FILE_BYTES: u64 = 64 * 1024;
+
 /// A secret file's content without its one trailing newline: `echo` and most
 /// editors add one, and it is never part of a token.
 fn read_secret_file(path: &Path) -> Result<String, SecretError> {
-    let mut value = std::fs::read_to_string(path).map_err(|e| SecretError::Unreadable {
+    use std::io::Read;
+    let unreadable = |reason: String| SecretError::Unreadable {
         path: path.display().to_string(),
-        reason: e.to_string(),
-    })?;
+        reason,
+    };
+    let file = std::fs::File::open(path).map_err(|e| unreadable(e.to_string()))?;
+    let mut value = String::new();
+    file.take(MAX_SECRET_FILE_BYTES + 1)
+        .read_to_string(&mut value)
+        .map_err(|e| unreadable(e.to_string()))?;
+    if value.len() as u64 > MAX_SECRET_FILE_BYTES {
+        return Err(unreadable(format!(
+            "larger than {MAX_SECRET_FILE_BYTES} bytes: not a secret"
+        )));
+    }
     if value.ends_with("\r\n") {
         value.truncate(value.len() - 2);
     } else if value.ends_with('\n') {

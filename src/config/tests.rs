@@ -188,6 +188,31 @@ fn a_relative_ledger_path_is_relative_to_the_config_file() {
 }
 
 #[test]
+fn retain_text_days_is_optional_and_at_least_one() {
+    assert_eq!(ok(TRAVTUS).ledger.retain_text_days, None);
+    let config = ok(&format!("{TRAVTUS}[ledger]\nretain_text_days = 30\n"));
+    assert_eq!(config.ledger.retain_text_days.map(|d| d.get()), Some(30));
+    assert_one(
+        &format!("{TRAVTUS}[ledger]\nretain_text_days = 0\n"),
+        "4:20",
+        "retain_text_days: must be a whole number of days, at least 1 (got 0)",
+    );
+    assert_one(
+        &format!("{TRAVTUS}[ledger]\nretain_text_days = \"30d\"\n"),
+        "4:20",
+        "retain_text_days: expected an integer, found a string",
+    );
+    // Both keys of [ledger] report their problem in one run.
+    assert_eq!(
+        problems(&format!(
+            "{TRAVTUS}[ledger]\npath = \"\"\nretain_text_days = -1\n"
+        ))
+        .len(),
+        2
+    );
+}
+
+#[test]
 fn metrics_listen_is_a_socket_address() {
     let config = ok(&format!(
         "{TRAVTUS}[metrics]\nlisten = \"127.0.0.1:9187\"\n"
@@ -442,18 +467,22 @@ fn source_of_kind(kind: &str) -> String {
 }
 
 #[test]
-fn kinds_are_supported_refused_or_unknown() {
-    assert_eq!(
-        short(&source_of_kind("yelp")),
-        ["5:8: kind \"yelp\" is not supported yet"]
-    );
-    for kind in ["google_places", "facebook", "trustpilot"] {
-        assert_one(
-            &source_of_kind(kind),
-            "5:8",
-            &format!("kind {kind:?} is not supported yet"),
+fn kinds_are_supported_or_unknown() {
+    // Every SPEC kind is known: without its credentials, that is what is said.
+    for kind in ["google_places", "yelp", "trustpilot"] {
+        assert_eq!(
+            short(&source_of_kind(kind)),
+            [format!(
+                "3:1: missing key `api_key` in [[source]] (kind {kind})"
+            )]
         );
     }
+    assert_eq!(
+        short(&source_of_kind("facebook")),
+        [
+            "7:3: location \"x\" has no access_token: set a Page access token on the location, or `access_token` on the source"
+        ]
+    );
     assert_eq!(
         short(&source_of_kind("tripadvisor")),
         [
@@ -574,16 +603,158 @@ fn keys_of_other_kinds_are_refused() {
 }
 
 #[test]
-fn google_discovery_keys_are_not_supported_yet() {
-    let extra = "discover_accounts = [\"accounts/1\"]\ngroup_external_ref_from = \"store_code\"\nbusiness_information_base_url = \"https://x\"\nreconcile_schedule = \"0 0 3 * * *\"\n";
+fn google_discovery_keys_and_their_defaults() {
+    let extra = "discover_accounts = [\"accounts/1\", \"accounts/22\"]\ngroup_external_ref_from = \"store_code\"\n";
+    let config = ok(&format!("{TRAVTUS}{}", google_source(extra)));
+    let SourceKind::GoogleBusinessProfile(google) = &config.sources[0].kind else {
+        panic!("a google source");
+    };
+    assert_eq!(google.discover_accounts, ["accounts/1", "accounts/22"]);
+    assert_eq!(google.group_external_ref_from, Some(GroupFrom::StoreCode));
     assert_eq!(
-        short(&format!("{TRAVTUS}{}", google_source(extra))),
+        google.business_information_base_url.as_str(),
+        "https://mybusinessbusinessinformation.googleapis.com/"
+    );
+
+    let extra =
+        format!("{extra}business_information_base_url = \"http://127.0.0.1:9/google-bi\"\n");
+    let config = ok(&format!("{TRAVTUS}{}", google_source(&extra)));
+    let SourceKind::GoogleBusinessProfile(google) = &config.sources[0].kind else {
+        panic!("a google source");
+    };
+    assert_eq!(
+        google.business_information_base_url.as_str(),
+        "http://127.0.0.1:9/google-bi"
+    );
+
+    // Without discovery: nothing discovered, and the default host anyway.
+    let config = ok(&format!("{TRAVTUS}{}", google_source("")));
+    let SourceKind::GoogleBusinessProfile(google) = &config.sources[0].kind else {
+        panic!("a google source");
+    };
+    assert!(google.discover_accounts.is_empty());
+    assert_eq!(google.group_external_ref_from, None);
+}
+
+#[test]
+fn a_discovering_source_may_have_no_locations() {
+    let text = format!(
+        "{TRAVTUS}[[source]]\nname = \"g\"\nkind = \"google_business_profile\"\nschedule = \"0 */15 * * * *\"\nclient_id = \"gid\"\nclient_secret = \"gs\"\nrefresh_token = \"gr\"\ndiscover_accounts = [\"accounts/1\"]\ngroup_external_ref_from = \"store_code\"\n"
+    );
+    let config = ok(&text);
+    assert!(config.sources[0].locations.is_empty());
+    // Without discovery, the same source is refused.
+    let text = text
+        .replace("discover_accounts = [\"accounts/1\"]\n", "")
+        .replace("group_external_ref_from = \"store_code\"\n", "");
+    assert_one(&text, "3:1", "source \"g\" has no [[source.location]]");
+}
+
+#[test]
+fn discover_accounts_rules() {
+    let with = |extra: &str| format!("{TRAVTUS}{}", google_source(extra));
+    // Each entry an account name, no repeats, at least one.
+    assert_eq!(
+        short(&with(
+            "discover_accounts = [\"accounts/1/locations/2\", \"1\", \"accounts/3\", \"accounts/3\"]\ngroup_external_ref_from = \"store_code\"\n"
+        )),
         [
-            "10:1: `discover_accounts` is not supported yet",
-            "11:1: `group_external_ref_from` is not supported yet",
-            "12:1: `business_information_base_url` is not supported yet",
-            "13:1: `reconcile_schedule` is not supported yet",
+            "10:21: discover_accounts: \"accounts/1/locations/2\" is not a Google Business Profile account (expected accounts/{account})",
+            "10:21: discover_accounts: \"1\" is not a Google Business Profile account (expected accounts/{account})",
+            "10:21: discover_accounts: \"accounts/3\" is listed twice",
         ]
+    );
+    assert_one(
+        &with("discover_accounts = []\ngroup_external_ref_from = \"store_code\"\n"),
+        "10:21",
+        "discover_accounts: list at least one account",
+    );
+    // A mapping rule is required, and only store_code exists.
+    assert_eq!(
+        short(&with("discover_accounts = [\"accounts/1\"]\n")),
+        [
+            "10:1: `discover_accounts` needs `group_external_ref_from = \"store_code\"`: it says which group a discovered location's reviews go to"
+        ]
+    );
+    assert_one(
+        &with("discover_accounts = [\"accounts/1\"]\ngroup_external_ref_from = \"title\"\n"),
+        "11:27",
+        "group_external_ref_from: \"title\" is not supported (expected \"store_code\"",
+    );
+    // The other discovery keys do nothing without discover_accounts.
+    assert_eq!(
+        short(&with(
+            "group_external_ref_from = \"store_code\"\nbusiness_information_base_url = \"https://x\"\n"
+        )),
+        [
+            "10:1: `group_external_ref_from` is only used with `discover_accounts`",
+            "11:1: `business_information_base_url` is only used with `discover_accounts`",
+        ]
+    );
+    // The host follows the URL rules of every other host.
+    assert_one(
+        &with(
+            "discover_accounts = [\"accounts/1\"]\ngroup_external_ref_from = \"store_code\"\nbusiness_information_base_url = \"http://example.com\"\n",
+        ),
+        "12:33",
+        "business_information_base_url: plain http:// is only allowed for loopback hosts",
+    );
+    // A wrongly typed list is one problem, not also "missing the rule".
+    assert_one(
+        &with("discover_accounts = \"accounts/1\"\ngroup_external_ref_from = \"store_code\"\n"),
+        "10:21",
+        "discover_accounts: expected an array, found a string",
+    );
+}
+
+#[test]
+fn reconcile_schedule_defaults_to_daily_where_a_kind_can_reconcile() {
+    let config = ok(&format!("{TRAVTUS}{}", google_source("")));
+    assert_eq!(
+        config.sources[0].reconcile_schedule.as_deref(),
+        Some(DEFAULT_RECONCILE_SCHEDULE)
+    );
+    assert_eq!(DEFAULT_RECONCILE_SCHEDULE, "0 30 3 * * *");
+    let text = format!(
+        "{TRAVTUS}{}",
+        google_source("reconcile_schedule = \"0 0 */6 * * *\"\n")
+    );
+    assert_eq!(
+        ok(&text).sources[0].reconcile_schedule.as_deref(),
+        Some("0 0 */6 * * *")
+    );
+    // A file source cannot reconcile: no schedule, and the key is refused.
+    let config = ok(&format!("{TRAVTUS}{FILE_SOURCE}"));
+    assert_eq!(config.sources[0].reconcile_schedule, None);
+    let text = format!(
+        "{TRAVTUS}{}",
+        FILE_SOURCE.replace("kind", "reconcile_schedule = \"0 0 3 * * *\"\nkind")
+    );
+    assert_eq!(
+        short(&text),
+        [
+            "6:1: kind file cannot list every review; reconciliation is not possible (remove `reconcile_schedule`)"
+        ]
+    );
+}
+
+#[test]
+fn reconcile_schedule_is_checked_like_schedule() {
+    let text = format!(
+        "{TRAVTUS}{}",
+        google_source("reconcile_schedule = \"0 3 * * *\"\n")
+    );
+    assert_eq!(
+        short(&text),
+        [
+            "10:22: reconcile_schedule: invalid cron expression \"0 3 * * *\": Invalid pattern: Pattern must have 6 or 7 fields when seconds are required and years are optional (six fields, seconds first, e.g. \"0 */15 * * * *\")"
+        ]
+    );
+    let text = format!("{TRAVTUS}{}", google_source("reconcile_schedule = 3\n"));
+    assert_one(
+        &text,
+        "10:22",
+        "reconcile_schedule: expected a string, found an integer",
     );
 }
 
@@ -816,6 +987,46 @@ fn file_secrets_lose_exactly_one_trailing_newline() -> std::io::Result<()> {
 }
 
 #[test]
+fn a_secret_file_over_64_kib_is_refused_without_reading_it_all() -> std::io::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let path = dir.path().join("big");
+    std::fs::write(&path, "x".repeat(64 * 1024))?;
+    let at_cap = load_in(
+        dir.path(),
+        &with_client_secret("{ file = \"big\" }"),
+        &no_env,
+    );
+    assert_eq!(
+        at_cap.as_ref().map(|c| client_secret_of(c).len()).ok(),
+        Some(64 * 1024)
+    );
+    std::fs::write(&path, "x".repeat(64 * 1024 + 1))?;
+    let expected = format!(
+        "{}:3:17: client_secret: cannot read secret file {}: larger than 65536 bytes: not a secret",
+        dir.path().join("config.toml").display(),
+        path.display()
+    );
+    let found = load_in(
+        dir.path(),
+        &with_client_secret("{ file = \"big\" }"),
+        &no_env,
+    );
+    assert_eq!(found.err().map(|e| e.problems), Some(vec![expected]));
+    // A device that never ends is refused as quickly.
+    let found = load_in(
+        dir.path(),
+        &with_client_secret("{ file = \"/dev/zero\" }"),
+        &no_env,
+    );
+    assert!(
+        found
+            .err()
+            .is_some_and(|e| e.problems[0].ends_with("larger than 65536 bytes: not a secret")),
+    );
+    Ok(())
+}
+
+#[test]
 fn unreadable_secret_files_report_the_os_reason() -> std::io::Result<()> {
     let dir = tempfile::tempdir()?;
     let found = load_in(
@@ -989,6 +1200,18 @@ fn the_example_config_loads_with_the_documented_values() -> std::io::Result<()> 
         "travtus-secret\n",
     )?;
     std::fs::write(dir.path().join("google_refresh_token"), "google-refresh\n")?;
+    for name in [
+        "google_places_api_key",
+        "yelp_api_key",
+        "facebook_page_token",
+        "facebook_page_token_789",
+        "trustpilot_api_key",
+        "trustpilot_api_secret",
+        "trustpilot_username",
+        "trustpilot_password",
+    ] {
+        std::fs::write(credentials.join(name), format!("{name}-value\n"))?;
+    }
     let credentials = credentials.display().to_string();
     let env = env_of(&[
         ("CREDENTIALS_DIRECTORY", &credentials),
@@ -1020,11 +1243,12 @@ fn the_example_config_loads_with_the_documented_values() -> std::io::Result<()> 
         config.metrics.map(|m| m.listen.to_string()),
         Some("127.0.0.1:9187".to_string())
     );
-    assert_eq!(config.sources.len(), 2);
+    assert_eq!(config.sources.len(), 6);
 
     let google = &config.sources[0];
     assert_eq!(google.name.as_str(), "acme-google");
     assert_eq!(google.schedule, "0 */15 * * * *");
+    assert_eq!(google.reconcile_schedule.as_deref(), Some("0 30 3 * * *"));
     assert_eq!(google.requests_per_minute.get(), 300);
     let SourceKind::GoogleBusinessProfile(settings) = &google.kind else {
         panic!("the first example source is google_business_profile");
@@ -1042,6 +1266,12 @@ fn the_example_config_loads_with_the_documented_values() -> std::io::Result<()> 
     assert_eq!(
         settings.token_url.as_str(),
         "https://oauth2.googleapis.com/token"
+    );
+    assert_eq!(settings.discover_accounts, ["accounts/123"]);
+    assert_eq!(settings.group_external_ref_from, Some(GroupFrom::StoreCode));
+    assert_eq!(
+        settings.business_information_base_url.as_str(),
+        "https://mybusinessbusinessinformation.googleapis.com/"
     );
     let mapping: Vec<(&str, &GroupRef)> = google
         .locations
@@ -1065,6 +1295,7 @@ fn the_example_config_loads_with_the_documented_values() -> std::io::Result<()> 
     let file = &config.sources[1];
     assert_eq!(file.name.as_str(), "acme-imports");
     assert_eq!(file.requests_per_minute.get(), 600);
+    assert_eq!(file.reconcile_schedule, None, "files cannot reconcile");
     assert!(matches!(
         &file.kind,
         SourceKind::File(FileConfig { platform: Some(p) }) if p == "google"
@@ -1072,6 +1303,77 @@ fn the_example_config_loads_with_the_documented_values() -> std::io::Result<()> 
     assert_eq!(
         file.locations[0].id.as_str(),
         "/var/lib/review-sync/import/acme-*.jsonl"
+    );
+
+    let places = &config.sources[2];
+    assert_eq!(places.requests_per_minute.get(), 600);
+    assert_eq!(
+        places.reconcile_schedule, None,
+        "Places cannot list every review"
+    );
+    let SourceKind::GooglePlaces(settings) = &places.kind else {
+        panic!("the third example source is google_places");
+    };
+    assert_eq!(settings.api_key.expose(), "google_places_api_key-value");
+    assert_eq!(
+        settings.api_base_url.as_str(),
+        "https://places.googleapis.com/"
+    );
+    assert_eq!(settings.language_code.as_deref(), Some("en"));
+    assert_eq!(
+        places.locations[0].id.as_str(),
+        "ChIJN1t_tDeuEmsRUsoyG83frY4"
+    );
+
+    let yelp = &config.sources[3];
+    assert_eq!(yelp.requests_per_minute.get(), 60);
+    let SourceKind::Yelp(settings) = &yelp.kind else {
+        panic!("the fourth example source is yelp");
+    };
+    assert_eq!(settings.api_key.expose(), "yelp_api_key-value");
+    assert_eq!(settings.api_base_url.as_str(), "https://api.yelp.com/");
+    assert_eq!(settings.locale.as_deref(), Some("en_US"));
+
+    let facebook = &config.sources[4];
+    assert_eq!(facebook.requests_per_minute.get(), 3);
+    let SourceKind::Facebook(settings) = &facebook.kind else {
+        panic!("the fifth example source is facebook");
+    };
+    assert_eq!(settings.graph_version, "v21.0");
+    assert_eq!(
+        settings.api_base_url.as_str(),
+        "https://graph.facebook.com/"
+    );
+    let tokens: Vec<Option<&str>> = facebook
+        .locations
+        .iter()
+        .map(|l| settings.token_for(&l.id).map(Secret::expose))
+        .collect();
+    assert_eq!(
+        tokens,
+        [
+            Some("facebook_page_token-value"),
+            Some("facebook_page_token_789-value")
+        ]
+    );
+
+    let trustpilot = &config.sources[5];
+    assert_eq!(trustpilot.requests_per_minute.get(), 166);
+    let SourceKind::Trustpilot(settings) = &trustpilot.kind else {
+        panic!("the sixth example source is trustpilot");
+    };
+    assert_eq!(settings.api_key.expose(), "trustpilot_api_key-value");
+    assert_eq!(
+        settings.api_base_url.as_str(),
+        "https://api.trustpilot.com/"
+    );
+    let login = settings.business_login.as_ref().expect("private endpoint");
+    assert_eq!(login.api_secret.expose(), "trustpilot_api_secret-value");
+    assert_eq!(login.username.expose(), "trustpilot_username-value");
+    assert_eq!(login.password.expose(), "trustpilot_password-value");
+    assert_eq!(
+        login.token_url.as_str(),
+        "https://api.trustpilot.com/v1/oauth/oauth-business-users-for-applications/accesstoken"
     );
     Ok(())
 }
@@ -1103,10 +1405,409 @@ fn the_example_documents_the_static_token_alternative() {
         "id",
         "group_external_ref",
         "group_id",
+        "api_key",
+        "language_code",
+        "locale",
+        "access_token",
+        "graph_version",
+        "api_secret",
+        "username",
+        "password",
     ] {
         assert!(
             text.contains(&format!("{key} =")),
             "the example does not show `{key}`"
         );
+    }
+}
+
+// ------------------------------------ google_places, yelp, facebook, trustpilot
+
+/// A `[[source]]` of `kind` after [`TRAVTUS`]: header on line 3, `kind` on
+/// line 5, `extra` from line 7, then one location (`[[source.location]]` on
+/// the line after `extra`) with `id` and `location_extra`.
+fn platform_source(kind: &str, extra: &str, id: &str, location_extra: &str) -> String {
+    format!(
+        "{TRAVTUS}[[source]]\nname = \"p\"\nkind = \"{kind}\"\nschedule = \"0 * * * * *\"\n{extra}  [[source.location]]\n  id = \"{id}\"\n  group_id = \"g\"\n{location_extra}"
+    )
+}
+
+#[test]
+fn new_kinds_default_to_the_real_hosts_and_published_quotas() {
+    let config = ok(&platform_source(
+        "google_places",
+        "api_key = \"k\"\n",
+        "ChIJ1",
+        "",
+    ));
+    let source = &config.sources[0];
+    assert_eq!(source.requests_per_minute.get(), 600);
+    let SourceKind::GooglePlaces(places) = &source.kind else {
+        panic!("expected google_places");
+    };
+    assert_eq!(places.api_key.expose(), "k");
+    assert_eq!(
+        places.api_base_url.as_str(),
+        "https://places.googleapis.com/"
+    );
+    assert_eq!(places.language_code, None);
+
+    let config = ok(&platform_source(
+        "yelp",
+        "api_key = \"k\"\n",
+        "gary-danko",
+        "",
+    ));
+    let source = &config.sources[0];
+    assert_eq!(source.requests_per_minute.get(), 60);
+    let SourceKind::Yelp(yelp) = &source.kind else {
+        panic!("expected yelp");
+    };
+    assert_eq!(yelp.api_base_url.as_str(), "https://api.yelp.com/");
+    assert_eq!(yelp.locale, None);
+
+    let config = ok(&platform_source(
+        "facebook",
+        "access_token = \"t\"\n",
+        "123",
+        "",
+    ));
+    let source = &config.sources[0];
+    assert_eq!(source.requests_per_minute.get(), 3);
+    let SourceKind::Facebook(facebook) = &source.kind else {
+        panic!("expected facebook");
+    };
+    assert_eq!(facebook.graph_version, "v21.0");
+    assert_eq!(
+        facebook.api_base_url.as_str(),
+        "https://graph.facebook.com/"
+    );
+    assert!(facebook.location_tokens.is_empty());
+    assert_eq!(
+        facebook
+            .token_for(&LocationId::new("123"))
+            .map(Secret::expose),
+        Some("t")
+    );
+
+    let config = ok(&platform_source(
+        "trustpilot",
+        "api_key = \"k\"\n",
+        "46d6a890000064000500e0c3",
+        "",
+    ));
+    let source = &config.sources[0];
+    assert_eq!(source.requests_per_minute.get(), 166);
+    let SourceKind::Trustpilot(trustpilot) = &source.kind else {
+        panic!("expected trustpilot");
+    };
+    assert_eq!(
+        trustpilot.api_base_url.as_str(),
+        "https://api.trustpilot.com/"
+    );
+    assert!(trustpilot.business_login.is_none());
+}
+
+#[test]
+fn coverage_notes_name_what_a_kind_cannot_see() {
+    let note = |text: &str| ok(text).sources[0].kind.coverage_note();
+    assert!(
+        note(&platform_source(
+            "google_places",
+            "api_key = \"k\"\n",
+            "p",
+            ""
+        ))
+        .is_some_and(|n| n.contains("at most 5 reviews") && n.contains("cannot be complete"))
+    );
+    assert!(
+        note(&platform_source("yelp", "api_key = \"k\"\n", "b", ""))
+            .is_some_and(|n| n.contains("at most 3 review excerpts"))
+    );
+    assert!(
+        note(&platform_source(
+            "facebook",
+            "access_token = \"t\"\n",
+            "1",
+            ""
+        ))
+        .is_some_and(|n| n.starts_with("at risk") && n.contains("v22.0"))
+    );
+    assert_eq!(
+        note(&platform_source("trustpilot", "api_key = \"k\"\n", "u", "")),
+        None
+    );
+    assert_eq!(note(&format!("{TRAVTUS}{FILE_SOURCE}")), None);
+}
+
+#[test]
+fn keys_of_other_kinds_are_refused_for_the_new_kinds() {
+    assert_eq!(
+        short(&platform_source(
+            "yelp",
+            "api_key = \"k\"\nlanguage_code = \"en\"\ngraph_version = \"v21.0\"\n",
+            "b",
+            ""
+        )),
+        [
+            "8:1: key `language_code` is not used by kind yelp",
+            "9:1: key `graph_version` is not used by kind yelp",
+        ]
+    );
+    assert_eq!(
+        short(&platform_source(
+            "google_places",
+            "api_key = \"k\"\nlocale = \"en_US\"\n",
+            "p",
+            ""
+        )),
+        ["8:1: key `locale` is not used by kind google_places"]
+    );
+    assert_eq!(
+        short(&platform_source(
+            "facebook",
+            "access_token = \"t\"\napi_key = \"k\"\ntoken_url = \"https://x\"\n",
+            "1",
+            ""
+        )),
+        [
+            "8:1: key `api_key` is not used by kind facebook",
+            "9:1: key `token_url` is not used by kind facebook",
+        ]
+    );
+    assert_eq!(
+        short(&platform_source(
+            "trustpilot",
+            "api_key = \"k\"\naccess_token = \"t\"\n",
+            "u",
+            "  access_token = \"t\"\n"
+        )),
+        [
+            "8:1: key `access_token` is not used by kind trustpilot",
+            "12:3: key `access_token` is not used by kind trustpilot",
+        ]
+    );
+    let text = format!(
+        "{TRAVTUS}{}",
+        google_source("api_secret = \"s\"\nusername = \"u\"\n")
+    );
+    assert_eq!(
+        short(&text),
+        [
+            "10:1: key `api_secret` is not used by kind google_business_profile",
+            "11:1: key `username` is not used by kind google_business_profile",
+        ]
+    );
+}
+
+#[test]
+fn language_codes_and_locales_are_checked() {
+    for good in ["en", "en-US", "zh-TW", "es-419"] {
+        let text = platform_source(
+            "google_places",
+            &format!("api_key = \"k\"\nlanguage_code = \"{good}\"\n"),
+            "p",
+            "",
+        );
+        let SourceKind::GooglePlaces(places) = &ok(&text).sources[0].kind else {
+            panic!("expected google_places");
+        };
+        assert_eq!(places.language_code.as_deref(), Some(good));
+    }
+    assert_one(
+        &platform_source(
+            "google_places",
+            "api_key = \"k\"\nlanguage_code = \"english\"\n",
+            "p",
+            "",
+        ),
+        "8:17",
+        "language_code: \"english\" is not a language tag such as \"en\" or \"en-US\"",
+    );
+    assert_one(
+        &platform_source("yelp", "api_key = \"k\"\nlocale = \"en-US\"\n", "b", ""),
+        "8:10",
+        "locale: \"en-US\" is not a language tag such as \"en\" or \"en_US\"",
+    );
+}
+
+#[test]
+fn graph_version_must_still_serve_ratings() {
+    for good in ["v21.0", "v19.0", "v2.12"] {
+        let text = platform_source(
+            "facebook",
+            &format!("access_token = \"t\"\ngraph_version = \"{good}\"\n"),
+            "1",
+            "",
+        );
+        let SourceKind::Facebook(facebook) = &ok(&text).sources[0].kind else {
+            panic!("expected facebook");
+        };
+        assert_eq!(facebook.graph_version, good);
+    }
+    for bad in ["v22.0", "v23.0", "v100.1"] {
+        assert_eq!(
+            short(&platform_source(
+                "facebook",
+                &format!("access_token = \"t\"\ngraph_version = \"{bad}\"\n"),
+                "1",
+                ""
+            )),
+            [format!(
+                "8:17: graph_version: {bad} cannot read Page ratings: from v22.0 on, Graph answers the ratings edge with error 12 (deprecated); pin a version below v22.0, e.g. \"v21.0\""
+            )]
+        );
+    }
+    for bad in ["21.0", "v21", "latest", "v21.0.1"] {
+        assert_one(
+            &platform_source(
+                "facebook",
+                &format!("access_token = \"t\"\ngraph_version = \"{bad}\"\n"),
+                "1",
+                "",
+            ),
+            "8:17",
+            "is not a Graph API version such as \"v21.0\"",
+        );
+    }
+}
+
+#[test]
+fn every_facebook_location_needs_a_token_and_its_own_wins() {
+    // Per location only: the source needs none.
+    let text = platform_source("facebook", "", "1", "  access_token = \"own\"\n");
+    let SourceKind::Facebook(facebook) = &ok(&text).sources[0].kind else {
+        panic!("expected facebook");
+    };
+    assert_eq!(facebook.access_token.as_ref().map(Secret::expose), None);
+    assert_eq!(
+        facebook
+            .token_for(&LocationId::new("1"))
+            .map(Secret::expose),
+        Some("own")
+    );
+
+    // Both: the location's wins; a location without one uses the source's.
+    let text = format!(
+        "{}  [[source.location]]\n  id = \"2\"\n  group_id = \"g\"\n",
+        platform_source(
+            "facebook",
+            "access_token = \"shared\"\n",
+            "1",
+            "  access_token = \"own\"\n"
+        )
+    );
+    let SourceKind::Facebook(facebook) = &ok(&text).sources[0].kind else {
+        panic!("expected facebook");
+    };
+    let token = |id: &str| facebook.token_for(&LocationId::new(id)).map(Secret::expose);
+    assert_eq!((token("1"), token("2")), (Some("own"), Some("shared")));
+
+    // Neither: reported at each such location.
+    let text = format!(
+        "{}  [[source.location]]\n  id = \"2\"\n  group_id = \"g\"\n",
+        platform_source("facebook", "", "1", "  access_token = \"own\"\n")
+    );
+    assert_eq!(
+        short(&text),
+        [
+            "11:3: location \"2\" has no access_token: set a Page access token on the location, or `access_token` on the source"
+        ]
+    );
+    // An unreadable location token is reported where it is written.
+    assert_one(
+        &platform_source(
+            "facebook",
+            "access_token = \"t\"\n",
+            "1",
+            "  access_token = { env = \"NOPE\" }\n",
+        ),
+        "11:18",
+        "access_token: environment variable NOPE is not set",
+    );
+}
+
+#[test]
+fn trustpilot_business_login_is_all_or_nothing() {
+    let text = platform_source(
+        "trustpilot",
+        "api_key = \"k\"\napi_secret = \"s\"\nusername = \"u\"\npassword = \"p\"\n",
+        "u1",
+        "",
+    );
+    let SourceKind::Trustpilot(trustpilot) = &ok(&text).sources[0].kind else {
+        panic!("expected trustpilot");
+    };
+    let login = trustpilot.business_login.as_ref().expect("login");
+    assert_eq!(
+        (
+            login.api_secret.expose(),
+            login.username.expose(),
+            login.password.expose()
+        ),
+        ("s", "u", "p")
+    );
+    assert_eq!(
+        login.token_url.as_str(),
+        "https://api.trustpilot.com/v1/oauth/oauth-business-users-for-applications/accesstoken"
+    );
+
+    assert_eq!(
+        short(&platform_source(
+            "trustpilot",
+            "api_key = \"k\"\nusername = \"u\"\n",
+            "u1",
+            ""
+        )),
+        [
+            "8:1: `api_secret`, `username` and `password` go together (they log in to the private reviews endpoint); missing `api_secret` and `password`"
+        ]
+    );
+    assert_eq!(
+        short(&platform_source(
+            "trustpilot",
+            "api_key = \"k\"\ntoken_url = \"https://x.example/token\"\n",
+            "u1",
+            ""
+        )),
+        [
+            "8:1: `token_url` is only used with `api_secret`, `username` and `password` (the private reviews endpoint)"
+        ]
+    );
+    assert_one(
+        &platform_source(
+            "trustpilot",
+            "api_key = \"k\"\napi_secret = \"s\"\nusername = \"u\"\npassword = \"p\"\ntoken_url = \"http://x.example/t\"\n",
+            "u1",
+            "",
+        ),
+        "11:13",
+        "token_url: plain http:// is only allowed for loopback hosts",
+    );
+}
+
+#[test]
+fn platform_location_ids_are_single_path_segments() {
+    // A place's resource name is accepted as well as its bare id.
+    ok(&platform_source(
+        "google_places",
+        "api_key = \"k\"\n",
+        "places/ChIJ1",
+        "",
+    ));
+    for (kind, extra, what) in [
+        ("google_places", "api_key = \"k\"\n", "a Google place id"),
+        ("yelp", "api_key = \"k\"\n", "a Yelp business id or alias"),
+        ("facebook", "access_token = \"t\"\n", "a Facebook Page id"),
+        (
+            "trustpilot",
+            "api_key = \"k\"\n",
+            "a Trustpilot business unit id",
+        ),
+    ] {
+        for bad in ["a/b", "a b", "a?b", "a#b"] {
+            let text = platform_source(kind, extra, bad, "");
+            assert_one(&text, "9:8", &format!("id: {bad:?} is not {what}"));
+        }
     }
 }

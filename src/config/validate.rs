@@ -7,7 +7,7 @@ use super::raw::{self, Field, RawConfig, RawLedger, RawMetrics, RawSecret, RawTr
 use super::secret::{self, SecretSources};
 use super::span::{Findings, LineIndex, Span};
 use super::{Config, ConfigError, LedgerConfig, MetricsConfig, Secret, TravtusAuth, TravtusConfig};
-use std::num::NonZeroUsize;
+use std::num::{NonZeroU32, NonZeroUsize};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 use url::{Host, Url};
@@ -227,16 +227,38 @@ impl Validator<'_> {
 
     /// `[ledger]`; a relative path is relative to the config file.
     fn ledger(&mut self, raw: Option<RawLedger>) -> Option<LedgerConfig> {
-        let Some(field) = raw.and_then(|raw| raw.path) else {
-            return Some(LedgerConfig {
-                path: PathBuf::from(DEFAULT_LEDGER_PATH),
-            });
+        let raw = raw.unwrap_or_default();
+        // Both keys are checked before either result is used, so each
+        // reports its problem.
+        let retain_text_days = match &raw.retain_text_days {
+            Some(field) => self.retain_text_days(field).map(Some),
+            None => Some(None),
         };
-        if field.value.is_empty() {
-            return self.problem(&field.span, "path: must not be empty");
+        let path = match raw.path {
+            None => Some(PathBuf::from(DEFAULT_LEDGER_PATH)),
+            Some(field) if field.value.is_empty() => {
+                self.problem(&field.span, "path: must not be empty")
+            }
+            Some(field) => Some(self.secrets.dir.join(&field.value)),
+        };
+        Some(LedgerConfig {
+            path: path?,
+            retain_text_days: retain_text_days?,
+        })
+    }
+
+    /// `[ledger] retain_text_days`: a whole number of days, at least 1.
+    fn retain_text_days(&mut self, field: &Field<i64>) -> Option<NonZeroU32> {
+        match u32::try_from(field.value).ok().and_then(NonZeroU32::new) {
+            Some(days) => Some(days),
+            None => self.problem(
+                &field.span,
+                format!(
+                    "retain_text_days: must be a whole number of days, at least 1 (got {})",
+                    field.value
+                ),
+            ),
         }
-        let path = self.secrets.dir.join(&field.value);
-        Some(LedgerConfig { path })
     }
 
     /// `[metrics]`.

@@ -19,7 +19,7 @@ use std::time::Duration;
 /// daemon and a `ledger retry` in another process) before failing with
 /// SQLITE_BUSY. Our write transactions are short (one page, one batch), so 5 s
 /// is only ever reached when something is stuck.
-const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+pub(super) const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Prepared statements kept per connection (see [`configure`]).
 const STATEMENT_CACHE: usize = 64;
@@ -134,6 +134,57 @@ ALTER TABLE polls ADD COLUMN kind TEXT NOT NULL DEFAULT 'incremental'
     CHECK (kind IN ('incremental','reconcile'));
 ALTER TABLE polls ADD COLUMN removed INTEGER NOT NULL DEFAULT 0;
 ",
+    // 4: retention and audit. `purges` records every removal of review text
+    // (`[ledger] retain_text_days` in the daemon, `ledger purge` by hand).
+    // The views answer auditors' common questions; README "Auditing"
+    // documents them, and a test runs the README's queries.
+    r"
+-- When retention removed the review's text (NULL: never, or edited since).
+ALTER TABLE reviews ADD COLUMN text_purged_at TEXT;
+
+CREATE TABLE purges (
+    id           INTEGER PRIMARY KEY,
+    purged_at    TEXT NOT NULL,
+    cutoff       TEXT NOT NULL,
+    rows_purged  INTEGER NOT NULL,
+    purged_by    TEXT NOT NULL CHECK (purged_by IN ('daemon','cli'))
+);
+
+-- Reviews waiting for delivery, oldest first, with their age in seconds.
+CREATE VIEW pending_by_age AS
+SELECT platform, review_id, source_name, location_id, group_external_ref, group_id,
+       first_seen_at,
+       CAST((julianday('now') - julianday(first_seen_at)) * 86400 AS INTEGER) AS age_seconds,
+       attempts, next_attempt_at, last_error
+FROM reviews
+WHERE status = 'pending'
+ORDER BY first_seen_at;
+
+-- Held reviews by reason (the error type before the first ':' of
+-- last_error), source and group.
+CREATE VIEW held_by_reason AS
+SELECT CASE WHEN instr(last_error, ':') > 0
+            THEN substr(last_error, 1, instr(last_error, ':') - 1)
+            ELSE coalesce(last_error, '') END AS reason,
+       source_name, group_external_ref, group_id,
+       COUNT(*) AS reviews,
+       MIN(first_seen_at) AS oldest_first_seen_at
+FROM reviews
+WHERE status = 'held'
+GROUP BY 1, 2, 3, 4;
+
+-- Successful deliveries per UTC day and group (every delivered version
+-- counts; the group is the review's current one).
+CREATE VIEW deliveries_by_day_and_group AS
+SELECT substr(a.attempted_at, 1, 10) AS day,
+       r.group_external_ref, r.group_id,
+       COUNT(*) AS deliveries,
+       COUNT(DISTINCT a.platform || ':' || a.review_id) AS reviews
+FROM attempts a
+JOIN reviews r ON r.platform = a.platform AND r.review_id = a.review_id
+WHERE a.outcome = 'delivered'
+GROUP BY 1, 2, 3;
+",
 ];
 
 /// The schema version this build writes.
@@ -159,6 +210,17 @@ pub(super) fn open_with(path: &Path, migrations: &[&str]) -> Result<Ledger, Ledg
     // No SQLITE_OPEN_URI: a path is a path, even one starting with `file:`.
     let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
     let mut conn = Connection::open_with_flags(path, flags).map_err(sql_err(path))?;
+    // SQLite silently opens a file it cannot write read-only (an immutable
+    // file, a read-only mount, a mode that stops a non-root user). Every
+    // write would then fail later with a vaguer error, after the platforms
+    // were already asked for reviews: refuse to start instead, saying why.
+    if conn.is_readonly(rusqlite::MAIN_DB).map_err(sql_err(path))? {
+        return Err(io_err(
+            path,
+            "the file is read-only for this process (file mode, immutable \
+             attribute or read-only mount); review-sync must be able to write it",
+        ));
+    }
     configure(&conn, path)?;
     migrate(&mut conn, path, migrations)?;
     Ok(Ledger {

@@ -6,12 +6,14 @@
 //! Timestamps are stored as ISO 8601 UTC text of fixed width
 //! (`2026-11-24T22:45:52.123Z`), so text order is time order.
 
+mod backup;
 mod delivery;
 mod handle;
 mod migrations;
 mod model;
 mod polls;
 mod queries;
+mod retention;
 mod reviews;
 mod row;
 mod time;
@@ -19,8 +21,10 @@ mod time;
 #[cfg(test)]
 mod tests;
 
+pub use backup::BackupReport;
 pub use handle::LedgerHandle;
 pub use model::*;
+pub use retention::{PURGED_FIELDS, Purge, PurgeRow, PurgedBy};
 
 use std::path::{Path, PathBuf};
 
@@ -28,7 +32,8 @@ use std::path::{Path, PathBuf};
 #[derive(Debug, thiserror::Error)]
 pub enum LedgerError {
     /// SQLite refused an operation (disk full, read-only, locked, corrupt...).
-    #[error("ledger {path}: {source}")]
+    /// The message adds what SQLite's own words mean for an operator.
+    #[error("ledger {path}: {source}{}", sqlite_hint(.source))]
     Sqlite {
         /// The ledger file.
         path: PathBuf,
@@ -113,6 +118,23 @@ impl Ledger {
             .map_err(|e| self.err(e))
     }
 
+    /// Whether this connection can write: takes SQLite's write lock
+    /// (`BEGIN IMMEDIATE`) and releases it at once, writing nothing. Fails
+    /// when another process holds the lock for more than a second (e.g. an
+    /// open write transaction in a `sqlite3` session), and when SQLite finds
+    /// the file or its directory unwritable, for `/healthz`.
+    pub fn probe_writable(&mut self) -> Result<(), LedgerError> {
+        // Shorter than the usual busy timeout: a health check should answer
+        // quickly, and a lock held this long already delays every writer.
+        self.conn
+            .busy_timeout(std::time::Duration::from_secs(1))
+            .map_err(|e| self.err(e))?;
+        let probe = self.conn.execute_batch("BEGIN IMMEDIATE; ROLLBACK;");
+        let restore = self.conn.busy_timeout(migrations::BUSY_TIMEOUT);
+        probe.map_err(|e| self.err(e))?;
+        restore.map_err(|e| self.err(e))
+    }
+
     /// Runs a `SELECT COUNT(*) ...` and returns the count.
     fn count<P: rusqlite::Params>(&self, sql: &str, params: P) -> Result<u64, LedgerError> {
         let n: i64 = self
@@ -126,6 +148,30 @@ impl Ledger {
 
     fn err(&self, source: rusqlite::Error) -> LedgerError {
         sql_err(&self.path)(source)
+    }
+}
+
+/// What an operator should know beyond SQLite's terse message, for the
+/// storage faults a daemon meets in the field ("" for the others).
+fn sqlite_hint(e: &rusqlite::Error) -> &'static str {
+    use rusqlite::ErrorCode;
+    let rusqlite::Error::SqliteFailure(f, _) = e else {
+        return "";
+    };
+    match f.code {
+        ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked => {
+            " (another connection holds its write lock, e.g. an open transaction in \
+             `sqlite3`, for longer than the busy timeout)"
+        }
+        ErrorCode::DiskFull => " (no space left on the filesystem that holds it)",
+        ErrorCode::ReadOnly => {
+            " (the file, its -wal/-shm files or its directory cannot be written)"
+        }
+        ErrorCode::SystemIoFailure => {
+            " (the operating system refused a read or write: a read-only or immutable \
+             file, a read-only mount, or a failing disk)"
+        }
+        _ => "",
     }
 }
 

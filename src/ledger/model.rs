@@ -263,6 +263,10 @@ pub struct ReviewRow {
     pub removed_at: Option<DateTime<Utc>>,
     /// `next_attempt_at` (pending rows only).
     pub next_attempt_at: Option<DateTime<Utc>>,
+    /// `notes`: platform facts kept for auditors but not sent (a JSON
+    /// object, e.g. `{"excerpt":"true"}` for a Yelp excerpt); `None` when
+    /// the platform had none.
+    pub notes: Option<String>,
 }
 
 /// A row of `attempts`.

@@ -15,7 +15,7 @@ use std::path::Path;
 /// The `reviews` columns [`read_review`] expects, in a `SELECT`.
 const REVIEW_COLUMNS: &str = "platform, review_id, source_name, location_id, group_id,
     group_external_ref, status, payload, content_hash, first_seen_at, source_updated_at,
-    delivered_at, request_id, attempts, last_error, removed_at, next_attempt_at";
+    delivered_at, request_id, attempts, last_error, removed_at, next_attempt_at, notes";
 
 /// The order of statuses in [`Stats`]: the lifecycle order auditors read in.
 const STATUS_ORDER: [Status; 4] = [
@@ -157,6 +157,15 @@ impl Ledger {
         Ok((requeued, skipped))
     }
 
+    /// Pending rows and the `first_seen_at` of the oldest, in one read (for
+    /// the metrics gauges; both use the pending-only index).
+    pub fn pending_summary(&self) -> Result<(u64, Option<DateTime<Utc>>), LedgerError> {
+        let tx = self.conn.unchecked_transaction().map_err(|e| self.err(e))?;
+        let summary = (self.pending_count()?, self.oldest_pending()?);
+        tx.commit().map_err(|e| self.err(e))?;
+        Ok(summary)
+    }
+
     /// Every attempt row, for `ledger export` of attempts and tests.
     pub fn attempt_count(&self) -> Result<u64, LedgerError> {
         self.count("SELECT COUNT(*) FROM attempts", [])
@@ -249,6 +258,7 @@ fn read_review(row: &Row<'_>, path: &Path) -> Result<ReviewRow, LedgerError> {
         last_error: r.get("last_error")?,
         removed_at: r.opt_time("removed_at")?,
         next_attempt_at: r.opt_time("next_attempt_at")?,
+        notes: r.get("notes")?,
     })
 }
 

@@ -223,7 +223,8 @@ fn edit_review(
              status = :status, payload = :payload, content_hash = :hash,
              source_updated_at = :source_updated_at, last_error = :last_error,
              last_seen_at = :now, removed_at = NULL, next_attempt_at = :next_attempt_at,
-             retry_count = 0, versions = versions + 1, notes = :notes
+             retry_count = 0, versions = versions + 1, notes = :notes,
+             text_purged_at = NULL
          WHERE platform = :platform AND review_id = :review_id",
     )?
     .execute(named_params! {

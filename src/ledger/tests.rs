@@ -158,6 +158,7 @@ fn fresh_open_creates_the_spec_schema_in_wal_mode_with_a_private_file() {
                 "retry_count",
                 "versions",
                 "notes",
+                "text_purged_at",
             ],
         ),
         (
@@ -224,6 +225,10 @@ fn fresh_open_creates_the_spec_schema_in_wal_mode_with_a_private_file() {
                 "removed",
             ],
         ),
+        (
+            "purges",
+            &["id", "purged_at", "cutoff", "rows_purged", "purged_by"],
+        ),
     ];
     for (table, cols) in expect {
         assert_eq!(columns(&conn, table), *cols, "columns of {table}");
@@ -285,7 +290,7 @@ fn a_file_from_a_newer_review_sync_is_refused() {
         match result {
             Err(LedgerError::TooNew {
                 found: 99,
-                supported: 3,
+                supported: 4,
                 path: p,
             }) => assert_eq!(p, path),
             other => panic!("expected TooNew, got {:?}", other.err()),

@@ -16,6 +16,7 @@ use crate::config::SourceConfig;
 use crate::oauth::{AccessToken, TokenCache, TokenError, describe_transport};
 use crate::retry::{Backoff, retry_after_header};
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+use reqwest::header::HeaderMap;
 use reqwest::{Method, RequestBuilder, Response, StatusCode};
 use std::num::NonZeroU32;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -68,6 +69,22 @@ impl ErrorAnswer<'_> {
     }
 }
 
+/// What a platform's judge makes of an error answer.
+#[derive(Debug)]
+pub enum ErrorVerdict {
+    /// The shared policy: 408, 429 and 5xx are retried with backoff while
+    /// retries last, then this error is returned; other statuses return it
+    /// at once.
+    Default(PlatformError),
+    /// Return this error now, even for a retryable status (a daily quota,
+    /// an endpoint the platform removed).
+    Final(PlatformError),
+    /// Retry with backoff even though the status is not one the shared
+    /// policy retries (a platform that throttles with a 400), then return
+    /// this error.
+    Retry(PlatformError),
+}
+
 /// The request machinery of one source: shared connection pool, the source's
 /// timeout and rate limit, optional bearer tokens, and a request counter.
 pub struct PlatformHttp {
@@ -97,6 +114,8 @@ impl PlatformHttp {
         client: reqwest::Client,
         tokens: Option<TokenCache>,
     ) -> PlatformHttp {
+        let tokens =
+            tokens.map(|t| t.labelled(source.kind.kind_name(), Some(source.name.as_str())));
         PlatformHttp::new(client, source.requests_per_minute, source.timeout, tokens)
     }
 
@@ -165,6 +184,36 @@ impl PlatformHttp {
         url: &Url,
         build: impl Fn(RequestBuilder) -> RequestBuilder,
         on_error: impl Fn(ErrorAnswer<'_>) -> PlatformError,
+    ) -> Result<serde_json::Value, PlatformError> {
+        self.request_judged(method, url, build, |answer, _| {
+            ErrorVerdict::Default(on_error(answer))
+        })
+        .await
+    }
+
+    /// `GET url` expecting a JSON body, for platforms whose error bodies
+    /// decide whether an error status is worth retrying (Yelp's daily limit
+    /// is a 429 that only midnight cures; Graph throttles with a 400). See
+    /// [`PlatformHttp::request_judged`].
+    pub async fn get_json_judged(
+        &self,
+        url: &Url,
+        build: impl Fn(RequestBuilder) -> RequestBuilder,
+        judge: impl Fn(ErrorAnswer<'_>, &HeaderMap) -> ErrorVerdict,
+    ) -> Result<serde_json::Value, PlatformError> {
+        self.request_judged(Method::GET, url, build, judge).await
+    }
+
+    /// [`PlatformHttp::request_json`] with a platform judge: every error
+    /// answer (body read, up to a small cap) goes through `judge` with its
+    /// headers, which maps it and says whether the shared retry policy
+    /// applies ([`ErrorVerdict`]).
+    pub async fn request_judged(
+        &self,
+        method: Method,
+        url: &Url,
+        build: impl Fn(RequestBuilder) -> RequestBuilder,
+        judge: impl Fn(ErrorAnswer<'_>, &HeaderMap) -> ErrorVerdict,
     ) -> Result<serde_json::Value, PlatformError> {
         let path = url.path();
         let mut retries = 0u32;
@@ -243,25 +292,28 @@ impl PlatformHttp {
             }
 
             let retryable = is_retryable_status(status);
-            if retryable && retries < self.max_retries {
-                let retry_after = retry_after_header(response.headers());
-                let error = PlatformError::Http {
-                    status: status.as_u16(),
-                    detail: "retrying".into(),
-                };
-                self.pause_or_give_up(&mut retries, retry_after, path, error)
-                    .await?;
-                continue;
-            }
+            let headers = response.headers().clone();
             let json = match read_capped(&mut response, MAX_ERROR_BODY_BYTES).await {
                 Ok(body) => serde_json::from_slice::<serde_json::Value>(&body).ok(),
                 Err(_) => None,
             };
-            return Err(on_error(ErrorAnswer {
-                status,
-                json: json.as_ref(),
-                retries_exhausted: retryable,
-            }));
+            let verdict = judge(
+                ErrorAnswer {
+                    status,
+                    json: json.as_ref(),
+                    retries_exhausted: retryable && retries >= self.max_retries,
+                },
+                &headers,
+            );
+            let error = match verdict {
+                ErrorVerdict::Final(error) => return Err(error),
+                ErrorVerdict::Default(error) if !retryable => return Err(error),
+                ErrorVerdict::Default(error) | ErrorVerdict::Retry(error) => error,
+            };
+            // Gives up with the mapped error once retries ran out.
+            let retry_after = retry_after_header(&headers);
+            self.pause_or_give_up(&mut retries, retry_after, path, error)
+                .await?;
         }
     }
 

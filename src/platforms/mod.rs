@@ -3,9 +3,15 @@
 //! nothing of delivery or the ledger: a poll of one location is a cursor that
 //! yields pages, and the caller (`poll`) records each page.
 
+pub mod facebook;
 pub mod file;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod google;
 pub mod http;
+pub mod places;
+pub mod trustpilot;
+pub mod yelp;
 
 use crate::config::{SourceConfig, SourceKind};
 use crate::domain::{LocationId, Rejected, Review};
@@ -53,6 +59,14 @@ pub enum PlatformError {
     /// not an object, a body over the size cap, a paging loop).
     #[error("invalid response: {0}")]
     InvalidResponse(String),
+    /// The platform's quota is used up until a known time (Yelp's daily
+    /// limit): retrying before then only fails again, so nothing is retried.
+    #[error("quota exhausted: {0}")]
+    QuotaExhausted(String),
+    /// The platform no longer serves what we read (Graph's ratings edge,
+    /// error 12): only a config change (or a new integration) can help.
+    #[error("no longer served: {0}")]
+    Deprecated(String),
     /// A local file could not be read (file source).
     #[error("{path}: {reason}")]
     Io {
@@ -73,6 +87,8 @@ impl PlatformError {
             PlatformError::Http { .. } => "http",
             PlatformError::Transport(_) => "transport",
             PlatformError::InvalidResponse(_) => "invalid_response",
+            PlatformError::QuotaExhausted(_) => "quota_exhausted",
+            PlatformError::Deprecated(_) => "deprecated",
             PlatformError::Io { .. } => "io",
         }
     }
@@ -85,6 +101,14 @@ impl PlatformError {
 pub enum SourceClient {
     /// `google_business_profile`.
     Google(google::GoogleClient),
+    /// `google_places`.
+    Places(places::PlacesClient),
+    /// `yelp`.
+    Yelp(yelp::YelpClient),
+    /// `facebook`.
+    Facebook(facebook::FacebookClient),
+    /// `trustpilot`.
+    Trustpilot(trustpilot::TrustpilotClient),
     /// `file`.
     File(file::FileReader),
 }
@@ -97,6 +121,16 @@ impl SourceClient {
             SourceKind::GoogleBusinessProfile(cfg) => {
                 SourceClient::Google(google::GoogleClient::new(source, cfg, http))
             }
+            SourceKind::GooglePlaces(cfg) => {
+                SourceClient::Places(places::PlacesClient::new(source, cfg, http))
+            }
+            SourceKind::Yelp(cfg) => SourceClient::Yelp(yelp::YelpClient::new(source, cfg, http)),
+            SourceKind::Facebook(cfg) => {
+                SourceClient::Facebook(facebook::FacebookClient::new(source, cfg, http))
+            }
+            SourceKind::Trustpilot(cfg) => {
+                SourceClient::Trustpilot(trustpilot::TrustpilotClient::new(source, cfg, http))
+            }
             SourceKind::File(cfg) => SourceClient::File(file::FileReader::new(cfg)),
         }
     }
@@ -105,7 +139,24 @@ impl SourceClient {
     pub fn start_poll(&self, location: &LocationId, state: PollState) -> LocationPoll<'_> {
         match self {
             SourceClient::Google(c) => LocationPoll::Google(c.start_poll(location, state)),
+            SourceClient::Places(c) => LocationPoll::Places(c.start_poll(location, state)),
+            SourceClient::Yelp(c) => LocationPoll::Yelp(c.start_poll(location, state)),
+            SourceClient::Facebook(c) => LocationPoll::Facebook(c.start_poll(location, state)),
+            SourceClient::Trustpilot(c) => LocationPoll::Trustpilot(c.start_poll(location, state)),
             SourceClient::File(c) => LocationPoll::File(c.start_poll(location, state)),
+        }
+    }
+
+    /// Every location the platform lists for this source's discovery
+    /// settings (`discover_accounts` of `google_business_profile`), or `None`
+    /// when the source does not discover. See `crate::locations` for what
+    /// becomes of them.
+    pub async fn discover(&self) -> Option<google::Discovery> {
+        match self {
+            SourceClient::Google(c) if !c.discover_accounts().is_empty() => {
+                Some(c.discover().await)
+            }
+            _ => None,
         }
     }
 
@@ -138,6 +189,10 @@ impl SourceClient {
     pub fn requests(&self) -> u64 {
         match self {
             SourceClient::Google(c) => c.requests(),
+            SourceClient::Places(c) => c.requests(),
+            SourceClient::Yelp(c) => c.requests(),
+            SourceClient::Facebook(c) => c.requests(),
+            SourceClient::Trustpilot(c) => c.requests(),
             SourceClient::File(_) => 0,
         }
     }
@@ -147,6 +202,14 @@ impl SourceClient {
 pub enum LocationPoll<'a> {
     /// Google Business Profile.
     Google(google::GooglePoll<'a>),
+    /// Google Places.
+    Places(places::PlacesPoll<'a>),
+    /// Yelp.
+    Yelp(yelp::YelpPoll<'a>),
+    /// Facebook.
+    Facebook(facebook::FacebookPoll<'a>),
+    /// Trustpilot.
+    Trustpilot(trustpilot::TrustpilotPoll<'a>),
     /// Files.
     File(file::FilePoll),
 }
@@ -156,6 +219,10 @@ impl LocationPoll<'_> {
     pub async fn next_page(&mut self) -> Result<Option<FetchedPage>, PlatformError> {
         match self {
             LocationPoll::Google(p) => p.next_page().await,
+            LocationPoll::Places(p) => p.next_page().await,
+            LocationPoll::Yelp(p) => p.next_page().await,
+            LocationPoll::Facebook(p) => p.next_page().await,
+            LocationPoll::Trustpilot(p) => p.next_page().await,
             LocationPoll::File(p) => p.next_page(),
         }
     }
@@ -165,6 +232,10 @@ impl LocationPoll<'_> {
     pub fn finish(self) -> PollState {
         match self {
             LocationPoll::Google(p) => p.finish(),
+            LocationPoll::Places(p) => p.finish(),
+            LocationPoll::Yelp(p) => p.finish(),
+            LocationPoll::Facebook(p) => p.finish(),
+            LocationPoll::Trustpilot(p) => p.finish(),
             LocationPoll::File(p) => p.finish(),
         }
     }
@@ -193,4 +264,64 @@ pub fn check_review_id(id: &str) -> Result<(), String> {
         return Err("contains control characters".into());
     }
     Ok(())
+}
+
+/// A JSON value's type in words, for rejection reasons ("a number is not a
+/// string"). Never the value itself: it may be long or personal.
+pub(crate) fn json_kind(value: &serde_json::Value) -> &'static str {
+    use serde_json::Value;
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+/// A string field of a platform record; `Err("<key>: ...")` when present
+/// with another type. JSON `null` is absent.
+pub(crate) fn opt_str<'a>(
+    obj: &'a serde_json::Map<String, serde_json::Value>,
+    key: &str,
+) -> Result<Option<&'a str>, String> {
+    match obj.get(key) {
+        None | Some(serde_json::Value::Null) => Ok(None),
+        Some(serde_json::Value::String(s)) => Ok(Some(s)),
+        Some(other) => Err(format!("{key}: {} is not a string", json_kind(other))),
+    }
+}
+
+/// Trimmed text, `None` when nothing is left.
+pub(crate) fn non_blank(text: &str) -> Option<String> {
+    let text = text.trim();
+    (!text.is_empty()).then(|| text.to_owned())
+}
+
+/// At most `max` characters of a platform's error message, for an error.
+pub(crate) fn short_message(message: &str, max: usize) -> String {
+    let mut out: String = message.chars().take(max).collect();
+    if message.chars().nth(max).is_some() {
+        out.push_str("...");
+    }
+    out
+}
+
+/// What the platform tests share: a source config read from TOML, as an
+/// admin would write it, so tests build clients exactly as `App` does.
+#[cfg(test)]
+pub(crate) mod test_support {
+    use crate::config::SourceConfig;
+
+    /// The one `[[source]]` in `source_toml` (a `[travtus]` is added).
+    /// Panics with the config problems if it is refused.
+    pub(crate) fn source_from_toml(source_toml: &str) -> SourceConfig {
+        let text = format!("[travtus]\ntoken = \"t\"\n\n{source_toml}");
+        let path = std::path::Path::new("/nonexistent/review-sync/config.toml");
+        match crate::config::load_str_with_env(&text, path, &|_| None) {
+            Ok(mut config) => config.sources.remove(0),
+            Err(e) => panic!("test config refused:\n{e}"),
+        }
+    }
 }

@@ -1,5 +1,6 @@
-//! The daemon through the real binary: systemd notifications, continuous
-//! delivery, a refused reload that keeps the old config, a clean stop.
+//! The daemon through the real binary: systemd notifications (READY,
+//! WATCHDOG, RELOADING, STOPPING), continuous delivery, a refused reload
+//! that keeps the old config, a clean stop.
 
 use crate::helpers::{seed, spawn_env, wait_until};
 use std::time::Duration;
@@ -47,19 +48,26 @@ async fn run_notifies_systemd_delivers_refuses_a_bad_reload_and_stops_cleanly() 
         .arg(&env.config_path)
         .arg("run")
         .env("NOTIFY_SOCKET", &sock_path)
+        // A 2 s watchdog: the daemon pings every second while alive.
+        .env("WATCHDOG_USEC", "2000000")
+        .env_remove("WATCHDOG_PID")
         .env_remove("JOURNAL_STREAM")
         .stderr(std::process::Stdio::piped())
         .kill_on_drop(true)
         .spawn()
         .expect("daemon starts");
 
-    wait_for_state(&sock, "READY=1").await;
+    let first = wait_for_state(&sock, "READY=1").await;
+    assert_eq!(first.len(), 1, "READY=1 comes first: {first:?}");
     let expected = env.google_review_count();
     let travtus = env.sb.travtus().clone();
     wait_until("the daemon to deliver every review", WAIT, || {
         travtus.message_count() >= expected
     })
     .await;
+    // Alive (scheduler ticking, delivery loop running, ledger answering):
+    // the watchdog pings.
+    wait_for_state(&sock, "WATCHDOG=1").await;
 
     // An invalid config on SIGHUP is refused; the daemon keeps running on the old one.
     let good = std::fs::read_to_string(&env.config_path).expect("config");
@@ -71,6 +79,13 @@ async fn run_notifies_systemd_delivers_refuses_a_bad_reload_and_stops_cleanly() 
     signal(&child, "HUP");
     let seen = wait_for_state(&sock, "READY=1").await;
     assert!(seen.iter().any(|m| m.contains("RELOADING=1")), "{seen:?}");
+    let reloading = seen.iter().position(|m| m.contains("RELOADING=1"));
+    assert!(
+        seen[reloading.unwrap_or_default()].contains("MONOTONIC_USEC="),
+        "systemd >= 253 wants MONOTONIC_USEC with RELOADING=1: {seen:?}"
+    );
+    // The daemon kept its old config and is still alive: the watchdog pings on.
+    wait_for_state(&sock, "WATCHDOG=1").await;
     let google = env.sb.google().clone();
     let location = google.locations()[0].clone();
     google.add_review(

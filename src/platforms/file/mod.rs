@@ -22,6 +22,11 @@
 //!   "absent";
 //! - a path without glob characters that does not exist is a quiet, empty
 //!   poll (files come and go in drop folders), with a warning in the log.
+//!
+//! Times before 2000 or more than a day ahead are rejected
+//! ([`timestamps::check_review_time`]); text (HTML, control characters) is
+//! delivered as written, ids with control characters are rejected, as for
+//! Google (see `google::wire`).
 
 use super::{FetchedPage, PlatformError, check_review_id};
 use crate::config::FileConfig;
@@ -107,10 +112,11 @@ impl FilePoll {
             if unchanged {
                 continue;
             }
+            let now = Utc::now();
             let rows = if is_csv(&path) {
-                read_csv(&key, &content, self.platform.as_deref())
+                read_csv(&key, &content, self.platform.as_deref(), now)
             } else {
-                read_jsonl(&key, &content, self.platform.as_deref())
+                read_jsonl(&key, &content, self.platform.as_deref(), now)
             }?;
             tracing::debug!(
                 file = %key,
@@ -177,6 +183,7 @@ fn read_jsonl(
     path: &str,
     content: &[u8],
     platform: Option<&str>,
+    now: DateTime<Utc>,
 ) -> Result<FetchedPage, PlatformError> {
     let mut page = FetchedPage::default();
     for (index, line) in strip_bom(content).split(|b| *b == b'\n').enumerate() {
@@ -195,7 +202,7 @@ fn read_jsonl(
                 Value::Object(map) => Ok(map),
                 other => Err(format!("row: {} is not an object", kind(&other))),
             })
-            .and_then(|row| map_row(&row, platform));
+            .and_then(|row| map_row(&row, platform, now));
         match parsed {
             Ok(review) => page.reviews.push(review),
             Err(reason) => page.rejected.push(Rejected {
@@ -214,6 +221,7 @@ fn read_csv(
     path: &str,
     content: &[u8],
     platform: Option<&str>,
+    now: DateTime<Utc>,
 ) -> Result<FetchedPage, PlatformError> {
     let content = strip_bom(content);
     let mut reader = csv::ReaderBuilder::new()
@@ -253,7 +261,7 @@ fn read_csv(
         }
         let raw = String::from_utf8_lossy(raw.strip_suffix(b"\n").unwrap_or(raw));
         let raw = raw.strip_suffix('\r').unwrap_or(&raw).to_owned();
-        let parsed = csv_row(&header, &record).and_then(|row| map_row(&row, platform));
+        let parsed = csv_row(&header, &record).and_then(|row| map_row(&row, platform, now));
         match parsed {
             Ok(review) => page.reviews.push(review),
             Err(reason) => page.rejected.push(Rejected {
@@ -287,7 +295,10 @@ fn csv_row(header: &[String], record: &csv::ByteRecord) -> Result<Map<String, Va
     }
     let mut row = Map::new();
     for (name, cell) in header.iter().zip(record.iter()) {
-        let cell = std::str::from_utf8(cell).map_err(|_| format!("{name}: not UTF-8"))?;
+        // The column's name is the file's, of any length: cut it, as the
+        // whole row is stored beside the reason anyway.
+        let cell = std::str::from_utf8(cell)
+            .map_err(|_| format!("{}: not UTF-8", super::short_message(name, 64)))?;
         if !cell.trim().is_empty() {
             row.insert(name.clone(), Value::String(cell.to_owned()));
         }
@@ -296,7 +307,11 @@ fn csv_row(header: &[String], record: &csv::ByteRecord) -> Result<Map<String, Va
 }
 
 /// One row (from either format) to a review, or "<field>: <what is wrong>".
-fn map_row(row: &Map<String, Value>, platform: Option<&str>) -> Result<Review, String> {
+fn map_row(
+    row: &Map<String, Value>,
+    platform: Option<&str>,
+    now: DateTime<Utc>,
+) -> Result<Review, String> {
     let review_id = match row.get("review_id") {
         None | Some(Value::Null) => return Err("review_id: missing".into()),
         Some(Value::String(s)) => s.trim().to_owned(),
@@ -344,8 +359,8 @@ fn map_row(row: &Map<String, Value>, platform: Option<&str>) -> Result<Review, S
             return Err(format!("is_anonymous: {shown} is not true or false"));
         }
     };
-    let created_at = datetime(row, "created_datetime")?.ok_or("created_datetime: missing")?;
-    let updated_at = datetime(row, "updated_datetime")?;
+    let created_at = datetime(row, "created_datetime", now)?.ok_or("created_datetime: missing")?;
+    let updated_at = datetime(row, "updated_datetime", now)?;
     Ok(Review {
         platform: Platform::new(source),
         review_id: ReviewId::new(review_id),
@@ -373,8 +388,13 @@ fn text(row: &Map<String, Value>, key: &str) -> Result<Option<String>, String> {
 }
 
 /// RFC 3339 (any offset), a naive date-time taken as UTC, or Unix seconds
-/// (a JSON number or a string of digits); all to UTC.
-fn datetime(row: &Map<String, Value>, key: &str) -> Result<Option<DateTime<Utc>>, String> {
+/// (a JSON number or a string of digits); all to UTC, and believable at
+/// `now` ([`timestamps::check_review_time`]).
+fn datetime(
+    row: &Map<String, Value>,
+    key: &str,
+    now: DateTime<Utc>,
+) -> Result<Option<DateTime<Utc>>, String> {
     let parsed = match row.get(key) {
         None | Some(Value::Null) => return Ok(None),
         Some(Value::String(s)) if s.trim().is_empty() => return Ok(None),
@@ -385,7 +405,9 @@ fn datetime(row: &Map<String, Value>, key: &str) -> Result<Option<DateTime<Utc>>
         },
         Some(other) => return Err(format!("{key}: {} is not a time", kind(other))),
     };
-    parsed.map(Some).map_err(|e| format!("{key}: {e}"))
+    let time = parsed.map_err(|e| format!("{key}: {e}"))?;
+    timestamps::check_review_time(time, now).map_err(|e| format!("{key}: {e}"))?;
+    Ok(Some(time))
 }
 
 fn text_time(s: &str) -> Result<DateTime<Utc>, TimestampError> {
@@ -405,6 +427,39 @@ fn text_time(s: &str) -> Result<DateTime<Utc>, TimestampError> {
         },
         range => range,
     })
+}
+
+/// Fuzzing entry point (`fuzz/`, and the kept inputs in
+/// `tests/it/regressions/`): reads `bytes` as a `.jsonl` file, as a poll
+/// does, at [`super::fuzzing::fuzz_now`], and checks every promise of the
+/// mapping ([`super::fuzzing::check_page`]), including that every line
+/// becomes a review or a rejection. Only a broken promise panics.
+#[doc(hidden)]
+pub fn fuzz_parse_jsonl(bytes: &[u8]) {
+    let now = super::fuzzing::fuzz_now();
+    let Ok(page) = read_jsonl("fuzz.jsonl", bytes, Some("fuzz"), now) else {
+        panic!("a JSONL file is read row by row and never refused whole");
+    };
+    super::fuzzing::check_page(&page, Some(now));
+    let rows = strip_bom(bytes)
+        .split(|b| *b == b'\n')
+        .filter(|line| !line.iter().all(u8::is_ascii_whitespace))
+        .count();
+    assert_eq!(
+        page.reviews.len() + page.rejected.len(),
+        rows,
+        "every non-blank line is a review or a rejection"
+    );
+}
+
+/// Fuzzing entry point for `.csv` files: as [`fuzz_parse_jsonl`]. A file
+/// the CSV reader cannot read at all is an error for the poll, and fine here.
+#[doc(hidden)]
+pub fn fuzz_parse_csv(bytes: &[u8]) {
+    let now = super::fuzzing::fuzz_now();
+    if let Ok(page) = read_csv("fuzz.csv", bytes, Some("fuzz"), now) {
+        super::fuzzing::check_page(&page, Some(now));
+    }
 }
 
 fn kind(value: &Value) -> &'static str {

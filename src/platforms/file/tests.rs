@@ -22,11 +22,11 @@ fn poll(reader: &FileReader, location: &str, state: PollState) -> (Vec<FetchedPa
 }
 
 fn jsonl(content: &str, platform: Option<&str>) -> FetchedPage {
-    read_jsonl("f.jsonl", content.as_bytes(), platform).expect("jsonl")
+    read_jsonl("f.jsonl", content.as_bytes(), platform, Utc::now()).expect("jsonl")
 }
 
 fn csv(content: &str, platform: Option<&str>) -> FetchedPage {
-    read_csv("f.csv", content.as_bytes(), platform).expect("csv")
+    read_csv("f.csv", content.as_bytes(), platform, Utc::now()).expect("csv")
 }
 
 #[test]

@@ -17,10 +17,15 @@
 //! - `updateTime desc` order is only roughly kept for reviews Google indexes
 //!   late: hence [`OVERLAP`].
 
+mod discovery;
 mod wire;
 
 #[cfg(test)]
+mod proptests;
+#[cfg(test)]
 mod tests;
+
+pub use discovery::{DiscoveredLocation, Discovery};
 
 use super::http::{ErrorAnswer, PlatformHttp};
 use super::{FetchedPage, PlatformError};
@@ -46,6 +51,14 @@ pub const PAGE_SIZE: u32 = 50;
 /// any real property, so only a server that pages forever hits it.
 pub const MAX_PAGES: u32 = 10_000;
 
+/// The most records one poll may read past twice the location's reported
+/// `totalReviewCount` before it is called a paging loop. A server that hands
+/// out a fresh page token forever never repeats one; this catches it after a
+/// few pages instead of [`MAX_PAGES`] (half an hour at the default rate
+/// limit). Twice the total plus ten pages leaves room for a stale count and
+/// reviews added while paging.
+pub const PAGING_SLACK: u64 = 10 * PAGE_SIZE as u64;
+
 /// The most of Google's error message we keep in an error.
 const MAX_MESSAGE_CHARS: usize = 300;
 
@@ -54,6 +67,10 @@ pub struct GoogleClient {
     http: PlatformHttp,
     /// `api_base_url`; may carry a path prefix (the sandbox's `/google`).
     api_base_url: Url,
+    /// `business_information_base_url`, for discovery (see `discovery`).
+    business_information_base_url: Url,
+    /// `discover_accounts`; empty when the source does not discover.
+    discover_accounts: Vec<String>,
 }
 
 impl GoogleClient {
@@ -72,6 +89,8 @@ impl GoogleClient {
         GoogleClient {
             http: PlatformHttp::for_source(source, http, Some(tokens)),
             api_base_url: cfg.api_base_url.clone(),
+            business_information_base_url: cfg.business_information_base_url.clone(),
+            discover_accounts: cfg.discover_accounts.clone(),
         }
     }
 
@@ -87,6 +106,7 @@ impl GoogleClient {
             page_token: None,
             seen_tokens: HashSet::new(),
             pages: 0,
+            records: 0,
             done: false,
             pending_error: None,
         }
@@ -157,6 +177,9 @@ pub struct GooglePoll<'a> {
     /// in a circle.
     seen_tokens: HashSet<String>,
     pages: u32,
+    /// Records (reviews and rejected) read in this poll, for the paging
+    /// bound ([`PAGING_SLACK`]).
+    records: u64,
     done: bool,
     /// An error found after a page was read (a repeated page token): the page
     /// is handed out first, the error on the next call.
@@ -185,6 +208,11 @@ impl GooglePoll<'_> {
             .await?;
         self.pages += 1;
         let mapped = wire::map_page(&json, self.pages)?;
+        self.records += (mapped.page.reviews.len() + mapped.page.rejected.len()) as u64;
+        let endless = mapped
+            .page
+            .reported_total
+            .filter(|total| self.records > total.saturating_mul(2).saturating_add(PAGING_SLACK));
 
         if let Some(newest) = mapped.newest {
             self.newest = Some(self.newest.map_or(newest, |n| n.max(newest)));
@@ -193,10 +221,16 @@ impl GooglePoll<'_> {
             (Some(stop), Some(oldest)) => oldest < stop,
             _ => false,
         };
-        match mapped.next_page_token {
+        match (mapped.next_page_token, endless) {
             _ if reached_old_reviews => self.done = true,
-            None => self.done = true,
-            Some(token) => {
+            (None, _) => self.done = true,
+            (Some(_), Some(total)) => {
+                self.pending_error = Some(PlatformError::InvalidResponse(format!(
+                    "paging loop: {} records in {} pages, but the location reports {total} reviews",
+                    self.records, self.pages,
+                )));
+            }
+            (Some(token), None) => {
                 if self.seen_tokens.insert(token.clone()) {
                     self.page_token = Some(token);
                 } else {
@@ -230,6 +264,40 @@ impl GooglePoll<'_> {
             cursor: self.state.cursor,
         }
     }
+}
+
+/// Fuzzing entry point (`fuzz/`, and the kept inputs in
+/// `tests/it/regressions/`): reads `bytes` as one reviews list page, as a
+/// poll does, maps it at [`super::fuzzing::fuzz_now`], and checks every
+/// promise of the mapping ([`super::fuzzing::check_page`]). Bytes that are
+/// not JSON, or a page of the wrong shape, are an error for the poll and
+/// fine here; only a broken promise panics.
+#[doc(hidden)]
+pub fn fuzz_parse_page(bytes: &[u8]) {
+    let Ok(json) = serde_json::from_slice::<Value>(bytes) else {
+        return;
+    };
+    let now = super::fuzzing::fuzz_now();
+    let Ok(mapped) = wire::map_page_at(&json, 1, now) else {
+        return;
+    };
+    super::fuzzing::check_page(&mapped.page, Some(now));
+    assert!(
+        mapped.oldest <= mapped.newest,
+        "oldest {:?} after newest {:?}",
+        mapped.oldest,
+        mapped.newest
+    );
+    for time in [mapped.oldest, mapped.newest].into_iter().flatten() {
+        assert!(
+            crate::timestamps::check_review_time(time, now).is_ok(),
+            "an implausible time {time} would move the high-water mark"
+        );
+    }
+    assert!(
+        mapped.next_page_token.as_deref() != Some(""),
+        "an empty page token is the last page"
+    );
 }
 
 /// Maps Google's error JSON (`{"error":{"code","message","status"}}`, with

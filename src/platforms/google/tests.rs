@@ -26,20 +26,25 @@ fn client_for(api_base_url: &str, token_url: &str, refresh_token: &str) -> Googl
         refresh_token: Secret::new(refresh_token),
         api_base_url: Url::parse(api_base_url).expect("api url"),
         token_url: Url::parse(token_url).expect("token url"),
+        discover_accounts: Vec::new(),
+        group_external_ref_from: None,
+        business_information_base_url: Url::parse(api_base_url).expect("api url"),
     };
     let source = SourceConfig {
         name: SourceName::new("test-google"),
         schedule: "0 */15 * * * *".into(),
+        reconcile_schedule: None,
         requests_per_minute: NonZeroU32::new(6000).unwrap_or(NonZeroU32::MIN),
         timeout: Duration::from_secs(5),
         kind: SourceKind::GoogleBusinessProfile(cfg.clone()),
         locations: Vec::new(),
     };
-    let GoogleClient { http, api_base_url } =
-        GoogleClient::new(&source, &cfg, reqwest::Client::new());
+    let client = GoogleClient::new(&source, &cfg, reqwest::Client::new());
     GoogleClient {
-        http: http.with_retries(FAST, crate::platforms::http::MAX_RETRIES),
-        api_base_url,
+        http: client
+            .http
+            .with_retries(FAST, crate::platforms::http::MAX_RETRIES),
+        ..client
     }
 }
 
@@ -488,4 +493,137 @@ fn google_error_bodies_are_mapped() {
         serde_json::json!({"error": {"status": "UNAVAILABLE", "message": "x".repeat(1000)}}),
     );
     assert!(err.to_string().len() < 400, "long messages are cut");
+}
+
+// --------------------------------------------------------------- discovery
+
+/// A client of `sb` that discovers `accounts` through its Business
+/// Information emulator.
+fn discovering_client(sb: &Sandbox, accounts: &[&str]) -> GoogleClient {
+    GoogleClient {
+        business_information_base_url: Url::parse(&sb.google_business_info_base_url())
+            .expect("bi url"),
+        discover_accounts: accounts.iter().map(|a| (*a).to_owned()).collect(),
+        ..sandbox_client(sb)
+    }
+}
+
+#[tokio::test]
+async fn discovery_pages_through_every_location_of_every_account() {
+    let sb = Sandbox::start(SandboxOptions {
+        google: GoogleSeed {
+            accounts: 2,
+            locations_per_account: 150,
+            reviews_per_location: 0,
+        },
+        ..SandboxOptions::default()
+    })
+    .await
+    .expect("sandbox starts");
+    let client = discovering_client(&sb, &["accounts/1000", "accounts/1001"]);
+    let discovery = client.discover().await;
+    assert!(discovery.failures.is_empty(), "{:?}", discovery.failures);
+    let found: Vec<&str> = discovery.locations.iter().map(|l| l.id.as_str()).collect();
+    assert_eq!(found, sb.google().locations(), "every location, in order");
+    // 150 locations per account: two pages of at most 100 each.
+    assert_eq!(sb.business_info().list_requests(), 4);
+    for location in &discovery.locations {
+        let name = location.id.as_str();
+        assert_eq!(location.store_code, sb.google().store_code(name), "{name}");
+        assert_eq!(location.title, sb.google().title(name), "{name}");
+    }
+    let without = discovery
+        .locations
+        .iter()
+        .filter(|l| l.store_code.is_none())
+        .count();
+    assert!(
+        without > 0 && without < 300,
+        "{without} without a store code"
+    );
+}
+
+#[tokio::test]
+async fn one_refused_account_does_not_stop_discovery_of_the_others() {
+    let sb = sandbox_with(0).await;
+    sb.faults()
+        .push(Endpoint::GoogleBusinessInfo, Fault::Status(503), 1);
+    let client = discovering_client(&sb, &["accounts/404", "accounts/1000"]);
+    let discovery = client.discover().await;
+    assert_eq!(discovery.locations.len(), 2, "accounts/1000 is listed");
+    let [(account, error)] = discovery.failures.as_slice() else {
+        panic!("one failure expected: {:?}", discovery.failures);
+    };
+    assert_eq!(account, "accounts/404");
+    assert_eq!(
+        error.to_string(),
+        "not authorized: accounts/404: PERMISSION_DENIED: The caller does not have permission"
+    );
+    // The 503 (on the first request) was retried.
+    assert_eq!(sb.faults().injected_for(Endpoint::GoogleBusinessInfo), 1);
+}
+
+#[tokio::test]
+async fn discovery_asks_for_the_documented_fields_and_page_size() {
+    let server = Server::start().await;
+    server.script(
+        "/token",
+        vec![Answer::json(
+            200,
+            r#"{"access_token":"t0k","expires_in":3600}"#,
+        )],
+    );
+    server.script(
+        "/bi/v1/accounts/7/locations",
+        vec![
+            Answer::json(
+                200,
+                r#"{"locations":[{"name":"locations/1","storeCode":"s1"}],"nextPageToken":"n/1"}"#,
+            ),
+            Answer::json(200, r#"{"locations":[{"name":"locations/2"}]}"#),
+        ],
+    );
+    let client = GoogleClient {
+        business_information_base_url: Url::parse(&format!("{}/bi/", server.base)).expect("url"),
+        discover_accounts: vec!["accounts/7".into()],
+        ..client_for(
+            &format!("{}/g", server.base),
+            &format!("{}/token", server.base),
+            "r",
+        )
+    };
+    let discovery = client.discover().await;
+    assert!(discovery.failures.is_empty(), "{:?}", discovery.failures);
+    let found: Vec<(&str, Option<&str>)> = discovery
+        .locations
+        .iter()
+        .map(|l| (l.id.as_str(), l.store_code.as_deref()))
+        .collect();
+    assert_eq!(
+        found,
+        [
+            ("accounts/7/locations/1", Some("s1")),
+            ("accounts/7/locations/2", None)
+        ]
+    );
+    let heads = server.seen();
+    let lists: Vec<&str> = heads
+        .iter()
+        .filter_map(|h| h.lines().next())
+        .filter(|l| l.contains("/locations"))
+        .collect();
+    assert_eq!(
+        lists,
+        vec![
+            "GET /bi/v1/accounts/7/locations?readMask=name,title,storeCode&pageSize=100 HTTP/1.1",
+            "GET /bi/v1/accounts/7/locations?readMask=name,title,storeCode&pageSize=100&pageToken=n%2F1 HTTP/1.1",
+        ]
+    );
+    assert!(
+        heads
+            .iter()
+            .filter(|h| h.contains("/locations"))
+            .all(|h| h.to_ascii_lowercase().contains("authorization: bearer t0k")),
+        "the source's bearer token on every listing"
+    );
 }

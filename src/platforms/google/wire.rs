@@ -19,6 +19,17 @@
 //!   gives it (reportedly "A Google User").
 //! - `totalReviewCount` may come as a number or, proto3-style, a string.
 //! - JSON `null` means absent for every field.
+//!
+//! Policy where no reference decides (the file source follows it too):
+//! - a `createTime` or `updateTime` before 2000 or more than a day ahead is
+//!   quarantined ([`timestamps::check_review_time`]), and never becomes the
+//!   location's high-water mark;
+//! - HTML in a comment is text and is delivered exactly as written: Travtus
+//!   takes text, stripping tags would change the resident's words, and
+//!   escaping is the renderer's job;
+//! - control characters in text are delivered (the JSON body escapes them);
+//!   in an id they are quarantined ([`check_review_id`]), as is an id over
+//!   1 kB.
 
 use super::super::{FetchedPage, PlatformError, check_review_id};
 use crate::domain::{Platform, Rating, Rejected, Review, ReviewId};
@@ -50,6 +61,16 @@ pub(super) struct MappedPage {
 /// without a readable id in rejections. Only a page whose shape is wrong is
 /// an error; bad records become [`Rejected`].
 pub(super) fn map_page(json: &Value, page_number: u32) -> Result<MappedPage, PlatformError> {
+    map_page_at(json, page_number, Utc::now())
+}
+
+/// [`map_page`] at a given `now`, which decides what "in the future" means
+/// for review times (see [`timestamps::check_review_time`]).
+pub(super) fn map_page_at(
+    json: &Value,
+    page_number: u32,
+    now: DateTime<Utc>,
+) -> Result<MappedPage, PlatformError> {
     let Value::Object(top) = json else {
         return Err(PlatformError::InvalidResponse(format!(
             "list page is {}, not an object",
@@ -91,7 +112,7 @@ pub(super) fn map_page(json: &Value, page_number: u32) -> Result<MappedPage, Pla
     let mut oldest: Option<DateTime<Utc>> = None;
     let mut newest: Option<DateTime<Utc>> = None;
     for (index, item) in items.iter().enumerate() {
-        let changed = match map_review(item) {
+        let changed = match map_review(item, now) {
             Ok(review) => {
                 let changed = review.last_changed();
                 page.reviews.push(review);
@@ -106,7 +127,7 @@ pub(super) fn map_page(json: &Value, page_number: u32) -> Result<MappedPage, Pla
                     reason: refusal.reason,
                     raw: item.to_string(),
                 });
-                best_effort_change_time(item)
+                best_effort_change_time(item, now)
             }
         };
         if let Some(t) = changed {
@@ -131,7 +152,7 @@ struct Refusal {
     reason: String,
 }
 
-fn map_review(item: &Value) -> Result<Review, Refusal> {
+fn map_review(item: &Value, now: DateTime<Utc>) -> Result<Review, Refusal> {
     let Value::Object(obj) = item else {
         return Err(Refusal {
             id: None,
@@ -186,6 +207,12 @@ fn map_review(item: &Value) -> Result<Review, Refusal> {
         .map(timestamps::parse_rfc3339)
         .transpose()
         .map_err(|e| refuse(format!("updateTime: {e}")))?;
+    timestamps::check_review_time(created_at, now)
+        .map_err(|e| refuse(format!("createTime: {e}")))?;
+    if let Some(updated_at) = updated_at {
+        timestamps::check_review_time(updated_at, now)
+            .map_err(|e| refuse(format!("updateTime: {e}")))?;
+    }
 
     Ok(Review {
         platform: Platform::new(PLATFORM),
@@ -264,11 +291,14 @@ fn original_text(comment: &str) -> Option<String> {
 }
 
 /// For the paging stop: a rejected record's update (else create) time, if readable.
-fn best_effort_change_time(item: &Value) -> Option<DateTime<Utc>> {
+/// Implausible times are skipped: a record dated in the far future must not
+/// become the location's high-water mark.
+fn best_effort_change_time(item: &Value, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
     let read = |key: &str| {
         item.get(key)
             .and_then(Value::as_str)
             .and_then(|s| timestamps::parse_rfc3339(s).ok())
+            .filter(|t| timestamps::check_review_time(*t, now).is_ok())
     };
     read("updateTime").or_else(|| read("createTime"))
 }
@@ -505,6 +535,16 @@ mod tests {
                 "updateTime: \"2024-05-01\" is not an RFC 3339 timestamp",
             ),
             (
+                with(json!({"createTime": "1999-12-31T23:59:59Z"})),
+                "r1",
+                "createTime: 1999-12-31T23:59:59 is before 2000: no review platform is that old",
+            ),
+            (
+                with(json!({"updateTime": "9999-01-01T00:00:00Z"})),
+                "r1",
+                "updateTime: 9999-01-01T00:00:00 is more than a day in the future",
+            ),
+            (
                 with(json!({"starRating": "SIX"})),
                 "r1",
                 "starRating: \"SIX\" is not one of ONE..FIVE",
@@ -565,6 +605,45 @@ mod tests {
         assert_eq!(
             mapped.newest.map(travtus_format).as_deref(),
             Some("2024-05-02T11:30:00")
+        );
+    }
+
+    #[test]
+    fn a_future_record_is_rejected_and_does_not_move_the_newest_time() {
+        let now = DateTime::parse_from_rfc3339("2026-11-24T12:00:00Z")
+            .map(|t| t.with_timezone(&Utc))
+            .expect("now");
+        let page = json!({"reviews": [
+            with(json!({"reviewId": "soon", "updateTime": "2026-11-25T11:00:00Z"})),
+            with(json!({"reviewId": "later", "updateTime": "2027-01-01T00:00:00Z"})),
+            with(json!({"reviewId": "y2k", "createTime": "1999-01-01T00:00:00Z", "updateTime": "1999-01-02T00:00:00Z"})),
+        ]});
+        let mapped = map_page_at(&page, 1, now).expect("page");
+        // Within a day of skew: accepted.
+        assert_eq!(mapped.page.reviews.len(), 1);
+        assert_eq!(mapped.page.reviews[0].review_id.as_str(), "soon");
+        let reasons: Vec<&str> = mapped
+            .page
+            .rejected
+            .iter()
+            .map(|r| r.reason.as_str())
+            .collect();
+        assert_eq!(
+            reasons,
+            [
+                "updateTime: 2027-01-01T00:00:00 is more than a day in the future",
+                "createTime: 1999-01-01T00:00:00 is before 2000: no review platform is that old",
+            ]
+        );
+        assert_eq!(
+            mapped.newest.map(travtus_format).as_deref(),
+            Some("2026-11-25T11:00:00"),
+            "the rejected future time is not the high-water mark"
+        );
+        assert_eq!(
+            mapped.oldest.map(travtus_format).as_deref(),
+            Some("2024-05-01T10:00:00"),
+            "the future record's plausible createTime still counts for the paging stop"
         );
     }
 

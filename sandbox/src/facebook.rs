@@ -1,0 +1,695 @@
+//! The Facebook Graph API emulator (served under `/facebook`): a Page's
+//! ratings (`GET /{version}/{page-id}/ratings`), over seeded Pages that tests
+//! can change while the sandbox runs.
+//!
+//! What it reproduces of the real API:
+//! - the Page access token in the `access_token` query parameter (or a
+//!   bearer header): [`FACEBOOK_ACCESS_TOKEN`] reads every Page, and
+//!   [`FacebookEmulator::page_token`] only its own; anything else is error
+//!   190;
+//! - Graph versions: `v22.0` and later answer error 12 (the ratings edge is
+//!   deprecated), as every version does after
+//!   [`FacebookEmulator::deprecate_ratings_edge`]; a malformed version is
+//!   error 2500;
+//! - a Page whose app lost `pages_read_user_content` answers error 283
+//!   ([`FacebookEmulator::revoke_permission`]); an unknown Page error 100/33;
+//! - recommendations newest first: positive/negative ones without a star
+//!   rating (some without text or reviewer), and legacy ratings with a 1..5
+//!   `rating` and no `open_graph_story`; `created_time` written `+0000`;
+//! - `fields` (only the fields asked for are served), and cursor paging with
+//!   `limit` (capped at the seed's page size), `paging.cursors` and a
+//!   `paging.next` URL that carries the access token, as Graph's does;
+//! - Graph's error JSON `{"error":{"message","type","code","fbtrace_id"}}`.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Extension, Json, Router};
+use chrono::{DateTime, TimeDelta, TimeZone, Utc};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use serde_json::{Map, Value, json};
+
+use crate::FacebookSeed;
+use crate::auth::bearer_token;
+use crate::faults::{Endpoint, Faults, Intercept, intercept};
+use crate::seed::seed_base_time;
+use crate::server::{ConnectionKill, drop_connection};
+
+/// A token (a system user's) that reads the ratings of every Page.
+pub const FACEBOOK_ACCESS_TOKEN: &str = "EAAsandbox-facebook-system-user-token";
+
+/// The first Graph major version that answers error 12.
+pub const FIRST_VERSION_WITHOUT_RATINGS: u32 = 22;
+
+/// `limit` when the request has none (Graph's default page size).
+const DEFAULT_LIMIT: usize = 25;
+
+/// Salt of the Facebook seed stream.
+const FACEBOOK_SALT: u64 = 0x6662_0000_0000_0001;
+
+/// The first seeded Page id.
+const FIRST_PAGE_ID: u64 = 100_000_000_000_001;
+
+/// A recommendation to add with [`FacebookEmulator::add_recommendation`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewRecommendation {
+    /// `true` for `positive`, `false` for `negative`.
+    pub positive: bool,
+    /// `review_text`; `None` for a recommendation without text.
+    pub text: Option<String>,
+    /// `reviewer.name`; `None` when Graph hides the reviewer.
+    pub reviewer: Option<String>,
+}
+
+#[derive(Clone, Debug)]
+struct Rating {
+    /// `open_graph_story.id`; `None` for legacy ratings.
+    story_id: Option<String>,
+    created: DateTime<Utc>,
+    /// `Some(positive)` for recommendations.
+    recommendation: Option<bool>,
+    /// Legacy 1..5 stars.
+    stars: Option<u8>,
+    text: Option<String>,
+    /// `(id, name)`.
+    reviewer: Option<(String, String)>,
+}
+
+impl Rating {
+    fn json(&self) -> Value {
+        let mut m = Map::new();
+        m.insert(
+            "created_time".into(),
+            json!(self.created.format("%Y-%m-%dT%H:%M:%S+0000").to_string()),
+        );
+        m.insert("has_rating".into(), json!(self.stars.is_some()));
+        m.insert("has_review".into(), json!(self.text.is_some()));
+        if let Some(stars) = self.stars {
+            m.insert("rating".into(), json!(stars));
+        }
+        if let Some(positive) = self.recommendation {
+            m.insert(
+                "recommendation_type".into(),
+                json!(if positive { "positive" } else { "negative" }),
+            );
+        }
+        if let Some(text) = &self.text {
+            m.insert("review_text".into(), json!(text));
+        }
+        if let Some((id, name)) = &self.reviewer {
+            m.insert("reviewer".into(), json!({"id": id, "name": name}));
+        }
+        if let Some(story) = &self.story_id {
+            m.insert(
+                "open_graph_story".into(),
+                json!({
+                    "id": story,
+                    "start_time": self.created.format("%Y-%m-%dT%H:%M:%S+0000").to_string(),
+                    "type": "places.rates",
+                }),
+            );
+        }
+        Value::Object(m)
+    }
+}
+
+struct Page {
+    id: String,
+    /// Newest first.
+    ratings: Vec<Rating>,
+    permission_revoked: bool,
+}
+
+impl Page {
+    fn sort(&mut self) {
+        self.ratings.sort_by_key(|r| std::cmp::Reverse(r.created));
+    }
+}
+
+struct FacebookState {
+    pages: Vec<Page>,
+    page_size: usize,
+    deprecated: bool,
+    requests: HashMap<String, u64>,
+    requests_total: u64,
+    next_story: u64,
+    last_stamp: DateTime<Utc>,
+}
+
+impl FacebookState {
+    fn page(&mut self, id: &str) -> Option<&mut Page> {
+        self.pages.iter_mut().find(|p| p.id == id)
+    }
+
+    fn stamp(&mut self) -> DateTime<Utc> {
+        let now = Utc::now();
+        let now = now - TimeDelta::nanoseconds(i64::from(now.timestamp_subsec_nanos()));
+        let next = now.max(self.last_stamp + TimeDelta::seconds(1));
+        self.last_stamp = next;
+        next
+    }
+}
+
+/// Handle on the Facebook emulator (cheap to clone; clones share state).
+#[derive(Clone)]
+pub struct FacebookEmulator {
+    inner: Arc<Mutex<FacebookState>>,
+    faults: Faults,
+}
+
+const NAMES: &[&str] = &[
+    "Jamie Rivera",
+    "Olu Adeyemi",
+    "Kasia Nowak",
+    "Liam O'Brien",
+    "Mei Lin",
+];
+
+const TEXTS: &[&str] = &[
+    "Best building we've lived in, the staff really care.",
+    "Would not recommend: the heating was off for a week in January.",
+    "Great location, friendly neighbours 😊",
+    "Le quartier est calme et l'appartement lumineux.",
+    "Management never answers the phone.",
+];
+
+impl FacebookEmulator {
+    /// A fresh emulator with Pages seeded from `seed` and `shape`.
+    pub(crate) fn new(seed: u64, shape: &FacebookSeed, faults: &Faults) -> FacebookEmulator {
+        let mut rng = StdRng::seed_from_u64(seed ^ FACEBOOK_SALT);
+        let base = seed_base_time();
+        let mut story = 1u64;
+        let pages = (0..u64::from(shape.pages))
+            .map(|p| {
+                let id = (FIRST_PAGE_ID + p).to_string();
+                let mut ratings = Vec::new();
+                for n in 0..shape.recommendations_per_page {
+                    let created =
+                        base - TimeDelta::seconds(rng.random_range(3_600..6 * 365 * 86_400));
+                    let reviewer = (n % 4 != 3).then(|| {
+                        (
+                            format!("{}", 10_000_000 + rng.random_range(0..90_000_000u64)),
+                            NAMES[rng.random_range(0..NAMES.len())].to_owned(),
+                        )
+                    });
+                    ratings.push(Rating {
+                        story_id: Some(format!("{id}{story:06}")),
+                        created,
+                        recommendation: Some(rng.random_bool(0.8)),
+                        stars: None,
+                        text: (n % 5 != 4)
+                            .then(|| TEXTS[rng.random_range(0..TEXTS.len())].to_owned()),
+                        reviewer,
+                    });
+                    story += 1;
+                }
+                for n in 0..shape.legacy_ratings_per_page {
+                    // Before the August 2018 switch to recommendations.
+                    let created = Utc
+                        .with_ymd_and_hms(2016, 1, 1, 0, 0, 0)
+                        .single()
+                        .unwrap_or(base)
+                        + TimeDelta::seconds(rng.random_range(0..2 * 365 * 86_400));
+                    ratings.push(Rating {
+                        story_id: None,
+                        created,
+                        recommendation: None,
+                        stars: Some(1 + (n % 5) as u8),
+                        text: (n % 3 != 2)
+                            .then(|| TEXTS[rng.random_range(0..TEXTS.len())].to_owned()),
+                        reviewer: Some((
+                            format!("{}", 10_000_000 + rng.random_range(0..90_000_000u64)),
+                            NAMES[rng.random_range(0..NAMES.len())].to_owned(),
+                        )),
+                    });
+                }
+                let mut page = Page {
+                    id,
+                    ratings,
+                    permission_revoked: false,
+                };
+                page.sort();
+                page
+            })
+            .collect();
+        FacebookEmulator {
+            inner: Arc::new(Mutex::new(FacebookState {
+                pages,
+                page_size: shape.page_size.max(1) as usize,
+                deprecated: false,
+                requests: HashMap::new(),
+                requests_total: 0,
+                next_story: 1,
+                last_stamp: base,
+            })),
+            faults: faults.scoped(Endpoint::FACEBOOK),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, FacebookState> {
+        self.inner.lock().expect("facebook emulator mutex poisoned")
+    }
+
+    /// Page ids, in creation order.
+    pub fn page_ids(&self) -> Vec<String> {
+        self.lock().pages.iter().map(|p| p.id.clone()).collect()
+    }
+
+    /// The Page access token of `page`: it reads only that Page.
+    pub fn page_token(page: &str) -> String {
+        format!("EAAsandbox-page-token-{page}")
+    }
+
+    /// Every rating of `page` with every field, newest first.
+    pub fn ratings(&self, page: &str) -> Vec<Value> {
+        self.lock()
+            .page(page)
+            .map(|p| p.ratings.iter().map(Rating::json).collect())
+            .unwrap_or_default()
+    }
+
+    /// Adds a recommendation created now and returns its story id; `None`
+    /// for an unknown Page.
+    pub fn add_recommendation(&self, page: &str, rec: NewRecommendation) -> Option<String> {
+        let mut state = self.lock();
+        let number = state.next_story;
+        let created = state.stamp();
+        let page = state.page(page)?;
+        let story_id = format!("{}9{number:05}", page.id);
+        page.ratings.push(Rating {
+            story_id: Some(story_id.clone()),
+            created,
+            recommendation: Some(rec.positive),
+            stars: None,
+            text: rec.text,
+            reviewer: rec
+                .reviewer
+                .map(|name| (format!("{}", 99_000_000 + number), name)),
+        });
+        page.sort();
+        state.next_story += 1;
+        Some(story_id)
+    }
+
+    /// Changes the text and/or type of the recommendation with this story
+    /// id (its `created_time` stays). False if there is none.
+    pub fn edit_recommendation(
+        &self,
+        story_id: &str,
+        text: Option<String>,
+        positive: Option<bool>,
+    ) -> bool {
+        let mut state = self.lock();
+        let Some(rating) = state
+            .pages
+            .iter_mut()
+            .flat_map(|p| p.ratings.iter_mut())
+            .find(|r| r.story_id.as_deref() == Some(story_id))
+        else {
+            return false;
+        };
+        if let Some(text) = text {
+            rating.text = Some(text);
+        }
+        if let Some(positive) = positive {
+            rating.recommendation = Some(positive);
+        }
+        true
+    }
+
+    /// Removes the recommendation with this story id; false if there is none.
+    pub fn delete_recommendation(&self, story_id: &str) -> bool {
+        let mut state = self.lock();
+        let mut found = false;
+        for page in &mut state.pages {
+            let before = page.ratings.len();
+            page.ratings
+                .retain(|r| r.story_id.as_deref() != Some(story_id));
+            found |= page.ratings.len() != before;
+        }
+        found
+    }
+
+    /// The app loses (or regains) `pages_read_user_content` on `page`:
+    /// its ratings answer error 283.
+    pub fn revoke_permission(&self, page: &str, revoked: bool) {
+        if let Some(page) = self.lock().page(page) {
+            page.permission_revoked = revoked;
+        }
+    }
+
+    /// Every Graph version answers the ratings edge with error 12, as Meta
+    /// will once it retires the last version that serves it.
+    pub fn deprecate_ratings_edge(&self, deprecated: bool) {
+        self.lock().deprecated = deprecated;
+    }
+
+    /// Ratings calls for `page` that reached the handler.
+    pub fn requests(&self, page: &str) -> u64 {
+        self.lock().requests.get(page).copied().unwrap_or(0)
+    }
+
+    /// All ratings calls that reached the handler.
+    pub fn requests_total(&self) -> u64 {
+        self.lock().requests_total
+    }
+
+    /// The fault plan, scoped to the Facebook endpoint.
+    pub fn faults(&self) -> &Faults {
+        &self.faults
+    }
+}
+
+/// Routes of the emulator, relative to `/facebook`.
+pub(crate) fn router(emulator: FacebookEmulator) -> Router {
+    Router::new()
+        .route("/{version}/{page}/ratings", get(ratings))
+        .with_state(emulator)
+}
+
+fn trace_id() -> String {
+    format!("Sbx{}", &uuid::Uuid::new_v4().simple().to_string()[..8])
+}
+
+fn graph_error_body(code: u32, subcode: Option<u32>, kind: &str, message: &str) -> Value {
+    let mut error = json!({
+        "message": message,
+        "type": kind,
+        "code": code,
+        "fbtrace_id": trace_id(),
+    });
+    if let Some(subcode) = subcode {
+        error["error_subcode"] = json!(subcode);
+    }
+    json!({ "error": error })
+}
+
+fn graph_error(
+    status: StatusCode,
+    code: u32,
+    subcode: Option<u32>,
+    kind: &str,
+    message: &str,
+) -> Response {
+    (status, Json(graph_error_body(code, subcode, kind, message))).into_response()
+}
+
+fn fault_body(status: StatusCode) -> Value {
+    match status.as_u16() {
+        429 => graph_error_body(
+            4,
+            None,
+            "OAuthException",
+            "(#4) Application request limit reached",
+        ),
+        _ => {
+            let mut body = graph_error_body(
+                2,
+                None,
+                "OAuthException",
+                "An unexpected error has occurred. Please retry your request later.",
+            );
+            body["error"]["is_transient"] = json!(true);
+            body
+        }
+    }
+}
+
+/// `vMAJOR.MINOR` → MAJOR.
+fn graph_major(version: &str) -> Option<u32> {
+    let (major, minor) = version.strip_prefix('v')?.split_once('.')?;
+    minor.parse::<u32>().ok()?;
+    major.parse().ok()
+}
+
+fn encode_cursor(offset: usize) -> String {
+    format!("c:{offset}")
+        .bytes()
+        .map(|b| format!("{b:02X}"))
+        .collect()
+}
+
+fn decode_cursor(cursor: &str) -> Option<usize> {
+    if !cursor.len().is_multiple_of(2) || !cursor.is_ascii() {
+        return None;
+    }
+    let bytes = (0..cursor.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&cursor[i..i + 2], 16).ok())
+        .collect::<Option<Vec<u8>>>()?;
+    String::from_utf8(bytes)
+        .ok()?
+        .strip_prefix("c:")?
+        .parse()
+        .ok()
+}
+
+async fn ratings(
+    State(emulator): State<FacebookEmulator>,
+    kill: Option<Extension<ConnectionKill>>,
+    Path((version, page)): Path<(String, String)>,
+    Query(query): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+) -> Response {
+    {
+        let mut state = emulator.lock();
+        state.requests_total += 1;
+        *state.requests.entry(page.clone()).or_default() += 1;
+    }
+    match intercept(emulator.faults.take(Endpoint::FacebookRatings), fault_body).await {
+        Intercept::Proceed => {}
+        Intercept::Respond(response) => return response,
+        Intercept::Drop => return drop_connection(kill.as_deref()).await,
+    }
+
+    let Some(major) = graph_major(&version) else {
+        return graph_error(
+            StatusCode::BAD_REQUEST,
+            2500,
+            None,
+            "OAuthException",
+            &format!("Unknown path components: /{version}/ratings"),
+        );
+    };
+    let token = query
+        .get("access_token")
+        .map(String::as_str)
+        .or_else(|| bearer_token(&headers));
+    let page_token = FacebookEmulator::page_token(&page);
+    match token {
+        Some(t) if t == FACEBOOK_ACCESS_TOKEN || t == page_token => {}
+        Some(t) if t.starts_with("EAAsandbox-page-token-") => {
+            return graph_error(
+                StatusCode::FORBIDDEN,
+                200,
+                None,
+                "OAuthException",
+                "(#200) The access token does not belong to this Page",
+            );
+        }
+        _ => {
+            return graph_error(
+                StatusCode::BAD_REQUEST,
+                190,
+                None,
+                "OAuthException",
+                "Invalid OAuth access token - Cannot parse access token",
+            );
+        }
+    }
+
+    let mut state = emulator.lock();
+    if major >= FIRST_VERSION_WITHOUT_RATINGS || state.deprecated {
+        drop(state);
+        return graph_error(
+            StatusCode::BAD_REQUEST,
+            12,
+            None,
+            "OAuthException",
+            &format!(
+                "(#12) ratings field is deprecated for versions v{FIRST_VERSION_WITHOUT_RATINGS}.0 and higher"
+            ),
+        );
+    }
+    let page_size = state.page_size;
+    let Some(found) = state.page(&page) else {
+        drop(state);
+        return graph_error(
+            StatusCode::BAD_REQUEST,
+            100,
+            Some(33),
+            "GraphMethodException",
+            &format!(
+                "Unsupported get request. Object with ID '{page}' does not exist, cannot be loaded due to missing permissions, or does not support this operation."
+            ),
+        );
+    };
+    if found.permission_revoked {
+        drop(state);
+        return graph_error(
+            StatusCode::FORBIDDEN,
+            283,
+            None,
+            "OAuthException",
+            "(#283) Requires pages_read_user_content permission to manage the object",
+        );
+    }
+    let limit = match query.get("limit").map(|l| l.parse::<usize>()) {
+        None => DEFAULT_LIMIT,
+        Some(Ok(l)) if l > 0 => l,
+        Some(_) => {
+            drop(state);
+            return graph_error(
+                StatusCode::BAD_REQUEST,
+                100,
+                None,
+                "OAuthException",
+                "(#100) Param limit must be a positive integer",
+            );
+        }
+    }
+    .min(page_size);
+    let offset = match query.get("after") {
+        None => 0,
+        Some(cursor) => match decode_cursor(cursor) {
+            Some(offset) => offset,
+            None => {
+                drop(state);
+                return graph_error(
+                    StatusCode::BAD_REQUEST,
+                    100,
+                    None,
+                    "OAuthException",
+                    "(#100) The after cursor is invalid",
+                );
+            }
+        },
+    };
+    let fields: Option<HashSet<String>> = query
+        .get("fields")
+        .map(|f| f.split(',').map(|s| s.trim().to_owned()).collect());
+    let data: Vec<Value> = found
+        .ratings
+        .iter()
+        .skip(offset)
+        .take(limit)
+        .map(|r| {
+            let mut value = r.json();
+            if let (Some(fields), Value::Object(m)) = (&fields, &mut value) {
+                m.retain(|k, _| fields.contains(k));
+            }
+            value
+        })
+        .collect();
+    let end = offset + data.len();
+    let more = end < found.ratings.len();
+    drop(state);
+
+    let mut body = Map::new();
+    body.insert("data".into(), Value::Array(data));
+    let mut paging = Map::new();
+    paging.insert(
+        "cursors".into(),
+        json!({"before": encode_cursor(offset), "after": encode_cursor(end)}),
+    );
+    if more {
+        // Graph's next link repeats the query, access token included.
+        let host = headers
+            .get(header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .unwrap_or("127.0.0.1");
+        let mut next_query: Vec<(String, String)> = query
+            .iter()
+            .filter(|(k, _)| *k != "after")
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        next_query.sort();
+        next_query.push(("after".into(), encode_cursor(end)));
+        let encoded: String = form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(next_query)
+            .finish();
+        paging.insert(
+            "next".into(),
+            json!(format!(
+                "http://{host}/facebook/{version}/{page}/ratings?{encoded}"
+            )),
+        );
+    }
+    body.insert("paging".into(), Value::Object(paging));
+    Json(Value::Object(body)).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cursors_round_trip_and_reject_garbage() {
+        for offset in [0, 25, 12_345] {
+            assert_eq!(decode_cursor(&encode_cursor(offset)), Some(offset));
+        }
+        for garbage in ["", "zz", "abc", "633A"] {
+            assert_eq!(decode_cursor(garbage), None, "{garbage}");
+        }
+    }
+
+    #[test]
+    fn versions_parse() {
+        assert_eq!(graph_major("v21.0"), Some(21));
+        assert_eq!(graph_major("v22.0"), Some(22));
+        assert_eq!(graph_major("21.0"), None);
+        assert_eq!(graph_major("vX.0"), None);
+    }
+
+    #[test]
+    fn seeded_pages_mix_recommendations_and_legacy_ratings() {
+        let e = FacebookEmulator::new(
+            42,
+            &FacebookSeed {
+                pages: 2,
+                recommendations_per_page: 20,
+                legacy_ratings_per_page: 6,
+                page_size: 10,
+            },
+            &Faults::new(42),
+        );
+        let page = e.page_ids()[0].clone();
+        let ratings = e.ratings(&page);
+        assert_eq!(ratings.len(), 26);
+        assert!(
+            ratings
+                .iter()
+                .any(|r| r["recommendation_type"] == "positive")
+        );
+        assert!(
+            ratings
+                .iter()
+                .any(|r| r["recommendation_type"] == "negative")
+        );
+        assert!(ratings.iter().any(|r| r.get("review_text").is_none()));
+        assert!(ratings.iter().any(|r| r.get("reviewer").is_none()));
+        let legacy: Vec<&Value> = ratings
+            .iter()
+            .filter(|r| r.get("rating").is_some())
+            .collect();
+        assert_eq!(legacy.len(), 6);
+        assert!(legacy.iter().all(|r| r.get("open_graph_story").is_none()));
+        assert!(ratings.iter().all(|r| {
+            r["created_time"]
+                .as_str()
+                .is_some_and(|t| t.ends_with("+0000"))
+        }));
+        let times: Vec<&str> = ratings
+            .iter()
+            .filter_map(|r| r["created_time"].as_str())
+            .collect();
+        let mut sorted = times.clone();
+        sorted.sort_by(|a, b| b.cmp(a));
+        assert_eq!(times, sorted, "newest first");
+    }
+}

@@ -1,0 +1,306 @@
+//! Graph's ratings page (`{"data":[Recommendation...],"paging":{...}}`),
+//! turned into domain [`Review`]s (or [`Rejected`] records) right here.
+//! Records are read field by field so that a bad field is named in the
+//! rejection reason and the rest of the page goes on.
+//!
+//! The mapping:
+//! - the review id is `open_graph_story.id` (what the ratings webhook calls
+//!   `open_graph_story_id`). Old ratings have no story: their id is derived,
+//!   `fb-` + the first 32 hex digits of SHA-256 over `reviewer.id` and the
+//!   UTC `created_time`, which is stable across polls (`notes["derived_id"]`
+//!   says so). Without a reviewer id either, the record is refused;
+//! - `created_time` (`2016-03-11T23:14:30+0000`, any `+HHMM`/`+HH:MM`
+//!   offset) is the creation time. Graph has no update time;
+//! - `rating` is sent only when the legacy 1..5 `rating` field is there:
+//!   a positive/negative recommendation has no star rating, and none is
+//!   invented. `recommendation_type` is kept in `notes`;
+//! - `review_text` (else the story's `data.review_text`) is the comment;
+//! - `reviewer.name` is the display name, when Graph shows it.
+//!
+//! No title, no anonymity flag. JSON `null` means absent for every field.
+
+use super::super::{FetchedPage, PlatformError, check_review_id, json_kind, non_blank, opt_str};
+use crate::domain::{Platform, Rating, Rejected, Review, ReviewId};
+use crate::timestamps::{self, TimestampError};
+use chrono::{DateTime, Utc};
+use serde_json::{Map, Value};
+use sha2::{Digest, Sha256};
+use std::collections::BTreeMap;
+
+/// The `review.source` of Facebook reviews.
+pub(super) const PLATFORM: &str = "facebook";
+
+/// Hex digits of the derived id's hash: 128 bits, no collisions in practice.
+const DERIVED_ID_HEX: usize = 32;
+
+/// One ratings page, mapped.
+#[derive(Debug)]
+pub(super) struct MappedPage {
+    /// The reviews and rejected records.
+    pub page: FetchedPage,
+    /// The `after` cursor of the next page; `None` on the last page (no
+    /// `paging.next`).
+    pub next_cursor: Option<String>,
+    /// The oldest `created_time` on the page (rejected records included,
+    /// when readable).
+    pub oldest: Option<DateTime<Utc>>,
+    /// The newest one.
+    pub newest: Option<DateTime<Utc>>,
+}
+
+/// Maps one page. `page_number` (1-based) names records without a readable
+/// id in rejections. Only a page whose shape is wrong is an error.
+pub(super) fn map_page(json: &Value, page_number: u32) -> Result<MappedPage, PlatformError> {
+    let Value::Object(top) = json else {
+        return Err(PlatformError::InvalidResponse(format!(
+            "ratings page is {}, not an object",
+            json_kind(json)
+        )));
+    };
+    let items: &[Value] = match top.get("data") {
+        None | Some(Value::Null) => &[],
+        Some(Value::Array(items)) => items,
+        Some(other) => {
+            return Err(PlatformError::InvalidResponse(format!(
+                "data is {}, not an array",
+                json_kind(other)
+            )));
+        }
+    };
+    let next_cursor = next_cursor(top.get("paging"))?;
+    let mut page = FetchedPage::default();
+    let mut oldest: Option<DateTime<Utc>> = None;
+    let mut newest: Option<DateTime<Utc>> = None;
+    for (index, item) in items.iter().enumerate() {
+        let created = match map_recommendation(item) {
+            Ok(review) => {
+                let created = review.created_at;
+                page.reviews.push(review);
+                Some(created)
+            }
+            Err((id, reason)) => {
+                page.rejected.push(Rejected {
+                    reference: id
+                        .unwrap_or_else(|| format!("page {page_number} item {}", index + 1)),
+                    reason,
+                    raw: item.to_string(),
+                });
+                item.get("created_time")
+                    .and_then(Value::as_str)
+                    .and_then(|t| parse_graph_time(t).ok())
+            }
+        };
+        if let Some(t) = created {
+            oldest = Some(oldest.map_or(t, |o| o.min(t)));
+            newest = Some(newest.map_or(t, |n| n.max(t)));
+        }
+    }
+    Ok(MappedPage {
+        page,
+        next_cursor,
+        oldest,
+        newest,
+    })
+}
+
+/// The `after` cursor when there is a next page: `paging.cursors.after`, or
+/// the `after` parameter of `paging.next` (read, never followed: it carries
+/// the access token).
+fn next_cursor(paging: Option<&Value>) -> Result<Option<String>, PlatformError> {
+    let paging = match paging {
+        None | Some(Value::Null) => return Ok(None),
+        Some(Value::Object(paging)) => paging,
+        Some(other) => {
+            return Err(PlatformError::InvalidResponse(format!(
+                "paging is {}, not an object",
+                json_kind(other)
+            )));
+        }
+    };
+    let next = match paging.get("next") {
+        None | Some(Value::Null) => return Ok(None),
+        Some(Value::String(next)) if next.is_empty() => return Ok(None),
+        Some(Value::String(next)) => next,
+        Some(other) => {
+            return Err(PlatformError::InvalidResponse(format!(
+                "paging.next is {}, not a string",
+                json_kind(other)
+            )));
+        }
+    };
+    let from_cursors = paging
+        .get("cursors")
+        .and_then(|c| c.get("after"))
+        .and_then(Value::as_str)
+        .filter(|a| !a.is_empty());
+    if let Some(after) = from_cursors {
+        return Ok(Some(after.to_owned()));
+    }
+    let from_next = url::Url::parse(next).ok().and_then(|u| {
+        u.query_pairs()
+            .find(|(k, _)| k == "after")
+            .map(|(_, v)| v.into_owned())
+            .filter(|a| !a.is_empty())
+    });
+    from_next
+        .map(Some)
+        .ok_or_else(|| PlatformError::InvalidResponse("paging.next without an after cursor".into()))
+}
+
+/// One recommendation, or why not (with its id when readable).
+fn map_recommendation(item: &Value) -> Result<Review, (Option<String>, String)> {
+    let Value::Object(obj) = item else {
+        return Err((
+            None,
+            format!("recommendation: {} is not an object", json_kind(item)),
+        ));
+    };
+    let story = match obj.get("open_graph_story") {
+        None | Some(Value::Null) => None,
+        Some(Value::Object(story)) => Some(story),
+        Some(other) => {
+            return Err((
+                None,
+                format!("open_graph_story: {} is not an object", json_kind(other)),
+            ));
+        }
+    };
+    let story_id = match story {
+        Some(story) => {
+            graph_id(story, "id").map_err(|e| (None, format!("open_graph_story.{e}")))?
+        }
+        None => None,
+    };
+    let reviewer = match obj.get("reviewer") {
+        None | Some(Value::Null) => None,
+        Some(Value::Object(reviewer)) => Some(reviewer),
+        Some(other) => {
+            return Err((
+                story_id.clone(),
+                format!("reviewer: {} is not an object", json_kind(other)),
+            ));
+        }
+    };
+    let created_at = match opt_str(obj, "created_time").map_err(|e| (story_id.clone(), e))? {
+        None => return Err((story_id, "created_time: missing".into())),
+        Some(text) => {
+            parse_graph_time(text).map_err(|e| (story_id.clone(), format!("created_time: {e}")))?
+        }
+    };
+    let mut notes = BTreeMap::new();
+    let id = match story_id {
+        Some(id) => id,
+        None => {
+            let reviewer_id = match reviewer {
+                Some(reviewer) => {
+                    graph_id(reviewer, "id").map_err(|e| (None, format!("reviewer.{e}")))?
+                }
+                None => None,
+            };
+            let Some(reviewer_id) = reviewer_id else {
+                return Err((
+                    None,
+                    "open_graph_story.id: missing, and no reviewer.id to derive an id from".into(),
+                ));
+            };
+            notes.insert("derived_id".to_owned(), "true".to_owned());
+            derived_id(&reviewer_id, created_at)
+        }
+    };
+    check_review_id(&id).map_err(|e| (None, format!("open_graph_story.id: {e}")))?;
+    let refuse = |reason: String| (Some(id.clone()), reason);
+
+    let rating = match obj.get("rating") {
+        None | Some(Value::Null) => None,
+        Some(Value::Number(n)) => Some(
+            n.as_u64()
+                .and_then(|s| u8::try_from(s).ok())
+                .and_then(Rating::new)
+                .ok_or_else(|| refuse(format!("rating: {n} is not within 1..5")))?,
+        ),
+        Some(other) => {
+            return Err(refuse(format!(
+                "rating: {} is not a number",
+                json_kind(other)
+            )));
+        }
+    };
+    if let Some(kind) = opt_str(obj, "recommendation_type")
+        .map_err(&refuse)?
+        .and_then(non_blank)
+    {
+        notes.insert("recommendation_type".to_owned(), kind);
+    }
+    let story_text = match story.and_then(|s| s.get("data")) {
+        Some(Value::Object(data)) => opt_str(data, "review_text")
+            .map_err(|e| refuse(format!("open_graph_story.data.{e}")))?,
+        _ => None,
+    };
+    let comment = opt_str(obj, "review_text")
+        .map_err(&refuse)?
+        .or(story_text)
+        .and_then(non_blank);
+    let display_name = match reviewer {
+        Some(reviewer) => opt_str(reviewer, "name")
+            .map_err(|e| refuse(format!("reviewer.{e}")))?
+            .and_then(non_blank),
+        None => None,
+    };
+    Ok(Review {
+        platform: Platform::new(PLATFORM),
+        review_id: ReviewId::new(id),
+        title: None,
+        comment,
+        rating,
+        display_name,
+        is_anonymous: None,
+        created_at,
+        updated_at: None,
+        notes,
+    })
+}
+
+/// A Graph id: a string of digits usually, a number sometimes.
+fn graph_id(obj: &Map<String, Value>, key: &str) -> Result<Option<String>, String> {
+    match obj.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) if s.trim().is_empty() => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s.trim().to_owned())),
+        Some(Value::Number(n)) => Ok(Some(n.to_string())),
+        Some(other) => Err(format!("{key}: {} is not a string", json_kind(other))),
+    }
+}
+
+/// The id of a rating without a story: `fb-` + hex SHA-256 of the reviewer
+/// id and the UTC creation second, cut to [`DERIVED_ID_HEX`] digits.
+pub(super) fn derived_id(reviewer_id: &str, created_at: DateTime<Utc>) -> String {
+    let input = format!("{reviewer_id}\n{}", created_at.format("%Y-%m-%dT%H:%M:%SZ"));
+    let digest = hex::encode(Sha256::digest(input.as_bytes()));
+    format!("fb-{}", &digest[..DERIVED_ID_HEX])
+}
+
+/// Graph's `created_time`: ISO 8601 with an offset written `+0000` (or, to
+/// be tolerant, RFC 3339's `+00:00` or `Z`).
+pub(super) fn parse_graph_time(text: &str) -> Result<DateTime<Utc>, TimestampError> {
+    let trimmed = text.trim();
+    let bytes = trimmed.as_bytes();
+    // `...+HHMM` → `...+HH:MM`, so that the RFC 3339 parser (and its range
+    // check) does the rest.
+    let with_colon = match bytes.len().checked_sub(5) {
+        Some(at)
+            if matches!(bytes[at], b'+' | b'-')
+                && bytes[at + 1..].iter().all(u8::is_ascii_digit)
+                && bytes[..at].contains(&b'T') =>
+        {
+            format!("{}:{}", &trimmed[..at + 3], &trimmed[at + 3..])
+        }
+        _ => trimmed.to_owned(),
+    };
+    timestamps::parse_rfc3339(&with_colon).map_err(|e| match e {
+        TimestampError::Format { .. } => TimestampError::Format {
+            value: trimmed.chars().take(64).collect(),
+            expected: "a Graph time such as 2016-03-11T23:14:30+0000",
+        },
+        other => other,
+    })
+}

@@ -1,0 +1,225 @@
+//! Google Places API (New): Place Details with `reviews`, one request per
+//! poll.
+//!
+//! `GET {api_base_url}/v1/places/{placeId}[?languageCode=..]` with the API key
+//! in `X-Goog-Api-Key` and the mandatory field mask in `X-Goog-FieldMask`
+//! ([`FIELD_MASK`]). Google answers with at most five reviews chosen by
+//! relevance and no paging, so a poll is exactly one request and this source
+//! can never be complete: new reviews may never make the top five, and old
+//! ones cannot be backfilled (`ledger stats` says so). The mapping of the
+//! JSON lives in `wire`.
+//!
+//! Where the reference says UNCONFIRMED, this module assumes:
+//! - `publishTime` is an RFC 3339 timestamp like every Google `Timestamp`;
+//! - errors use Google's standard error JSON; a bad key is a 400
+//!   `INVALID_ARGUMENT` whose `details` carry reason `API_KEY_INVALID` (or a
+//!   403 `PERMISSION_DENIED`), and quota exhaustion a 429 `RESOURCE_EXHAUSTED`
+//!   that the shared backoff retries;
+//! - no "newest first" order exists: relevance it is. The high-water mark is
+//!   kept (the newest `publishTime` seen) for the poll log, never to skip;
+//! - `userRatingCount` counts ratings, not readable reviews: it is not
+//!   reported as a total, since the gap would never close.
+//!
+//! A location id is a place id; `places/{id}` (the resource name) is
+//! accepted too.
+
+mod wire;
+
+#[cfg(test)]
+mod tests;
+
+use super::http::{ErrorAnswer, PlatformHttp};
+use super::{FetchedPage, PlatformError, short_message};
+use crate::config::{PlacesConfig, Secret, SourceConfig};
+use crate::domain::LocationId;
+use crate::ledger::PollState;
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+use url::Url;
+
+/// The fields asked for. Billing follows the most expensive field, and
+/// `reviews` is in the top tier anyway; `id` and `displayName` cost nothing
+/// more and make a wrong place id visible in the logs.
+pub const FIELD_MASK: &str = "id,displayName,reviews";
+
+/// The most of Google's error message kept in an error.
+const MAX_MESSAGE_CHARS: usize = 300;
+
+/// The client of one `google_places` source.
+pub struct PlacesClient {
+    http: PlatformHttp,
+    /// `api_base_url`; may carry a path prefix (the sandbox's `/places`).
+    api_base_url: Url,
+    api_key: Secret,
+    language_code: Option<String>,
+}
+
+impl PlacesClient {
+    /// Builds the client on the shared pool, with the source's rate limit
+    /// and timeout. The API key is sent as a header; there is no token.
+    pub fn new(source: &SourceConfig, cfg: &PlacesConfig, http: reqwest::Client) -> PlacesClient {
+        PlacesClient {
+            http: PlatformHttp::for_source(source, http, None),
+            api_base_url: cfg.api_base_url.clone(),
+            api_key: cfg.api_key.clone(),
+            language_code: cfg.language_code.clone(),
+        }
+    }
+
+    /// Starts a poll of one place. Nothing is sent until the page is asked for.
+    pub fn start_poll(&self, location: &LocationId, state: PollState) -> PlacesPoll<'_> {
+        PlacesPoll {
+            client: self,
+            location: location.clone(),
+            state,
+            newest: None,
+            done: false,
+        }
+    }
+
+    /// Every HTTP request this client made, retries included.
+    pub fn requests(&self) -> u64 {
+        self.http.requests()
+    }
+
+    /// `{api_base_url}/v1/places/{placeId}`, the id escaped as one segment.
+    fn details_url(&self, place: &LocationId) -> Result<Url, PlatformError> {
+        let id = place.as_str().trim();
+        let id = id.strip_prefix("places/").unwrap_or(id);
+        let mut url = self.api_base_url.clone();
+        url.set_query(None);
+        url.set_fragment(None);
+        {
+            let mut segments = url.path_segments_mut().map_err(|()| {
+                PlatformError::InvalidResponse("api_base_url cannot take a path".into())
+            })?;
+            segments.pop_if_empty();
+            segments.extend(["v1", "places", id]);
+        }
+        if let Some(language) = &self.language_code {
+            url.query_pairs_mut().append_pair("languageCode", language);
+        }
+        Ok(url)
+    }
+
+    async fn details(&self, place: &LocationId) -> Result<Value, PlatformError> {
+        let url = self.details_url(place)?;
+        self.http
+            .get_json(
+                &url,
+                |request| {
+                    request
+                        .header("X-Goog-Api-Key", self.api_key.expose())
+                        .header("X-Goog-FieldMask", FIELD_MASK)
+                },
+                |answer| places_error(&answer, place),
+            )
+            .await
+    }
+}
+
+/// A poll of one place: a single request.
+pub struct PlacesPoll<'a> {
+    client: &'a PlacesClient,
+    location: LocationId,
+    /// The state the poll started from (its cursor is passed through).
+    state: PollState,
+    /// The newest `publishTime` seen.
+    newest: Option<DateTime<Utc>>,
+    done: bool,
+}
+
+impl PlacesPoll<'_> {
+    /// The place's reviews, then `None`.
+    pub async fn next_page(&mut self) -> Result<Option<FetchedPage>, PlatformError> {
+        if self.done {
+            return Ok(None);
+        }
+        self.done = true;
+        let json = self.client.details(&self.location).await?;
+        let mapped = wire::map_place(&json)?;
+        self.newest = mapped.newest;
+        tracing::debug!(
+            location = %self.location,
+            reviews = mapped.page.reviews.len(),
+            rejected = mapped.page.rejected.len(),
+            "places details"
+        );
+        Ok(Some(mapped.page))
+    }
+
+    /// The state to store: the newest `publishTime` seen, never backwards.
+    pub fn finish(self) -> PollState {
+        let high_water = match (self.state.high_water, self.newest) {
+            (Some(old), Some(new)) => Some(old.max(new)),
+            (old, new) => old.or(new),
+        };
+        PollState {
+            high_water,
+            cursor: self.state.cursor,
+        }
+    }
+}
+
+/// Maps Google's error JSON (`{"error":{"code","message","status","details"}}`)
+/// to a [`PlatformError`], naming a refused key as such.
+fn places_error(answer: &ErrorAnswer<'_>, place: &LocationId) -> PlatformError {
+    let error = answer.json.and_then(|j| j.get("error"));
+    let text = |key: &str| {
+        error
+            .and_then(|e| e.get(key))
+            .and_then(Value::as_str)
+            .unwrap_or("")
+    };
+    let status_word = text("status");
+    let message = short_message(text("message"), MAX_MESSAGE_CHARS);
+    let reasons: Vec<&str> = error
+        .and_then(|e| e.get("details"))
+        .and_then(Value::as_array)
+        .map(|details| {
+            details
+                .iter()
+                .filter_map(|d| d.get("reason").and_then(Value::as_str))
+                .collect()
+        })
+        .unwrap_or_default();
+    let detail = match (status_word.is_empty(), message.is_empty()) {
+        (false, false) => format!("{status_word}: {message}"),
+        (false, true) => status_word.to_owned(),
+        (true, false) => message.clone(),
+        (true, true) => answer
+            .status
+            .canonical_reason()
+            .unwrap_or("no error message")
+            .to_owned(),
+    };
+    let key_refused = reasons
+        .iter()
+        .any(|r| matches!(*r, "API_KEY_INVALID" | "API_KEY_EXPIRED"))
+        || message.contains("API key not valid");
+    match answer.status.as_u16() {
+        _ if key_refused => {
+            PlatformError::Unauthorized(format!("Google Places refused the API key ({detail})"))
+        }
+        401 | 403 => PlatformError::Unauthorized(format!(
+            "{place}: {detail} (is the Places API (New) enabled for the key's project?)"
+        )),
+        404 => PlatformError::NotFound(format!("place {place}")),
+        status => PlatformError::Http { status, detail },
+    }
+}
+
+/// Fuzzing entry point (`fuzz/`, and the kept inputs in
+/// `tests/it/regressions/`): reads `bytes` as one Place Details answer, as a poll does, and
+/// checks the mapping's promises ([`super::fuzzing::check_page`]; review
+/// times are not judged, as this platform's mapper does not). Only a broken
+/// promise panics.
+#[doc(hidden)]
+pub fn fuzz_parse_page(bytes: &[u8]) {
+    let Ok(json) = serde_json::from_slice::<serde_json::Value>(bytes) else {
+        return;
+    };
+    if let Ok(mapped) = wire::map_place(&json) {
+        super::fuzzing::check_page(&mapped.page, None);
+    }
+}

@@ -1,0 +1,179 @@
+//! A Places `Place` JSON and its `reviews[]`, turned into domain
+//! [`Review`]s (or [`Rejected`] records) right here; nothing outside this
+//! module sees Google's field names. Records are read field by field so that
+//! a bad field is named in the rejection reason and the rest goes on.
+//!
+//! The mapping:
+//! - `name` (`places/{place}/reviews/{review}`) is the review id: the one
+//!   stable reference Places gives;
+//! - `originalText.text` is the comment, else `text.text` (which may be a
+//!   translation into the request's `languageCode`); the original language
+//!   is kept in `notes["language"]`;
+//! - `rating` is a number of stars (1.0..=5.0), rounded to whole stars;
+//! - `authorAttribution.displayName` is the display name;
+//! - `publishTime` is the creation time. Places has no update time, title or
+//!   anonymity flag, so those stay absent.
+//!
+//! Where the reference says UNCONFIRMED: `rating` may come as an integer or a
+//! fraction (both accepted); `publishTime` is RFC 3339; JSON `null` means
+//! absent for every field.
+
+use super::super::{FetchedPage, PlatformError, check_review_id, json_kind, non_blank, opt_str};
+use crate::domain::{Platform, Rating, Rejected, Review, ReviewId};
+use crate::timestamps;
+use chrono::{DateTime, Utc};
+use serde_json::{Map, Value};
+use std::collections::BTreeMap;
+
+/// The `review.source` of Places reviews: they are Google reviews.
+pub(super) const PLATFORM: &str = "google";
+
+/// One Place Details answer, mapped.
+#[derive(Debug)]
+pub(super) struct MappedPlace {
+    /// The reviews and rejected records (never a reported total).
+    pub page: FetchedPage,
+    /// The newest `publishTime` of the reviews.
+    pub newest: Option<DateTime<Utc>>,
+}
+
+/// Maps a `Place`. Only a body that is not an object, or whose `reviews` is
+/// not an array, is an error; bad reviews become [`Rejected`].
+pub(super) fn map_place(json: &Value) -> Result<MappedPlace, PlatformError> {
+    let Value::Object(place) = json else {
+        return Err(PlatformError::InvalidResponse(format!(
+            "place is {}, not an object",
+            json_kind(json)
+        )));
+    };
+    // Google omits empty repeated fields: no `reviews` is a place without any.
+    let items: &[Value] = match place.get("reviews") {
+        None | Some(Value::Null) => &[],
+        Some(Value::Array(items)) => items,
+        Some(other) => {
+            return Err(PlatformError::InvalidResponse(format!(
+                "reviews is {}, not an array",
+                json_kind(other)
+            )));
+        }
+    };
+    let mut page = FetchedPage::default();
+    let mut newest: Option<DateTime<Utc>> = None;
+    for (index, item) in items.iter().enumerate() {
+        match map_review(item) {
+            Ok(review) => {
+                newest = Some(newest.map_or(review.created_at, |n| n.max(review.created_at)));
+                page.reviews.push(review);
+            }
+            Err(refusal) => page.rejected.push(Rejected {
+                reference: refusal.id.unwrap_or_else(|| format!("item {}", index + 1)),
+                reason: refusal.reason,
+                raw: item.to_string(),
+            }),
+        }
+    }
+    Ok(MappedPlace { page, newest })
+}
+
+/// Why one review was refused, and its id when it had a readable one.
+struct Refusal {
+    id: Option<String>,
+    reason: String,
+}
+
+fn map_review(item: &Value) -> Result<Review, Refusal> {
+    let Value::Object(obj) = item else {
+        return Err(Refusal {
+            id: None,
+            reason: format!("review: {} is not an object", json_kind(item)),
+        });
+    };
+    let id = review_id(obj).map_err(|reason| Refusal { id: None, reason })?;
+    let refuse = |reason: String| Refusal {
+        id: Some(id.clone()),
+        reason,
+    };
+
+    let original = localized_text(obj, "originalText").map_err(&refuse)?;
+    let shown = localized_text(obj, "text").map_err(&refuse)?;
+    let (comment, language) = match (original, shown) {
+        (Some((text, language)), _) => (non_blank(text), language),
+        (None, Some((text, language))) => (non_blank(text), language),
+        (None, None) => (None, None),
+    };
+    let rating = rating(obj.get("rating")).map_err(&refuse)?;
+    let display_name = match obj.get("authorAttribution") {
+        None | Some(Value::Null) => None,
+        Some(Value::Object(author)) => opt_str(author, "displayName")
+            .map_err(|e| refuse(format!("authorAttribution.{e}")))?
+            .and_then(non_blank),
+        Some(other) => {
+            return Err(refuse(format!(
+                "authorAttribution: {} is not an object",
+                json_kind(other)
+            )));
+        }
+    };
+    let created_at = match opt_str(obj, "publishTime").map_err(&refuse)? {
+        None => return Err(refuse("publishTime: missing".into())),
+        Some(text) => {
+            timestamps::parse_rfc3339(text).map_err(|e| refuse(format!("publishTime: {e}")))?
+        }
+    };
+    let mut notes = BTreeMap::new();
+    if let Some(language) = language {
+        notes.insert("language".to_owned(), language.to_owned());
+    }
+    Ok(Review {
+        platform: Platform::new(PLATFORM),
+        review_id: ReviewId::new(id),
+        title: None,
+        comment,
+        rating,
+        display_name,
+        is_anonymous: None,
+        created_at,
+        updated_at: None,
+        notes,
+    })
+}
+
+/// `name`, checked.
+fn review_id(obj: &Map<String, Value>) -> Result<String, String> {
+    let id = opt_str(obj, "name")?.ok_or_else(|| "name: missing".to_owned())?;
+    check_review_id(id).map_err(|e| format!("name: {e}"))?;
+    Ok(id.to_owned())
+}
+
+/// A `LocalizedText` (`{text, languageCode}`): its text and language, or
+/// `None` when absent or without text.
+fn localized_text<'a>(
+    obj: &'a Map<String, Value>,
+    key: &str,
+) -> Result<Option<(&'a str, Option<&'a str>)>, String> {
+    match obj.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Object(localized)) => {
+            let text = opt_str(localized, "text").map_err(|e| format!("{key}.{e}"))?;
+            let language = opt_str(localized, "languageCode")
+                .map_err(|e| format!("{key}.{e}"))?
+                .filter(|l| !l.trim().is_empty());
+            Ok(text.map(|t| (t, language)))
+        }
+        Some(other) => Err(format!("{key}: {} is not an object", json_kind(other))),
+    }
+}
+
+/// `rating`: stars from 1.0 to 5.0, rounded to whole stars.
+fn rating(value: Option<&Value>) -> Result<Option<Rating>, String> {
+    match value {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Number(n)) => {
+            let stars = n.as_f64().unwrap_or(f64::NAN);
+            Rating::from_f64(stars)
+                .map(Some)
+                .ok_or_else(|| format!("rating: {n} is not within 1..5"))
+        }
+        Some(other) => Err(format!("rating: {} is not a number", json_kind(other))),
+    }
+}

@@ -1,0 +1,179 @@
+//! Trustpilot's reviews page (`{"reviews":[...],"links":[...]}`), turned
+//! into domain [`Review`]s (or [`Rejected`] records) right here. Records are
+//! read field by field so that a bad field is named in the rejection reason
+//! and the rest of the page goes on.
+//!
+//! The mapping:
+//! - `id` is the review id;
+//! - `title` is the title (Trustpilot is the one platform with titles);
+//! - `text` is the comment;
+//! - `stars` is the rating, whole stars 1..=5;
+//! - `consumer.displayName` is the display name;
+//! - `createdAt` / `updatedAt` (ISO 8601, `updatedAt` null until an edit)
+//!   are the creation and update times;
+//! - `language` is kept in `notes["language"]`.
+//!
+//! No anonymity flag. JSON `null` means absent for every field.
+
+use super::super::{FetchedPage, PlatformError, check_review_id, json_kind, non_blank, opt_str};
+use crate::domain::{Platform, Rating, Rejected, Review, ReviewId};
+use crate::timestamps;
+use chrono::{DateTime, Utc};
+use serde_json::{Map, Value};
+use std::collections::BTreeMap;
+
+/// The `review.source` of Trustpilot reviews.
+pub(super) const PLATFORM: &str = "trustpilot";
+
+/// One page, mapped.
+#[derive(Debug)]
+pub(super) struct MappedPage {
+    /// The reviews and rejected records.
+    pub page: FetchedPage,
+    /// Records on the page, good and bad (a page shorter than asked for is
+    /// the last).
+    pub records: usize,
+    /// The ids of the page's records that had one, in order (to notice a
+    /// server that serves the same page again).
+    pub ids: Vec<String>,
+    /// The oldest `createdAt` on the page (rejected records included, when
+    /// readable): the paging stop compares it with the mark.
+    pub oldest: Option<DateTime<Utc>>,
+    /// The newest `createdAt` on the page.
+    pub newest: Option<DateTime<Utc>>,
+}
+
+/// Maps one page. `page_number` (1-based) names records without a readable
+/// id in rejections. Only a page whose shape is wrong is an error.
+pub(super) fn map_page(json: &Value, page_number: u32) -> Result<MappedPage, PlatformError> {
+    let Value::Object(top) = json else {
+        return Err(PlatformError::InvalidResponse(format!(
+            "reviews page is {}, not an object",
+            json_kind(json)
+        )));
+    };
+    let items: &[Value] = match top.get("reviews") {
+        None | Some(Value::Null) => &[],
+        Some(Value::Array(items)) => items,
+        Some(other) => {
+            return Err(PlatformError::InvalidResponse(format!(
+                "reviews is {}, not an array",
+                json_kind(other)
+            )));
+        }
+    };
+    let mut page = FetchedPage::default();
+    let mut ids = Vec::with_capacity(items.len());
+    let mut oldest: Option<DateTime<Utc>> = None;
+    let mut newest: Option<DateTime<Utc>> = None;
+    for (index, item) in items.iter().enumerate() {
+        if let Some(id) = item.get("id").and_then(Value::as_str) {
+            ids.push(id.to_owned());
+        }
+        let created = match map_review(item) {
+            Ok(review) => {
+                let created = review.created_at;
+                page.reviews.push(review);
+                Some(created)
+            }
+            Err((id, reason)) => {
+                page.rejected.push(Rejected {
+                    reference: id
+                        .unwrap_or_else(|| format!("page {page_number} item {}", index + 1)),
+                    reason,
+                    raw: item.to_string(),
+                });
+                item.get("createdAt")
+                    .and_then(Value::as_str)
+                    .and_then(|t| timestamps::parse_rfc3339(t).ok())
+            }
+        };
+        if let Some(t) = created {
+            oldest = Some(oldest.map_or(t, |o| o.min(t)));
+            newest = Some(newest.map_or(t, |n| n.max(t)));
+        }
+    }
+    Ok(MappedPage {
+        page,
+        records: items.len(),
+        ids,
+        oldest,
+        newest,
+    })
+}
+
+/// One review, or why not (with its id when readable).
+fn map_review(item: &Value) -> Result<Review, (Option<String>, String)> {
+    let Value::Object(obj) = item else {
+        return Err((
+            None,
+            format!("review: {} is not an object", json_kind(item)),
+        ));
+    };
+    let id = review_id(obj).map_err(|reason| (None, reason))?;
+    let refuse = |reason: String| (Some(id.clone()), reason);
+
+    let title = opt_str(obj, "title").map_err(&refuse)?.and_then(non_blank);
+    let comment = opt_str(obj, "text").map_err(&refuse)?.and_then(non_blank);
+    let rating = match obj.get("stars") {
+        None | Some(Value::Null) => None,
+        Some(Value::Number(n)) => Some(
+            n.as_u64()
+                .and_then(|s| u8::try_from(s).ok())
+                .and_then(Rating::new)
+                .ok_or_else(|| refuse(format!("stars: {n} is not within 1..5")))?,
+        ),
+        Some(other) => {
+            return Err(refuse(format!(
+                "stars: {} is not a number",
+                json_kind(other)
+            )));
+        }
+    };
+    let display_name = match obj.get("consumer") {
+        None | Some(Value::Null) => None,
+        Some(Value::Object(consumer)) => opt_str(consumer, "displayName")
+            .map_err(|e| refuse(format!("consumer.{e}")))?
+            .and_then(non_blank),
+        Some(other) => {
+            return Err(refuse(format!(
+                "consumer: {} is not an object",
+                json_kind(other)
+            )));
+        }
+    };
+    let created_at = match opt_str(obj, "createdAt").map_err(&refuse)? {
+        None => return Err(refuse("createdAt: missing".into())),
+        Some(text) => {
+            timestamps::parse_rfc3339(text).map_err(|e| refuse(format!("createdAt: {e}")))?
+        }
+    };
+    let updated_at = opt_str(obj, "updatedAt")
+        .map_err(&refuse)?
+        .map(timestamps::parse_rfc3339)
+        .transpose()
+        .map_err(|e| refuse(format!("updatedAt: {e}")))?;
+    let mut notes = BTreeMap::new();
+    if let Some(language) = opt_str(obj, "language").ok().flatten().and_then(non_blank) {
+        notes.insert("language".to_owned(), language);
+    }
+    Ok(Review {
+        platform: Platform::new(PLATFORM),
+        review_id: ReviewId::new(id),
+        title,
+        comment,
+        rating,
+        display_name,
+        is_anonymous: None,
+        created_at,
+        updated_at,
+        notes,
+    })
+}
+
+/// `id`, checked.
+fn review_id(obj: &Map<String, Value>) -> Result<String, String> {
+    let id = opt_str(obj, "id")?.ok_or_else(|| "id: missing".to_owned())?;
+    check_review_id(id).map_err(|e| format!("id: {e}"))?;
+    Ok(id.to_owned())
+}

@@ -1,0 +1,244 @@
+//! Yelp Fusion (now "Yelp Places API"): a business's reviews, one request per
+//! poll.
+//!
+//! `GET {api_base_url}/v3/businesses/{id_or_alias}/reviews?sort_by=newest[&locale=..]`
+//! with the API key as a bearer token. Yelp answers with at most three
+//! review *excerpts* (about 160 characters, cut with "..."), so this source
+//! can never be complete, and Travtus receives partial texts: each review is
+//! flagged `excerpt` in the ledger's notes. The mapping lives in `wire`.
+//!
+//! Errors (`{"error":{"code","description"}}`) are judged here rather than by
+//! status alone: `ACCESS_LIMIT_REACHED` is a 429 that only Yelp's daily reset
+//! cures, so it is not retried and the error says when the limit resets
+//! (from `RateLimit-ResetTime`, when sent); `TOO_MANY_REQUESTS_PER_SECOND` is
+//! retried with the shared backoff; `BUSINESS_NOT_FOUND` is the location's
+//! own problem whatever its status.
+//!
+//! Where the reference says UNCONFIRMED, this module assumes:
+//! - `time_created` is wall-clock time in America/Los_Angeles, daylight
+//!   saving included (the docs say "PST"); a time with an explicit offset is
+//!   read as RFC 3339 instead;
+//! - `sort_by=newest` is accepted (the other value is Yelp's default
+//!   `yelp_sort`): the newest three are the ones most likely to be new to us;
+//! - `BUSINESS_NOT_FOUND` may come with 400 or 404; an invalid key is
+//!   `TOKEN_INVALID` (or any 401/403);
+//! - `total` counts reviews we can never read, so it is not reported as a
+//!   total (the gap would never close);
+//! - more than three reviews in an answer (a premium plan) are all taken.
+
+mod wire;
+
+#[cfg(test)]
+mod tests;
+
+use super::http::{ErrorAnswer, ErrorVerdict, PlatformHttp};
+use super::{FetchedPage, PlatformError, short_message};
+use crate::config::{Secret, SourceConfig, YelpConfig};
+use crate::domain::LocationId;
+use crate::ledger::PollState;
+use chrono::{DateTime, Utc};
+use reqwest::header::HeaderMap;
+use serde_json::Value;
+use url::Url;
+
+/// The most of Yelp's error description kept in an error.
+const MAX_MESSAGE_CHARS: usize = 300;
+
+/// The client of one `yelp` source.
+pub struct YelpClient {
+    http: PlatformHttp,
+    /// `api_base_url`; may carry a path prefix (the sandbox's `/yelp`).
+    api_base_url: Url,
+    api_key: Secret,
+    locale: Option<String>,
+}
+
+impl YelpClient {
+    /// Builds the client on the shared pool with the source's rate limit
+    /// and timeout. The key is a static bearer token: nothing to refresh.
+    pub fn new(source: &SourceConfig, cfg: &YelpConfig, http: reqwest::Client) -> YelpClient {
+        YelpClient {
+            http: PlatformHttp::for_source(source, http, None),
+            api_base_url: cfg.api_base_url.clone(),
+            api_key: cfg.api_key.clone(),
+            locale: cfg.locale.clone(),
+        }
+    }
+
+    /// Starts a poll of one business. Nothing is sent until the page is asked for.
+    pub fn start_poll(&self, location: &LocationId, state: PollState) -> YelpPoll<'_> {
+        YelpPoll {
+            client: self,
+            location: location.clone(),
+            state,
+            newest: None,
+            done: false,
+        }
+    }
+
+    /// Every HTTP request this client made, retries included.
+    pub fn requests(&self) -> u64 {
+        self.http.requests()
+    }
+
+    /// `{api_base_url}/v3/businesses/{id}/reviews?sort_by=newest`, the id
+    /// escaped as one segment.
+    fn reviews_url(&self, business: &LocationId) -> Result<Url, PlatformError> {
+        let mut url = self.api_base_url.clone();
+        url.set_query(None);
+        url.set_fragment(None);
+        {
+            let mut segments = url.path_segments_mut().map_err(|()| {
+                PlatformError::InvalidResponse("api_base_url cannot take a path".into())
+            })?;
+            segments.pop_if_empty();
+            segments.extend(["v3", "businesses", business.as_str().trim(), "reviews"]);
+        }
+        {
+            let mut query = url.query_pairs_mut();
+            query.append_pair("sort_by", "newest");
+            if let Some(locale) = &self.locale {
+                query.append_pair("locale", locale);
+            }
+        }
+        Ok(url)
+    }
+
+    async fn reviews(&self, business: &LocationId) -> Result<Value, PlatformError> {
+        let url = self.reviews_url(business)?;
+        self.http
+            .get_json_judged(
+                &url,
+                |request| request.bearer_auth(self.api_key.expose()),
+                |answer, headers| yelp_verdict(&answer, headers, business),
+            )
+            .await
+    }
+}
+
+/// A poll of one business: a single request.
+pub struct YelpPoll<'a> {
+    client: &'a YelpClient,
+    location: LocationId,
+    /// The state the poll started from (its cursor is passed through).
+    state: PollState,
+    /// The newest `time_created` seen.
+    newest: Option<DateTime<Utc>>,
+    done: bool,
+}
+
+impl YelpPoll<'_> {
+    /// The business's reviews, then `None`.
+    pub async fn next_page(&mut self) -> Result<Option<FetchedPage>, PlatformError> {
+        if self.done {
+            return Ok(None);
+        }
+        self.done = true;
+        let json = self.client.reviews(&self.location).await?;
+        let mapped = wire::map_reviews(&json)?;
+        self.newest = mapped.newest;
+        tracing::debug!(
+            location = %self.location,
+            reviews = mapped.page.reviews.len(),
+            rejected = mapped.page.rejected.len(),
+            "yelp reviews"
+        );
+        Ok(Some(mapped.page))
+    }
+
+    /// The state to store: the newest creation time seen, never backwards.
+    pub fn finish(self) -> PollState {
+        let high_water = match (self.state.high_water, self.newest) {
+            (Some(old), Some(new)) => Some(old.max(new)),
+            (old, new) => old.or(new),
+        };
+        PollState {
+            high_water,
+            cursor: self.state.cursor,
+        }
+    }
+}
+
+/// Judges Yelp's `{"error":{"code","description"}}` answers.
+fn yelp_verdict(
+    answer: &ErrorAnswer<'_>,
+    headers: &HeaderMap,
+    business: &LocationId,
+) -> ErrorVerdict {
+    let error = answer.json.and_then(|j| j.get("error"));
+    let text = |key: &str| {
+        error
+            .and_then(|e| e.get(key))
+            .and_then(Value::as_str)
+            .unwrap_or("")
+    };
+    let code = text("code");
+    let description = short_message(text("description"), MAX_MESSAGE_CHARS);
+    let detail = match (code.is_empty(), description.is_empty()) {
+        (false, false) => format!("{code}: {description}"),
+        (false, true) => code.to_owned(),
+        (true, false) => description.clone(),
+        (true, true) => answer
+            .status
+            .canonical_reason()
+            .unwrap_or("no error message")
+            .to_owned(),
+    };
+    let status = answer.status.as_u16();
+    match code {
+        "ACCESS_LIMIT_REACHED" => {
+            let limit = header(headers, "ratelimit-dailylimit")
+                .map(|l| format!(" of {l} calls"))
+                .unwrap_or_default();
+            let reset = match header(headers, "ratelimit-resettime") {
+                Some(at) => format!("it resets at {at}"),
+                None => "Yelp resets daily limits at midnight UTC".to_owned(),
+            };
+            ErrorVerdict::Final(PlatformError::QuotaExhausted(format!(
+                "Yelp's daily limit{limit} for this API key is used up (ACCESS_LIMIT_REACHED); {reset}. \
+                 Each business costs one call per poll: poll less often or use a plan with a higher limit"
+            )))
+        }
+        "TOO_MANY_REQUESTS_PER_SECOND" => ErrorVerdict::Retry(PlatformError::Http {
+            status,
+            detail: format!("{detail} (lower requests_per_minute)"),
+        }),
+        "BUSINESS_NOT_FOUND" | "BUSINESS_UNAVAILABLE" => ErrorVerdict::Final(
+            PlatformError::NotFound(format!("Yelp business {business} ({code})")),
+        ),
+        "TOKEN_INVALID" | "TOKEN_MISSING" | "UNAUTHORIZED_ACCESS_TOKEN" => ErrorVerdict::Final(
+            PlatformError::Unauthorized(format!("Yelp refused the API key ({detail})")),
+        ),
+        _ => ErrorVerdict::Default(match status {
+            401 | 403 => {
+                PlatformError::Unauthorized(format!("Yelp refused the API key ({detail})"))
+            }
+            404 => PlatformError::NotFound(format!("Yelp business {business}")),
+            _ => PlatformError::Http { status, detail },
+        }),
+    }
+}
+
+/// A response header as text (cut short: it ends up in an error message).
+fn header(headers: &HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| short_message(v.trim(), 64))
+        .filter(|v| !v.is_empty())
+}
+
+/// Fuzzing entry point (`fuzz/`, and the kept inputs in
+/// `tests/it/regressions/`): reads `bytes` as one answer of the business reviews endpoint, as a poll does, and
+/// checks the mapping's promises ([`super::fuzzing::check_page`]; review
+/// times are not judged, as this platform's mapper does not). Only a broken
+/// promise panics.
+#[doc(hidden)]
+pub fn fuzz_parse_page(bytes: &[u8]) {
+    let Ok(json) = serde_json::from_slice::<serde_json::Value>(bytes) else {
+        return;
+    };
+    if let Ok(mapped) = wire::map_reviews(&json) {
+        super::fuzzing::check_page(&mapped.page, None);
+    }
+}

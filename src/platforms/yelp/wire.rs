@@ -1,0 +1,152 @@
+//! Yelp's reviews JSON (`{"reviews":[...],"total","possible_languages"}`),
+//! turned into domain [`Review`]s (or [`Rejected`] records) right here.
+//! Records are read field by field so that a bad field is named in the
+//! rejection reason and the other reviews go on.
+//!
+//! The mapping:
+//! - `id` is the review id;
+//! - `text` is the comment. It is an excerpt, so `notes["excerpt"] = "true"`
+//!   tells auditors why the text stops short;
+//! - `rating` is a number of whole stars, 1..=5 (parsed as a number: one
+//!   schema calls it a float; a fraction is rounded, anything outside 1..5
+//!   refused);
+//! - `time_created` (`YYYY-MM-DD HH:MM:SS`, Pacific wall-clock time) is the
+//!   creation time, converted with America/Los_Angeles (see
+//!   [`timestamps::local_to_utc`] for the DST gap and overlap);
+//! - `user.name` (first name, last initial) is the display name.
+//!
+//! Yelp has no title, update time or anonymity flag: those stay absent.
+//! JSON `null` means absent for every field.
+
+use super::super::{FetchedPage, PlatformError, check_review_id, json_kind, non_blank, opt_str};
+use crate::domain::{Platform, Rating, Rejected, Review, ReviewId};
+use crate::timestamps;
+use chrono::{DateTime, Utc};
+use chrono_tz::Tz;
+use serde_json::{Map, Value};
+use std::collections::BTreeMap;
+
+/// The `review.source` of Yelp reviews.
+pub(super) const PLATFORM: &str = "yelp";
+
+/// The time zone of `time_created`.
+pub(super) const YELP_TIME_ZONE: Tz = chrono_tz::America::Los_Angeles;
+
+/// One reviews answer, mapped.
+#[derive(Debug)]
+pub(super) struct MappedReviews {
+    /// The reviews and rejected records (never a reported total).
+    pub page: FetchedPage,
+    /// The newest creation time of the reviews.
+    pub newest: Option<DateTime<Utc>>,
+}
+
+/// Maps one answer. Only a body that is not an object, or whose `reviews`
+/// is not an array, is an error; bad reviews become [`Rejected`].
+pub(super) fn map_reviews(json: &Value) -> Result<MappedReviews, PlatformError> {
+    let Value::Object(top) = json else {
+        return Err(PlatformError::InvalidResponse(format!(
+            "reviews answer is {}, not an object",
+            json_kind(json)
+        )));
+    };
+    let items: &[Value] = match top.get("reviews") {
+        None | Some(Value::Null) => &[],
+        Some(Value::Array(items)) => items,
+        Some(other) => {
+            return Err(PlatformError::InvalidResponse(format!(
+                "reviews is {}, not an array",
+                json_kind(other)
+            )));
+        }
+    };
+    let mut page = FetchedPage::default();
+    let mut newest: Option<DateTime<Utc>> = None;
+    for (index, item) in items.iter().enumerate() {
+        match map_review(item) {
+            Ok(review) => {
+                newest = Some(newest.map_or(review.created_at, |n| n.max(review.created_at)));
+                page.reviews.push(review);
+            }
+            Err((id, reason)) => page.rejected.push(Rejected {
+                reference: id.unwrap_or_else(|| format!("item {}", index + 1)),
+                reason,
+                raw: item.to_string(),
+            }),
+        }
+    }
+    Ok(MappedReviews { page, newest })
+}
+
+/// One review, or why not (with its id when readable).
+fn map_review(item: &Value) -> Result<Review, (Option<String>, String)> {
+    let Value::Object(obj) = item else {
+        return Err((
+            None,
+            format!("review: {} is not an object", json_kind(item)),
+        ));
+    };
+    let id = review_id(obj).map_err(|reason| (None, reason))?;
+    let refuse = |reason: String| (Some(id.clone()), reason);
+
+    let comment = opt_str(obj, "text").map_err(&refuse)?.and_then(non_blank);
+    let rating = match obj.get("rating") {
+        None | Some(Value::Null) => None,
+        Some(Value::Number(n)) => Some(
+            Rating::from_f64(n.as_f64().unwrap_or(f64::NAN))
+                .ok_or_else(|| refuse(format!("rating: {n} is not within 1..5")))?,
+        ),
+        Some(other) => {
+            return Err(refuse(format!(
+                "rating: {} is not a number",
+                json_kind(other)
+            )));
+        }
+    };
+    let created_at = match opt_str(obj, "time_created").map_err(&refuse)? {
+        None => return Err(refuse("time_created: missing".into())),
+        Some(text) => parse_time_created(text).map_err(|e| refuse(format!("time_created: {e}")))?,
+    };
+    let display_name = match obj.get("user") {
+        None | Some(Value::Null) => None,
+        Some(Value::Object(user)) => opt_str(user, "name")
+            .map_err(|e| refuse(format!("user.{e}")))?
+            .and_then(non_blank),
+        Some(other) => {
+            return Err(refuse(format!(
+                "user: {} is not an object",
+                json_kind(other)
+            )));
+        }
+    };
+    let mut notes = BTreeMap::new();
+    if comment.is_some() {
+        notes.insert("excerpt".to_owned(), "true".to_owned());
+    }
+    Ok(Review {
+        platform: Platform::new(PLATFORM),
+        review_id: ReviewId::new(id),
+        title: None,
+        comment,
+        rating,
+        display_name,
+        is_anonymous: None,
+        created_at,
+        updated_at: None,
+        notes,
+    })
+}
+
+/// `id`, checked.
+fn review_id(obj: &Map<String, Value>) -> Result<String, String> {
+    let id = opt_str(obj, "id")?.ok_or_else(|| "id: missing".to_owned())?;
+    check_review_id(id).map_err(|e| format!("id: {e}"))?;
+    Ok(id.to_owned())
+}
+
+/// `time_created`: Pacific wall-clock time, or (should Yelp ever add one)
+/// a time with an explicit offset.
+pub(super) fn parse_time_created(text: &str) -> Result<DateTime<Utc>, timestamps::TimestampError> {
+    timestamps::parse_local(text, YELP_TIME_ZONE)
+        .or_else(|local_error| timestamps::parse_rfc3339(text).map_err(|_| local_error))
+}
