@@ -29,6 +29,32 @@ pub struct FetchedPage {
     pub reported_total: Option<u64>,
 }
 
+/// Why a mapped review's times are implausible (before 2000, or more than a
+/// day ahead: [`crate::timestamps::check_review_time`]), naming the field;
+/// `None` when they are fine. Every platform applies it to every review, so
+/// a clock-skewed or hostile record is quarantined instead of sent, and its
+/// time never becomes a location's high-water mark.
+pub(crate) fn review_time_problem(review: &Review) -> Option<String> {
+    let now = chrono::Utc::now();
+    if let Err(e) = crate::timestamps::check_review_time(review.created_at, now) {
+        return Some(format!("created time: {e}"));
+    }
+    let updated = review.updated_at?;
+    crate::timestamps::check_review_time(updated, now)
+        .err()
+        .map(|e| format!("updated time: {e}"))
+}
+
+/// A time read from a rejected record, kept for the incremental stop rule
+/// only when it is plausible.
+pub(crate) fn plausible_time(
+    t: chrono::DateTime<chrono::Utc>,
+) -> Option<chrono::DateTime<chrono::Utc>> {
+    crate::timestamps::check_review_time(t, chrono::Utc::now())
+        .is_ok()
+        .then_some(t)
+}
+
 /// Why a poll of a location failed. Pages already yielded stay recorded.
 #[derive(Debug, thiserror::Error)]
 pub enum PlatformError {
@@ -323,5 +349,50 @@ pub(crate) mod test_support {
             Ok(mut config) => config.sources.remove(0),
             Err(e) => panic!("test config refused:\n{e}"),
         }
+    }
+}
+
+#[cfg(test)]
+mod time_rule_tests {
+    use super::*;
+    use crate::domain::{Platform, ReviewId};
+    use chrono::{TimeZone, Utc};
+
+    fn review(created: chrono::DateTime<Utc>, updated: Option<chrono::DateTime<Utc>>) -> Review {
+        Review {
+            platform: Platform::new("yelp"),
+            review_id: ReviewId::new("r"),
+            title: None,
+            comment: None,
+            rating: None,
+            display_name: None,
+            is_anonymous: None,
+            created_at: created,
+            updated_at: updated,
+            notes: Default::default(),
+        }
+    }
+
+    #[test]
+    fn plausible_times_pass_and_implausible_ones_name_their_field() {
+        let ok = Utc
+            .with_ymd_and_hms(2024, 5, 1, 0, 0, 0)
+            .single()
+            .expect("date");
+        let old = Utc
+            .with_ymd_and_hms(1999, 5, 1, 0, 0, 0)
+            .single()
+            .expect("date");
+        let future = Utc::now() + chrono::Duration::days(30);
+        assert_eq!(review_time_problem(&review(ok, Some(ok))), None);
+        assert!(
+            review_time_problem(&review(old, None)).is_some_and(|r| r.starts_with("created time:"))
+        );
+        assert!(
+            review_time_problem(&review(ok, Some(future)))
+                .is_some_and(|r| r.starts_with("updated time:"))
+        );
+        assert_eq!(plausible_time(ok), Some(ok));
+        assert_eq!(plausible_time(future), None);
     }
 }

@@ -72,7 +72,12 @@ pub(super) fn map_page(json: &Value, page_number: u32) -> Result<MappedPage, Pla
     let mut oldest: Option<DateTime<Utc>> = None;
     let mut newest: Option<DateTime<Utc>> = None;
     for (index, item) in items.iter().enumerate() {
-        let created = match map_recommendation(item) {
+        let created = match map_recommendation(item).and_then(|r| {
+            match super::super::review_time_problem(&r) {
+                None => Ok(r),
+                Some(reason) => Err((Some(r.review_id.to_string()), reason)),
+            }
+        }) {
             Ok(review) => {
                 let created = review.created_at;
                 page.reviews.push(review);
@@ -88,6 +93,7 @@ pub(super) fn map_page(json: &Value, page_number: u32) -> Result<MappedPage, Pla
                 item.get("created_time")
                     .and_then(Value::as_str)
                     .and_then(|t| parse_graph_time(t).ok())
+                    .and_then(super::super::plausible_time)
             }
         };
         if let Some(t) = created {

@@ -485,3 +485,19 @@ async fn the_key_goes_in_the_apikey_header_and_a_page_served_twice_is_a_loop() {
     assert!(heads[0].to_ascii_lowercase().contains("apikey: k3y"));
     assert!(heads[1].contains("&page=2 "), "{}", heads[1]);
 }
+
+#[test]
+fn implausible_review_times_are_quarantined_and_never_become_the_newest() {
+    let future = with(json!({"createdAt": "2099-01-01T00:00:00Z"}));
+    let rejected = one(future.clone()).expect_err("quarantined");
+    assert!(
+        rejected.reason.starts_with("created time:"),
+        "{}",
+        rejected.reason
+    );
+    let mapped = map_page(&json!({"reviews": [future], "links": []}), 1).expect("page shape");
+    assert_eq!(
+        mapped.newest, None,
+        "a future time must not become the high-water mark"
+    );
+}

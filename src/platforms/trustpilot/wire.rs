@@ -70,24 +70,29 @@ pub(super) fn map_page(json: &Value, page_number: u32) -> Result<MappedPage, Pla
         if let Some(id) = item.get("id").and_then(Value::as_str) {
             ids.push(id.to_owned());
         }
-        let created = match map_review(item) {
-            Ok(review) => {
-                let created = review.created_at;
-                page.reviews.push(review);
-                Some(created)
-            }
-            Err((id, reason)) => {
-                page.rejected.push(Rejected {
-                    reference: id
-                        .unwrap_or_else(|| format!("page {page_number} item {}", index + 1)),
-                    reason,
-                    raw: item.to_string(),
-                });
-                item.get("createdAt")
-                    .and_then(Value::as_str)
-                    .and_then(|t| timestamps::parse_rfc3339(t).ok())
-            }
-        };
+        let created =
+            match map_review(item).and_then(|r| match super::super::review_time_problem(&r) {
+                None => Ok(r),
+                Some(reason) => Err((Some(r.review_id.to_string()), reason)),
+            }) {
+                Ok(review) => {
+                    let created = review.created_at;
+                    page.reviews.push(review);
+                    Some(created)
+                }
+                Err((id, reason)) => {
+                    page.rejected.push(Rejected {
+                        reference: id
+                            .unwrap_or_else(|| format!("page {page_number} item {}", index + 1)),
+                        reason,
+                        raw: item.to_string(),
+                    });
+                    item.get("createdAt")
+                        .and_then(Value::as_str)
+                        .and_then(|t| timestamps::parse_rfc3339(t).ok())
+                        .and_then(super::super::plausible_time)
+                }
+            };
         if let Some(t) = created {
             oldest = Some(oldest.map_or(t, |o| o.min(t)));
             newest = Some(newest.map_or(t, |n| n.max(t)));

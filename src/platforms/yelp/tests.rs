@@ -443,3 +443,16 @@ async fn the_key_is_a_bearer_token_and_newest_first_is_asked_for() {
         "{head}"
     );
 }
+
+#[test]
+fn implausible_review_times_are_quarantined_naming_the_field() {
+    for time in ["2099-01-01 00:00:00", "1999-12-31 12:00:00"] {
+        let rejected = one(with(json!({"time_created": time}))).expect_err("quarantined");
+        assert!(
+            rejected.reason.starts_with("created time:"),
+            "{}",
+            rejected.reason
+        );
+        assert_eq!(rejected.reference, "xAG4O7l-t1ubbwVAlPnDKg");
+    }
+}

@@ -63,7 +63,10 @@ pub(super) fn map_reviews(json: &Value) -> Result<MappedReviews, PlatformError> 
     let mut page = FetchedPage::default();
     let mut newest: Option<DateTime<Utc>> = None;
     for (index, item) in items.iter().enumerate() {
-        match map_review(item) {
+        match map_review(item).and_then(|r| match super::super::review_time_problem(&r) {
+            None => Ok(r),
+            Some(reason) => Err((Some(r.review_id.to_string()), reason)),
+        }) {
             Ok(review) => {
                 newest = Some(newest.map_or(review.created_at, |n| n.max(review.created_at)));
                 page.reviews.push(review);
