@@ -342,6 +342,10 @@ impl SourcePoller {
                 .ledger
                 .run(move |x| x.record_page(&record, Utc::now()))
                 .await?;
+            // Delivery starts with the first page, not after the whole pass.
+            if counts.new + counts.edited > 0 {
+                self.ledger.notify_due();
+            }
             log.counts += counts;
         }
         let state = kind.end_state(&stored, poll.finish());

@@ -69,6 +69,10 @@ struct StoredReview {
     updated: DateTime<Utc>,
     /// 1..=5, or 0 when unspecified or malformed.
     rating: u8,
+    /// `value` serialised, kept with it: list pages are written from these
+    /// rather than cloning and serialising every review of every page (the
+    /// pipeline bench lists 100,000 reviews in a few seconds).
+    json: String,
 }
 
 impl StoredReview {
@@ -82,12 +86,15 @@ impl StoredReview {
             value,
             updated: DateTime::<Utc>::MIN_UTC,
             rating: 0,
+            json: String::new(),
         };
         review.refresh_keys();
         review
     }
 
+    /// Recomputes what is derived from `value`; call it after every change.
     fn refresh_keys(&mut self) {
+        self.json = self.value.to_string();
         self.updated = self
             .value
             .get("updateTime")
@@ -775,7 +782,13 @@ async fn list(
         return google_error(StatusCode::NOT_FOUND, "Requested entity was not found.");
     };
     let Some(misbehaviour) = emulator.hostile.get(&name) else {
-        return Json(list_page(&location.reviews, order, offset, page_size)).into_response();
+        let text = list_page_text(&location.reviews, order, offset, page_size);
+        drop(state);
+        return (
+            [(axum::http::header::CONTENT_TYPE, "application/json")],
+            text,
+        )
+            .into_response();
     };
     let (from, size) = Hostile::window(&misbehaviour, offset, page_size);
     let page = list_page(&location.reviews, order, from, size);
@@ -783,6 +796,73 @@ async fn list(
     emulator
         .hostile
         .respond(&misbehaviour, page, offset, page_size)
+}
+
+/// [`list_page`] as JSON text (the same JSON value; the keys in
+/// serde_json's default sorted order), written from the reviews' stored
+/// serialisations.
+fn list_page_text(
+    reviews: &[StoredReview],
+    order: Order,
+    offset: usize,
+    page_size: usize,
+) -> String {
+    let mut ordered: Vec<&StoredReview> = reviews.iter().collect();
+    match order {
+        Order::UpdateTimeDesc => {}
+        Order::Rating => ordered.sort_by_key(|r| r.rating),
+        Order::RatingDesc => ordered.sort_by_key(|r| std::cmp::Reverse(r.rating)),
+    }
+    let page: Vec<&str> = ordered
+        .iter()
+        .skip(offset)
+        .take(page_size)
+        .map(|r| r.json.as_str())
+        .collect();
+    // Keys in sorted order, as `list_page` comes out without serde_json's
+    // `preserve_order` (review-sync turns it on in a workspace build).
+    let mut fields: Vec<(&str, String)> = Vec::with_capacity(4);
+    let (rated, sum) = reviews
+        .iter()
+        .filter(|r| r.rating > 0)
+        .fold((0usize, 0.0), |(n, sum), r| {
+            (n + 1, sum + f64::from(r.rating))
+        });
+    if rated > 0 {
+        let average = sum / rated as f64;
+        fields.push((
+            "averageRating",
+            json!((average * 10.0).round() / 10.0).to_string(),
+        ));
+    }
+    let end = offset.saturating_add(page_size);
+    if end < ordered.len() {
+        fields.push(("nextPageToken", json!(encode_page_token(end)).to_string()));
+    }
+    if !page.is_empty() {
+        let len = page.iter().map(|r| r.len() + 1).sum::<usize>() + 2;
+        let mut array = String::with_capacity(len);
+        array.push('[');
+        array.push_str(&page.join(","));
+        array.push(']');
+        fields.push(("reviews", array));
+    }
+    if !reviews.is_empty() {
+        fields.push(("totalReviewCount", reviews.len().to_string()));
+    }
+    let mut out = String::with_capacity(fields.iter().map(|(_, v)| v.len() + 24).sum());
+    out.push('{');
+    for (i, (name, value)) in fields.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push('"');
+        out.push_str(name);
+        out.push_str("\":");
+        out.push_str(value);
+    }
+    out.push('}');
+    out
 }
 
 /// Builds one `ListReviewsResponse`, omitting default-valued fields.
@@ -829,6 +909,37 @@ fn list_page(reviews: &[StoredReview], order: Order, offset: usize, page_size: u
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn page_text_is_the_serialised_page() {
+        let shape = GoogleSeed {
+            accounts: 1,
+            locations_per_account: 2,
+            reviews_per_location: 120,
+        };
+        let google = GoogleEmulator::new(3, &shape, Duration::from_secs(60), &Faults::new(3));
+        let name = google.locations()[0].clone();
+        google.insert_raw_review(&name, json!({"reviewId": "raw-x", "comment": "é \"q\"\n"}));
+        let mut state = google.lock();
+        state.push_location(
+            "accounts/9".into(),
+            "accounts/9/locations/9".into(),
+            Vec::new(),
+        );
+        for location in &state.locations {
+            for order in [Order::UpdateTimeDesc, Order::Rating, Order::RatingDesc] {
+                for (offset, size) in [(0, 50), (50, 50), (100, 50), (0, 7), (500, 50)] {
+                    let text = list_page_text(&location.reviews, order, offset, size);
+                    assert_eq!(
+                        serde_json::from_str::<Value>(&text).expect("JSON"),
+                        list_page(&location.reviews, order, offset, size),
+                        "{} at {offset}+{size}",
+                        location.name
+                    );
+                }
+            }
+        }
+    }
 
     #[test]
     fn page_tokens_round_trip_and_reject_garbage() {

@@ -3,6 +3,7 @@
 
 use super::{Ledger, LedgerError};
 use std::sync::{Arc, Mutex};
+use tokio::sync::Notify;
 
 /// A cheap, cloneable handle to the one read-write [`Ledger`] of the process.
 #[derive(Clone)]
@@ -11,6 +12,11 @@ pub struct LedgerHandle {
     // `spawn_blocking`, where blocking is the point, and it serialises
     // writers the way SQLite would anyway.
     inner: Arc<Mutex<Ledger>>,
+    // Rows may have become due (a poll recorded a page with new or edited
+    // reviews): the delivery worker sleeps on it, so a backfill is sent
+    // while it is still being read instead of after the whole pass. One
+    // stored permit at most, so a burst of pages wakes the worker once.
+    due: Arc<Notify>,
 }
 
 impl LedgerHandle {
@@ -18,7 +24,19 @@ impl LedgerHandle {
     pub fn new(ledger: Ledger) -> LedgerHandle {
         LedgerHandle {
             inner: Arc::new(Mutex::new(ledger)),
+            due: Arc::new(Notify::new()),
         }
+    }
+
+    /// Says that reviews may be due now (after recording new or edited ones).
+    pub fn notify_due(&self) {
+        self.due.notify_one();
+    }
+
+    /// Waits for the next [`LedgerHandle::notify_due`] (or returns at once
+    /// if one came since the last wait).
+    pub async fn due_notified(&self) {
+        self.due.notified().await;
     }
 
     /// Runs `f` with the ledger on a blocking thread.

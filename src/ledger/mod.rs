@@ -22,6 +22,7 @@ mod time;
 mod tests;
 
 pub use backup::BackupReport;
+pub use delivery::{Claim, CycleReport, ReleasedClaim};
 pub use handle::LedgerHandle;
 pub use model::*;
 pub use retention::{PURGED_FIELDS, Purge, PurgeRow, PurgedBy};
