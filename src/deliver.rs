@@ -282,6 +282,11 @@ impl Deliverer {
         let mut stopping = false;
 
         loop {
+            if stopping {
+                // Claims that landed after the stop began (a cycle in
+                // progress then) go back with the rest.
+                released.extend(queue.drain(..).map(|(due, lease)| release(due, lease)));
+            }
             let paused = self.paused_until();
             if let Mode::Drain { deadline } = mode
                 && !stopping
@@ -375,10 +380,10 @@ impl Deliverer {
             let flush_at = oldest.map(|t| t + RECORD_DELAY);
             tokio::select! {
                 biased;
+                // The queue goes back at the top of the loop.
                 _ = cancel.cancelled(), if !stopping => {
                     stopping = true;
                     stop.cancel();
-                    released.extend(queue.drain(..).map(|(due, lease)| release(due, lease)));
                 }
                 Some(attempted) = in_flight.next(), if !in_flight.is_empty() => match attempted {
                     Attempted::Sent(records) => {
@@ -834,6 +839,71 @@ token_url = "{base}/google/token"
             )
             .unwrap();
         assert_eq!(leased, 0, "claims left behind by the stopped worker");
+    }
+
+    /// Regression (found by `chaos::`): a claim that landed after the stop
+    /// began was queued, and the worker, with nothing left to wait for,
+    /// panicked in `select!` instead of handing it back.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_claim_landing_after_the_stop_is_handed_back() {
+        let sb = Sandbox::start(SandboxOptions {
+            google: GoogleSeed {
+                accounts: 1,
+                locations_per_account: 1,
+                reviews_per_location: 50,
+            },
+            ..SandboxOptions::default()
+        })
+        .await
+        .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let app = app(&sb, dir.path(), 2).await;
+        app.poll(&app.pollers).await;
+
+        // Hold the ledger so the worker's first claim is still running when
+        // the stop comes.
+        let (held_tx, held_rx) = std::sync::mpsc::channel();
+        let ledger = app.ledger.clone();
+        let hold = tokio::spawn(async move {
+            ledger
+                .run(move |_| {
+                    held_tx.send(()).ok();
+                    std::thread::sleep(Duration::from_millis(400));
+                    Ok(())
+                })
+                .await
+        });
+        tokio::task::spawn_blocking(move || held_rx.recv())
+            .await
+            .unwrap()
+            .unwrap();
+        let cancel = CancellationToken::new();
+        let worker = {
+            let (deliverer, cancel) = (Arc::clone(&app.deliverer), cancel.clone());
+            tokio::spawn(async move { deliverer.run(&cancel).await })
+        };
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        cancel.cancel();
+        tokio::time::timeout(Duration::from_secs(10), worker)
+            .await
+            .expect("stops in time")
+            .expect("the worker does not panic");
+        hold.await.unwrap().unwrap();
+
+        assert_eq!(
+            sb.travtus().message_count(),
+            0,
+            "nothing sent after the stop"
+        );
+        let leased: i64 = rusqlite::Connection::open(dir.path().join("ledger.db"))
+            .unwrap()
+            .query_row(
+                "SELECT COUNT(*) FROM reviews WHERE status = 'pending' AND next_attempt_at > ?1",
+                [crate::ledger::format_time(Utc::now())],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(leased, 0, "the late claim was handed back");
     }
 
     /// Regression: a drain (`sync`) with claims queued when a 429 asked for
