@@ -1,6 +1,6 @@
-//! The long-running daemon (`review-sync run`): cron jobs per source (its
-//! incremental `schedule` and, for kinds that can reconcile, its
-//! `reconcile_schedule`; never two passes of one source at once), the
+//! The long-running daemon (`review-sync run`): a cron task per source
+//! schedule (its incremental `schedule` and, for kinds that can reconcile,
+//! its `reconcile_schedule`; never two passes of one source at once), the
 //! delivery worker, SIGHUP reloads
 //! that keep the old config when the new one is invalid, a bounded drain on
 //! SIGTERM/SIGINT, and systemd's READY/RELOADING/STOPPING/WATCHDOG.
@@ -10,12 +10,12 @@ use crate::config::{self, Config};
 use crate::health::{Health, Phase};
 use crate::ledger::{LedgerHandle, PurgedBy};
 use crate::poll::{PassKind, SourcePoller};
+use crate::schedule::Schedule;
 use sd_notify::NotifyState;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
-use tokio_cron_scheduler::{Job, JobScheduler};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -35,7 +35,7 @@ pub enum DaemonError {
     /// Start-up failed.
     #[error(transparent)]
     App(#[from] AppError),
-    /// The scheduler could not be started.
+    /// A source's schedule could not be followed.
     #[error("scheduler: {0}")]
     Scheduler(String),
     /// Signal handlers could not be installed.
@@ -60,7 +60,6 @@ struct Generation {
     app: Arc<App>,
     cancel: CancellationToken,
     tracker: TaskTracker,
-    scheduler: JobScheduler,
 }
 
 impl Generation {
@@ -68,9 +67,7 @@ impl Generation {
         let app = Arc::new(app);
         let cancel = CancellationToken::new();
         let tracker = TaskTracker::new();
-        let scheduler = JobScheduler::new()
-            .await
-            .map_err(|e| DaemonError::Scheduler(e.to_string()))?;
+        let mut schedules = Vec::new();
         for poller in &app.pollers {
             let slot = SourceSlot::default();
             let mut kinds = vec![PassKind::Incremental];
@@ -78,7 +75,7 @@ impl Generation {
                 kinds.push(PassKind::Reconcile);
             }
             for kind in kinds {
-                let job = source_job(
+                let cron = source_cron(
                     Arc::clone(poller),
                     Arc::clone(&app),
                     cancel.clone(),
@@ -86,10 +83,7 @@ impl Generation {
                     kind,
                     slot.clone(),
                 )?;
-                scheduler
-                    .add(job)
-                    .await
-                    .map_err(|e| DaemonError::Scheduler(e.to_string()))?;
+                schedules.push(tracker.spawn(cron).abort_handle());
             }
         }
         let delivery = {
@@ -97,25 +91,17 @@ impl Generation {
             let cancel = cancel.clone();
             tracker.spawn(async move { deliverer.run(&cancel).await })
         };
-        start_operations(&app, &scheduler, &cancel, &tracker, health).await?;
-        scheduler
-            .start()
-            .await
-            .map_err(|e| DaemonError::Scheduler(e.to_string()))?;
-        health.running(delivery.abort_handle());
+        start_operations(&app, &cancel, &tracker);
+        health.running(delivery.abort_handle(), schedules);
         Ok(Generation {
             app,
             cancel,
             tracker,
-            scheduler,
         })
     }
 
     /// Stops scheduling, lets in-flight work finish up to the deadline.
-    async fn stop(mut self) {
-        if let Err(e) = self.scheduler.shutdown().await {
-            tracing::warn!(error = %e, "scheduler shutdown");
-        }
+    async fn stop(self) {
         self.cancel.cancel();
         self.tracker.close();
         if tokio::time::timeout(DRAIN_DEADLINE, self.tracker.wait())
@@ -140,21 +126,22 @@ struct SourceSlot {
     reconcile_waiting: Arc<AtomicBool>,
 }
 
-/// The cron job of one kind of pass over one source.
+/// The cron task of one kind of pass over one source: it runs until
+/// `cancel`, ticking at the schedule's fire times.
 ///
 /// An incremental tick that finds a pass running is skipped (logged): the
 /// next tick reads whatever it would have. A reconciliation tick instead
 /// waits for the running pass to end, because it is rare (daily by
 /// default) and its default time falls on the ticks of most incremental
 /// schedules: skipping it would silently lose a day's reconciliation.
-fn source_job(
+fn source_cron(
     poller: Arc<SourcePoller>,
     app: Arc<App>,
     cancel: CancellationToken,
     tracker: TaskTracker,
     kind: PassKind,
     slot: SourceSlot,
-) -> Result<Job, DaemonError> {
+) -> Result<impl std::future::Future<Output = ()> + Send + 'static, DaemonError> {
     let name = poller.name().to_owned();
     let schedule = match kind {
         PassKind::Incremental => poller.config().schedule.clone(),
@@ -162,15 +149,21 @@ fn source_job(
             DaemonError::Scheduler(format!("source {name}: its kind cannot reconcile"))
         })?,
     };
-    Job::new_async(schedule.as_str(), move |_id, _sched| {
-        let (poller, app, cancel, tracker, slot) = (
-            Arc::clone(&poller),
-            Arc::clone(&app),
-            cancel.clone(),
-            tracker.clone(),
-            slot.clone(),
-        );
-        Box::pin(async move {
+    let schedule = Schedule::parse(&schedule).map_err(|e| {
+        DaemonError::Scheduler(format!(
+            "source {name} ({} pass): invalid cron expression {schedule:?}: {e}",
+            kind.as_str()
+        ))
+    })?;
+    Ok(async move {
+        let ticks = cancel.clone();
+        crate::schedule::run_every(&schedule, &ticks, || {
+            let (poller, app, cancel, slot) = (
+                Arc::clone(&poller),
+                Arc::clone(&app),
+                cancel.clone(),
+                slot.clone(),
+            );
             let guard = match Arc::clone(&slot.running).try_lock_owned() {
                 Ok(guard) => Some(guard),
                 Err(_) if kind.is_reconcile() => {
@@ -219,8 +212,8 @@ fn source_job(
                 }
             });
         })
+        .await;
     })
-    .map_err(|e| DaemonError::Scheduler(format!("source {name} ({} pass): {e}", kind.as_str())))
 }
 
 /// Runs the daemon until `control` says stop (or its sender is dropped).
@@ -274,24 +267,8 @@ pub async fn run(
 }
 
 /// What every generation runs besides its sources and deliveries: the
-/// scheduler's heartbeat (see `health`), the sources' metrics at zero, and
-/// retention.
-async fn start_operations(
-    app: &Arc<App>,
-    scheduler: &JobScheduler,
-    cancel: &CancellationToken,
-    tracker: &TaskTracker,
-    health: &Health,
-) -> Result<(), DaemonError> {
-    let beating = health.clone();
-    let heartbeat = Job::new(crate::health::HEARTBEAT_SCHEDULE, move |_id, _sched| {
-        beating.beat();
-    })
-    .map_err(|e| DaemonError::Scheduler(format!("heartbeat: {e}")))?;
-    scheduler
-        .add(heartbeat)
-        .await
-        .map_err(|e| DaemonError::Scheduler(e.to_string()))?;
+/// sources' metrics at zero, and retention.
+fn start_operations(app: &Arc<App>, cancel: &CancellationToken, tracker: &TaskTracker) {
     for poller in &app.pollers {
         crate::metrics::register_source(poller.name());
     }
@@ -307,7 +284,6 @@ async fn start_operations(
             }
         });
     }
-    Ok(())
 }
 
 /// Purges the text of reviews delivered more than `days` days ago, one batch

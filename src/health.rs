@@ -8,25 +8,16 @@
 //!   write lock. A ledger that cannot be written makes the daemon useless
 //!   but restarting it would not help, so it is reported, not fatal.
 //!
-//! How each loop is watched: the scheduler runs a heartbeat job every
-//! second ([`HEARTBEAT_SCHEDULE`]) that stamps [`Health::beat`]; a stamp
-//! older than [`SCHEDULER_STALE`] means the scheduler stopped ticking. The
-//! delivery loop is a task whose end (return or panic) is visible through its
-//! `AbortHandle`; it sleeps up to minutes when idle or paused, so a heartbeat
-//! would not tell a sleeping loop from a dead one.
+//! How each loop is watched: the delivery loop and every cron task (one per
+//! source schedule, see `schedule`) are tasks whose end (return or panic)
+//! is visible through their `AbortHandle`. They sleep for minutes when idle,
+//! so a heartbeat would not tell a sleeping loop from a dead one, and would
+//! wake an idle daemon for nothing.
 
 use crate::ledger::LedgerHandle;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::task::AbortHandle;
-use tokio::time::Instant;
-
-/// The heartbeat job's cron schedule: every second.
-pub const HEARTBEAT_SCHEDULE: &str = "* * * * * *";
-
-/// A scheduler heartbeat older than this means the scheduler stopped: ten
-/// missed ticks, far beyond any scheduling jitter of a busy machine.
-pub const SCHEDULER_STALE: Duration = Duration::from_secs(10);
 
 /// How long `/healthz` waits for the ledger before calling it unhealthy
 /// (the write probe itself gives up after 1 s of lock contention; the rest is
@@ -49,11 +40,10 @@ pub enum Phase {
 #[derive(Debug)]
 struct State {
     phase: Phase,
-    // The last heartbeat of the current generation's scheduler (set to the
-    // generation's start, so a fresh one is not stale before its first tick).
-    beat: Instant,
     // The current generation's delivery task.
     delivery: Option<AbortHandle>,
+    // The current generation's cron tasks.
+    schedules: Vec<AbortHandle>,
 }
 
 /// Shared health state; cheap to clone.
@@ -69,19 +59,20 @@ impl Health {
         Health {
             state: Arc::new(Mutex::new(State {
                 phase: Phase::Starting,
-                beat: Instant::now(),
                 delivery: None,
+                schedules: Vec::new(),
             })),
             ledger,
         }
     }
 
-    /// A new generation runs: its delivery task is `delivery`.
-    pub fn running(&self, delivery: AbortHandle) {
+    /// A new generation runs: its delivery task is `delivery`, its cron
+    /// tasks are `schedules`.
+    pub fn running(&self, delivery: AbortHandle, schedules: Vec<AbortHandle>) {
         let mut s = self.lock();
         s.phase = Phase::Running;
-        s.beat = Instant::now();
         s.delivery = Some(delivery);
+        s.schedules = schedules;
     }
 
     /// The daemon moves to `phase`.
@@ -92,11 +83,6 @@ impl Health {
     /// The current phase.
     pub fn phase(&self) -> Phase {
         self.lock().phase
-    }
-
-    /// A scheduler heartbeat.
-    pub fn beat(&self) {
-        self.lock().beat = Instant::now();
     }
 
     /// The loops' state: `Err(reason)` when one of them is not running.
@@ -110,11 +96,11 @@ impl Health {
             Phase::Reloading => return Err("reloading the config".into()),
             Phase::Running => {}
         }
-        let since = s.beat.elapsed();
-        if since > SCHEDULER_STALE {
+        if let Some(ended) = s.schedules.iter().position(AbortHandle::is_finished) {
             return Err(format!(
-                "scheduler stalled: no tick for {}s",
-                since.as_secs()
+                "scheduler stopped: cron task {} of {} ended",
+                ended + 1,
+                s.schedules.len()
             ));
         }
         match &s.delivery {
@@ -174,7 +160,7 @@ mod tests {
         let (_dir, h) = health();
         assert_eq!(h.check().await, Err("starting".into()));
         let task = tokio::spawn(std::future::pending::<()>());
-        h.running(task.abort_handle());
+        h.running(task.abort_handle(), vec![]);
         assert_eq!(h.check().await, Ok(()));
         assert_eq!(h.alive(Duration::from_secs(1)).await, Ok(()));
 
@@ -194,23 +180,32 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_scheduler_without_ticks_is_stalled() {
+    async fn an_ended_cron_task_means_the_scheduler_stopped() {
         let (_dir, h) = health();
-        let task = tokio::spawn(std::future::pending::<()>());
-        h.running(task.abort_handle());
-        let long_ago = Instant::now().checked_sub(SCHEDULER_STALE + Duration::from_secs(1));
-        h.lock().beat = long_ago.expect("the clock runs longer than 11 s");
-        let e = h.loops(false).unwrap_err();
-        assert!(e.starts_with("scheduler stalled"), "{e}");
-        h.beat();
+        let delivery = tokio::spawn(std::future::pending::<()>());
+        let crons: Vec<_> = (0..2)
+            .map(|_| tokio::spawn(std::future::pending::<()>()))
+            .collect();
+        h.running(
+            delivery.abort_handle(),
+            crons.iter().map(|c| c.abort_handle()).collect(),
+        );
         assert_eq!(h.loops(false), Ok(()));
+        let mut crons = crons.into_iter();
+        let first = crons.next().unwrap();
+        first.abort();
+        let _ = first.await;
+        assert_eq!(
+            h.loops(false),
+            Err("scheduler stopped: cron task 1 of 2 ended".into())
+        );
     }
 
     #[tokio::test]
     async fn a_write_lock_held_elsewhere_makes_the_ledger_unwritable() {
         let (dir, h) = health();
         let task = tokio::spawn(std::future::pending::<()>());
-        h.running(task.abort_handle());
+        h.running(task.abort_handle(), vec![]);
         let other = rusqlite::Connection::open(dir.path().join("ledger.db")).unwrap();
         other.execute_batch("BEGIN IMMEDIATE").unwrap();
         let e = h.check().await.unwrap_err();

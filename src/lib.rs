@@ -17,6 +17,7 @@ pub mod platforms;
 pub mod poll;
 pub mod reconcile;
 pub mod retry;
+pub mod schedule;
 pub mod telemetry;
 pub mod timestamps;
 pub mod travtus;

@@ -10,7 +10,6 @@ use super::{
     SourceKind,
 };
 use crate::domain::{GroupRef, LocationId, SourceName};
-use croner::parser::{CronParser, Seconds};
 use std::collections::HashMap;
 use std::num::NonZeroU32;
 
@@ -285,18 +284,12 @@ impl Validator<'_> {
     /// as the scheduler will parse it, so that `check` accepts only what
     /// `run` can schedule.
     fn cron(&mut self, key: &str, field: &Field<String>) -> Option<String> {
-        let parser = CronParser::builder()
-            .seconds(Seconds::Required)
-            .dom_and_dow(true)
-            .build();
-        match parser.parse(&field.value) {
+        match crate::schedule::Schedule::parse(&field.value) {
             Ok(_) => Some(field.value.clone()),
             Err(e) => {
-                let reason = e.to_string();
                 let message = format!(
                     "{key}: invalid cron expression {:?}: {} (six fields, seconds first, e.g. \"0 */15 * * * *\")",
-                    field.value,
-                    reason.trim_end_matches('.'),
+                    field.value, e.reason,
                 );
                 self.problem(&field.span, message)
             }
