@@ -338,9 +338,10 @@ impl SourcePoller {
                 log.reported_total = page.reported_total;
             }
             let record = self.page_record(target, page);
+            let sightings = kind.sightings();
             let counts = self
                 .ledger
-                .run(move |x| x.record_page(&record, Utc::now()))
+                .run(move |x| x.record_page_as(&record, Utc::now(), sightings))
                 .await?;
             // Delivery starts with the first page, not after the whole pass.
             if counts.new + counts.edited > 0 {

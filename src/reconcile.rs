@@ -42,6 +42,15 @@ impl PassKind {
         }
     }
 
+    /// Whether its pages stamp `last_seen_at` on the reviews they list
+    /// unchanged: only a reconciliation compares against the stamps.
+    pub fn sightings(self) -> crate::ledger::Sightings {
+        match self {
+            PassKind::Incremental => crate::ledger::Sightings::Skip,
+            PassKind::Reconcile => crate::ledger::Sightings::Stamp,
+        }
+    }
+
     /// The state a location's poll starts from: the stored one, or, for a
     /// full read, none at all.
     pub fn start_state(self, stored: &PollState) -> PollState {

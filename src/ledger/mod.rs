@@ -26,6 +26,7 @@ pub use delivery::{Claim, CycleReport, ReleasedClaim};
 pub use handle::LedgerHandle;
 pub use model::*;
 pub use retention::{PURGED_FIELDS, Purge, PurgeRow, PurgedBy};
+pub use reviews::Sightings;
 
 use std::path::{Path, PathBuf};
 

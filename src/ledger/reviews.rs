@@ -35,12 +35,24 @@ impl Ledger {
         page: &PageRecord,
         now: DateTime<Utc>,
     ) -> Result<PageCounts, LedgerError> {
+        self.record_page_as(page, now, Sightings::Stamp)
+    }
+
+    /// [`Ledger::record_page`], stamping `last_seen_at` on unchanged reviews
+    /// only when `sightings` says so. New and edited rows are always
+    /// stamped, and a review marked removed is always un-marked.
+    pub fn record_page_as(
+        &mut self,
+        page: &PageRecord,
+        now: DateTime<Utc>,
+        sightings: Sightings,
+    ) -> Result<PageCounts, LedgerError> {
         let err = sql_err(&self.path);
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(&err)?;
-        let ctx = PageContext::new(page, now);
+        let ctx = PageContext::new(page, now, sightings);
         let mut counts = PageCounts::default();
         for review in &page.reviews {
             match record_review(&tx, &ctx, review).map_err(&err)? {
@@ -88,6 +100,22 @@ impl Ledger {
     }
 }
 
+/// Whether recording a page stamps `last_seen_at` on the reviews it saw
+/// unchanged.
+///
+/// Only a reconciliation pass needs the stamps: [`Ledger::mark_removed`]
+/// runs after one and compares against its start. An incremental pass sees
+/// the same overlap page on every tick, and stamping it rewrote dozens of
+/// rows per location for nothing (a quiet pass over 1,000 locations wrote
+/// 26 MB).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sightings {
+    /// Stamp every review seen (a reconciliation pass, and the default).
+    Stamp,
+    /// Leave unchanged reviews as they are (an incremental pass).
+    Skip,
+}
+
 /// What recording one review did.
 enum Change {
     New,
@@ -106,10 +134,11 @@ struct PageContext<'a> {
     hold_reason: Option<&'a str>,
     /// `next_attempt_at` of new/edited rows: now, or none for held rows.
     next_attempt_at: Option<String>,
+    sightings: Sightings,
 }
 
 impl<'a> PageContext<'a> {
-    fn new(page: &'a PageRecord, now: DateTime<Utc>) -> Self {
+    fn new(page: &'a PageRecord, now: DateTime<Utc>, sightings: Sightings) -> Self {
         let now = time::to_text(now);
         let (status, next_attempt_at, hold_reason) = match page.group {
             Some(_) => (Status::Pending, Some(now.clone()), None),
@@ -124,6 +153,7 @@ impl<'a> PageContext<'a> {
             group_external_ref,
             hold_reason,
             next_attempt_at,
+            sightings,
         }
     }
 }
@@ -142,17 +172,24 @@ fn record_review(
     ctx: &PageContext<'_>,
     review: &IncomingReview,
 ) -> rusqlite::Result<Change> {
-    let stored: Option<String> = conn
-        .prepare_cached("SELECT content_hash FROM reviews WHERE platform = ?1 AND review_id = ?2")?
-        .query_row((&review.platform, &review.review_id), |r| r.get(0))
+    let stored: Option<(String, bool)> = conn
+        .prepare_cached(
+            "SELECT content_hash, removed_at IS NOT NULL FROM reviews
+             WHERE platform = ?1 AND review_id = ?2",
+        )?
+        .query_row((&review.platform, &review.review_id), |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
         .optional()?;
     match stored {
         None => {
             insert_review(conn, ctx, review)?;
             Ok(Change::New)
         }
-        Some(hash) if hash == review.content_hash => {
-            touch_review(conn, ctx, review)?;
+        Some((hash, removed)) if hash == review.content_hash => {
+            if removed || ctx.sightings == Sightings::Stamp {
+                touch_review(conn, ctx, review)?;
+            }
             Ok(Change::Unchanged)
         }
         Some(_) => {

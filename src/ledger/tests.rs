@@ -683,6 +683,59 @@ fn a_review_seen_again_is_no_longer_removed() {
     );
 }
 
+/// An incremental pass sees its overlap page on every tick: it writes
+/// nothing for reviews it saw unchanged, but still brings back a removed one.
+#[test]
+fn an_incremental_page_writes_nothing_for_unchanged_reviews() {
+    let (_dir, mut ledger) = fresh();
+    ledger
+        .record_page(&page(vec![review("r1", "h1"), review("r2", "h2")]), t0())
+        .unwrap();
+    let reconcile = t0() + Duration::days(1);
+    ledger
+        .record_page(&page(vec![review("r1", "h1")]), reconcile)
+        .unwrap();
+    ledger
+        .mark_removed("acme-google", "loc-1", reconcile, reconcile)
+        .unwrap();
+    let last_seen = |ledger: &Ledger, id: &str| -> String {
+        raw(ledger)
+            .query_row(
+                "SELECT last_seen_at FROM reviews WHERE review_id = ?1",
+                [id],
+                |r| r.get(0),
+            )
+            .unwrap()
+    };
+    let (r1_before, changes_before) = (last_seen(&ledger, "r1"), ledger.conn.total_changes());
+
+    let tick = reconcile + Duration::hours(1);
+    let counts = ledger
+        .record_page_as(&page(vec![review("r1", "h1")]), tick, Sightings::Skip)
+        .unwrap();
+    assert_eq!(counts.unchanged, 1);
+    assert_eq!(last_seen(&ledger, "r1"), r1_before, "not stamped");
+    assert_eq!(
+        ledger.conn.total_changes(),
+        changes_before,
+        "no row written"
+    );
+
+    // A removed review listed again is un-marked even so (and stamped).
+    ledger
+        .record_page_as(&page(vec![review("r2", "h2")]), tick, Sightings::Skip)
+        .unwrap();
+    assert_eq!(row(&ledger, "r2").removed_at, None);
+    assert_eq!(last_seen(&ledger, "r2"), time::to_text(tick));
+
+    // A reconciliation stamps what it sees.
+    let next = tick + Duration::days(1);
+    ledger
+        .record_page_as(&page(vec![review("r1", "h1")]), next, Sightings::Stamp)
+        .unwrap();
+    assert_eq!(last_seen(&ledger, "r1"), time::to_text(next));
+}
+
 // ------------------------------------------------------------- delivery
 
 #[test]
