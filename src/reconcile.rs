@@ -66,13 +66,14 @@ impl PassKind {
     pub fn end_state(self, stored: &PollState, read: PollState) -> PollState {
         match self {
             PassKind::Incremental => read,
-            PassKind::Reconcile => PollState {
-                high_water: match (stored.high_water, read.high_water) {
-                    (Some(old), Some(new)) => Some(old.max(new)),
-                    (old, new) => old.or(new),
-                },
-                cursor: read.cursor,
-            },
+            PassKind::Reconcile => {
+                let newest = read.high_water;
+                PollState {
+                    high_water: stored.high_water,
+                    cursor: read.cursor,
+                }
+                .advanced_to(newest)
+            }
         }
     }
 }

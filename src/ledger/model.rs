@@ -121,6 +121,22 @@ pub struct PollState {
     pub cursor: Option<String>,
 }
 
+impl PollState {
+    /// This state with `newest` seen: the high-water mark moves forward,
+    /// never backwards (the newest review may have been deleted since, and
+    /// a later pass must not read the same reviews again as new).
+    pub fn advanced_to(self, newest: Option<DateTime<Utc>>) -> PollState {
+        let high_water = match (self.high_water, newest) {
+            (Some(old), Some(new)) => Some(old.max(new)),
+            (old, new) => old.or(new),
+        };
+        PollState {
+            high_water,
+            cursor: self.cursor,
+        }
+    }
+}
+
 /// One row of the poll log (table `polls`).
 #[derive(Debug, Clone, Default)]
 pub struct PollLog {

@@ -10,6 +10,7 @@ pub mod fuzzing;
 pub mod google;
 pub mod http;
 pub mod places;
+mod records;
 pub mod trustpilot;
 pub mod yelp;
 

@@ -1,5 +1,5 @@
 //! Graph's ratings page (`{"data":[Recommendation...],"paging":{...}}`),
-//! turned into domain [`Review`]s (or [`Rejected`] records) right here.
+//! turned into domain [`Review`]s (or [`Rejected`](crate::domain::Rejected) records) right here.
 //! Records are read field by field so that a bad field is named in the
 //! rejection reason and the rest of the page goes on.
 //!
@@ -19,8 +19,9 @@
 //!
 //! No title, no anonymity flag. JSON `null` means absent for every field.
 
+use super::super::records::{Refusal, map_records, record_array};
 use super::super::{FetchedPage, PlatformError, check_review_id, json_kind, non_blank, opt_str};
-use crate::domain::{Platform, Rating, Rejected, Review, ReviewId};
+use crate::domain::{Platform, Rating, Review, ReviewId};
 use crate::timestamps::{self, TimestampError};
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
@@ -51,61 +52,23 @@ pub(super) struct MappedPage {
 /// Maps one page. `page_number` (1-based) names records without a readable
 /// id in rejections. Only a page whose shape is wrong is an error.
 pub(super) fn map_page(json: &Value, page_number: u32) -> Result<MappedPage, PlatformError> {
-    let Value::Object(top) = json else {
-        return Err(PlatformError::InvalidResponse(format!(
-            "ratings page is {}, not an object",
-            json_kind(json)
-        )));
-    };
-    let items: &[Value] = match top.get("data") {
-        None | Some(Value::Null) => &[],
-        Some(Value::Array(items)) => items,
-        Some(other) => {
-            return Err(PlatformError::InvalidResponse(format!(
-                "data is {}, not an array",
-                json_kind(other)
-            )));
-        }
-    };
+    let (top, items) = record_array(json, "ratings page", "data")?;
     let next_cursor = next_cursor(top.get("paging"))?;
-    let mut page = FetchedPage::default();
-    let mut oldest: Option<DateTime<Utc>> = None;
-    let mut newest: Option<DateTime<Utc>> = None;
-    for (index, item) in items.iter().enumerate() {
-        let created = match map_recommendation(item).and_then(|r| {
-            match super::super::review_time_problem(&r) {
-                None => Ok(r),
-                Some(reason) => Err((Some(r.review_id.to_string()), reason)),
-            }
-        }) {
-            Ok(review) => {
-                let created = review.created_at;
-                page.reviews.push(review);
-                Some(created)
-            }
-            Err((id, reason)) => {
-                page.rejected.push(Rejected {
-                    reference: id
-                        .unwrap_or_else(|| format!("page {page_number} item {}", index + 1)),
-                    reason,
-                    raw: item.to_string(),
-                });
-                item.get("created_time")
-                    .and_then(Value::as_str)
-                    .and_then(|t| parse_graph_time(t).ok())
-                    .and_then(super::super::plausible_time)
-            }
-        };
-        if let Some(t) = created {
-            oldest = Some(oldest.map_or(t, |o| o.min(t)));
-            newest = Some(newest.map_or(t, |n| n.max(t)));
-        }
-    }
+    let mapped = map_records(
+        items,
+        map_recommendation,
+        |i| format!("page {page_number} item {}", i + 1),
+        |item| {
+            item.get("created_time")
+                .and_then(Value::as_str)
+                .and_then(|t| parse_graph_time(t).ok())
+        },
+    );
     Ok(MappedPage {
-        page,
+        page: mapped.page,
         next_cursor,
-        oldest,
-        newest,
+        oldest: mapped.oldest,
+        newest: mapped.newest,
     })
 }
 
@@ -154,7 +117,7 @@ fn next_cursor(paging: Option<&Value>) -> Result<Option<String>, PlatformError> 
 }
 
 /// One recommendation, or why not (with its id when readable).
-fn map_recommendation(item: &Value) -> Result<Review, (Option<String>, String)> {
+fn map_recommendation(item: &Value) -> Result<Review, Refusal> {
     let Value::Object(obj) = item else {
         return Err((
             None,

@@ -255,14 +255,7 @@ impl GooglePoll<'_> {
     /// The state to store after a complete poll: the high-water mark moved to
     /// the newest update or create time seen (never backwards).
     pub fn finish(self) -> PollState {
-        let high_water = match (self.state.high_water, self.newest) {
-            (Some(old), Some(new)) => Some(old.max(new)),
-            (old, new) => old.or(new),
-        };
-        PollState {
-            high_water,
-            cursor: self.state.cursor,
-        }
+        self.state.advanced_to(self.newest)
     }
 }
 

@@ -31,6 +31,7 @@
 //!   in an id they are quarantined ([`check_review_id`]), as is an id over
 //!   1 kB.
 
+use super::super::records::record_array;
 use super::super::{FetchedPage, PlatformError, check_review_id};
 use crate::domain::{Platform, Rating, Rejected, Review, ReviewId};
 use crate::timestamps;
@@ -71,23 +72,8 @@ pub(super) fn map_page_at(
     page_number: u32,
     now: DateTime<Utc>,
 ) -> Result<MappedPage, PlatformError> {
-    let Value::Object(top) = json else {
-        return Err(PlatformError::InvalidResponse(format!(
-            "list page is {}, not an object",
-            kind(json)
-        )));
-    };
     // Google omits empty repeated fields: no `reviews` is an empty page.
-    let items: &[Value] = match top.get("reviews") {
-        None | Some(Value::Null) => &[],
-        Some(Value::Array(items)) => items,
-        Some(other) => {
-            return Err(PlatformError::InvalidResponse(format!(
-                "reviews is {}, not an array",
-                kind(other)
-            )));
-        }
-    };
+    let (top, items) = record_array(json, "list page", "reviews")?;
     let next_page_token = match top.get("nextPageToken") {
         None | Some(Value::Null) => None,
         Some(Value::String(t)) if t.is_empty() => None,

@@ -1,5 +1,5 @@
 //! A Places `Place` JSON and its `reviews[]`, turned into domain
-//! [`Review`]s (or [`Rejected`] records) right here; nothing outside this
+//! [`Review`]s (or [`Rejected`](crate::domain::Rejected) records) right here; nothing outside this
 //! module sees Google's field names. Records are read field by field so that
 //! a bad field is named in the rejection reason and the rest goes on.
 //!
@@ -18,8 +18,9 @@
 //! fraction (both accepted); `publishTime` is RFC 3339; JSON `null` means
 //! absent for every field.
 
+use super::super::records::{Refusal, map_records, record_array};
 use super::super::{FetchedPage, PlatformError, check_review_id, json_kind, non_blank, opt_str};
-use crate::domain::{Platform, Rating, Rejected, Review, ReviewId};
+use crate::domain::{Platform, Rating, Review, ReviewId};
 use crate::timestamps;
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
@@ -38,67 +39,25 @@ pub(super) struct MappedPlace {
 }
 
 /// Maps a `Place`. Only a body that is not an object, or whose `reviews` is
-/// not an array, is an error; bad reviews become [`Rejected`].
+/// not an array, is an error; bad reviews become [`Rejected`](crate::domain::Rejected).
 pub(super) fn map_place(json: &Value) -> Result<MappedPlace, PlatformError> {
-    let Value::Object(place) = json else {
-        return Err(PlatformError::InvalidResponse(format!(
-            "place is {}, not an object",
-            json_kind(json)
-        )));
-    };
-    // Google omits empty repeated fields: no `reviews` is a place without any.
-    let items: &[Value] = match place.get("reviews") {
-        None | Some(Value::Null) => &[],
-        Some(Value::Array(items)) => items,
-        Some(other) => {
-            return Err(PlatformError::InvalidResponse(format!(
-                "reviews is {}, not an array",
-                json_kind(other)
-            )));
-        }
-    };
-    let mut page = FetchedPage::default();
-    let mut newest: Option<DateTime<Utc>> = None;
-    for (index, item) in items.iter().enumerate() {
-        match map_review(item).and_then(|r| match super::super::review_time_problem(&r) {
-            None => Ok(r),
-            Some(reason) => Err(Refusal {
-                id: Some(r.review_id.to_string()),
-                reason,
-            }),
-        }) {
-            Ok(review) => {
-                newest = Some(newest.map_or(review.created_at, |n| n.max(review.created_at)));
-                page.reviews.push(review);
-            }
-            Err(refusal) => page.rejected.push(Rejected {
-                reference: refusal.id.unwrap_or_else(|| format!("item {}", index + 1)),
-                reason: refusal.reason,
-                raw: item.to_string(),
-            }),
-        }
-    }
-    Ok(MappedPlace { page, newest })
-}
-
-/// Why one review was refused, and its id when it had a readable one.
-struct Refusal {
-    id: Option<String>,
-    reason: String,
+    let (_, items) = record_array(json, "place", "reviews")?;
+    let mapped = map_records(items, map_review, |i| format!("item {}", i + 1), |_| None);
+    Ok(MappedPlace {
+        page: mapped.page,
+        newest: mapped.newest,
+    })
 }
 
 fn map_review(item: &Value) -> Result<Review, Refusal> {
     let Value::Object(obj) = item else {
-        return Err(Refusal {
-            id: None,
-            reason: format!("review: {} is not an object", json_kind(item)),
-        });
+        return Err((
+            None,
+            format!("review: {} is not an object", json_kind(item)),
+        ));
     };
-    let id = review_id(obj).map_err(|reason| Refusal { id: None, reason })?;
-    let refuse = |reason: String| Refusal {
-        id: Some(id.clone()),
-        reason,
-    };
+    let id = review_id(obj).map_err(|reason| (None, reason))?;
+    let refuse = |reason: String| (Some(id.clone()), reason);
 
     let original = localized_text(obj, "originalText").map_err(&refuse)?;
     let shown = localized_text(obj, "text").map_err(&refuse)?;

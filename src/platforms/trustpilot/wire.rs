@@ -1,5 +1,5 @@
 //! Trustpilot's reviews page (`{"reviews":[...],"links":[...]}`), turned
-//! into domain [`Review`]s (or [`Rejected`] records) right here. Records are
+//! into domain [`Review`]s (or [`Rejected`](crate::domain::Rejected) records) right here. Records are
 //! read field by field so that a bad field is named in the rejection reason
 //! and the rest of the page goes on.
 //!
@@ -15,8 +15,9 @@
 //!
 //! No anonymity flag. JSON `null` means absent for every field.
 
+use super::super::records::{Refusal, map_records, record_array};
 use super::super::{FetchedPage, PlatformError, check_review_id, json_kind, non_blank, opt_str};
-use crate::domain::{Platform, Rating, Rejected, Review, ReviewId};
+use crate::domain::{Platform, Rating, Review, ReviewId};
 use crate::timestamps;
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
@@ -46,69 +47,33 @@ pub(super) struct MappedPage {
 /// Maps one page. `page_number` (1-based) names records without a readable
 /// id in rejections. Only a page whose shape is wrong is an error.
 pub(super) fn map_page(json: &Value, page_number: u32) -> Result<MappedPage, PlatformError> {
-    let Value::Object(top) = json else {
-        return Err(PlatformError::InvalidResponse(format!(
-            "reviews page is {}, not an object",
-            json_kind(json)
-        )));
-    };
-    let items: &[Value] = match top.get("reviews") {
-        None | Some(Value::Null) => &[],
-        Some(Value::Array(items)) => items,
-        Some(other) => {
-            return Err(PlatformError::InvalidResponse(format!(
-                "reviews is {}, not an array",
-                json_kind(other)
-            )));
-        }
-    };
-    let mut page = FetchedPage::default();
-    let mut ids = Vec::with_capacity(items.len());
-    let mut oldest: Option<DateTime<Utc>> = None;
-    let mut newest: Option<DateTime<Utc>> = None;
-    for (index, item) in items.iter().enumerate() {
-        if let Some(id) = item.get("id").and_then(Value::as_str) {
-            ids.push(id.to_owned());
-        }
-        let created =
-            match map_review(item).and_then(|r| match super::super::review_time_problem(&r) {
-                None => Ok(r),
-                Some(reason) => Err((Some(r.review_id.to_string()), reason)),
-            }) {
-                Ok(review) => {
-                    let created = review.created_at;
-                    page.reviews.push(review);
-                    Some(created)
-                }
-                Err((id, reason)) => {
-                    page.rejected.push(Rejected {
-                        reference: id
-                            .unwrap_or_else(|| format!("page {page_number} item {}", index + 1)),
-                        reason,
-                        raw: item.to_string(),
-                    });
-                    item.get("createdAt")
-                        .and_then(Value::as_str)
-                        .and_then(|t| timestamps::parse_rfc3339(t).ok())
-                        .and_then(super::super::plausible_time)
-                }
-            };
-        if let Some(t) = created {
-            oldest = Some(oldest.map_or(t, |o| o.min(t)));
-            newest = Some(newest.map_or(t, |n| n.max(t)));
-        }
-    }
+    let (_, items) = record_array(json, "reviews page", "reviews")?;
+    let ids = items
+        .iter()
+        .filter_map(|item| item.get("id").and_then(Value::as_str))
+        .map(str::to_owned)
+        .collect();
+    let mapped = map_records(
+        items,
+        map_review,
+        |i| format!("page {page_number} item {}", i + 1),
+        |item| {
+            item.get("createdAt")
+                .and_then(Value::as_str)
+                .and_then(|t| timestamps::parse_rfc3339(t).ok())
+        },
+    );
     Ok(MappedPage {
-        page,
+        page: mapped.page,
         records: items.len(),
         ids,
-        oldest,
-        newest,
+        oldest: mapped.oldest,
+        newest: mapped.newest,
     })
 }
 
 /// One review, or why not (with its id when readable).
-fn map_review(item: &Value) -> Result<Review, (Option<String>, String)> {
+fn map_review(item: &Value) -> Result<Review, Refusal> {
     let Value::Object(obj) = item else {
         return Err((
             None,

@@ -148,14 +148,7 @@ impl YelpPoll<'_> {
 
     /// The state to store: the newest creation time seen, never backwards.
     pub fn finish(self) -> PollState {
-        let high_water = match (self.state.high_water, self.newest) {
-            (Some(old), Some(new)) => Some(old.max(new)),
-            (old, new) => old.or(new),
-        };
-        PollState {
-            high_water,
-            cursor: self.state.cursor,
-        }
+        self.state.advanced_to(self.newest)
     }
 }
 

@@ -1,5 +1,5 @@
 //! Yelp's reviews JSON (`{"reviews":[...],"total","possible_languages"}`),
-//! turned into domain [`Review`]s (or [`Rejected`] records) right here.
+//! turned into domain [`Review`]s (or [`Rejected`](crate::domain::Rejected) records) right here.
 //! Records are read field by field so that a bad field is named in the
 //! rejection reason and the other reviews go on.
 //!
@@ -18,8 +18,9 @@
 //! Yelp has no title, update time or anonymity flag: those stay absent.
 //! JSON `null` means absent for every field.
 
+use super::super::records::{Refusal, map_records, record_array};
 use super::super::{FetchedPage, PlatformError, check_review_id, json_kind, non_blank, opt_str};
-use crate::domain::{Platform, Rating, Rejected, Review, ReviewId};
+use crate::domain::{Platform, Rating, Review, ReviewId};
 use crate::timestamps;
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
@@ -42,47 +43,18 @@ pub(super) struct MappedReviews {
 }
 
 /// Maps one answer. Only a body that is not an object, or whose `reviews`
-/// is not an array, is an error; bad reviews become [`Rejected`].
+/// is not an array, is an error; bad reviews become [`Rejected`](crate::domain::Rejected).
 pub(super) fn map_reviews(json: &Value) -> Result<MappedReviews, PlatformError> {
-    let Value::Object(top) = json else {
-        return Err(PlatformError::InvalidResponse(format!(
-            "reviews answer is {}, not an object",
-            json_kind(json)
-        )));
-    };
-    let items: &[Value] = match top.get("reviews") {
-        None | Some(Value::Null) => &[],
-        Some(Value::Array(items)) => items,
-        Some(other) => {
-            return Err(PlatformError::InvalidResponse(format!(
-                "reviews is {}, not an array",
-                json_kind(other)
-            )));
-        }
-    };
-    let mut page = FetchedPage::default();
-    let mut newest: Option<DateTime<Utc>> = None;
-    for (index, item) in items.iter().enumerate() {
-        match map_review(item).and_then(|r| match super::super::review_time_problem(&r) {
-            None => Ok(r),
-            Some(reason) => Err((Some(r.review_id.to_string()), reason)),
-        }) {
-            Ok(review) => {
-                newest = Some(newest.map_or(review.created_at, |n| n.max(review.created_at)));
-                page.reviews.push(review);
-            }
-            Err((id, reason)) => page.rejected.push(Rejected {
-                reference: id.unwrap_or_else(|| format!("item {}", index + 1)),
-                reason,
-                raw: item.to_string(),
-            }),
-        }
-    }
-    Ok(MappedReviews { page, newest })
+    let (_, items) = record_array(json, "reviews answer", "reviews")?;
+    let mapped = map_records(items, map_review, |i| format!("item {}", i + 1), |_| None);
+    Ok(MappedReviews {
+        page: mapped.page,
+        newest: mapped.newest,
+    })
 }
 
 /// One review, or why not (with its id when readable).
-fn map_review(item: &Value) -> Result<Review, (Option<String>, String)> {
+fn map_review(item: &Value) -> Result<Review, Refusal> {
     let Value::Object(obj) = item else {
         return Err((
             None,
