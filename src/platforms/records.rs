@@ -1,6 +1,7 @@
-//! What every platform's wire mapping shares: finding the array of records
-//! in an answer, and mapping the records one by one so that a bad one is
-//! quarantined (raw, with the reason) while the rest of the page goes on.
+//! What the platforms share in reading pages of records: finding the array
+//! of records in an answer, mapping the records one by one so that a bad one
+//! is quarantined (raw, with the reason) while the rest of the page goes on,
+//! and following next-page tokens without looping.
 
 use super::{FetchedPage, PlatformError, json_kind, plausible_time, review_time_problem};
 use crate::domain::{Rejected, Review};
@@ -86,4 +87,132 @@ pub(crate) fn map_records(
         }
     }
     out
+}
+
+/// The bookkeeping of a poll that follows next-page tokens (Google's
+/// `nextPageToken`, Graph's `after` cursor): a bound on pages, a check for a
+/// token that comes round again, and an error held back until the page that
+/// revealed it has been handed out (its records are good).
+#[derive(Debug)]
+pub(crate) struct TokenPaging {
+    /// What a token is called in errors ("page token", "cursor").
+    what: &'static str,
+    max_pages: u32,
+    /// The token of the next page; `None` for the first.
+    next: Option<String>,
+    /// Every token received in this poll.
+    seen: std::collections::HashSet<String>,
+    pages: u32,
+    done: bool,
+    held_back: Option<PlatformError>,
+}
+
+impl TokenPaging {
+    /// A poll that has read nothing yet and reads at most `max_pages`.
+    pub(crate) fn new(what: &'static str, max_pages: u32) -> TokenPaging {
+        TokenPaging {
+            what,
+            max_pages,
+            next: None,
+            seen: std::collections::HashSet::new(),
+            pages: 0,
+            done: false,
+            held_back: None,
+        }
+    }
+
+    /// Before asking for a page: `Ok(Some(token))` to ask (`None` is the
+    /// first page), `Ok(None)` when the poll is over, or the error that ends
+    /// it (held back from the last page, or the page bound).
+    pub(crate) fn next_request(&mut self) -> Result<Option<Option<&str>>, PlatformError> {
+        if let Some(error) = self.held_back.take() {
+            self.done = true;
+            return Err(error);
+        }
+        if self.done {
+            return Ok(None);
+        }
+        if self.pages >= self.max_pages {
+            self.done = true;
+            return Err(PlatformError::InvalidResponse(format!(
+                "more than {} pages in one poll",
+                self.max_pages
+            )));
+        }
+        Ok(Some(self.next.as_deref()))
+    }
+
+    /// A page was read: its number (1-based).
+    pub(crate) fn page_read(&mut self) -> u32 {
+        self.pages += 1;
+        self.pages
+    }
+
+    /// Whether the poll is over (once the last page read is handed out).
+    pub(crate) fn is_done(&self) -> bool {
+        self.done
+    }
+
+    /// No more pages: the old reviews are reached, or there is no next one.
+    pub(crate) fn stop(&mut self) {
+        self.done = true;
+    }
+
+    /// The poll ends with `error` after the page just read is handed out.
+    pub(crate) fn fail_after_this_page(&mut self, error: PlatformError) {
+        self.held_back = Some(error);
+    }
+
+    /// Follows the token the page gave: none ends the poll; one seen before
+    /// in this poll ends it with a paging-loop error after this page.
+    pub(crate) fn follow(&mut self, token: Option<String>) {
+        match token {
+            None => self.done = true,
+            Some(token) if self.seen.insert(token.clone()) => self.next = Some(token),
+            Some(_) => {
+                self.held_back = Some(PlatformError::InvalidResponse(format!(
+                    "paging loop: {} repeated after {} pages",
+                    self.what, self.pages
+                )));
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn token_paging_follows_stops_and_catches_loops_and_the_bound() {
+        let mut paging = TokenPaging::new("cursor", 3);
+        assert_eq!(paging.next_request().unwrap(), Some(None), "first page");
+        assert_eq!(paging.page_read(), 1);
+        paging.follow(Some("a".into()));
+        assert_eq!(paging.next_request().unwrap(), Some(Some("a")));
+        assert_eq!(paging.page_read(), 2);
+        // A token seen before: this page is good, the next call fails.
+        paging.follow(Some("a".into()));
+        assert!(!paging.is_done());
+        let e = paging.next_request().unwrap_err().to_string();
+        assert!(
+            e.contains("paging loop: cursor repeated after 2 pages"),
+            "{e}"
+        );
+        assert_eq!(paging.next_request().unwrap(), None, "then over");
+
+        let mut bounded = TokenPaging::new("page token", 1);
+        bounded.next_request().unwrap();
+        bounded.page_read();
+        bounded.follow(Some("b".into()));
+        let e = bounded.next_request().unwrap_err().to_string();
+        assert!(e.contains("more than 1 pages in one poll"), "{e}");
+
+        let mut last = TokenPaging::new("page token", 10);
+        last.next_request().unwrap();
+        last.page_read();
+        last.follow(None);
+        assert!(last.is_done());
+        assert_eq!(last.next_request().unwrap(), None);
+    }
 }

@@ -36,10 +36,10 @@ use super::{FetchedPage, PlatformError, short_message};
 use crate::config::{FacebookConfig, SourceConfig};
 use crate::domain::LocationId;
 use crate::ledger::PollState;
+use crate::platforms::records::TokenPaging;
 use chrono::{DateTime, TimeDelta, Utc};
 use reqwest::header::HeaderMap;
 use serde_json::Value;
-use std::collections::HashSet;
 use url::Url;
 
 /// How far behind the stored high-water mark a poll keeps reading: Graph may
@@ -92,11 +92,7 @@ impl FacebookClient {
             stop_before: state.high_water.map(|hw| hw - OVERLAP),
             state,
             newest: None,
-            after: None,
-            seen_cursors: HashSet::new(),
-            pages: 0,
-            done: false,
-            pending_error: None,
+            paging: TokenPaging::new("cursor", MAX_PAGES),
         }
     }
 
@@ -167,40 +163,20 @@ pub struct FacebookPoll<'a> {
     stop_before: Option<DateTime<Utc>>,
     /// The newest `created_time` seen in this poll.
     newest: Option<DateTime<Utc>>,
-    /// The `after` cursor of the next page.
-    after: Option<String>,
-    /// Every cursor received in this poll, to catch a server that pages in
-    /// a circle.
-    seen_cursors: HashSet<String>,
-    pages: u32,
-    done: bool,
-    /// An error found after a page was read (a repeated cursor): the page
-    /// is handed out first, the error on the next call.
-    pending_error: Option<PlatformError>,
+    /// `after` cursors followed, the page bound, a loop held back as an
+    /// error.
+    paging: TokenPaging,
 }
 
 impl FacebookPoll<'_> {
     /// The next page, or `None` when the Page is read up to date.
     pub async fn next_page(&mut self) -> Result<Option<FetchedPage>, PlatformError> {
-        if let Some(error) = self.pending_error.take() {
-            self.done = true;
-            return Err(error);
-        }
-        if self.done {
+        let Some(after) = self.paging.next_request()? else {
             return Ok(None);
-        }
-        if self.pages >= MAX_PAGES {
-            self.done = true;
-            return Err(PlatformError::InvalidResponse(format!(
-                "more than {MAX_PAGES} pages in one poll"
-            )));
-        }
-        let json = self
-            .client
-            .ratings(&self.location, self.after.as_deref())
-            .await?;
-        self.pages += 1;
-        let mapped = wire::map_page(&json, self.pages)?;
+        };
+        let json = self.client.ratings(&self.location, after).await?;
+        let page_number = self.paging.page_read();
+        let mapped = wire::map_page(&json, page_number)?;
         if let Some(newest) = mapped.newest {
             self.newest = Some(self.newest.map_or(newest, |n| n.max(newest)));
         }
@@ -208,26 +184,17 @@ impl FacebookPoll<'_> {
             (Some(stop), Some(oldest)) => oldest < stop,
             _ => false,
         };
-        match mapped.next_cursor {
-            _ if reached_old => self.done = true,
-            None => self.done = true,
-            Some(cursor) => {
-                if self.seen_cursors.insert(cursor.clone()) {
-                    self.after = Some(cursor);
-                } else {
-                    self.pending_error = Some(PlatformError::InvalidResponse(format!(
-                        "paging loop: cursor repeated after {} pages",
-                        self.pages
-                    )));
-                }
-            }
+        if reached_old {
+            self.paging.stop();
+        } else {
+            self.paging.follow(mapped.next_cursor);
         }
         tracing::debug!(
             location = %self.location,
-            page = self.pages,
+            page = page_number,
             reviews = mapped.page.reviews.len(),
             rejected = mapped.page.rejected.len(),
-            done = self.done,
+            done = self.paging.is_done(),
             "facebook ratings page"
         );
         Ok(Some(mapped.page))

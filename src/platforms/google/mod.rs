@@ -33,9 +33,9 @@ use crate::config::{GoogleConfig, SourceConfig};
 use crate::domain::LocationId;
 use crate::ledger::PollState;
 use crate::oauth::{Grant, TokenCache};
+use crate::platforms::records::TokenPaging;
 use chrono::{DateTime, TimeDelta, Utc};
 use serde_json::Value;
-use std::collections::HashSet;
 use url::Url;
 
 /// How far behind the stored high-water mark a poll keeps reading. Google
@@ -103,12 +103,8 @@ impl GoogleClient {
             stop_before: state.high_water.map(|hw| hw - OVERLAP),
             state,
             newest: None,
-            page_token: None,
-            seen_tokens: HashSet::new(),
-            pages: 0,
+            paging: TokenPaging::new("page token", MAX_PAGES),
             records: 0,
-            done: false,
-            pending_error: None,
         }
     }
 
@@ -171,43 +167,22 @@ pub struct GooglePoll<'a> {
     stop_before: Option<DateTime<Utc>>,
     /// The newest update (else create) time seen in this poll.
     newest: Option<DateTime<Utc>>,
-    /// The token of the next page to ask for.
-    page_token: Option<String>,
-    /// Every page token received in this poll, to catch a server that pages
-    /// in a circle.
-    seen_tokens: HashSet<String>,
-    pages: u32,
+    /// Page tokens followed, the page bound, a loop held back as an error.
+    paging: TokenPaging,
     /// Records (reviews and rejected) read in this poll, for the paging
     /// bound ([`PAGING_SLACK`]).
     records: u64,
-    done: bool,
-    /// An error found after a page was read (a repeated page token): the page
-    /// is handed out first, the error on the next call.
-    pending_error: Option<PlatformError>,
 }
 
 impl GooglePoll<'_> {
     /// The next page, or `None` when the location is read up to date.
     pub async fn next_page(&mut self) -> Result<Option<FetchedPage>, PlatformError> {
-        if let Some(error) = self.pending_error.take() {
-            self.done = true;
-            return Err(error);
-        }
-        if self.done {
+        let Some(token) = self.paging.next_request()? else {
             return Ok(None);
-        }
-        if self.pages >= MAX_PAGES {
-            self.done = true;
-            return Err(PlatformError::InvalidResponse(format!(
-                "more than {MAX_PAGES} pages in one poll"
-            )));
-        }
-        let json = self
-            .client
-            .list_page(&self.location, self.page_token.as_deref())
-            .await?;
-        self.pages += 1;
-        let mapped = wire::map_page(&json, self.pages)?;
+        };
+        let json = self.client.list_page(&self.location, token).await?;
+        let page_number = self.paging.page_read();
+        let mapped = wire::map_page(&json, page_number)?;
         self.records += (mapped.page.reviews.len() + mapped.page.rejected.len()) as u64;
         let endless = mapped
             .page
@@ -222,31 +197,23 @@ impl GooglePoll<'_> {
             _ => false,
         };
         match (mapped.next_page_token, endless) {
-            _ if reached_old_reviews => self.done = true,
-            (None, _) => self.done = true,
+            _ if reached_old_reviews => self.paging.stop(),
+            (None, _) => self.paging.stop(),
             (Some(_), Some(total)) => {
-                self.pending_error = Some(PlatformError::InvalidResponse(format!(
-                    "paging loop: {} records in {} pages, but the location reports {total} reviews",
-                    self.records, self.pages,
-                )));
-            }
-            (Some(token), None) => {
-                if self.seen_tokens.insert(token.clone()) {
-                    self.page_token = Some(token);
-                } else {
-                    self.pending_error = Some(PlatformError::InvalidResponse(format!(
-                        "paging loop: page token repeated after {} pages",
-                        self.pages
+                self.paging
+                    .fail_after_this_page(PlatformError::InvalidResponse(format!(
+                        "paging loop: {} records in {page_number} pages, but the location reports {total} reviews",
+                        self.records,
                     )));
-                }
             }
+            (token, None) => self.paging.follow(token),
         }
         tracing::debug!(
             location = %self.location,
-            page = self.pages,
+            page = page_number,
             reviews = mapped.page.reviews.len(),
             rejected = mapped.page.rejected.len(),
-            done = self.done,
+            done = self.paging.is_done(),
             "google list page"
         );
         Ok(Some(mapped.page))
