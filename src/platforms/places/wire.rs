@@ -18,35 +18,27 @@
 //! fraction (both accepted); `publishTime` is RFC 3339; JSON `null` means
 //! absent for every field.
 
-use super::super::records::{Refusal, map_records, record_array};
-use super::super::{FetchedPage, PlatformError, check_review_id, json_kind, non_blank, opt_str};
+use super::super::records::{MappedRecords, Refusal, map_records, record_array};
+use super::super::{PlatformError, check_review_id, json_kind, non_blank, opt_str};
 use crate::domain::{Platform, Rating, Review, ReviewId};
 use crate::timestamps;
-use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
 
 /// The `review.source` of Places reviews: they are Google reviews.
 pub(super) const PLATFORM: &str = "google";
 
-/// One Place Details answer, mapped.
-#[derive(Debug)]
-pub(super) struct MappedPlace {
-    /// The reviews and rejected records (never a reported total).
-    pub page: FetchedPage,
-    /// The newest `publishTime` of the reviews.
-    pub newest: Option<DateTime<Utc>>,
-}
-
 /// Maps a `Place`. Only a body that is not an object, or whose `reviews` is
 /// not an array, is an error; bad reviews become [`Rejected`](crate::domain::Rejected).
-pub(super) fn map_place(json: &Value) -> Result<MappedPlace, PlatformError> {
+/// `newest` is the newest `publishTime`.
+pub(super) fn map_place(json: &Value) -> Result<MappedRecords, PlatformError> {
     let (_, items) = record_array(json, "place", "reviews")?;
-    let mapped = map_records(items, map_review, |i| format!("item {}", i + 1), |_| None);
-    Ok(MappedPlace {
-        page: mapped.page,
-        newest: mapped.newest,
-    })
+    Ok(map_records(
+        items,
+        map_review,
+        |i| format!("item {}", i + 1),
+        |_| None,
+    ))
 }
 
 fn map_review(item: &Value) -> Result<Review, Refusal> {

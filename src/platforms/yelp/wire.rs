@@ -18,8 +18,8 @@
 //! Yelp has no title, update time or anonymity flag: those stay absent.
 //! JSON `null` means absent for every field.
 
-use super::super::records::{Refusal, map_records, record_array};
-use super::super::{FetchedPage, PlatformError, check_review_id, json_kind, non_blank, opt_str};
+use super::super::records::{MappedRecords, Refusal, map_records, record_array};
+use super::super::{PlatformError, check_review_id, json_kind, non_blank, opt_str};
 use crate::domain::{Platform, Rating, Review, ReviewId};
 use crate::timestamps;
 use chrono::{DateTime, Utc};
@@ -33,24 +33,17 @@ pub(super) const PLATFORM: &str = "yelp";
 /// The time zone of `time_created`.
 pub(super) const YELP_TIME_ZONE: Tz = chrono_tz::America::Los_Angeles;
 
-/// One reviews answer, mapped.
-#[derive(Debug)]
-pub(super) struct MappedReviews {
-    /// The reviews and rejected records (never a reported total).
-    pub page: FetchedPage,
-    /// The newest creation time of the reviews.
-    pub newest: Option<DateTime<Utc>>,
-}
-
 /// Maps one answer. Only a body that is not an object, or whose `reviews`
-/// is not an array, is an error; bad reviews become [`Rejected`](crate::domain::Rejected).
-pub(super) fn map_reviews(json: &Value) -> Result<MappedReviews, PlatformError> {
+/// is not an array, is an error; bad reviews become
+/// [`Rejected`](crate::domain::Rejected). `newest` is the newest creation time.
+pub(super) fn map_reviews(json: &Value) -> Result<MappedRecords, PlatformError> {
     let (_, items) = record_array(json, "reviews answer", "reviews")?;
-    let mapped = map_records(items, map_review, |i| format!("item {}", i + 1), |_| None);
-    Ok(MappedReviews {
-        page: mapped.page,
-        newest: mapped.newest,
-    })
+    Ok(map_records(
+        items,
+        map_review,
+        |i| format!("item {}", i + 1),
+        |_| None,
+    ))
 }
 
 /// One review, or why not (with its id when readable).
