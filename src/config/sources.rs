@@ -464,17 +464,27 @@ impl Validator<'_> {
         ok.then(|| (accounts.value.clone(), Some(group_from)))
     }
 
+    /// The `api_key` (required, a secret) and `api_base_url` (else
+    /// `default`) of a kind that authenticates with an API key. Both are
+    /// checked, so every problem is reported at once.
+    fn api_key_and_base(
+        &mut self,
+        raw: &RawSource,
+        kind: &str,
+        default: &str,
+    ) -> (Option<super::Secret>, Option<url::Url>) {
+        let place = format!("in [[source]] (kind {kind})");
+        let api_key = self
+            .require(&raw.api_key, "api_key", &place, &raw.span, &raw.invalid)
+            .and_then(|field| self.secret("api_key", field));
+        let api_base_url = self.url("api_base_url", raw.api_base_url.as_ref(), default);
+        (api_key, api_base_url)
+    }
+
     /// `google_places`.
     fn places(&mut self, raw: &RawSource) -> Option<super::PlacesConfig> {
-        const PLACE: &str = "in [[source]] (kind google_places)";
-        let api_key = self
-            .require(&raw.api_key, "api_key", PLACE, &raw.span, &raw.invalid)
-            .and_then(|field| self.secret("api_key", field));
-        let api_base_url = self.url(
-            "api_base_url",
-            raw.api_base_url.as_ref(),
-            DEFAULT_PLACES_API_BASE_URL,
-        );
+        let (api_key, api_base_url) =
+            self.api_key_and_base(raw, "google_places", DEFAULT_PLACES_API_BASE_URL);
         let language_code = self.language_tag("language_code", raw.language_code.as_ref(), '-');
         Some(super::PlacesConfig {
             api_key: api_key?,
@@ -485,15 +495,7 @@ impl Validator<'_> {
 
     /// `yelp`.
     fn yelp(&mut self, raw: &RawSource) -> Option<super::YelpConfig> {
-        const PLACE: &str = "in [[source]] (kind yelp)";
-        let api_key = self
-            .require(&raw.api_key, "api_key", PLACE, &raw.span, &raw.invalid)
-            .and_then(|field| self.secret("api_key", field));
-        let api_base_url = self.url(
-            "api_base_url",
-            raw.api_base_url.as_ref(),
-            DEFAULT_YELP_API_BASE_URL,
-        );
+        let (api_key, api_base_url) = self.api_key_and_base(raw, "yelp", DEFAULT_YELP_API_BASE_URL);
         let locale = self.language_tag("locale", raw.locale.as_ref(), '_');
         Some(super::YelpConfig {
             api_key: api_key?,
@@ -624,15 +626,8 @@ impl Validator<'_> {
     /// `trustpilot`: the public endpoint with `api_key`, or the private one
     /// when `api_secret`, `username` and `password` are all given.
     fn trustpilot(&mut self, raw: &RawSource) -> Option<super::TrustpilotConfig> {
-        const PLACE: &str = "in [[source]] (kind trustpilot)";
-        let api_key = self
-            .require(&raw.api_key, "api_key", PLACE, &raw.span, &raw.invalid)
-            .and_then(|field| self.secret("api_key", field));
-        let api_base_url = self.url(
-            "api_base_url",
-            raw.api_base_url.as_ref(),
-            DEFAULT_TRUSTPILOT_API_BASE_URL,
-        );
+        let (api_key, api_base_url) =
+            self.api_key_and_base(raw, "trustpilot", DEFAULT_TRUSTPILOT_API_BASE_URL);
         let login = self.trustpilot_login(raw);
         Some(super::TrustpilotConfig {
             api_key: api_key?,
