@@ -27,6 +27,7 @@ pub(crate) struct Control {
     pub(crate) yelp: crate::yelp::YelpEmulator,
     pub(crate) facebook: crate::facebook::FacebookEmulator,
     pub(crate) trustpilot: crate::trustpilot::TrustpilotEmulator,
+    pub(crate) elsewhere: crate::elsewhere::Elsewhere,
     /// Unscoped: faults for any endpoint, counts over all.
     pub(crate) faults: Faults,
 }
@@ -46,6 +47,7 @@ pub(crate) fn router(control: Control) -> Router {
         .route("/faults", post(push_fault))
         .route("/faults/rates", post(set_rates))
         .route("/faults/clear", post(clear_faults))
+        .route("/elsewhere", get(elsewhere))
         .with_state(control)
 }
 
@@ -190,15 +192,50 @@ async fn google_edit_review(State(c): State<Control>, Json(body): Json<EditRevie
     }
 }
 
+/// The other origin's address and every request it received (redirect
+/// tests point `{"redirect":{"to":...}}` faults at its `base_url`).
+async fn elsewhere(State(c): State<Control>) -> Json<Value> {
+    let requests: Vec<Value> = c
+        .elsewhere
+        .requests()
+        .into_iter()
+        .map(|r| {
+            json!({
+                "method": r.method,
+                "path": r.path,
+                "query": r.query,
+                "headers": r.headers,
+                "body": String::from_utf8_lossy(&r.body),
+            })
+        })
+        .collect();
+    Json(json!({"base_url": c.elsewhere.base_url(), "requests": requests}))
+}
+
 /// A fault as written in control requests: `{"status":500}`,
-/// `{"too_many":{"retry_after_s":2}}`, `"drop"` or `{"slow_ms":500}`.
+/// `{"too_many":{"retry_after_s":2}}`, `"drop"`, `{"slow_ms":500}`,
+/// `{"redirect":{"status":307,"to":"http://127.0.0.1:PORT"}}` (no `to`: to
+/// the sandbox itself) or
+/// `{"answer":{"status":200,"content_type":"text/html","body":"<html>OK</html>"}}`.
 #[derive(Deserialize)]
 #[serde(rename_all = "snake_case")]
 enum FaultSpec {
     Status(u16),
-    TooMany { retry_after_s: Option<u64> },
+    TooMany {
+        retry_after_s: Option<u64>,
+    },
     Drop,
     SlowMs(u64),
+    Redirect {
+        status: u16,
+        to: Option<String>,
+    },
+    Answer {
+        status: u16,
+        content_type: Option<String>,
+        #[serde(default)]
+        body: String,
+    },
 }
 
 impl From<FaultSpec> for Fault {
@@ -210,6 +247,16 @@ impl From<FaultSpec> for Fault {
             },
             FaultSpec::Drop => Fault::Drop,
             FaultSpec::SlowMs(ms) => Fault::Slow(Duration::from_millis(ms)),
+            FaultSpec::Redirect { status, to } => Fault::Redirect { status, to },
+            FaultSpec::Answer {
+                status,
+                content_type,
+                body,
+            } => Fault::Answer {
+                status,
+                content_type,
+                body,
+            },
         }
     }
 }
@@ -316,6 +363,28 @@ mod tests {
         assert_eq!(
             parse(r#"{"slow_ms":500}"#),
             Fault::Slow(Duration::from_millis(500))
+        );
+        assert_eq!(
+            parse(r#"{"redirect":{"status":307,"to":"http://127.0.0.1:9"}}"#),
+            Fault::Redirect {
+                status: 307,
+                to: Some("http://127.0.0.1:9".into())
+            }
+        );
+        assert_eq!(
+            parse(r#"{"redirect":{"status":301}}"#),
+            Fault::Redirect {
+                status: 301,
+                to: None
+            }
+        );
+        assert_eq!(
+            parse(r#"{"answer":{"status":204}}"#),
+            Fault::Answer {
+                status: 204,
+                content_type: None,
+                body: String::new()
+            }
         );
         assert!(serde_json::from_str::<FaultSpec>(r#""explode""#).is_err());
     }

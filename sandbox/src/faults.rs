@@ -8,6 +8,13 @@
 //! before doing anything with side effects, and turn the result into a
 //! response with [`intercept`]; dropping the connection itself is the
 //! server's job (see `server::ConnectionKill`).
+//!
+//! Besides the faults of a healthy platform on a bad day (error statuses,
+//! throttling, drops, slowness), two faults are what a misrouted proxy or a
+//! hijacked endpoint does: a redirect ([`Fault::Redirect`], any 3xx to
+//! another origin such as [`crate::Elsewhere`], or to the sandbox itself)
+//! and an answer that is not the API's own ([`Fault::Answer`]: an empty 200,
+//! an HTML page, a 204...). Both work on every endpoint.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
@@ -134,6 +141,27 @@ pub enum Fault {
     Drop,
     /// The request is answered normally, but only after this delay.
     Slow(Duration),
+    /// A redirect: `status` (301, 302, 303, 307, 308, or any other) with a
+    /// `Location` that keeps the request's own path and query, on the origin
+    /// `to` (`http://127.0.0.1:PORT`, e.g. [`crate::Elsewhere::base_url`])
+    /// or, when `to` is `None`, on the sandbox itself (a relative
+    /// `Location`: following it reaches the same endpoint again).
+    Redirect {
+        /// The redirect status.
+        status: u16,
+        /// The origin to send the client to; `None`: the same one.
+        to: Option<String>,
+    },
+    /// This answer instead of the endpoint's own: any status, content type
+    /// and body (an empty 200, `<html>OK</html>`, `{"ok":true}`, a 204...).
+    Answer {
+        /// The status (outside 100..=999 answered as 500).
+        status: u16,
+        /// The `Content-Type` header; `None`: none sent.
+        content_type: Option<String>,
+        /// The body, sent as is.
+        body: String,
+    },
 }
 
 /// Probabilities (0.0..=1.0 each) of a fault on every request to an endpoint
@@ -318,6 +346,33 @@ impl Faults {
     }
 }
 
+/// Marks a [`Fault::Redirect`] response whose `Location` still lacks the
+/// request's path and query: [`redirect_location`] (a layer over the whole
+/// router, which sees the request) completes it, so handlers need not pass
+/// their URI to [`intercept`].
+#[derive(Clone, Debug)]
+pub(crate) struct RedirectTo(Option<String>);
+
+/// Completes the `Location` of a [`Fault::Redirect`] answer with the
+/// request's own path and query (see [`RedirectTo`]).
+pub(crate) async fn redirect_location(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let target = request
+        .uri()
+        .path_and_query()
+        .map_or_else(|| "/".to_owned(), |pq| pq.as_str().to_owned());
+    let mut response = next.run(request).await;
+    if let Some(RedirectTo(to)) = response.extensions_mut().remove::<RedirectTo>() {
+        let location = format!("{}{target}", to.unwrap_or_default());
+        if let Ok(value) = HeaderValue::from_str(&location) {
+            response.headers_mut().insert(header::LOCATION, value);
+        }
+    }
+    response
+}
+
 /// Builds an API's error body for a fault status (500, 503, 429, ...).
 pub(crate) type ErrorBody = fn(StatusCode) -> serde_json::Value;
 
@@ -354,6 +409,26 @@ pub(crate) async fn intercept(fault: Option<Fault>, body: ErrorBody) -> Intercep
                     header::RETRY_AFTER,
                     HeaderValue::from(whole_seconds_up(after)),
                 );
+            }
+            Intercept::Respond(response)
+        }
+        Some(Fault::Redirect { status, to }) => {
+            let status = StatusCode::from_u16(status).unwrap_or(StatusCode::FOUND);
+            let mut response =
+                (status, axum::Json(serde_json::json!({"moved": true}))).into_response();
+            response.extensions_mut().insert(RedirectTo(to));
+            Intercept::Respond(response)
+        }
+        Some(Fault::Answer {
+            status,
+            content_type,
+            body,
+        }) => {
+            let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            let mut response = (status, body).into_response();
+            response.headers_mut().remove(header::CONTENT_TYPE);
+            if let Some(value) = content_type.and_then(|c| HeaderValue::from_str(&c).ok()) {
+                response.headers_mut().insert(header::CONTENT_TYPE, value);
             }
             Intercept::Respond(response)
         }

@@ -6,7 +6,10 @@
 //!
 //! Code map:
 //! - `server`: accept loop, one task per connection, connection drops.
-//! - `faults`: scripted and probabilistic fault plans shared by all emulators.
+//! - `faults`: scripted and probabilistic fault plans shared by all emulators,
+//!   redirects and foreign answers included.
+//! - `elsewhere`: another origin (a second listener) that records every
+//!   request it gets, for redirect tests.
 //! - `hostile`: misbehaviour modes of the Google reviews list (endless and
 //!   huge bodies, bad JSON, bad paging) for hostile-platform tests.
 //! - `auth`: bearer / Basic / token-form parsing shared by all emulators.
@@ -29,6 +32,7 @@
 mod auth;
 mod business_info;
 mod control;
+mod elsewhere;
 mod facebook;
 mod faults;
 mod google;
@@ -50,6 +54,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 pub use business_info::BusinessInfoEmulator;
+pub use elsewhere::{ELSEWHERE_DEFAULT_BODY, Elsewhere, RecordedRequest};
 pub use facebook::{FACEBOOK_ACCESS_TOKEN, FacebookEmulator, NewRecommendation};
 pub use faults::{Endpoint, Fault, FaultRates, Faults};
 pub use google::{
@@ -222,11 +227,14 @@ pub struct Sandbox {
     yelp: YelpEmulator,
     facebook: FacebookEmulator,
     trustpilot: TrustpilotEmulator,
+    elsewhere: Elsewhere,
     faults: Faults,
     /// Cancelled on shutdown or drop; the accept loop and every connection watch it.
     shutdown: CancellationToken,
     /// The accept loop; `None` once `shutdown` has awaited it.
     server: Option<JoinHandle<()>>,
+    /// The accept loop of [`Elsewhere`], likewise.
+    elsewhere_server: Option<JoinHandle<()>>,
 }
 
 impl Sandbox {
@@ -234,6 +242,10 @@ impl Sandbox {
     pub async fn start(opts: SandboxOptions) -> std::io::Result<Sandbox> {
         let listener = tokio::net::TcpListener::bind(opts.listen).await?;
         let addr = listener.local_addr()?;
+        // Another port of the same IP: another origin, for redirects.
+        let elsewhere_listener =
+            tokio::net::TcpListener::bind(SocketAddr::new(addr.ip(), 0)).await?;
+        let elsewhere = Elsewhere::new(elsewhere_listener.local_addr()?);
         let faults = Faults::new(opts.seed);
         let travtus = TravtusEmulator::new(opts.seed, opts.travtus_token_lifetime, &faults);
         let google =
@@ -255,6 +267,7 @@ impl Sandbox {
             yelp: yelp.clone(),
             facebook: facebook.clone(),
             trustpilot: trustpilot.clone(),
+            elsewhere: elsewhere.clone(),
             faults: faults.clone(),
         };
         let router = Router::new()
@@ -272,9 +285,15 @@ impl Sandbox {
                     axum::Json(serde_json::json!({"error": "no such sandbox route"})),
                 )
                     .into_response()
-            });
+            })
+            .layer(axum::middleware::from_fn(faults::redirect_location));
         let shutdown = CancellationToken::new();
         let server = tokio::spawn(server::serve(listener, router, shutdown.clone()));
+        let elsewhere_server = tokio::spawn(server::serve(
+            elsewhere_listener,
+            elsewhere.router(),
+            shutdown.clone(),
+        ));
         tracing::debug!(%addr, seed = opts.seed, "sandbox listening");
         Ok(Sandbox {
             addr,
@@ -285,9 +304,11 @@ impl Sandbox {
             yelp,
             facebook,
             trustpilot,
+            elsewhere,
             faults,
             shutdown,
             server: Some(server),
+            elsewhere_server: Some(elsewhere_server),
         })
     }
 
@@ -391,6 +412,12 @@ impl Sandbox {
         &self.trustpilot
     }
 
+    /// Another origin that records every request it receives: the target of
+    /// [`Fault::Redirect`]s in redirect tests.
+    pub fn elsewhere(&self) -> &Elsewhere {
+        &self.elsewhere
+    }
+
     /// The fault plan of every endpoint (counts and `clear` cover all).
     pub fn faults(&self) -> &Faults {
         &self.faults
@@ -400,7 +427,10 @@ impl Sandbox {
     /// of seconds, then aborts them) and waits for the server to stop.
     pub async fn shutdown(mut self) {
         self.shutdown.cancel();
-        if let Some(server) = self.server.take() {
+        for server in [self.server.take(), self.elsewhere_server.take()]
+            .into_iter()
+            .flatten()
+        {
             // A panicked or aborted server task has stopped all the same.
             let _ = server.await;
         }

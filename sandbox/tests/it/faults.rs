@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use reqwest::Client;
 use sandbox::{Endpoint, Fault, FaultRates, SandboxOptions};
 use serde_json::{Value, json};
 
@@ -308,4 +309,130 @@ async fn probabilistic_faults_are_deterministic_per_seed() {
         a.contains(&500) && a.contains(&429) && a.contains(&200),
         "{a:?}"
     );
+}
+
+/// A redirect fault keeps the request's path and query on the origin it
+/// names (or on the sandbox itself), and [`sandbox::Elsewhere`] records what
+/// a client that follows it sends there.
+#[tokio::test]
+async fn redirects_keep_path_and_query_and_elsewhere_records_what_arrives() {
+    let sb = start().await;
+    let no_follow = Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client");
+    let elsewhere = sb.elsewhere().base_url();
+    assert_ne!(elsewhere, sb.base_url(), "another origin");
+    sb.faults().push(
+        Endpoint::PlacesDetails,
+        Fault::Redirect {
+            status: 308,
+            to: Some(elsewhere.clone()),
+        },
+        1,
+    );
+    let url = format!("{}/v1/places/p-1?languageCode=en", sb.places_base_url());
+    let response = no_follow.get(&url).send().await.expect("answer");
+    assert_eq!(response.status(), 308);
+    assert_eq!(
+        response.headers()["location"],
+        format!("{elsewhere}/places/v1/places/p-1?languageCode=en").as_str()
+    );
+
+    // To the sandbox itself: a relative Location, the same endpoint again.
+    sb.faults().push(
+        Endpoint::TravtusMessages,
+        Fault::Redirect {
+            status: 302,
+            to: None,
+        },
+        1,
+    );
+    let response = no_follow
+        .post(format!("{}/messages/", sb.travtus_base_url()))
+        .body("{}")
+        .send()
+        .await
+        .expect("answer");
+    assert_eq!(response.status(), 302);
+    assert_eq!(response.headers()["location"], "/travtus/messages/");
+    assert_eq!(
+        sb.travtus().message_count(),
+        0,
+        "a fault has no side effect"
+    );
+
+    // A client that follows blindly (reqwest's default) takes its secret there.
+    sb.faults().push(
+        Endpoint::YelpReviews,
+        Fault::Redirect {
+            status: 301,
+            to: Some(elsewhere),
+        },
+        1,
+    );
+    let response = Client::new()
+        .get(format!(
+            "{}/v3/businesses/b/reviews?k=v",
+            sb.yelp_base_url()
+        ))
+        .header("apikey", "s3cret")
+        .send()
+        .await
+        .expect("answer");
+    assert_eq!(response.status(), 200);
+    let seen = sb.elsewhere().requests();
+    assert_eq!(seen.len(), 1);
+    assert_eq!(seen[0].method, "GET");
+    assert_eq!(seen[0].path, "/yelp/v3/businesses/b/reviews");
+    assert_eq!(seen[0].query.as_deref(), Some("k=v"));
+    assert!(
+        seen[0].text().contains("apikey: s3cret"),
+        "{}",
+        seen[0].text()
+    );
+    assert_eq!(
+        response.text().await.expect("body"),
+        sandbox::ELSEWHERE_DEFAULT_BODY
+    );
+}
+
+/// An answer fault replaces the endpoint's answer: status, content type
+/// and body as given, and no side effect.
+#[tokio::test]
+async fn answer_faults_send_exactly_what_they_say() {
+    let sb = start().await;
+    let client = client();
+    let token = travtus_token(&sb, &client).await;
+    let body = review_message("portfolio-1", "r");
+    sb.faults().push(
+        Endpoint::TravtusMessages,
+        Fault::Answer {
+            status: 200,
+            content_type: Some("text/html".into()),
+            body: "<html>OK</html>".into(),
+        },
+        1,
+    );
+    sb.faults().push(
+        Endpoint::TravtusMessages,
+        Fault::Answer {
+            status: 204,
+            content_type: None,
+            body: String::new(),
+        },
+        1,
+    );
+    let first = post_message(&sb, &client, Some(&token), &body)
+        .await
+        .expect("answer");
+    assert_eq!(first.status(), 200);
+    assert_eq!(first.headers()["content-type"], "text/html");
+    assert_eq!(first.text().await.expect("body"), "<html>OK</html>");
+    let second = post_message(&sb, &client, Some(&token), &body)
+        .await
+        .expect("answer");
+    assert_eq!(second.status(), 204);
+    assert!(second.headers().get("content-type").is_none());
+    assert_eq!(sb.travtus().message_count(), 0);
 }
