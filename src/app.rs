@@ -66,10 +66,12 @@ impl SyncReport {
 }
 
 /// The process-wide HTTP connection pool. TLS verification is always on: no
-/// config key turns it off, so it cannot be disabled by accident.
+/// config key turns it off, so it cannot be disabled by accident. It follows
+/// no redirect by itself: every caller applies `crate::redirect`'s rules.
 pub fn http_client() -> Result<reqwest::Client, AppError> {
     reqwest::Client::builder()
         .user_agent(concat!("review-sync/", env!("CARGO_PKG_VERSION")))
+        .redirect(crate::redirect::policy())
         .connect_timeout(Duration::from_secs(10))
         .pool_idle_timeout(Duration::from_secs(90))
         .build()

@@ -530,7 +530,7 @@ impl Deliverer {
                     message,
                     retry_after,
                 } => {
-                    let class = classify(status, error_type.as_deref());
+                    let class = classify(status, request_id.as_deref(), error_type.as_deref());
                     record.http_status = Some(status);
                     record.error_type = error_type
                         .or_else(|| (class != Class::Delivered).then(|| format!("http_{status}")));
@@ -564,6 +564,19 @@ impl Deliverer {
                             self.pause_for_auth(record.error_type.as_deref().unwrap_or("auth"));
                             record.outcome = self.retry_at(retries_so_far, None);
                         }
+                        Class::Anomaly => {
+                            // Not a delivery, whatever the status: counted by
+                            // its error_type in the delivery errors metric.
+                            tracing::warn!(
+                                platform = %due.platform,
+                                review_id = %due.review_id,
+                                http_status = status,
+                                error_type = record.error_type.as_deref(),
+                                error = record.error_message.as_deref(),
+                                "Travtus answer is not a delivery; the review stays pending"
+                            );
+                            record.outcome = self.retry_at(retries_so_far, retry_after);
+                        }
                         Class::Held => record.outcome = AttemptOutcome::Held,
                         Class::Rejected => record.outcome = AttemptOutcome::Rejected,
                         Class::Retry => {
@@ -586,7 +599,9 @@ impl Deliverer {
             TokenError::Http { retry_after, .. } => *retry_after,
             _ => None,
         };
-        let error_type = if e.is_retryable() {
+        let error_type = if let TokenError::Redirect(_) = &e {
+            crate::travtus::client::ERROR_REDIRECT
+        } else if e.is_retryable() {
             "token_unavailable"
         } else {
             self.pause_for_auth("token_refused");

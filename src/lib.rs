@@ -16,6 +16,7 @@ pub mod oauth;
 pub mod platforms;
 pub mod poll;
 pub mod reconcile;
+pub mod redirect;
 pub mod retry;
 pub mod schedule;
 pub mod telemetry;

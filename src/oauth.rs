@@ -7,8 +7,12 @@
 //! A small typed provider on our own reqwest client rather than the `oauth2`
 //! crate: oauth2 5.0 pulls in a second reqwest major version, and the two
 //! grants we need are one form POST each (see reference/tooling.md).
+//!
+//! A token request never follows a redirect (`crate::redirect`): its form
+//! carries the client secret and the refresh token or password.
 
 use crate::config::Secret;
+use crate::redirect::RedirectRefused;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -89,10 +93,22 @@ impl std::fmt::Debug for AccessToken {
 /// Why a token could not be had.
 #[derive(Debug, thiserror::Error)]
 pub enum TokenError {
-    /// The grant itself is refused (`invalid_grant`, `invalid_client`,
-    /// `unauthorized_client`): retrying will not help; a human must act.
-    #[error("token endpoint refused the credentials ({error}): {description}")]
-    Refused {
+    /// The grant is refused (`invalid_grant`): the refresh token (or the
+    /// password) is revoked or expired for good. Retrying will not help; a
+    /// person must grant consent again.
+    #[error("token endpoint refused the grant, which needs new consent ({error}){}", description_suffix(.description))]
+    GrantRefused {
+        /// The OAuth `error` code.
+        error: String,
+        /// `error_description`, if any.
+        description: String,
+    },
+    /// The client is refused (`invalid_client`, `unauthorized_client`): the
+    /// client id or secret is wrong, or the client may not use this grant.
+    /// Retrying will not help; a person must fix the config. Not a matter
+    /// of consent: new consent with the same client would be refused too.
+    #[error("token endpoint refused the client id/secret ({error}){}", description_suffix(.description))]
+    ClientRefused {
         /// The OAuth `error` code.
         error: String,
         /// `error_description`, if any.
@@ -112,17 +128,35 @@ pub enum TokenError {
     /// 2xx but not a token.
     #[error("token endpoint sent an invalid answer: {0}")]
     InvalidResponse(String),
+    /// The endpoint answered with a redirect, which a token request never
+    /// follows (`crate::redirect`). Retryable: the endpoint may stop
+    /// redirecting, and nothing was sent anywhere else meanwhile.
+    #[error("token endpoint answered with a redirect: {0}")]
+    Redirect(RedirectRefused),
+}
+
+fn description_suffix(description: &str) -> String {
+    if description.is_empty() {
+        String::new()
+    } else {
+        format!(": {description}")
+    }
 }
 
 impl TokenError {
     /// Whether trying again later may succeed.
     pub fn is_retryable(&self) -> bool {
-        !matches!(self, TokenError::Refused { .. })
+        !matches!(
+            self,
+            TokenError::GrantRefused { .. } | TokenError::ClientRefused { .. }
+        )
     }
-    /// The OAuth error code when the credentials were refused.
+    /// The OAuth error code when the grant or the client was refused.
     pub fn refused_code(&self) -> Option<&str> {
         match self {
-            TokenError::Refused { error, .. } => Some(error),
+            TokenError::GrantRefused { error, .. } | TokenError::ClientRefused { error, .. } => {
+                Some(error)
+            }
             _ => None,
         }
     }
@@ -238,7 +272,7 @@ impl TokenCache {
                         ("refresh_token", refresh.expose()),
                     ];
                     match self.post_form(&form, Some(basic), generation).await {
-                        Err(TokenError::Refused { .. }) => {
+                        Err(TokenError::GrantRefused { .. } | TokenError::ClientRefused { .. }) => {
                             // Expired (30 days) or revoked: log in again below.
                             tracing::debug!("refresh token refused; using the password grant");
                             self.store_refresh_token(None);
@@ -314,26 +348,39 @@ impl TokenCache {
             .await
             .map_err(|e| TokenError::Transport(describe_transport(&e)))?;
         let status = response.status();
+        if status.is_redirection() {
+            return Err(TokenError::Redirect(crate::redirect::refused(
+                &self.token_url,
+                status,
+                response.headers(),
+                crate::redirect::WHY_TOKEN,
+            )));
+        }
         let retry_after = crate::retry::retry_after_header(response.headers());
         let body = read_token_answer(&mut response).await?;
         let json: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
         if !status.is_success() {
             let error = json.get("error").and_then(|v| v.as_str());
-            if let Some(code) = error
-                && matches!(
-                    code,
-                    "invalid_grant" | "invalid_client" | "unauthorized_client"
-                )
-            {
-                let description = json
-                    .get("error_description")
+            let description = || {
+                json.get("error_description")
                     .and_then(|v| v.as_str())
                     .unwrap_or("")
-                    .to_owned();
-                return Err(TokenError::Refused {
-                    error: code.to_owned(),
-                    description,
-                });
+                    .to_owned()
+            };
+            match error {
+                Some(code @ "invalid_grant") => {
+                    return Err(TokenError::GrantRefused {
+                        error: code.to_owned(),
+                        description: description(),
+                    });
+                }
+                Some(code @ ("invalid_client" | "unauthorized_client")) => {
+                    return Err(TokenError::ClientRefused {
+                        error: code.to_owned(),
+                        description: description(),
+                    });
+                }
+                _ => {}
             }
             return Err(TokenError::Http {
                 status: status.as_u16(),

@@ -1,6 +1,7 @@
 //! What every platform client shares: the per-source rate limit, bearer
 //! tokens with refresh on 401, retries with backoff on 429/5xx and transport
-//! errors, a size cap on bodies, and request counting.
+//! errors, a size cap on bodies, redirects (same origin only, for a GET:
+//! `crate::redirect`), and request counting.
 //!
 //! One [`PlatformHttp`] per source. Platform modules build the URL and any
 //! extra headers or query, and map the platform's own error bodies through
@@ -234,21 +235,19 @@ impl PlatformHttp {
                 }
             };
 
-            self.limiter.until_ready().await;
-            self.requests.fetch_add(1, Ordering::Relaxed);
-            let mut request = build(
-                self.client
-                    .request(method.clone(), url.clone())
-                    .timeout(self.timeout),
-            );
+            let mut request = build(self.client.request(method.clone(), url.clone()));
             if let Some(token) = &token {
                 request = request.bearer_auth(token.secret());
             }
             tracing::debug!(%method, path, attempt = retries + 1, "platform request");
-            let mut response = match request.send().await {
+            let mut response = match self.send_following(request).await {
                 Ok(response) => response,
-                Err(e) => {
-                    let error = PlatformError::Transport(describe_transport(&e));
+                Err(SendError::Redirect(refused)) => {
+                    tracing::warn!(path, error = %refused, "platform redirect refused");
+                    return Err(PlatformError::Redirect(refused));
+                }
+                Err(SendError::Transport(reason)) => {
+                    let error = PlatformError::Transport(reason);
                     self.pause_or_give_up(&mut retries, None, path, error)
                         .await?;
                     continue;
@@ -317,6 +316,48 @@ impl PlatformHttp {
         }
     }
 
+    /// Sends one request and follows its redirects by `crate::redirect`'s
+    /// rules: a GET to its own origin, at most `MAX_REDIRECTS` times, with
+    /// the same headers (its credentials stay with their origin); anything
+    /// else is refused. Every hop waits for the rate limit, counts as a
+    /// request and has the source's timeout.
+    async fn send_following(&self, request: RequestBuilder) -> Result<Response, SendError> {
+        let mut request = request
+            .build()
+            .map_err(|e| SendError::Transport(describe_transport(&e)))?;
+        let mut hops = 0;
+        loop {
+            *request.timeout_mut() = Some(self.timeout);
+            let (method, url, headers) = (
+                request.method().clone(),
+                request.url().clone(),
+                request.headers().clone(),
+            );
+            self.limiter.until_ready().await;
+            self.requests.fetch_add(1, Ordering::Relaxed);
+            let response = self
+                .client
+                .execute(request)
+                .await
+                .map_err(|e| SendError::Transport(describe_transport(&e)))?;
+            let status = response.status();
+            if !status.is_redirection() {
+                return Ok(response);
+            }
+            let target = crate::redirect::follow(&method, &url, status, response.headers(), hops)
+                .map_err(SendError::Redirect)?;
+            tracing::debug!(
+                from = url.path(),
+                to = target.path(),
+                status = status.as_u16(),
+                "following a redirect within the same origin"
+            );
+            hops += 1;
+            request = reqwest::Request::new(Method::GET, target);
+            *request.headers_mut() = headers;
+        }
+    }
+
     /// The token for the next attempt: a renewal of `renew_from` after a 401,
     /// else the cached one. `None` when this source has no token cache.
     async fn token(
@@ -380,6 +421,14 @@ pub fn is_retryable_status(status: StatusCode) -> bool {
         || status.is_server_error()
 }
 
+/// Why [`PlatformHttp::send_following`] got no answer to read.
+enum SendError {
+    /// No HTTP answer (described without the URL).
+    Transport(String),
+    /// A redirect that is not followed.
+    Redirect(crate::redirect::RedirectRefused),
+}
+
 enum TokenFailure {
     /// Trying again later may help.
     Retry {
@@ -393,14 +442,20 @@ enum TokenFailure {
 fn classify_token_error(error: TokenError) -> TokenFailure {
     match error {
         // Revoked or expired for good: a human must grant consent again.
-        TokenError::Refused { error, description } => {
-            let text = if description.is_empty() {
-                error
-            } else {
-                format!("{error}: {description}")
-            };
-            TokenFailure::Final(PlatformError::NeedsConsent(text))
+        TokenError::GrantRefused { error, description } => TokenFailure::Final(
+            PlatformError::NeedsConsent(with_description(error, description)),
+        ),
+        // The client id/secret is wrong: new consent would not help, a
+        // config change will.
+        TokenError::ClientRefused { error, description } => {
+            TokenFailure::Final(PlatformError::Unauthorized(format!(
+                "the token endpoint refused the client id/secret ({})",
+                with_description(error, description)
+            )))
         }
+        // The same answer is likely on the next try: the location fails
+        // now, the next pass asks again.
+        TokenError::Redirect(refused) => TokenFailure::Final(PlatformError::Redirect(refused)),
         TokenError::Http {
             status,
             retry_after,
@@ -428,6 +483,14 @@ fn classify_token_error(error: TokenError) -> TokenFailure {
             error: PlatformError::InvalidResponse(format!("token endpoint: {reason}")),
             retry_after: None,
         },
+    }
+}
+
+fn with_description(error: String, description: String) -> String {
+    if description.is_empty() {
+        error
+    } else {
+        format!("{error}: {description}")
     }
 }
 
@@ -636,7 +699,7 @@ mod tests {
     }
 
     fn machinery(server: &Server, with_tokens: bool) -> PlatformHttp {
-        let client = reqwest::Client::new();
+        let client = crate::app::http_client().expect("http client");
         let tokens = with_tokens.then(|| {
             TokenCache::new(
                 Grant::RefreshToken {
@@ -785,6 +848,118 @@ mod tests {
         assert_no_secrets(&format!("{err} {err:?}"));
     }
 
+    /// Item 11 of issue 10: a refused client was reported as "needs new
+    /// consent", which stops the source and sends the operator to the
+    /// wrong fix.
+    #[tokio::test]
+    async fn a_refused_client_is_a_credential_error_not_a_consent_one() {
+        for code in ["invalid_client", "unauthorized_client"] {
+            let server = Server::start().await;
+            server.script(
+                "/token",
+                vec![Answer::json(
+                    401,
+                    &format!(r#"{{"error":"{code}","error_description":"The OAuth client was not found."}}"#),
+                )],
+            );
+            let http = machinery(&server, true);
+            let err = get(&http, &url(&server, "/api"))
+                .await
+                .expect_err("refused");
+            match &err {
+                PlatformError::Unauthorized(text) => assert_eq!(
+                    text,
+                    &format!(
+                        "the token endpoint refused the client id/secret ({code}: The OAuth client was not found.)"
+                    )
+                ),
+                other => panic!("expected Unauthorized, got {other:?}"),
+            }
+            assert!(!err.to_string().contains("consent"), "{err}");
+            assert_eq!(server.count("/token"), 1, "a refusal is not retried");
+            assert_no_secrets(&format!("{err} {err:?}"));
+        }
+    }
+
+    /// A GET redirected within its origin is followed with its headers; one
+    /// to another origin, or a fourth one in a row, is refused and not
+    /// retried; a redirected token request is refused too.
+    #[tokio::test]
+    async fn redirects_are_followed_within_the_origin_only() {
+        let server = Server::start().await;
+        token_ok(&server);
+        server.script(
+            "/old",
+            vec![Answer::json(301, "{}").header("location", "/new?page=2")],
+        );
+        server.script("/new", vec![Answer::json(200, r#"{"ok":true}"#)]);
+        let http = machinery(&server, true);
+        let json = http
+            .get_json(
+                &url(&server, "/old"),
+                |r| r.header("x-api-key", "k3y"),
+                |answer| answer.generic("thing"),
+            )
+            .await
+            .expect("followed");
+        assert_eq!(json, serde_json::json!({"ok": true}));
+        let followed = server
+            .seen()
+            .into_iter()
+            .find(|h| h.starts_with("GET /new?page=2 "))
+            .expect("the Location was requested");
+        let lower = followed.to_ascii_lowercase();
+        assert!(lower.contains("x-api-key: k3y"), "{followed}");
+        assert!(lower.contains("authorization: bearer acc3ss"), "{followed}");
+        assert_eq!(http.requests(), 3, "token, /old, /new");
+
+        let other = Server::start().await;
+        server.script(
+            "/away",
+            vec![Answer::json(307, "{}").header("location", &format!("{}/x?k=1", other.base))],
+        );
+        let err = get(&http, &url(&server, "/away"))
+            .await
+            .expect_err("another origin");
+        assert_eq!(err.error_type(), "redirect");
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "HTTP 307 redirect to {} refused: another origin (credentials never leave for another scheme, host or port)",
+                other.base
+            )
+        );
+        assert!(other.seen().is_empty());
+        assert_eq!(server.count("/away"), 1, "not retried");
+
+        server.script(
+            "/loop",
+            vec![Answer::json(302, "{}").header("location", "/loop")],
+        );
+        let err = get(&http, &url(&server, "/loop")).await.expect_err("loop");
+        assert!(err.to_string().contains("more than 3 redirects"), "{err}");
+        assert_eq!(server.count("/loop"), 4);
+
+        let server = Server::start().await;
+        server.script(
+            "/token",
+            vec![Answer::json(308, "{}").header("location", &format!("{}/token", other.base))],
+        );
+        let http = machinery(&server, true);
+        let err = get(&http, &url(&server, "/api"))
+            .await
+            .expect_err("token redirect");
+        assert_eq!(err.error_type(), "redirect");
+        assert!(
+            err.to_string()
+                .contains("a token request is never redirected"),
+            "{err}"
+        );
+        assert!(other.seen().is_empty());
+        assert_eq!(server.count("/api"), 0);
+        assert_no_secrets(&format!("{err} {err:?}"));
+    }
+
     #[tokio::test]
     async fn token_endpoint_outages_are_retried() {
         let server = Server::start().await;
@@ -871,7 +1046,7 @@ mod tests {
             l.local_addr().expect("addr")
         };
         let http = PlatformHttp::new(
-            reqwest::Client::new(),
+            crate::app::http_client().expect("http client"),
             rpm(6000),
             Duration::from_secs(2),
             None,
@@ -886,7 +1061,7 @@ mod tests {
         let server = Server::start().await;
         server.script("/slow", vec![Answer::hang()]);
         let http = PlatformHttp::new(
-            reqwest::Client::new(),
+            crate::app::http_client().expect("http client"),
             rpm(6000),
             Duration::from_millis(200),
             None,
@@ -907,7 +1082,12 @@ mod tests {
         let server = Server::start().await;
         server.script("/api", vec![Answer::json(200, "{}")]);
         // A budget of 1 per minute (burst 1): the second request must wait.
-        let http = PlatformHttp::new(reqwest::Client::new(), rpm(1), Duration::from_secs(2), None);
+        let http = PlatformHttp::new(
+            crate::app::http_client().expect("http client"),
+            rpm(1),
+            Duration::from_secs(2),
+            None,
+        );
         get(&http, &url(&server, "/api")).await.expect("first");
         let second = tokio::time::timeout(
             Duration::from_millis(300),

@@ -94,6 +94,12 @@ pub enum PlatformError {
     /// error 12): only a config change (or a new integration) can help.
     #[error("no longer served: {0}")]
     Deprecated(String),
+    /// The platform (or its token endpoint) answered with a redirect that is
+    /// not followed: to another origin, one too many, or for a request that
+    /// is never redirected (`crate::redirect`). Not retried within the
+    /// pass: the next pass asks again.
+    #[error(transparent)]
+    Redirect(#[from] crate::redirect::RedirectRefused),
     /// A local file could not be read (file source).
     #[error("{path}: {reason}")]
     Io {
@@ -116,6 +122,7 @@ impl PlatformError {
             PlatformError::InvalidResponse(_) => "invalid_response",
             PlatformError::QuotaExhausted(_) => "quota_exhausted",
             PlatformError::Deprecated(_) => "deprecated",
+            PlatformError::Redirect(_) => "redirect",
             PlatformError::Io { .. } => "io",
         }
     }

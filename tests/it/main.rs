@@ -14,6 +14,7 @@ mod hostile;
 mod ops;
 mod platforms;
 mod reconcile;
+mod redirects;
 mod regressions;
 mod security;
 mod storage;

@@ -397,7 +397,11 @@ fn client_with(
     let SourceKind::Facebook(cfg) = &source.kind else {
         panic!("expected facebook");
     };
-    let client = FacebookClient::new(&source, cfg, reqwest::Client::new());
+    let client = FacebookClient::new(
+        &source,
+        cfg,
+        crate::app::http_client().expect("http client"),
+    );
     FacebookClient {
         http: client
             .http
@@ -538,7 +542,7 @@ async fn graph_error_12_and_283_and_190_are_specific_and_final() {
             ..client.cfg.clone()
         },
         http: PlatformHttp::new(
-            reqwest::Client::new(),
+            crate::app::http_client().expect("http client"),
             std::num::NonZeroU32::MIN.saturating_add(999),
             Duration::from_secs(5),
             None,

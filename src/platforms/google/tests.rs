@@ -39,7 +39,11 @@ fn client_for(api_base_url: &str, token_url: &str, refresh_token: &str) -> Googl
         kind: SourceKind::GoogleBusinessProfile(cfg.clone()),
         locations: Vec::new(),
     };
-    let client = GoogleClient::new(&source, &cfg, reqwest::Client::new());
+    let client = GoogleClient::new(
+        &source,
+        &cfg,
+        crate::app::http_client().expect("http client"),
+    );
     GoogleClient {
         http: client
             .http

@@ -232,7 +232,11 @@ fn client_for(api_base_url: &str, api_key: &str, extra: &str) -> PlacesClient {
     let SourceKind::GooglePlaces(cfg) = &source.kind else {
         panic!("expected google_places");
     };
-    let client = PlacesClient::new(&source, cfg, reqwest::Client::new());
+    let client = PlacesClient::new(
+        &source,
+        cfg,
+        crate::app::http_client().expect("http client"),
+    );
     PlacesClient {
         http: client
             .http

@@ -235,7 +235,11 @@ fn client_for(base: &str, extra: &str) -> TrustpilotClient {
     let SourceKind::Trustpilot(cfg) = &source.kind else {
         panic!("expected trustpilot");
     };
-    let client = TrustpilotClient::new(&source, cfg, reqwest::Client::new());
+    let client = TrustpilotClient::new(
+        &source,
+        cfg,
+        crate::app::http_client().expect("http client"),
+    );
     TrustpilotClient {
         http: client
             .http

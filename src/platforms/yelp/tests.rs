@@ -277,7 +277,11 @@ fn client_for(api_base_url: &str, api_key: &str, extra: &str) -> YelpClient {
     let SourceKind::Yelp(cfg) = &source.kind else {
         panic!("expected yelp");
     };
-    let client = YelpClient::new(&source, cfg, reqwest::Client::new());
+    let client = YelpClient::new(
+        &source,
+        cfg,
+        crate::app::http_client().expect("http client"),
+    );
     YelpClient {
         http: client
             .http
