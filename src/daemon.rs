@@ -25,8 +25,9 @@ use tokio_util::task::TaskTracker;
 /// sent after the restart.
 pub const DRAIN_DEADLINE: Duration = Duration::from_secs(30);
 
-/// How often `[ledger] retain_text_days` is applied (also once when a
-/// generation starts): the cutoff is in days, so daily is exact enough.
+/// How often `[ledger] retain_text_days` and `retain_polls_days` are applied
+/// (also once when a generation starts): the cutoffs are in days, so daily
+/// is exact enough.
 pub const RETENTION_EVERY: Duration = Duration::from_secs(24 * 60 * 60);
 
 /// Why the daemon stopped with an error.
@@ -267,10 +268,24 @@ pub async fn run(
 }
 
 /// What every generation runs besides its sources and deliveries: the
-/// sources' metrics at zero, and retention.
+/// sources' metrics at zero, and retention (of the poll log always, of
+/// review text when configured).
 fn start_operations(app: &Arc<App>, cancel: &CancellationToken, tracker: &TaskTracker) {
     for poller in &app.pollers {
         crate::metrics::register_source(poller.name());
+    }
+    {
+        let days = app.config.ledger.retain_polls_days.get();
+        let (ledger, cancel) = (app.ledger.clone(), cancel.clone());
+        tracker.spawn(async move {
+            loop {
+                prune_poll_log(&ledger, days, &cancel).await;
+                tokio::select! {
+                    _ = cancel.cancelled() => break,
+                    _ = tokio::time::sleep(RETENTION_EVERY) => {}
+                }
+            }
+        });
     }
     if let Some(days) = app.config.ledger.retain_text_days {
         let (ledger, cancel) = (app.ledger.clone(), cancel.clone());
@@ -283,6 +298,36 @@ fn start_operations(app: &Arc<App>, cancel: &CancellationToken, tracker: &TaskTr
                 }
             }
         });
+    }
+}
+
+/// Deletes the poll-log rows of polls started more than `days` days ago, one
+/// batch per ledger call so that polls and deliveries go on in between.
+async fn prune_poll_log(ledger: &LedgerHandle, days: u32, cancel: &CancellationToken) {
+    let cutoff = chrono::Utc::now() - chrono::Duration::days(i64::from(days));
+    let mut deleted = 0;
+    while !cancel.is_cancelled() {
+        match ledger.run(move |l| l.delete_polls_step(cutoff)).await {
+            Ok(n) => {
+                deleted += n;
+                if n < crate::ledger::POLL_BATCH {
+                    break;
+                }
+            }
+            Err(e) => {
+                crate::metrics::ledger_error(&e);
+                tracing::error!(error = %e, "retention: poll log not pruned; trying again at the next run");
+                return;
+            }
+        }
+    }
+    if deleted > 0 {
+        tracing::info!(
+            rows = deleted,
+            cutoff = %crate::ledger::format_time(cutoff),
+            retain_polls_days = days,
+            "retention: older poll-log rows deleted"
+        );
     }
 }
 

@@ -512,6 +512,7 @@ impl Deliverer {
                 request_id: None,
                 duration_ms,
                 outcome: AttemptOutcome::Held,
+                sent: due.sent.clone(),
             };
             let retries_so_far = due.retry_count + records.len() as u32;
             match result {
@@ -618,6 +619,7 @@ impl Deliverer {
             request_id: None,
             duration_ms: 0,
             outcome: self.retry_at(due.retry_count, retry_after),
+            sent: due.sent.clone(),
         }
     }
 

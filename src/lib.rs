@@ -8,6 +8,7 @@ pub mod daemon;
 pub mod deliver;
 pub mod domain;
 pub mod dry_run;
+pub mod escape;
 pub mod health;
 pub mod ledger;
 pub mod locations;

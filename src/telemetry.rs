@@ -11,8 +11,20 @@
 //! logged at any level up to debug: secrets are `Secret`s whose `Debug`
 //! redacts them, and review content is never a log field. Trace (`-vv`) may
 //! show HTTP internals of the libraries.
+//!
+//! Text lines escape control characters in every field and the message
+//! ([`crate::escape`]): an upstream error logged as `error = %e` must not
+//! recolour a terminal or forge a line of its own. tracing-subscriber 0.3.23
+//! escapes only some of them (ESC, BEL, BS, FF, DEL and C1 in the message
+//! and in error values), not CR, LF or bidi controls, and not `%` fields.
+//! JSON lines are escaped by JSON; the journal stores each field as given.
 
+use crate::escape::Escaped;
+use std::fmt;
+use tracing::field::Field;
 use tracing_subscriber::EnvFilter;
+use tracing_subscriber::field::MakeExt;
+use tracing_subscriber::fmt::format::Writer;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 
@@ -71,11 +83,40 @@ pub fn init(format: LogFormat, verbosity: i8) {
             let _ = registry
                 .with(
                     tracing_subscriber::fmt::layer()
+                        .fmt_fields(
+                            tracing_subscriber::fmt::format::debug_fn(write_escaped_field)
+                                .delimited(" "),
+                        )
                         .with_writer(std::io::stderr)
                         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr())),
                 )
                 .try_init();
         }
+    }
+}
+
+/// One field of a text line, as tracing-subscriber's default writes it
+/// (`name=value`, the message bare, names in italics on a terminal), with
+/// the value escaped for the terminal.
+fn write_escaped_field(w: &mut Writer<'_>, field: &Field, value: &dyn fmt::Debug) -> fmt::Result {
+    let value = Escaped(DebugText(value));
+    let name = field.name();
+    let name = name.strip_prefix("r#").unwrap_or(name);
+    if name == "message" {
+        write!(w, "{value}")
+    } else if w.has_ansi_escapes() {
+        write!(w, "\x1b[3m{name}\x1b[0m\x1b[2m=\x1b[0m{value}")
+    } else {
+        write!(w, "{name}={value}")
+    }
+}
+
+/// A `Debug` value shown through `Display` (what a field's text is).
+struct DebugText<'a>(&'a dyn fmt::Debug);
+
+impl fmt::Display for DebugText<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self.0, f)
     }
 }
 
@@ -111,6 +152,68 @@ fn names_file(stream: &std::ffi::OsStr, dev: u64, ino: u64) -> bool {
 mod tests {
     use super::*;
     use std::ffi::OsStr;
+
+    /// The text layer's field format, writing to a buffer.
+    fn log_text(ansi: bool, emit: impl FnOnce()) -> String {
+        use std::sync::{Arc, Mutex};
+        #[derive(Clone, Default)]
+        struct Buffer(Arc<Mutex<Vec<u8>>>);
+        impl std::io::Write for Buffer {
+            fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+                self.0.lock().unwrap().extend_from_slice(b);
+                Ok(b.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let buffer = Buffer::default();
+        let writer = buffer.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .fmt_fields(
+                tracing_subscriber::fmt::format::debug_fn(write_escaped_field).delimited(" "),
+            )
+            .with_writer(move || writer.clone())
+            .with_ansi(ansi)
+            .without_time()
+            .finish();
+        tracing::subscriber::with_default(subscriber, emit);
+        let bytes = buffer.0.lock().unwrap().clone();
+        String::from_utf8(bytes).unwrap()
+    }
+
+    #[test]
+    fn text_logs_escape_control_characters_in_every_field() {
+        let evil = "\u{1b}[31mRED\u{1b}[0m\r\nFAKE LOG LINE \u{202e}txt.exe";
+        let error = std::io::Error::other(evil);
+        let line = log_text(false, || {
+            tracing::warn!(error = %error, location = %evil, source = evil, "poll failed: {evil}");
+        });
+        assert_eq!(line.lines().count(), 1, "{line:?}");
+        assert!(
+            !line.trim_end().chars().any(crate::escape::needs_escape),
+            "{line:?}"
+        );
+        assert!(
+            line.contains("error=\\u001b[31mRED\\u001b[0m\\r\\nFAKE LOG LINE \\u202etxt.exe"),
+            "{line}"
+        );
+        assert!(line.contains("location=\\u001b[31mRED"), "{line}");
+        assert!(line.contains("poll failed: \\u001b[31mRED"), "{line}");
+        // A &str field is quoted, as tracing-subscriber writes it.
+        assert!(line.contains("source=\"\\u{1b}[31mRED"), "{line}");
+    }
+
+    #[test]
+    fn text_logs_keep_their_look() {
+        let plain = log_text(false, || tracing::info!(rows = 3, who = "x", "done"));
+        assert!(plain.ends_with("done rows=3 who=\"x\"\n"), "{plain:?}");
+        let coloured = log_text(true, || tracing::info!(rows = 3, "done"));
+        assert!(
+            coloured.contains("done \x1b[3mrows\x1b[0m\x1b[2m=\x1b[0m3"),
+            "{coloured:?}"
+        );
+    }
 
     #[test]
     fn journal_stream_must_name_stderrs_own_file() {

@@ -1,8 +1,10 @@
 //! `review-sync check [--online]`: validates the config; online, also
-//! fetches each token and lists each location once.
+//! fetches each token and lists each location once. What it prints quotes
+//! the config and the platforms' answers: escaped for the terminal.
 
 use review_sync::app::http_client;
 use review_sync::config::{Config, TravtusAuth};
+use review_sync::escape::Escaped;
 use review_sync::oauth::{Grant, TokenCache};
 use review_sync::platforms::SourceClient;
 use std::path::Path;
@@ -14,13 +16,13 @@ pub async fn check(config_path: &Path, online: bool) -> anyhow::Result<ExitCode>
     let locations: usize = config.sources.iter().map(|s| s.locations.len()).sum();
     println!(
         "{}: ok: {} source(s), {} location(s), ledger {}",
-        config_path.display(),
+        Escaped(config_path.display()),
         config.sources.len(),
         locations,
-        config.ledger.path.display()
+        Escaped(config.ledger.path.display())
     );
     for warning in &config.warnings {
-        println!("warning: {warning}");
+        println!("warning: {}", Escaped(warning));
     }
     if !online {
         return Ok(ExitCode::SUCCESS);
@@ -51,10 +53,10 @@ async fn check_online(config: &Config) -> anyhow::Result<bool> {
                 http.clone(),
             );
             match cache.get().await {
-                Ok(_) => println!("travtus: token ok ({token_url})"),
+                Ok(_) => println!("travtus: token ok ({})", Escaped(token_url)),
                 Err(e) => {
                     ok = false;
-                    println!("travtus: token FAILED: {e}");
+                    println!("travtus: token FAILED: {}", Escaped(e));
                 }
             }
         }
@@ -69,23 +71,29 @@ async fn check_online(config: &Config) -> anyhow::Result<bool> {
         if let Some(d) = &plan.discovery {
             println!(
                 "{}: discovered {} location(s) in {} account(s), {} without a store code (their reviews would be held)",
-                source.name,
+                Escaped(&source.name),
                 d.found,
                 d.accounts,
                 d.unmapped.len()
             );
             for (account, error) in &d.failures {
                 ok = false;
-                println!("{} {account}: discovery FAILED: {error}", source.name);
+                println!(
+                    "{} {}: discovery FAILED: {}",
+                    Escaped(&source.name),
+                    Escaped(account),
+                    Escaped(error)
+                );
             }
         }
         let ids: Vec<_> = plan.targets.iter().map(|t| t.id.clone()).collect();
         for (location, result) in client.check_online(&ids).await {
+            let (name, location) = (Escaped(&source.name), Escaped(location));
             match result {
-                Ok(line) => println!("{} {location}: {line}", source.name),
+                Ok(line) => println!("{name} {location}: {}", Escaped(line)),
                 Err(e) => {
                     ok = false;
-                    println!("{} {location}: FAILED: {e}", source.name);
+                    println!("{name} {location}: FAILED: {}", Escaped(e));
                 }
             }
         }

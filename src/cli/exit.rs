@@ -1,6 +1,9 @@
-//! Exit statuses: decided by the error's type, not by its text.
+//! Exit statuses: decided by the error's type, not by its text. The error
+//! lines are escaped for the terminal: they quote config text, upstream
+//! answers and arguments.
 
 use review_sync::config::ConfigError;
+use review_sync::escape::escape;
 use std::process::ExitCode;
 
 /// EX_CONFIG from sysexits.h: systemd's unit does not restart on it.
@@ -11,7 +14,7 @@ pub const EX_CONFIG: u8 = 78;
 pub fn report(e: &anyhow::Error) -> ExitCode {
     if let Some(config) = e.downcast_ref::<ConfigError>() {
         for problem in &config.problems {
-            eprintln!("{problem}");
+            eprintln!("{}", escape(&problem.to_string()));
         }
         eprintln!(
             "review-sync: invalid config ({} problem{})",
@@ -20,7 +23,7 @@ pub fn report(e: &anyhow::Error) -> ExitCode {
         );
         return ExitCode::from(EX_CONFIG);
     }
-    eprintln!("review-sync: {}", one_line(e));
+    eprintln!("review-sync: {}", escape(&one_line(e)));
     ExitCode::FAILURE
 }
 

@@ -24,8 +24,15 @@ Success. For \fBsync\fR: every review collected in the pass was delivered.
 The configuration is invalid (EX_CONFIG); every problem is listed on stderr as
 \fIfile\fR:\fIline\fR:\fIcolumn\fR: \fImessage\fR. The systemd unit does not restart on it.
 .TP
+\fB65\fR
+A \fBledger\fR listing or export (\fBlist\fR, \fBexport\fR, \fBquarantine\fR,
+\fBpolls\fR) skipped rows it could not read (EX_DATAERR); each is named on stderr
+(table, row, column) and every other row was written.
+.TP
 \fB1\fR
-Any other failure, with a one\-line reason on stderr.
+Any other failure, with a one\-line reason on stderr; also a \fBledger show\fR,
+\fBretry\fR or \fBresend\fR of a review that is not in the ledger or cannot be
+put back.
 .SH FILES
 .TP
 \fI/etc/review\-sync/config.toml\fR
@@ -34,7 +41,8 @@ The configuration (see \fBconfig.example.toml\fR, installed in
 .TP
 \fI/var/lib/review\-sync/ledger.db\fR
 The SQLite ledger (WAL mode): every review, delivery attempt, quarantined
-record, poll and purge. Read it while the daemon runs with
+record, requeue and purge, and the poll log (kept \fBretain_polls_days\fR, 90
+days by default). Read it while the daemon runs with
 \fBsqlite3 \-readonly\fR or the \fBledger\fR commands.
 .TP
 \fI/usr/lib/systemd/system/review\-sync.service\fR

@@ -73,7 +73,8 @@ impl From<LogFormatArg> for review_sync::telemetry::LogFormat {
 /// The commands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Run the daemon: poll every source on its schedule and deliver continuously.
+    /// Run the daemon: poll every source on its schedule (cron, in UTC) and
+    /// deliver continuously.
     Run,
     /// One pass now: poll, deliver everything due, print a summary, exit.
     Sync(sync::SyncArgs),
@@ -118,13 +119,13 @@ pub fn load_config(path: &Path) -> anyhow::Result<Config> {
     Ok(config)
 }
 
-/// Parses `--since`: RFC 3339, or a date (midnight UTC).
-pub fn parse_since(s: &str) -> anyhow::Result<chrono::DateTime<chrono::Utc>> {
+/// Parses a time argument (`--since`, `--until`, `--before`...): RFC 3339,
+/// or a date (midnight UTC).
+pub fn parse_time(s: &str) -> anyhow::Result<chrono::DateTime<chrono::Utc>> {
     if let Ok(t) = chrono::DateTime::parse_from_rfc3339(s) {
         return Ok(t.with_timezone(&chrono::Utc));
     }
-    let date = chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d").with_context(|| {
-        format!("--since {s:?}: expected a date (2026-01-31) or an RFC 3339 time")
-    })?;
+    let date = chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d")
+        .with_context(|| format!("{s:?}: expected a date (2026-01-31) or an RFC 3339 time"))?;
     Ok(date.and_time(chrono::NaiveTime::MIN).and_utc())
 }

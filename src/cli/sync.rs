@@ -5,6 +5,7 @@ use anyhow::Context;
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use review_sync::app::{App, SyncReport};
+use review_sync::escape::Escaped;
 use review_sync::poll::PassKind;
 use std::path::Path;
 use std::process::ExitCode;
@@ -83,6 +84,8 @@ pub async fn sync(config_path: &Path, args: SyncArgs) -> anyhow::Result<ExitCode
     }
 }
 
+/// The summary table. Names, ids and errors come from the config and the
+/// platforms, so each is escaped for the terminal.
 fn print_summary(report: &SyncReport) {
     // Removal columns only when a reconciliation pass ran: an incremental
     // pass never marks anything removed.
@@ -99,7 +102,7 @@ fn print_summary(report: &SyncReport) {
         let t = s.totals();
         let mut line = format!(
             "{:<24} {:>9} {:>6} {:>6} {:>9} {:>11} {:>6}",
-            s.source,
+            Escaped(&s.source),
             s.locations.len(),
             t.new,
             t.edited,
@@ -113,19 +116,17 @@ fn print_summary(report: &SyncReport) {
             line.push_str(&format!(" {:>7} {:>8}", "-", "-"));
         }
         println!("{line}");
+        let source = Escaped(&s.source);
         if reconciled && !s.reconcile && s.needs_consent.is_none() {
-            println!(
-                "  {}: polled incrementally: its kind cannot list every review",
-                s.source
-            );
+            println!("  {source}: polled incrementally: its kind cannot list every review");
         }
         if let Some(reason) = &s.needs_consent {
-            println!("  {}: needs new consent: {reason}", s.source);
+            println!("  {source}: needs new consent: {}", Escaped(reason));
         }
         if let Some(d) = &s.discovery {
             println!(
                 "  {}: discovered {} location(s) in {} account(s): {} mapped by store code, {} by [[source.location]], {} without a store code (reviews held)",
-                s.source,
+                source,
                 d.found,
                 d.accounts,
                 d.by_store_code,
@@ -133,29 +134,34 @@ fn print_summary(report: &SyncReport) {
                 d.unmapped.len()
             );
             for (account, error) in &d.failures {
-                println!("  {} {account}: discovery failed: {error}", s.source);
+                println!(
+                    "  {source} {}: discovery failed: {}",
+                    Escaped(account),
+                    Escaped(error)
+                );
             }
             for u in &d.unmapped {
                 match &u.title {
                     Some(title) => println!(
-                        "  {} {} ({title:?}): no store code; its reviews are held",
-                        s.source, u.id
+                        "  {source} {} (\"{}\"): no store code; its reviews are held",
+                        Escaped(&u.id),
+                        Escaped(title)
                     ),
                     None => println!(
-                        "  {} {}: no store code; its reviews are held",
-                        s.source, u.id
+                        "  {source} {}: no store code; its reviews are held",
+                        Escaped(&u.id)
                     ),
                 }
             }
         }
         for l in &s.locations {
+            let location = Escaped(&l.location_id);
             if let Some(e) = &l.error {
-                println!("  {} {}: {e}", s.source, l.location_id);
+                println!("  {source} {location}: {}", Escaped(e));
             }
             if let Some(gap) = l.gap.filter(|g| *g > 0) {
                 println!(
-                    "  {} {}: the platform reports {gap} more review(s) than the ledger holds",
-                    s.source, l.location_id
+                    "  {source} {location}: the platform reports {gap} more review(s) than the ledger holds"
                 );
             }
         }
@@ -189,7 +195,12 @@ async fn dry_run(
         );
     }
     for (source, location, error) in &out.failures {
-        eprintln!("  {source} {location}: {error}");
+        eprintln!(
+            "  {} {}: {}",
+            Escaped(source),
+            Escaped(location),
+            Escaped(error)
+        );
     }
     Ok(if out.failures.is_empty() {
         ExitCode::SUCCESS

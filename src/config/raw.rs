@@ -158,6 +158,8 @@ raw_table! {
         path: String,
         /// Days after delivery that review text is kept.
         retain_text_days: i64,
+        /// Days the poll log keeps a poll.
+        retain_polls_days: i64,
     }
 }
 

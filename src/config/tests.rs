@@ -202,13 +202,25 @@ fn retain_text_days_is_optional_and_at_least_one() {
         "4:20",
         "retain_text_days: expected an integer, found a string",
     );
-    // Both keys of [ledger] report their problem in one run.
+    // Every key of [ledger] reports its problem in one run.
     assert_eq!(
         problems(&format!(
-            "{TRAVTUS}[ledger]\npath = \"\"\nretain_text_days = -1\n"
+            "{TRAVTUS}[ledger]\npath = \"\"\nretain_text_days = -1\nretain_polls_days = 0\n"
         ))
         .len(),
-        2
+        3
+    );
+}
+
+#[test]
+fn retain_polls_days_defaults_to_90_and_is_at_least_one() {
+    assert_eq!(ok(TRAVTUS).ledger.retain_polls_days.get(), 90);
+    let config = ok(&format!("{TRAVTUS}[ledger]\nretain_polls_days = 7\n"));
+    assert_eq!(config.ledger.retain_polls_days.get(), 7);
+    assert_one(
+        &format!("{TRAVTUS}[ledger]\nretain_polls_days = 0\n"),
+        "4:21",
+        "retain_polls_days: must be a whole number of days, at least 1 (got 0)",
     );
 }
 

@@ -231,8 +231,12 @@ impl Validator<'_> {
         // Both keys are checked before either result is used, so each
         // reports its problem.
         let retain_text_days = match &raw.retain_text_days {
-            Some(field) => self.retain_text_days(field).map(Some),
+            Some(field) => self.days("retain_text_days", field).map(Some),
             None => Some(None),
+        };
+        let retain_polls_days = match &raw.retain_polls_days {
+            Some(field) => self.days("retain_polls_days", field),
+            None => Some(super::DEFAULT_RETAIN_POLLS_DAYS),
         };
         let path = match raw.path {
             None => Some(PathBuf::from(DEFAULT_LEDGER_PATH)),
@@ -244,17 +248,19 @@ impl Validator<'_> {
         Some(LedgerConfig {
             path: path?,
             retain_text_days: retain_text_days?,
+            retain_polls_days: retain_polls_days?,
         })
     }
 
-    /// `[ledger] retain_text_days`: a whole number of days, at least 1.
-    fn retain_text_days(&mut self, field: &Field<i64>) -> Option<NonZeroU32> {
+    /// `[ledger] retain_text_days` and `retain_polls_days`: a whole number
+    /// of days, at least 1.
+    fn days(&mut self, key: &str, field: &Field<i64>) -> Option<NonZeroU32> {
         match u32::try_from(field.value).ok().and_then(NonZeroU32::new) {
             Some(days) => Some(days),
             None => self.problem(
                 &field.span,
                 format!(
-                    "retain_text_days: must be a whole number of days, at least 1 (got {})",
+                    "{key}: must be a whole number of days, at least 1 (got {})",
                     field.value
                 ),
             ),

@@ -3,10 +3,12 @@
 //! **Invariant:** a review is `delivered` only after the API's 2xx for the
 //! version it holds; every attempt is a row in `attempts`, never a deletion.
 
+use super::reviews::group_columns;
 use super::row::RowReader;
 use super::{
-    AttemptOutcome, AttemptRecord, DueReview, Ledger, LedgerError, sql_err, sql_int, time,
+    AttemptOutcome, AttemptRecord, DueReview, Ledger, LedgerError, SentAs, sql_err, sql_int, time,
 };
+use crate::domain::GroupRef;
 use chrono::{DateTime, Utc};
 use rusqlite::{Connection, TransactionBehavior, named_params};
 
@@ -196,7 +198,8 @@ fn select_due(
     // `status = 'pending'` spelled literally so the partial index applies.
     let mut st = conn
         .prepare_cached(
-            "SELECT rowid, platform, review_id, payload, content_hash, retry_count FROM reviews
+            "SELECT rowid, platform, review_id, payload, content_hash, retry_count,
+                 group_id, group_external_ref FROM reviews
              WHERE status = 'pending' AND next_attempt_at <= ?1
              ORDER BY next_attempt_at LIMIT ?2",
         )
@@ -207,12 +210,21 @@ fn select_due(
     while let Some(row) = rows.next().map_err(&err)? {
         let rowid: i64 = row.get(0).map_err(&err)?;
         let r = RowReader::new(row, path, "reviews");
+        let payload: String = r.get("payload")?;
+        // The columns always name the payload's group: recording a page and
+        // `retry`/`resend` write both in one statement.
+        let group = match (r.get("group_id")?, r.get("group_external_ref")?) {
+            (Some(id), _) => Some(GroupRef::Id(id)),
+            (None, Some(external)) => Some(GroupRef::ExternalRef(external)),
+            (None, None) => None,
+        };
         due.push((
             rowid,
             DueReview {
                 platform: r.get("platform")?,
                 review_id: r.get("review_id")?,
-                payload: r.get("payload")?,
+                sent: SentAs::new(group, &payload),
+                payload,
                 content_hash: r.get("content_hash")?,
                 retry_count: r.get("retry_count")?,
             },
@@ -240,16 +252,22 @@ fn release(conn: &Connection, r: &ReleasedClaim) -> rusqlite::Result<()> {
 }
 
 fn append_attempt(conn: &Connection, a: &AttemptRecord) -> rusqlite::Result<()> {
+    let (group_id, group_external_ref) = group_columns(a.sent.group.as_ref());
     conn.prepare_cached(
         "INSERT INTO attempts (platform, review_id, content_hash, attempted_at, http_status,
-             error_type, error_message, request_id, duration_ms, outcome)
+             error_type, error_message, request_id, duration_ms, outcome,
+             group_id, group_external_ref, body_hash)
          VALUES (:platform, :review_id, :hash, :at, :http_status,
-             :error_type, :error_message, :request_id, :duration_ms, :outcome)",
+             :error_type, :error_message, :request_id, :duration_ms, :outcome,
+             :group_id, :group_external_ref, :body_hash)",
     )?
     .execute(named_params! {
         ":platform": a.platform,
         ":review_id": a.review_id,
         ":hash": a.content_hash,
+        ":group_id": group_id,
+        ":group_external_ref": group_external_ref,
+        ":body_hash": a.sent.body_hash,
         ":at": time::to_text(a.attempted_at),
         ":http_status": a.http_status,
         ":error_type": a.error_type,
@@ -400,6 +418,7 @@ mod tests {
             outcome: AttemptOutcome::Delivered {
                 request_id: format!("req-{}", d.review_id),
             },
+            sent: d.sent.clone(),
         }
     }
 

@@ -185,6 +185,48 @@ JOIN reviews r ON r.platform = a.platform AND r.review_id = a.review_id
 WHERE a.outcome = 'delivered'
 GROUP BY 1, 2, 3;
 ",
+    // 5: the audit trail says where each attempt went and exactly what it
+    // carried, so fixing a mapping cannot rewrite history: the group the
+    // body named and the SHA-256 of the body's bytes (`content_hash` already
+    // names the review's version). Attempts recorded before this version
+    // keep NULL there: unknown, never guessed from the review's current
+    // group. The deliveries view (SPEC's name) now counts each delivery
+    // under the group it was sent to. `requeues` records every review put
+    // back to pending by hand (`ledger retry`, `ledger resend`). The poll
+    // log's retention deletes by `started_at`.
+    r"
+ALTER TABLE attempts ADD COLUMN group_id TEXT;
+ALTER TABLE attempts ADD COLUMN group_external_ref TEXT;
+ALTER TABLE attempts ADD COLUMN body_hash TEXT;
+
+DROP VIEW deliveries_by_day_and_group;
+-- Successful deliveries per UTC day and the group each was sent to (every
+-- delivered version counts). Attempts recorded before schema version 5 have
+-- no recorded group: they are counted under NULL, NULL.
+CREATE VIEW deliveries_per_day_group AS
+SELECT substr(attempted_at, 1, 10) AS day,
+       group_external_ref, group_id,
+       COUNT(*) AS deliveries,
+       COUNT(DISTINCT platform || ':' || review_id) AS reviews
+FROM attempts
+WHERE outcome = 'delivered'
+GROUP BY 1, 2, 3;
+
+CREATE TABLE requeues (
+    id                  INTEGER PRIMARY KEY,
+    platform            TEXT NOT NULL,
+    review_id           TEXT NOT NULL,
+    requeued_at         TEXT NOT NULL,
+    command             TEXT NOT NULL CHECK (command IN ('retry','resend')),
+    from_status         TEXT NOT NULL,
+    content_hash        TEXT NOT NULL,
+    group_id            TEXT,
+    group_external_ref  TEXT
+);
+CREATE INDEX requeues_review ON requeues (platform, review_id);
+
+CREATE INDEX polls_started ON polls (started_at);
+",
 ];
 
 /// The schema version this build writes.

@@ -9,6 +9,7 @@
 mod backup;
 mod delivery;
 mod handle;
+mod listings;
 mod migrations;
 mod model;
 mod polls;
@@ -24,6 +25,7 @@ mod tests;
 pub use backup::BackupReport;
 pub use delivery::{Claim, CycleReport, ReleasedClaim};
 pub use handle::LedgerHandle;
+pub use listings::POLL_BATCH;
 pub use model::*;
 pub use retention::{PURGED_FIELDS, Purge, PurgeRow, PurgedBy};
 pub use reviews::Sightings;
@@ -73,6 +75,24 @@ pub enum LedgerError {
         /// Column.
         column: &'static str,
         /// The offending value.
+        value: String,
+    },
+    /// A row that cannot be read back: a value of the wrong type, text that
+    /// is not UTF-8, a malformed timestamp (a hand edit, a failing disk).
+    /// The commands that walk many rows report it and go on with the rest.
+    #[error(
+        "ledger {path}: corrupt row in table {table} ({row}): column {column} holds {value}, which cannot be read; repair the row with sqlite3 or restore a backup"
+    )]
+    CorruptRow {
+        /// The ledger file.
+        path: PathBuf,
+        /// Table.
+        table: &'static str,
+        /// Which row: `platform review_id` for reviews and attempts, else its id.
+        row: String,
+        /// Column.
+        column: &'static str,
+        /// The offending value, quoted.
         value: String,
     },
     /// The blocking task running ledger work panicked or was cancelled.

@@ -183,6 +183,37 @@ pub struct DueReview {
     pub content_hash: String,
     /// Failed attempts of this version so far (drives the backoff).
     pub retry_count: u32,
+    /// Where `payload` goes and its hash, for the attempts made with it.
+    pub sent: SentAs,
+}
+
+/// Where an attempt's body went and which exact body it was
+/// (`attempts.group_id`, `group_external_ref`, `body_hash`), taken from the
+/// claimed row, so the audit trail keeps them even after a mapping is fixed
+/// and the review re-sent elsewhere. The default (nothing known) is what
+/// attempts recorded before schema version 5 hold: NULL, never a guess.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SentAs {
+    /// The group the body named.
+    pub group: Option<GroupRef>,
+    /// SHA-256 (hex) of the exact bytes of the body.
+    pub body_hash: Option<String>,
+}
+
+impl SentAs {
+    /// What is sent when `payload` goes to `group`.
+    pub fn new(group: Option<GroupRef>, payload: &str) -> SentAs {
+        SentAs {
+            group,
+            body_hash: Some(body_hash(payload)),
+        }
+    }
+}
+
+/// SHA-256 (hex) of a body's bytes: `attempts.body_hash`.
+pub fn body_hash(payload: &str) -> String {
+    use sha2::{Digest, Sha256};
+    hex::encode(Sha256::digest(payload.as_bytes()))
 }
 
 /// What became of one delivery attempt.
@@ -240,6 +271,8 @@ pub struct AttemptRecord {
     pub duration_ms: u64,
     /// What happens to the review.
     pub outcome: AttemptOutcome,
+    /// Where the body went and which body it was (the claim's [`DueReview::sent`]).
+    pub sent: SentAs,
 }
 
 /// A row of `reviews`, as shown by `ledger list/show/export`.
@@ -288,10 +321,22 @@ pub struct ReviewRow {
 /// A row of `attempts`.
 #[derive(Debug, Clone)]
 pub struct AttemptRow {
+    /// `id`: the order attempts were recorded in.
+    pub id: i64,
+    /// `platform`.
+    pub platform: String,
+    /// `review_id`.
+    pub review_id: String,
     /// `attempted_at`.
     pub attempted_at: DateTime<Utc>,
     /// `content_hash` of the version sent.
     pub content_hash: String,
+    /// `group_id` the body named (NULL before schema version 5: unknown).
+    pub group_id: Option<String>,
+    /// `group_external_ref` the body named (NULL before schema version 5: unknown).
+    pub group_external_ref: Option<String>,
+    /// `body_hash`: SHA-256 of the exact body sent (NULL before schema version 5).
+    pub body_hash: Option<String>,
     /// `http_status`.
     pub http_status: Option<u16>,
     /// `error_type`.
@@ -317,8 +362,149 @@ pub struct ReviewFilter {
     pub group: Option<String>,
     /// Only rows first seen at or after this instant.
     pub since: Option<DateTime<Utc>>,
+    /// Only rows first seen before this instant.
+    pub until: Option<DateTime<Utc>>,
+    /// Only rows (last) delivered at or after this instant.
+    pub delivered_since: Option<DateTime<Utc>>,
+    /// Only rows (last) delivered before this instant.
+    pub delivered_until: Option<DateTime<Utc>>,
     /// Only this one review: (platform, review_id).
     pub review: Option<(String, String)>,
+}
+
+/// Filters of `ledger export --table attempts`.
+#[derive(Debug, Clone, Default)]
+pub struct AttemptFilter {
+    /// Only attempts whose body named this group (external ref or id).
+    pub group: Option<String>,
+    /// Only attempts made at or after this instant.
+    pub since: Option<DateTime<Utc>>,
+    /// Only attempts made before this instant.
+    pub until: Option<DateTime<Utc>>,
+}
+
+/// A row of `quarantine`.
+#[derive(Debug, Clone)]
+pub struct QuarantineRow {
+    /// `source_name`.
+    pub source_name: String,
+    /// `location_id`.
+    pub location_id: String,
+    /// `platform`.
+    pub platform: String,
+    /// `reference`: a review id when readable, or `file:line`.
+    pub reference: String,
+    /// `reason`.
+    pub reason: String,
+    /// `raw`: the record as the platform sent it.
+    pub raw: String,
+    /// `first_seen_at`.
+    pub first_seen_at: DateTime<Utc>,
+    /// `last_seen_at`.
+    pub last_seen_at: DateTime<Utc>,
+    /// `seen_count`.
+    pub seen_count: u64,
+}
+
+/// A row of `polls`.
+#[derive(Debug, Clone)]
+pub struct PollRow {
+    /// `source_name`.
+    pub source_name: String,
+    /// `location_id`.
+    pub location_id: String,
+    /// `kind`: `incremental` or `reconcile`.
+    pub kind: String,
+    /// `started_at`.
+    pub started_at: DateTime<Utc>,
+    /// `ended_at`.
+    pub ended_at: DateTime<Utc>,
+    /// `pages`.
+    pub pages: u64,
+    /// `requests`.
+    pub requests: u64,
+    /// `fetched`.
+    pub fetched: u64,
+    /// `new`.
+    pub new: u64,
+    /// `edited`.
+    pub edited: u64,
+    /// `unchanged`.
+    pub unchanged: u64,
+    /// `quarantined`.
+    pub quarantined: u64,
+    /// `removed`.
+    pub removed: u64,
+    /// `reported_total`.
+    pub reported_total: Option<u64>,
+    /// `gap`.
+    pub gap: Option<i64>,
+    /// `error`.
+    pub error: Option<String>,
+}
+
+/// Filters of `ledger quarantine` and `ledger polls`.
+#[derive(Debug, Clone, Default)]
+pub struct LogFilter {
+    /// Only this source.
+    pub source: Option<String>,
+    /// Only this location.
+    pub location: Option<String>,
+    /// Only rows whose time (`first_seen_at`, `started_at`) is at or after this.
+    pub since: Option<DateTime<Utc>>,
+    /// Only rows whose time is before this.
+    pub until: Option<DateTime<Utc>>,
+    /// Polls only: only failed polls.
+    pub errors_only: bool,
+}
+
+/// Which command put a review back to `pending` (`requeues.command`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RequeueCommand {
+    /// `ledger retry`: a held or rejected review, after a fix.
+    Retry,
+    /// `ledger resend`: a delivered review, sent again on purpose.
+    Resend,
+}
+
+impl RequeueCommand {
+    /// The stored text.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RequeueCommand::Retry => "retry",
+            RequeueCommand::Resend => "resend",
+        }
+    }
+}
+
+/// A row of `requeues`: a review put back to `pending` by hand.
+#[derive(Debug, Clone)]
+pub struct RequeueRow {
+    /// `requeued_at`.
+    pub requeued_at: DateTime<Utc>,
+    /// `command`: `retry` or `resend`.
+    pub command: String,
+    /// `from_status`: the status it had.
+    pub from_status: String,
+    /// `content_hash` of the version put back.
+    pub content_hash: String,
+    /// `group_id` its body names now.
+    pub group_id: Option<String>,
+    /// `group_external_ref` its body names now.
+    pub group_external_ref: Option<String>,
+}
+
+/// What `ledger resend` did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ResendOutcome {
+    /// Back to `pending`, due now, going to this group.
+    Requeued(GroupRef),
+    /// No such review.
+    NotFound,
+    /// Only a delivered review is resent; this one has another status.
+    NotDelivered(Status),
+    /// Retention removed its text: resending would erase the text Travtus holds.
+    TextPurged(DateTime<Utc>),
 }
 
 /// `ledger stats`.

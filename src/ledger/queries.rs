@@ -1,15 +1,19 @@
 //! What auditors and the `ledger` commands ask: stats, lists, one review's
-//! history, exports, and putting reviews back to `pending`.
+//! history, exports, and putting reviews back to `pending` (`retry` after a
+//! fix, `resend` on purpose), each such change a row of `requeues`.
 
 use super::reviews::group_columns;
 use super::row::RowReader;
 use super::{
-    AttemptRow, Ledger, LedgerError, ReviewFilter, ReviewRow, Stats, Status, sql_err, time,
+    AttemptRow, Ledger, LedgerError, RequeueCommand, RequeueRow, ResendOutcome, ReviewFilter,
+    ReviewRow, Stats, Status, sql_err, time,
 };
 use crate::domain::GroupRef;
 use chrono::{DateTime, Utc};
 use rusqlite::types::Value;
-use rusqlite::{Connection, Row, TransactionBehavior, named_params, params_from_iter};
+use rusqlite::{
+    Connection, OptionalExtension, Row, TransactionBehavior, named_params, params_from_iter,
+};
 use std::path::Path;
 
 /// The `reviews` columns [`read_review`] expects, in a `SELECT`.
@@ -62,24 +66,117 @@ impl Ledger {
 
     /// Calls `f` for every review row matching `filter`, ordered by
     /// `first_seen_at` then platform and review id, streaming (constant memory).
+    /// A row that cannot be read stops the walk with
+    /// [`LedgerError::CorruptRow`]; [`Ledger::for_each_review_lenient`] goes on.
     pub fn for_each_review(
         &self,
         filter: &ReviewFilter,
         f: &mut dyn FnMut(&ReviewRow) -> Result<(), LedgerError>,
+    ) -> Result<(), LedgerError> {
+        self.walk_reviews(filter, f, None)
+    }
+
+    /// [`Ledger::for_each_review`], going on past rows that cannot be read:
+    /// each one's [`LedgerError::CorruptRow`] is handed to `corrupt` and the
+    /// walk continues with the next row (`ledger export` and `list`).
+    pub fn for_each_review_lenient(
+        &self,
+        filter: &ReviewFilter,
+        f: &mut dyn FnMut(&ReviewRow) -> Result<(), LedgerError>,
+        corrupt: &mut dyn FnMut(LedgerError),
+    ) -> Result<(), LedgerError> {
+        self.walk_reviews(filter, f, Some(corrupt))
+    }
+
+    fn walk_reviews(
+        &self,
+        filter: &ReviewFilter,
+        f: &mut dyn FnMut(&ReviewRow) -> Result<(), LedgerError>,
+        corrupt: Option<&mut dyn FnMut(LedgerError)>,
     ) -> Result<(), LedgerError> {
         let (clause, params) = filter_clause(filter, &filter.statuses);
         let sql = format!(
             "SELECT {REVIEW_COLUMNS} FROM reviews{clause}
              ORDER BY first_seen_at, platform, review_id"
         );
-        let mut st = self.conn.prepare_cached(&sql).map_err(|e| self.err(e))?;
+        self.walk(&sql, params, read_review, f, corrupt)
+    }
+
+    /// Runs `sql` and calls `f` with each row as `read` makes it; a row
+    /// `read` finds corrupt goes to `corrupt` when given (and the walk goes
+    /// on), else ends the walk with its error.
+    pub(super) fn walk<T>(
+        &self,
+        sql: &str,
+        params: Vec<Value>,
+        read: fn(&Row<'_>, &Path) -> Result<T, LedgerError>,
+        f: &mut dyn FnMut(&T) -> Result<(), LedgerError>,
+        mut corrupt: Option<&mut dyn FnMut(LedgerError)>,
+    ) -> Result<(), LedgerError> {
+        let mut st = self.conn.prepare_cached(sql).map_err(|e| self.err(e))?;
         let mut rows = st
             .query(params_from_iter(params))
             .map_err(|e| self.err(e))?;
         while let Some(row) = rows.next().map_err(|e| self.err(e))? {
-            f(&read_review(row, &self.path)?)?;
+            match read(row, &self.path) {
+                Ok(item) => f(&item)?,
+                Err(e @ LedgerError::CorruptRow { .. }) => match corrupt.as_mut() {
+                    Some(report) => report(e),
+                    None => return Err(e),
+                },
+                Err(e) => return Err(e),
+            }
         }
         Ok(())
+    }
+
+    /// The platforms that hold a review with this id (for `ledger show
+    /// REVIEW_ID`): one index seek per platform, however large the ledger.
+    pub fn platforms_of(&self, review_id: &str) -> Result<Vec<String>, LedgerError> {
+        // A skip-scan of the primary key by hand: the next platform after
+        // the last one, then a seek for the id within it.
+        let mut st = self
+            .conn
+            .prepare_cached(
+                "WITH RECURSIVE p(name) AS (
+                     SELECT MIN(platform) FROM reviews
+                     UNION ALL
+                     SELECT (SELECT MIN(platform) FROM reviews WHERE platform > p.name)
+                     FROM p WHERE p.name IS NOT NULL)
+                 SELECT r.platform AS platform FROM p
+                 JOIN reviews r ON r.platform = p.name AND r.review_id = ?1
+                 ORDER BY 1",
+            )
+            .map_err(|e| self.err(e))?;
+        let mut rows = st.query([review_id]).map_err(|e| self.err(e))?;
+        let mut out = Vec::new();
+        while let Some(row) = rows.next().map_err(|e| self.err(e))? {
+            out.push(RowReader::new(row, &self.path, "reviews").get("platform")?);
+        }
+        Ok(out)
+    }
+
+    /// The status of one review, `None` when the ledger has no such review.
+    pub fn review_status(
+        &self,
+        platform: &str,
+        review_id: &str,
+    ) -> Result<Option<Status>, LedgerError> {
+        let text: Option<String> = self
+            .conn
+            .prepare_cached("SELECT status FROM reviews WHERE platform = ?1 AND review_id = ?2")
+            .and_then(|mut st| st.query_row((platform, review_id), |r| r.get(0)).optional())
+            .map_err(|e| self.err(e))?;
+        text.map(|t| {
+            Status::parse(&t).ok_or_else(|| LedgerError::CorruptRow {
+                path: self.path.clone(),
+                table: "reviews",
+                row: format!("{platform} {review_id}"),
+                column: "status",
+                value: format!("{t:?}"),
+            })
+        })
+        .transpose()
     }
 
     /// One review and its attempts, oldest first.
@@ -107,6 +204,90 @@ impl Ledger {
         Ok(Some((row, attempts)))
     }
 
+    /// Every time a review was put back to `pending` by hand, oldest first.
+    pub fn requeues_of(
+        &self,
+        platform: &str,
+        review_id: &str,
+    ) -> Result<Vec<RequeueRow>, LedgerError> {
+        let mut st = self
+            .conn
+            .prepare_cached(
+                "SELECT id, platform, review_id, requeued_at, command, from_status, content_hash,
+                     group_id, group_external_ref
+                 FROM requeues WHERE platform = ?1 AND review_id = ?2 ORDER BY id",
+            )
+            .map_err(|e| self.err(e))?;
+        let mut rows = st.query((platform, review_id)).map_err(|e| self.err(e))?;
+        let mut out = Vec::new();
+        while let Some(row) = rows.next().map_err(|e| self.err(e))? {
+            let r = RowReader::new(row, &self.path, "requeues");
+            out.push(RequeueRow {
+                requeued_at: r.time("requeued_at")?,
+                command: r.get("command")?,
+                from_status: r.get("from_status")?,
+                content_hash: r.get("content_hash")?,
+                group_id: r.get("group_id")?,
+                group_external_ref: r.get("group_external_ref")?,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Puts one `delivered` review back to `pending`, due at `now`, to be
+    /// sent again on purpose (`ledger resend`): its body goes to
+    /// `regroup(source_name, location_id)` when that gives a group (the
+    /// mapping may have been fixed since), else to the group it went to.
+    /// `delivered_at` and `request_id` keep describing the last delivery
+    /// until the new one. Recorded in `requeues`. A review whose text
+    /// retention removed is refused: its body would erase the text Travtus
+    /// holds. One transaction.
+    pub fn resend(
+        &mut self,
+        platform: &str,
+        review_id: &str,
+        now: DateTime<Utc>,
+        regroup: &dyn Fn(&str, &str) -> Option<GroupRef>,
+    ) -> Result<ResendOutcome, LedgerError> {
+        let err = sql_err(&self.path);
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(&err)?;
+        let filter = ReviewFilter {
+            review: Some((platform.to_owned(), review_id.to_owned())),
+            ..ReviewFilter::default()
+        };
+        let Some(c) = retry_candidates(&tx, &self.path, &filter, &[])?.pop() else {
+            return Ok(ResendOutcome::NotFound);
+        };
+        if c.status != Status::Delivered {
+            return Ok(ResendOutcome::NotDelivered(c.status));
+        }
+        if let Some(at) = c.text_purged_at {
+            return Ok(ResendOutcome::TextPurged(at));
+        }
+        let group = match regroup(&c.source_name, &c.location_id).or_else(|| c.group.clone()) {
+            Some(g) => g,
+            // A delivered row always went somewhere; a hand edit may say otherwise.
+            None => {
+                return Err(LedgerError::CorruptRow {
+                    path: self.path.clone(),
+                    table: "reviews",
+                    row: format!("{platform} {review_id}"),
+                    column: "group_external_ref",
+                    value: "NULL (and group_id NULL) on a delivered review".into(),
+                });
+            }
+        };
+        let payload =
+            regroup_payload(&c.payload, &group).ok_or_else(|| bad_payload(&self.path, &c))?;
+        let now = time::to_text(now);
+        requeue(&tx, &c, &group, &payload, &now, RequeueCommand::Resend).map_err(&err)?;
+        tx.commit().map_err(&err)?;
+        Ok(ResendOutcome::Requeued(group))
+    }
+
     /// Puts the rows matching `filter` (whose statuses must be held and/or
     /// rejected) back to `pending`, due at `now`, `retry_count` 0. For each
     /// row, `regroup(source_name, location_id)` gives the location's current
@@ -117,7 +298,8 @@ impl Ledger {
     ///
     /// An empty `filter.statuses` means held and rejected; `pending` and
     /// `delivered` in it are ignored (they are not retried). `last_error` is
-    /// cleared (the attempts table keeps the history). All in one transaction.
+    /// cleared (the attempts table keeps the history), and each review put
+    /// back is a row of `requeues`. All in one transaction.
     pub fn retry(
         &mut self,
         filter: &ReviewFilter,
@@ -144,13 +326,8 @@ impl Ledger {
                 continue;
             };
             let payload =
-                regroup_payload(&c.payload, &group).ok_or_else(|| LedgerError::Corrupt {
-                    path: self.path.clone(),
-                    table: "reviews",
-                    column: "payload",
-                    value: c.payload.clone(),
-                })?;
-            requeue(&tx, c, &group, &payload, &now).map_err(&err)?;
+                regroup_payload(&c.payload, &group).ok_or_else(|| bad_payload(&self.path, c))?;
+            requeue(&tx, c, &group, &payload, &now, RequeueCommand::Retry).map_err(&err)?;
             requeued += 1;
         }
         tx.commit().map_err(&err)?;
@@ -221,12 +398,11 @@ impl Ledger {
     fn attempts_of(&self, platform: &str, review_id: &str) -> Result<Vec<AttemptRow>, LedgerError> {
         let mut st = self
             .conn
-            .prepare_cached(
-                "SELECT attempted_at, content_hash, http_status, error_type, error_message,
-                     request_id, duration_ms, outcome
+            .prepare_cached(&format!(
+                "SELECT {ATTEMPT_COLUMNS}
                  FROM attempts WHERE platform = ?1 AND review_id = ?2
-                 ORDER BY attempted_at, id",
-            )
+                 ORDER BY attempted_at, id"
+            ))
             .map_err(|e| self.err(e))?;
         let mut rows = st.query((platform, review_id)).map_err(|e| self.err(e))?;
         let mut out = Vec::new();
@@ -236,6 +412,11 @@ impl Ledger {
         Ok(out)
     }
 }
+
+/// The `attempts` columns [`read_attempt`] expects, in a `SELECT`.
+pub(super) const ATTEMPT_COLUMNS: &str = "id, platform, review_id, attempted_at, content_hash,
+    group_id, group_external_ref, body_hash, http_status, error_type, error_message,
+    request_id, duration_ms, outcome";
 
 /// A `reviews` row selected with [`REVIEW_COLUMNS`].
 fn read_review(row: &Row<'_>, path: &Path) -> Result<ReviewRow, LedgerError> {
@@ -262,11 +443,18 @@ fn read_review(row: &Row<'_>, path: &Path) -> Result<ReviewRow, LedgerError> {
     })
 }
 
-fn read_attempt(row: &Row<'_>, path: &Path) -> Result<AttemptRow, LedgerError> {
+/// An `attempts` row selected with [`ATTEMPT_COLUMNS`].
+pub(super) fn read_attempt(row: &Row<'_>, path: &Path) -> Result<AttemptRow, LedgerError> {
     let r = RowReader::new(row, path, "attempts");
     Ok(AttemptRow {
+        id: r.get("id")?,
+        platform: r.get("platform")?,
+        review_id: r.get("review_id")?,
         attempted_at: r.time("attempted_at")?,
         content_hash: r.get("content_hash")?,
+        group_id: r.get("group_id")?,
+        group_external_ref: r.get("group_external_ref")?,
+        body_hash: r.get("body_hash")?,
         http_status: r.get("http_status")?,
         error_type: r.get("error_type")?,
         error_message: r.get("error_message")?,
@@ -295,9 +483,16 @@ fn filter_clause(filter: &ReviewFilter, statuses: &[Status]) -> (String, Vec<Val
         params.push(Value::from(group.clone()));
         params.push(Value::from(group.clone()));
     }
-    if let Some(since) = filter.since {
-        terms.push("first_seen_at >= ?".to_owned());
-        params.push(Value::from(time::to_text(since)));
+    for (column, op, bound) in [
+        ("first_seen_at", ">=", filter.since),
+        ("first_seen_at", "<", filter.until),
+        ("delivered_at", ">=", filter.delivered_since),
+        ("delivered_at", "<", filter.delivered_until),
+    ] {
+        if let Some(t) = bound {
+            terms.push(format!("{column} {op} ?"));
+            params.push(Value::from(time::to_text(t)));
+        }
     }
     if let Some((platform, review_id)) = &filter.review {
         terms.push("platform = ? AND review_id = ?".to_owned());
@@ -321,13 +516,28 @@ fn retryable(asked: &[Status]) -> Vec<Status> {
         .collect()
 }
 
-/// A row `retry` may put back to pending.
+/// A stored body that is not a JSON object, so its group cannot be replaced.
+fn bad_payload(path: &Path, c: &Candidate) -> LedgerError {
+    LedgerError::CorruptRow {
+        path: path.to_path_buf(),
+        table: "reviews",
+        row: format!("{} {}", c.platform, c.review_id),
+        column: "payload",
+        value: format!("{:?} (not a JSON object)", c.payload),
+    }
+}
+
+/// A row `retry` (or `resend`) may put back to pending.
 struct Candidate {
     platform: String,
     review_id: String,
     source_name: String,
     location_id: String,
     payload: String,
+    status: Status,
+    content_hash: String,
+    group: Option<GroupRef>,
+    text_purged_at: Option<DateTime<Utc>>,
 }
 
 fn retry_candidates(
@@ -339,7 +549,9 @@ fn retry_candidates(
     let err = sql_err(path);
     let (clause, params) = filter_clause(filter, statuses);
     let sql = format!(
-        "SELECT platform, review_id, source_name, location_id, payload FROM reviews{clause}
+        "SELECT platform, review_id, source_name, location_id, payload, status, content_hash,
+             group_id, group_external_ref, text_purged_at
+         FROM reviews{clause}
          ORDER BY first_seen_at, platform, review_id"
     );
     let mut st = conn.prepare_cached(&sql).map_err(&err)?;
@@ -353,19 +565,46 @@ fn retry_candidates(
             source_name: r.get("source_name")?,
             location_id: r.get("location_id")?,
             payload: r.get("payload")?,
+            status: r.status("status")?,
+            content_hash: r.get("content_hash")?,
+            group: match (r.get("group_id")?, r.get("group_external_ref")?) {
+                (Some(id), _) => Some(GroupRef::Id(id)),
+                (None, Some(external)) => Some(GroupRef::ExternalRef(external)),
+                (None, None) => None,
+            },
+            text_purged_at: r.opt_time("text_purged_at")?,
         });
     }
     Ok(out)
 }
 
+/// Puts `c` back to pending with `payload` for `group`, and records it in
+/// `requeues`.
 fn requeue(
     conn: &Connection,
     c: &Candidate,
     group: &GroupRef,
     payload: &str,
     now: &str,
+    command: RequeueCommand,
 ) -> rusqlite::Result<()> {
     let (group_id, group_external_ref) = group_columns(Some(group));
+    conn.prepare_cached(
+        "INSERT INTO requeues (platform, review_id, requeued_at, command, from_status,
+             content_hash, group_id, group_external_ref)
+         VALUES (:platform, :review_id, :now, :command, :from_status, :hash,
+             :group_id, :group_external_ref)",
+    )?
+    .execute(named_params! {
+        ":platform": c.platform,
+        ":review_id": c.review_id,
+        ":now": now,
+        ":command": command.as_str(),
+        ":from_status": c.status.as_str(),
+        ":hash": c.content_hash,
+        ":group_id": group_id,
+        ":group_external_ref": group_external_ref,
+    })?;
     conn.prepare_cached(
         "UPDATE reviews SET status = 'pending', next_attempt_at = :now, retry_count = 0,
              last_error = NULL, payload = :payload,

@@ -1,7 +1,8 @@
 //! Reading typed values out of result rows. The file's content reaches this
-//! code (auditors can edit it with `sqlite3`), so a value of the wrong type or
-//! shape becomes [`LedgerError::Corrupt`] naming the table and column, never a
-//! panic.
+//! code (auditors can edit it with `sqlite3`, disks fail), so a value of the
+//! wrong type or shape, or text that is not UTF-8, becomes
+//! [`LedgerError::CorruptRow`] naming the table, the row and the column,
+//! never a panic.
 
 use super::{LedgerError, Status, time};
 use chrono::{DateTime, Utc};
@@ -27,7 +28,8 @@ impl<'a, 's> RowReader<'a, 's> {
         self.row.get(column).map_err(|e| match e {
             rusqlite::Error::InvalidColumnType(..)
             | rusqlite::Error::FromSqlConversionFailure(..)
-            | rusqlite::Error::IntegralValueOutOfRange(..) => self.corrupt(column),
+            | rusqlite::Error::IntegralValueOutOfRange(..)
+            | rusqlite::Error::Utf8Error(..) => self.corrupt(column),
             other => LedgerError::Sqlite {
                 path: self.path.to_path_buf(),
                 source: other,
@@ -70,11 +72,36 @@ impl<'a, 's> RowReader<'a, 's> {
     }
 
     fn corrupt(&self, column: &'static str) -> LedgerError {
-        LedgerError::Corrupt {
+        LedgerError::CorruptRow {
             path: self.path.to_path_buf(),
             table: self.table,
+            row: self.row_key(),
             column,
             value: self.describe(column),
+        }
+    }
+
+    /// Which row this is, from the columns the query selected:
+    /// `platform review_id` (reviews, attempts), else `id N` with its source
+    /// and location (quarantine, polls), else `rowid N`.
+    fn row_key(&self) -> String {
+        let text = |column: &str| match self.row.get_ref(column) {
+            Ok(ValueRef::Text(t)) => Some(String::from_utf8_lossy(t).into_owned()),
+            Ok(ValueRef::Integer(i)) => Some(i.to_string()),
+            _ => None,
+        };
+        if let (Some(platform), Some(review_id)) = (text("platform"), text("review_id")) {
+            return format!("{platform} {review_id}");
+        }
+        let place = match (text("source_name"), text("location_id")) {
+            (Some(s), Some(l)) => format!(", {s} {l}"),
+            _ => String::new(),
+        };
+        match (text("id"), text("rowid")) {
+            (Some(id), _) => format!("id {id}{place}"),
+            (None, Some(rowid)) => format!("rowid {rowid}{place}"),
+            (None, None) if !place.is_empty() => place[2..].to_owned(),
+            (None, None) => "row not identified".to_owned(),
         }
     }
 

@@ -78,6 +78,7 @@ fn attempt(id: &str, hash: &str, outcome: AttemptOutcome) -> AttemptRecord {
         request_id: None,
         duration_ms: 42,
         outcome,
+        sent: SentAs::default(),
     }
 }
 
@@ -175,6 +176,9 @@ fn fresh_open_creates_the_spec_schema_in_wal_mode_with_a_private_file() {
                 "request_id",
                 "duration_ms",
                 "outcome",
+                "group_id",
+                "group_external_ref",
+                "body_hash",
             ],
         ),
         (
@@ -228,6 +232,20 @@ fn fresh_open_creates_the_spec_schema_in_wal_mode_with_a_private_file() {
         (
             "purges",
             &["id", "purged_at", "cutoff", "rows_purged", "purged_by"],
+        ),
+        (
+            "requeues",
+            &[
+                "id",
+                "platform",
+                "review_id",
+                "requeued_at",
+                "command",
+                "from_status",
+                "content_hash",
+                "group_id",
+                "group_external_ref",
+            ],
         ),
     ];
     for (table, cols) in expect {
@@ -290,9 +308,12 @@ fn a_file_from_a_newer_review_sync_is_refused() {
         match result {
             Err(LedgerError::TooNew {
                 found: 99,
-                supported: 4,
+                supported,
                 path: p,
-            }) => assert_eq!(p, path),
+            }) => {
+                assert_eq!(p, path);
+                assert_eq!(supported, migrations::latest_version());
+            }
             other => panic!("expected TooNew, got {:?}", other.err()),
         }
     }
@@ -1385,15 +1406,17 @@ fn a_hand_edited_timestamp_is_reported_as_corrupt() {
         .execute("UPDATE reviews SET first_seen_at = 'yesterday'", [])
         .unwrap();
     match ledger.show("google", "r1") {
-        Err(LedgerError::Corrupt {
+        Err(LedgerError::CorruptRow {
             table: "reviews",
             column: "first_seen_at",
+            row,
             value,
             ..
         }) => {
-            assert!(value.contains("yesterday"), "{value}")
+            assert!(value.contains("yesterday"), "{value}");
+            assert_eq!(row, "google r1");
         }
-        other => panic!("expected Corrupt, got {other:?}"),
+        other => panic!("expected CorruptRow, got {other:?}"),
     }
     raw(&ledger)
         .execute(
@@ -1403,7 +1426,7 @@ fn a_hand_edited_timestamp_is_reported_as_corrupt() {
         .unwrap();
     assert!(matches!(
         ledger.show("google", "r1"),
-        Err(LedgerError::Corrupt {
+        Err(LedgerError::CorruptRow {
             column: "attempts",
             ..
         })
@@ -1558,4 +1581,401 @@ fn a_version_1_ledger_with_data_migrates_to_notes_keeping_every_row() {
         notes,
         vec![None, None, Some(r#"{"excerpt":"true"}"#.into())]
     );
+}
+
+// ------------------------------------------ the audit trail (schema v5)
+
+#[test]
+fn a_version_4_ledger_with_attempts_migrates_keeping_them_as_unknown_group() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ledger.db");
+    {
+        let v4 = migrations::open_with(&path, &MIGRATIONS[..4]).unwrap();
+        assert_eq!(v4.schema_version().unwrap(), 4);
+        drop(v4);
+        // Rows as the version-4 code wrote them: a review delivered after a
+        // held attempt, and a poll.
+        let conn = Connection::open(&path).unwrap();
+        conn.execute_batch(
+            "INSERT INTO reviews (platform, review_id, source_name, location_id,
+                 group_external_ref, status, payload, content_hash, first_seen_at, last_seen_at,
+                 delivered_at, request_id, attempts)
+             VALUES ('google', 'r1', 's1', 'loc-1', 'fixed', 'delivered', '{}', 'h1',
+                 '2026-11-01T08:00:00.000Z', '2026-11-01T08:00:00.000Z',
+                 '2026-11-02T08:00:00.000Z', 'q1', 2);
+             INSERT INTO attempts (platform, review_id, content_hash, attempted_at, http_status,
+                 error_type, duration_ms, outcome)
+             VALUES ('google', 'r1', 'h1', '2026-11-01T09:00:00.000Z', 404, 'group_not_found',
+                 5, 'held'),
+                    ('google', 'r1', 'h1', '2026-11-02T08:00:00.000Z', 201, NULL, 5,
+                 'delivered');
+             INSERT INTO polls (source_name, location_id, started_at, ended_at, pages, requests,
+                 fetched, new, edited, unchanged, quarantined)
+             VALUES ('s1', 'loc-1', '2026-11-01T08:00:00.000Z', '2026-11-01T08:00:01.000Z',
+                 1, 1, 1, 1, 0, 0, 0);",
+        )
+        .unwrap();
+    }
+    let mut ledger = Ledger::open(&path).unwrap();
+    assert_eq!(
+        ledger.schema_version().unwrap(),
+        migrations::latest_version()
+    );
+    let (_, attempts) = ledger.show("google", "r1").unwrap().unwrap();
+    assert_eq!(attempts.len(), 2, "every attempt kept");
+    for a in &attempts {
+        // Never guessed from the review's current group.
+        assert_eq!((&a.group_id, &a.group_external_ref), (&None, &None));
+        assert_eq!(a.body_hash, None);
+        assert_eq!(a.content_hash, "h1");
+    }
+    let conn = raw(&ledger);
+    let per_group: Vec<(Option<String>, i64)> = conn
+        .prepare("SELECT group_external_ref, deliveries FROM deliveries_per_day_group ORDER BY day")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(per_group, vec![(None, 1)], "an old delivery: group unknown");
+    let polls: i64 = conn
+        .query_row("SELECT COUNT(*) FROM polls", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(polls, 1);
+
+    // New attempts record where they went.
+    ledger
+        .record_page(&page(vec![review("r2", "h2")]), t0())
+        .unwrap();
+    let due = ledger
+        .claim_due(t0(), t0() + Duration::seconds(30), 10)
+        .unwrap();
+    assert_eq!(due.len(), 1);
+    assert_eq!(due[0].sent.group, ext("g1"));
+    assert_eq!(
+        due[0].sent.body_hash.as_deref(),
+        Some(body_hash(&due[0].payload).as_str())
+    );
+    let sent = AttemptRecord {
+        sent: due[0].sent.clone(),
+        ..attempt(
+            "r2",
+            "h2",
+            AttemptOutcome::Delivered {
+                request_id: "q2".into(),
+            },
+        )
+    };
+    ledger.record_attempts(&[sent]).unwrap();
+    let (_, attempts) = ledger.show("google", "r2").unwrap().unwrap();
+    assert_eq!(attempts[0].group_external_ref.as_deref(), Some("g1"));
+    assert_eq!(attempts[0].body_hash, due[0].sent.body_hash);
+    let g1: i64 = conn
+        .query_row(
+            "SELECT deliveries FROM deliveries_per_day_group WHERE group_external_ref = 'g1'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(g1, 1);
+}
+
+#[test]
+fn resend_puts_a_delivered_review_back_records_it_and_refuses_the_rest() {
+    let (_dir, mut ledger) = fresh();
+    ledger
+        .record_page(
+            &page(vec![
+                review("r1", "h1"),
+                review("r2", "h2"),
+                review("r3", "h3"),
+            ]),
+            t0(),
+        )
+        .unwrap();
+    let ok = |id: &str, hash: &str| {
+        attempt(
+            id,
+            hash,
+            AttemptOutcome::Delivered {
+                request_id: format!("q-{id}"),
+            },
+        )
+    };
+    ledger
+        .record_attempts(&[ok("r1", "h1"), ok("r3", "h3")])
+        .unwrap();
+    let same = |_: &str, _: &str| None;
+    let now = t0() + Duration::minutes(1);
+    assert_eq!(
+        ledger.resend("google", "nope", now, &same).unwrap(),
+        ResendOutcome::NotFound
+    );
+    assert_eq!(
+        ledger.resend("google", "r2", now, &same).unwrap(),
+        ResendOutcome::NotDelivered(Status::Pending)
+    );
+    // No mapping now: the group it went to.
+    assert_eq!(
+        ledger.resend("google", "r1", now, &same).unwrap(),
+        ResendOutcome::Requeued(GroupRef::ExternalRef("g1".into()))
+    );
+    let r1 = row(&ledger, "r1");
+    assert_eq!(r1.status, Status::Pending);
+    assert_eq!(r1.next_attempt_at, Some(now));
+    assert_eq!(
+        r1.request_id.as_deref(),
+        Some("q-r1"),
+        "the last delivery kept"
+    );
+    let requeues = ledger.requeues_of("google", "r1").unwrap();
+    assert_eq!(requeues.len(), 1);
+    assert_eq!(
+        (
+            requeues[0].command.as_str(),
+            requeues[0].from_status.as_str()
+        ),
+        ("resend", "delivered")
+    );
+    // A mapping fixed since: the new group, in the body too.
+    let moved = |_: &str, _: &str| ext("g9");
+    assert_eq!(
+        ledger.resend("google", "r3", now, &moved).unwrap(),
+        ResendOutcome::Requeued(GroupRef::ExternalRef("g9".into()))
+    );
+    let r3 = row(&ledger, "r3");
+    assert!(
+        r3.payload.starts_with(r#"{"group_external_ref":"g9""#),
+        "{}",
+        r3.payload
+    );
+    // Purged text is never resent.
+    ledger.record_attempts(&[ok("r3", "h3")]).unwrap();
+    ledger
+        .purge_text(
+            now + Duration::days(1),
+            now + Duration::days(1),
+            PurgedBy::Cli,
+        )
+        .unwrap();
+    assert!(matches!(
+        ledger.resend("google", "r3", now, &same).unwrap(),
+        ResendOutcome::TextPurged(_)
+    ));
+}
+
+#[test]
+fn retry_records_each_review_it_puts_back() {
+    let (_dir, mut ledger) = fresh();
+    ledger
+        .record_page(&page(vec![review("r1", "h1")]), t0())
+        .unwrap();
+    ledger
+        .record_attempts(&[failed(
+            "r1",
+            "h1",
+            404,
+            "group_not_found",
+            AttemptOutcome::Held,
+        )])
+        .unwrap();
+    let regroup = |_: &str, _: &str| ext("g2");
+    assert_eq!(
+        ledger
+            .retry(&ReviewFilter::default(), t0(), &regroup)
+            .unwrap(),
+        (1, 0)
+    );
+    let requeues = ledger.requeues_of("google", "r1").unwrap();
+    assert_eq!(requeues.len(), 1);
+    assert_eq!(requeues[0].command, "retry");
+    assert_eq!(requeues[0].from_status, "held");
+    assert_eq!(requeues[0].group_external_ref.as_deref(), Some("g2"));
+    assert_eq!(
+        ledger.review_status("google", "r1").unwrap(),
+        Some(Status::Pending)
+    );
+    assert_eq!(ledger.review_status("google", "zz").unwrap(), None);
+}
+
+#[test]
+fn filters_on_first_sight_and_delivery_time_and_several_statuses() {
+    let (_dir, mut ledger) = fresh();
+    for (i, id) in ["a", "b", "c"].iter().enumerate() {
+        ledger
+            .record_page(
+                &page(vec![review(id, "h")]),
+                t0() + Duration::hours(i as i64),
+            )
+            .unwrap();
+    }
+    let mut delivered = attempt(
+        "a",
+        "h",
+        AttemptOutcome::Delivered {
+            request_id: "q".into(),
+        },
+    );
+    delivered.attempted_at = t0() + Duration::hours(5);
+    ledger.record_attempts(&[delivered]).unwrap();
+    ledger
+        .record_attempts(&[failed(
+            "b",
+            "h",
+            404,
+            "group_not_found",
+            AttemptOutcome::Held,
+        )])
+        .unwrap();
+    let ids = |f: ReviewFilter| list(&ledger, &f);
+    assert_eq!(
+        ids(ReviewFilter {
+            until: Some(t0() + Duration::hours(1)),
+            ..ReviewFilter::default()
+        }),
+        ["a"]
+    );
+    assert_eq!(
+        ids(ReviewFilter {
+            since: Some(t0() + Duration::hours(1)),
+            until: Some(t0() + Duration::hours(3)),
+            ..ReviewFilter::default()
+        }),
+        ["b", "c"]
+    );
+    assert_eq!(
+        ids(ReviewFilter {
+            delivered_since: Some(t0() + Duration::hours(5)),
+            ..ReviewFilter::default()
+        }),
+        ["a"]
+    );
+    assert!(
+        ids(ReviewFilter {
+            delivered_until: Some(t0() + Duration::hours(5)),
+            ..ReviewFilter::default()
+        })
+        .is_empty()
+    );
+    assert_eq!(
+        ids(ReviewFilter {
+            statuses: vec![Status::Held, Status::Pending],
+            ..ReviewFilter::default()
+        }),
+        ["b", "c"]
+    );
+}
+
+#[test]
+fn a_review_id_is_found_on_every_platform_that_has_it() {
+    let (_dir, mut ledger) = fresh();
+    let mut yelp = review("shared", "h");
+    yelp.platform = "yelp".into();
+    ledger
+        .record_page(
+            &page(vec![review("shared", "h"), review("only", "h"), yelp]),
+            t0(),
+        )
+        .unwrap();
+    assert_eq!(ledger.platforms_of("shared").unwrap(), ["google", "yelp"]);
+    assert_eq!(ledger.platforms_of("only").unwrap(), ["google"]);
+    assert!(ledger.platforms_of("none").unwrap().is_empty());
+}
+
+#[test]
+fn a_lenient_walk_names_a_row_that_is_not_utf8_and_goes_on() {
+    let (_dir, mut ledger) = fresh();
+    ledger
+        .record_page(
+            &page(vec![
+                review("r1", "h"),
+                review("r2", "h"),
+                review("r3", "h"),
+            ]),
+            t0(),
+        )
+        .unwrap();
+    raw(&ledger)
+        .execute(
+            "UPDATE reviews SET last_error = CAST(X'6F6BFF' AS TEXT) WHERE review_id = 'r2'",
+            [],
+        )
+        .unwrap();
+    let mut seen = Vec::new();
+    let mut bad = Vec::new();
+    ledger
+        .for_each_review_lenient(
+            &ReviewFilter::default(),
+            &mut |r| {
+                seen.push(r.review_id.clone());
+                Ok(())
+            },
+            &mut |e| bad.push(e),
+        )
+        .unwrap();
+    assert_eq!(seen, ["r1", "r3"]);
+    match bad.as_slice() {
+        [
+            LedgerError::CorruptRow {
+                table: "reviews",
+                row,
+                column: "last_error",
+                ..
+            },
+        ] => assert_eq!(row, "google r2"),
+        other => panic!("expected one CorruptRow, got {other:?}"),
+    }
+    let message = bad[0].to_string();
+    assert!(
+        message.contains("corrupt row in table reviews (google r2)"),
+        "{message}"
+    );
+    // The strict walk stops there, naming it the same way.
+    assert!(matches!(
+        ledger.for_each_review(&ReviewFilter::default(), &mut |_| Ok(())),
+        Err(LedgerError::CorruptRow {
+            column: "last_error",
+            ..
+        })
+    ));
+}
+
+#[test]
+fn poll_log_rows_older_than_the_cutoff_are_deleted_in_batches() {
+    let (_dir, mut ledger) = fresh();
+    let old = POLL_BATCH + 3;
+    for i in 0..old {
+        let log = PollLog {
+            source_name: "s".into(),
+            location_id: format!("old-{i}"),
+            started_at: t0() - Duration::days(100),
+            ended_at: t0() - Duration::days(100),
+            ..PollLog::default()
+        };
+        ledger.finish_poll(&log, None).unwrap();
+    }
+    let recent = PollLog {
+        source_name: "s".into(),
+        location_id: "recent".into(),
+        started_at: t0(),
+        ended_at: t0(),
+        ..PollLog::default()
+    };
+    ledger.finish_poll(&recent, None).unwrap();
+    let cutoff = t0() - Duration::days(90);
+    assert_eq!(ledger.delete_polls_step(cutoff).unwrap(), POLL_BATCH);
+    assert_eq!(ledger.delete_polls_step(cutoff).unwrap(), 3);
+    assert_eq!(ledger.delete_polls_step(cutoff).unwrap(), 0);
+    let mut left = Vec::new();
+    ledger
+        .for_each_poll(
+            &LogFilter::default(),
+            &mut |p| {
+                left.push(p.location_id.clone());
+                Ok(())
+            },
+            &mut |e| panic!("{e}"),
+        )
+        .unwrap();
+    assert_eq!(left, ["recent"]);
 }

@@ -41,7 +41,7 @@ fn readme_queries() -> Vec<String> {
 
 /// A ledger with a bit of everything: delivered, retried, held, pending,
 /// quarantined, a failed poll and a purge.
-async fn seeded() -> TestEnv {
+pub(crate) async fn seeded() -> TestEnv {
     let env = spawn_env(seed(4)).await;
     let google = env.sb.google().clone();
     let locations = google.locations();

@@ -2,6 +2,7 @@
 //! sandbox emulators on loopback, with real SQLite files in temp dirs.
 
 mod audit;
+mod auditor;
 mod chaos;
 mod cli;
 mod config_errors;
