@@ -30,7 +30,7 @@ pub enum LedgerCommand {
         #[arg(long)]
         group: Option<String>,
         /// Only reviews first seen at or after this (2026-01-31 or RFC 3339).
-        #[arg(long)]
+        #[arg(long, value_parser = super::values::time_arg)]
         since: Option<String>,
         /// Output format.
         #[arg(long, value_enum, default_value_t = ListFormat::Table)]
@@ -61,14 +61,14 @@ pub enum LedgerCommand {
         #[arg(long)]
         group: Option<String>,
         /// Only reviews first seen at or after this.
-        #[arg(long)]
+        #[arg(long, value_parser = super::values::time_arg)]
         since: Option<String>,
     },
     /// Remove review text and reviewer names (comment, title, display_name)
     /// of reviews delivered before DATE; ids, hashes and history stay.
     Purge {
         /// Cutoff: 2026-01-31 (midnight UTC) or an RFC 3339 time.
-        #[arg(long, value_name = "DATE")]
+        #[arg(long, value_name = "DATE", value_parser = super::values::time_arg)]
         before: String,
     },
     /// Write a consistent copy of the ledger (safe while the daemon runs).

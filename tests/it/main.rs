@@ -4,6 +4,7 @@
 mod audit;
 mod chaos;
 mod cli;
+mod clock;
 mod config_errors;
 mod crash;
 mod daemon;
