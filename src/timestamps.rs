@@ -127,6 +127,14 @@ pub fn parse_unix_seconds(s: &str) -> Result<DateTime<Utc>, TimestampError> {
 /// how DST transitions are resolved.
 pub fn parse_local(s: &str, tz: Tz) -> Result<DateTime<Utc>, TimestampError> {
     let naive = parse_naive(s.trim())?;
+    // A year far outside ours is refused before any zone arithmetic: near
+    // the ends of chrono's range (years ±262,143), applying an offset
+    // overflowed and panicked (a Yelp `time_created` of
+    // "+262142-12-31 23:59:59" took the daemon down).
+    let year = naive.year();
+    if !(MIN_YEAR - 1..=MAX_YEAR + 1).contains(&year) {
+        return Err(TimestampError::OutOfRange(i64::from(year)));
+    }
     in_range(local_to_utc(naive, tz))
 }
 
@@ -144,14 +152,24 @@ pub fn local_to_utc(naive: NaiveDateTime, tz: Tz) -> DateTime<Utc> {
         return dt.with_timezone(&Utc);
     }
     // In a gap: walk back minute by minute to the last wall-clock time that
-    // exists (offsets change on whole minutes), and use its offset.
+    // exists (offsets change on whole minutes), and use its offset. Checked
+    // arithmetic: at the ends of chrono's range there is no minute before,
+    // and no instant for the offset.
     let mut probe = naive;
-    let limit = naive - MAX_GAP;
+    let limit = naive
+        .checked_sub_signed(MAX_GAP)
+        .unwrap_or(NaiveDateTime::MIN);
     while probe > limit {
-        probe -= Duration::minutes(1);
+        let Some(earlier) = probe.checked_sub_signed(Duration::minutes(1)) else {
+            break;
+        };
+        probe = earlier;
         if let Some(before) = tz.from_local_datetime(&probe).earliest() {
-            let offset = before.offset().fix();
-            return (naive - Duration::seconds(i64::from(offset.local_minus_utc()))).and_utc();
+            let offset = Duration::seconds(i64::from(before.offset().fix().local_minus_utc()));
+            if let Some(utc) = naive.checked_sub_signed(offset) {
+                return utc.and_utc();
+            }
+            break;
         }
     }
     // No zone has a gap this long; reading the time as UTC is the least wrong.
@@ -343,6 +361,41 @@ mod tests {
             parse_local("2011-12-30 12:00:00", apia),
             Ok(utc("2011-12-30T22:00:00Z"))
         );
+    }
+
+    /// Regression: a naive time near the ends of chrono's range panicked
+    /// in the zone arithmetic (`naive - offset`, `naive - MAX_GAP`).
+    #[test]
+    fn local_times_at_the_ends_of_chrono_s_range_are_refused_not_a_panic() {
+        let zones = [
+            chrono_tz::America::New_York,
+            chrono_tz::America::Los_Angeles,
+            chrono_tz::Pacific::Apia,
+            chrono_tz::Pacific::Kiritimati,
+            chrono_tz::UTC,
+        ];
+        for tz in zones {
+            for (text, year) in [
+                ("+262142-12-31 23:59:59", 262_142),
+                ("-262143-01-01 00:00:00", -262_143),
+                ("-262143-01-01 00:30:00", -262_143),
+                ("+10001-01-01 00:00:00", 10_001),
+                ("1968-12-31 23:59:59", 1968),
+            ] {
+                assert_eq!(
+                    parse_local(text, tz),
+                    Err(TimestampError::OutOfRange(year)),
+                    "{tz} {text}"
+                );
+            }
+        }
+        let extremes = [NaiveDateTime::MIN, NaiveDateTime::MAX];
+        for tz in zones {
+            for naive in extremes {
+                // Whatever it answers, it answers.
+                let _ = local_to_utc(naive, tz);
+            }
+        }
     }
 
     #[test]

@@ -459,4 +459,16 @@ fn implausible_review_times_are_quarantined_naming_the_field() {
         );
         assert_eq!(rejected.reference, "xAG4O7l-t1ubbwVAlPnDKg");
     }
+    // Regression: times near the ends of chrono's range panicked in the
+    // time zone arithmetic, taking the daemon down with one bad record.
+    for (time, year) in [
+        ("+262142-12-31 23:59:59", "262142"),
+        ("-262143-01-01 00:30:00", "-262143"),
+    ] {
+        let rejected = one(with(json!({"time_created": time}))).expect_err("quarantined");
+        assert_eq!(
+            rejected.reason,
+            format!("time_created: year {year} is outside 1970..=9999")
+        );
+    }
 }
