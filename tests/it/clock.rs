@@ -22,15 +22,16 @@ use std::time::Duration;
 
 const WAIT: Duration = Duration::from_secs(60);
 
-/// libfaketime where Debian's package (`/usr/lib/<triplet>/faketime/`) or a
-/// `make install` (`/usr/local/lib/faketime/`) puts it.
+/// libfaketime where Debian's package (`/usr/lib/<triplet>/faketime/`),
+/// Fedora's (`/usr/lib64/faketime/`) or a `make install`
+/// (`/usr/local/lib/faketime/`) puts it.
 fn faketime_lib() -> Option<PathBuf> {
     let multiarch = std::fs::read_dir("/usr/lib")
         .into_iter()
         .flatten()
         .flatten()
         .map(|dir| dir.path());
-    let others = ["/usr/lib", "/usr/local/lib"].map(PathBuf::from);
+    let others = ["/usr/lib", "/usr/lib64", "/usr/local/lib"].map(PathBuf::from);
     multiarch
         .chain(others)
         .map(|dir| dir.join("faketime/libfaketime.so.1"))
