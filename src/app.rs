@@ -171,7 +171,12 @@ impl App {
         let pollers = self.select(names)?;
         let delivered_before = self.delivered_count();
         let sources = self.poll_pass(&pollers, kind).await;
-        let deadline = tokio::time::Instant::now() + max_wait;
+        // Checked: a library caller may pass any duration (the CLI bounds
+        // `--wait`); past the clock's range means "no deadline".
+        let now = tokio::time::Instant::now();
+        let deadline = now
+            .checked_add(max_wait)
+            .unwrap_or_else(|| now + crate::clock::FAR_FUTURE);
         self.deliverer.drain(deadline, cancel).await?;
         let stats = self.ledger.run(|l| l.stats()).await?;
         let mut report = SyncReport {

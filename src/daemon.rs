@@ -156,9 +156,10 @@ fn source_cron(
             kind.as_str()
         ))
     })?;
+    let label = format!("source {name} ({} pass)", kind.as_str());
     Ok(async move {
         let ticks = cancel.clone();
-        crate::schedule::run_every(&schedule, &ticks, || {
+        crate::schedule::run_every(&schedule, &label, &ticks, || {
             let (poller, app, cancel, slot) = (
                 Arc::clone(&poller),
                 Arc::clone(&app),

@@ -27,7 +27,7 @@ use crate::travtus::{Class, PostResult, TravtusClient, classify, idempotency_key
 use chrono::{DateTime, Utc};
 use futures_util::StreamExt;
 use futures_util::stream::FuturesUnordered;
-use std::collections::VecDeque;
+use std::collections::{HashSet, VecDeque};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -76,6 +76,9 @@ pub const fn max_in_flight(concurrency: usize) -> usize {
 /// plus this much for recording the outcome; otherwise it is handed back
 /// (after a long pause, say) and claimed again with a fresh lease.
 const LEASE_MARGIN: Duration = Duration::from_secs(2);
+
+/// A lease is the request timeout plus this, room for recording the outcome.
+pub(crate) const LEASE_SLACK: Duration = Duration::from_secs(10);
 
 /// How long the worker sleeps when the ledger says nothing is due, unless
 /// woken by a poll that recorded new reviews: a safety net, not the
@@ -165,7 +168,9 @@ impl Deliverer {
             timeout: travtus.timeout,
             // A claimed row comes back by itself after this if we crash
             // mid-flight: one request timeout plus room for the ledger write.
-            lease: travtus.timeout + Duration::from_secs(10),
+            // (The config bounds the timeout; `min` keeps a library
+            // caller's from overflowing `now + lease`.)
+            lease: travtus.timeout.min(crate::config::MAX_TIMEOUT) + LEASE_SLACK,
             pause: Mutex::new(Pause::default()),
             counters: DeliveryCounters::default(),
         }
@@ -280,8 +285,13 @@ impl Deliverer {
         let mut failures = 0u32;
         let mut retry_at: Option<Instant> = None;
         let mut stopping = false;
+        // What this pipeline holds, and the wall-clock steps it has seen.
+        let mut hand = InHand::new();
 
         loop {
+            if hand.look() {
+                exhausted = false;
+            }
             if stopping {
                 // Claims that landed after the stop began (a cycle in
                 // progress then) go back with the rest.
@@ -330,11 +340,7 @@ impl Deliverer {
                     || (want > 0 && !(unrecorded.is_empty() && released.is_empty()));
                 if flush || want > 0 {
                     let now = Utc::now();
-                    let claim = (want > 0).then(|| Claim {
-                        now,
-                        lease_until: now + self.lease,
-                        limit: want,
-                    });
+                    let claim = (want > 0).then(|| hand.claim(now, now + self.lease, want));
                     claiming = claim;
                     oldest = None;
                     let records = std::mem::take(&mut unrecorded);
@@ -402,7 +408,10 @@ impl Deliverer {
                     recording = 0;
                     let claim = claiming.take();
                     let outcome = match done {
-                        Ok((_, _, Ok(report))) => Ok(report),
+                        Ok((records, handed_back, Ok(report))) => {
+                            hand.settled(&records, &handed_back);
+                            Ok(report)
+                        }
                         Ok((records, handed_back, Err(e))) => {
                             // Nothing was written: keep them for the next cycle.
                             unrecorded.extend(records);
@@ -416,7 +425,7 @@ impl Deliverer {
                         Ok(report) => {
                             failures = 0;
                             if let Some(claim) = claim {
-                                self.take_claimed(claim, report, &mut queue, &mut exhausted, &mut recheck);
+                                self.take_claimed(claim, report, &mut hand, &mut queue, &mut exhausted, &mut recheck);
                             }
                         }
                         Err(e) => {
@@ -438,26 +447,43 @@ impl Deliverer {
                 _ = self.ledger.due_notified(), if exhausted && !stopping => exhausted = false,
                 _ = tokio::time::sleep_until(recheck), if exhausted && !stopping => exhausted = false,
                 _ = sleep_until_some(paused), if paused.is_some() && !stopping => {}
+                // Another task saw the wall clock step: re-anchor now.
+                _ = hand.stepped_elsewhere(), if !stopping => exhausted = false,
             }
         }
     }
 
-    /// Queues what a cycle claimed and notes whether the ledger ran out of
-    /// due rows (and when to look again).
+    /// Queues what a cycle claimed (but what this pipeline holds already)
+    /// and notes whether the ledger ran out of due rows (and when to look
+    /// again).
     fn take_claimed(
         &self,
         claim: Claim,
         report: CycleReport,
+        hand: &mut InHand,
         queue: &mut VecDeque<(DueReview, DateTime<Utc>)>,
         exhausted: &mut bool,
         recheck: &mut Instant,
     ) {
+        log_reanchored(&claim, report.reanchored);
         *exhausted = report.claimed.len() < claim.limit;
         if *exhausted {
             let cap = Instant::now() + IDLE_RECHECK;
             *recheck = report.next_due.map_or(cap, |at| instant_of(at).min(cap));
         }
-        queue.extend(report.claimed.into_iter().map(|d| (d, claim.lease_until)));
+        let (fresh, held) = hand.take(report.claimed);
+        // A queued review claimed again (its lease ran out by a step) now
+        // holds the new lease in the ledger: so does its queue entry, or it
+        // would be handed back unsent and wait for the new lease to end.
+        for again in held {
+            if let Some(entry) = queue
+                .iter_mut()
+                .find(|(d, _)| d.platform == again.platform && d.review_id == again.review_id)
+            {
+                *entry = (again, claim.lease_until);
+            }
+        }
+        queue.extend(fresh.into_iter().map(|d| (d, claim.lease_until)));
     }
 
     /// Sends one claimed review (see [`Deliverer::send`]), unless `stop`
@@ -731,10 +757,120 @@ async fn sleep_until_some(at: Option<Instant>) {
     }
 }
 
-/// The tokio instant of a wall-clock time (clamped to now for past times).
+/// The tokio instant of a wall-clock time (clamped to now for past times,
+/// and for times further ahead than any delay we set: the wall clock went
+/// back since, and the next claim makes such a row due).
 fn instant_of(at: DateTime<Utc>) -> Instant {
     let ahead = (at - Utc::now()).to_std().unwrap_or(Duration::ZERO);
+    let ahead = if ahead > crate::clock::LONGEST_DELAY {
+        Duration::ZERO
+    } else {
+        ahead
+    };
     Instant::now() + ahead
+}
+
+/// Says what a claim re-anchored ([`Claim::reanchor_after`]), if anything.
+fn log_reanchored(claim: &Claim, reanchored: u64) {
+    if reanchored == 0 {
+        return;
+    }
+    if claim.reanchor_after <= claim.now {
+        tracing::warn!(
+            reviews = reanchored,
+            "wall-clock step: {reanchored} pending review(s) whose retry time or lease was set by the old clock made due now"
+        );
+    } else {
+        tracing::warn!(
+            reviews = reanchored,
+            "{reanchored} pending review(s) were due more than {} ahead, further than any retry or lease review-sync sets: the wall clock went back (before a restart, or in another process); made due now",
+            humantime::format_duration(crate::clock::LONGEST_DELAY)
+        );
+    }
+}
+
+/// The reviews a pipeline holds: claimed, and not yet recorded or handed
+/// back. A claim never gives it one of them again: after a forward step of
+/// the wall clock a lease "runs out" while its review is still queued or in
+/// flight, and the ledger alone would let the next claim take it, sending it
+/// twice. Also watches for wall-clock steps ([`crate::clock`]), after which
+/// the next claim makes every pending review due.
+struct InHand {
+    keys: HashSet<(String, String)>,
+    steps: tokio::sync::watch::Receiver<u64>,
+    /// A step was seen and the next claim has not re-anchored yet.
+    stepped: bool,
+}
+
+impl InHand {
+    fn new() -> InHand {
+        InHand {
+            keys: HashSet::new(),
+            steps: crate::clock::steps(),
+            stepped: false,
+        }
+    }
+
+    /// Looks at the clocks; true when a step (seen here or by another task)
+    /// is new since the last look.
+    fn look(&mut self) -> bool {
+        crate::clock::observe();
+        if !self.steps.has_changed().unwrap_or(false) {
+            return false;
+        }
+        self.steps.borrow_and_update();
+        self.stepped = true;
+        true
+    }
+
+    /// Waits until another task sees a step (then the next claim
+    /// re-anchors, as after [`InHand::look`] found one).
+    async fn stepped_elsewhere(&mut self) {
+        match self.steps.changed().await {
+            Ok(()) => self.stepped = true,
+            // The sender is a static: it is never dropped.
+            Err(_) => std::future::pending::<()>().await,
+        }
+    }
+
+    /// The claim to make now: after a step, one that re-anchors every
+    /// pending review.
+    fn claim(&mut self, now: DateTime<Utc>, lease_until: DateTime<Utc>, limit: usize) -> Claim {
+        let claim = Claim::new(now, lease_until, limit);
+        if std::mem::take(&mut self.stepped) {
+            claim.after_step()
+        } else {
+            claim
+        }
+    }
+
+    /// A cycle committed these outcomes and hand-backs: no longer held.
+    fn settled(&mut self, records: &[AttemptRecord], released: &[ReleasedClaim]) {
+        for r in records {
+            self.keys.remove(&(r.platform.clone(), r.review_id.clone()));
+        }
+        for r in released {
+            self.keys.remove(&(r.platform.clone(), r.review_id.clone()));
+        }
+    }
+
+    /// Splits what a claim returned into reviews new to the pipeline and
+    /// reviews it holds already (queued, in flight or not yet recorded),
+    /// which must not be sent again: the earlier claim's outcome settles
+    /// the row.
+    fn take(&mut self, claimed: Vec<DueReview>) -> (Vec<DueReview>, Vec<DueReview>) {
+        let (fresh, held): (Vec<DueReview>, Vec<DueReview>) = claimed
+            .into_iter()
+            .partition(|d| self.keys.insert((d.platform.clone(), d.review_id.clone())));
+        if !held.is_empty() {
+            tracing::info!(
+                reviews = held.len(),
+                "{} review(s) claimed again while this worker holds them (their lease ran out early: the wall clock went forward); none is sent twice",
+                held.len()
+            );
+        }
+        (fresh, held)
+    }
 }
 
 /// Shared ownership helper for tasks.

@@ -3,6 +3,7 @@
 //! losing nothing. See ARCHITECTURE.md for the map.
 
 pub mod app;
+pub mod clock;
 pub mod config;
 pub mod daemon;
 pub mod deliver;

@@ -275,7 +275,7 @@ impl SourcePoller {
                 Err(e) => tracing::warn!(error = %e, "cannot count the location's reviews"),
             }
         }
-        log.ended_at = Utc::now();
+        log.ended_at = Utc::now().max(log.started_at);
         log.requests = self.client.requests().saturating_sub(requests_before);
         if kind.is_reconcile() && log.error.is_none() {
             tracing::info!(
@@ -339,9 +339,13 @@ impl SourcePoller {
             }
             let record = self.page_record(target, page);
             let sightings = kind.sightings();
+            // Never before the pass began, even if the wall clock went back
+            // meanwhile: a reconciliation marks removed what was last seen
+            // before its start, which would be everything seen after a step.
+            let seen_at = Utc::now().max(log.started_at);
             let counts = self
                 .ledger
-                .run(move |x| x.record_page_as(&record, Utc::now(), sightings))
+                .run(move |x| x.record_page_as(&record, seen_at, sightings))
                 .await?;
             // Delivery starts with the first page, not after the whole pass.
             if counts.new + counts.edited > 0 {

@@ -17,7 +17,8 @@ use tokio_util::sync::CancellationToken;
 /// The longest single sleep. Sleeps run on the monotonic clock while fire
 /// times are wall-clock times, which can be stepped (NTP, a VM resumed):
 /// looking at the wall clock again every minute bounds how late a tick can
-/// be after a step, for one wakeup a minute.
+/// be after a step, for one wakeup a minute (and a step another task
+/// detects wakes every schedule at once: [`crate::clock::steps`]).
 pub const MAX_SLEEP: Duration = Duration::from_secs(60);
 
 /// A parsed cron expression: six fields, seconds first, evaluated in UTC;
@@ -61,38 +62,69 @@ impl Schedule {
     }
 }
 
-/// Calls `tick` at every fire time of `schedule` until `cancel` fires.
+/// Calls `tick` at every fire time of `schedule` until `cancel` fires;
+/// `label` names the schedule in log lines.
 ///
 /// `tick` should return at once (spawn the work): the next fire time is
 /// computed after it returns. Fire times missed while the process was not
-/// running (suspended, or `tick` slow) are not made up one by one: the
-/// first wakeup after them ticks once, then the schedule resumes from the
-/// current time.
-pub async fn run_every(schedule: &Schedule, cancel: &CancellationToken, mut tick: impl FnMut()) {
+/// running (suspended, or `tick` slow) or jumped over by a forward step of
+/// the wall clock are not made up one by one: the first wakeup after them
+/// ticks once, then the schedule resumes from the current time. When the
+/// wall clock goes back, the next fire time is re-anchored to the new time
+/// ([`reanchor`]) instead of waited for.
+pub async fn run_every(
+    schedule: &Schedule,
+    label: &str,
+    cancel: &CancellationToken,
+    mut tick: impl FnMut(),
+) {
+    let mut steps = crate::clock::steps();
     let mut after = Utc::now();
     loop {
-        let Some(next) = schedule.next_after(after) else {
+        let Some(mut next) = schedule.next_after(after) else {
             tracing::warn!(
                 schedule = schedule.cron.as_str(),
-                "the cron expression never matches again; nothing more is scheduled"
+                "{label}: the cron expression never matches again; nothing more is scheduled"
             );
             cancel.cancelled().await;
             return;
         };
         loop {
+            crate::clock::observe();
             let now = Utc::now();
             if now >= next {
                 break;
+            }
+            if let Some(sooner) = reanchor(schedule, next, now) {
+                tracing::warn!(
+                    schedule = schedule.cron.as_str(),
+                    was = %next.to_rfc3339(),
+                    now = %sooner.to_rfc3339(),
+                    "{label}: the wall clock went back; next fire time re-anchored to the new time"
+                );
+                next = sooner;
+                continue;
             }
             let wait = (next - now).to_std().unwrap_or(Duration::ZERO);
             tokio::select! {
                 _ = cancel.cancelled() => return,
                 _ = tokio::time::sleep(wait.min(MAX_SLEEP)) => {}
+                // Another task saw the clock step: look again now.
+                _ = steps.changed() => {}
             }
         }
         tick();
         after = next.max(Utc::now());
     }
+}
+
+/// The fire time to wait for instead of `next` at `now`, when the wall
+/// clock went back since `next` was computed: the schedule's next fire time
+/// from `now` comes sooner than `next` exactly when the clock now reads
+/// earlier than the time `next` was computed from (`next` is the first fire
+/// time after that). `None` when `next` is still the one to wait for.
+fn reanchor(schedule: &Schedule, next: DateTime<Utc>, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+    schedule.next_after(now).filter(|sooner| *sooner < next)
 }
 
 #[cfg(test)]
@@ -131,6 +163,31 @@ mod tests {
     }
 
     #[test]
+    fn a_clock_gone_back_re_anchors_the_next_fire_time_and_nothing_else_does() {
+        let quarterly = Schedule::parse("0 */15 * * * *").unwrap();
+        let next = at(10, 15, 0, 0);
+        // Time passing, or a small step back within the same interval: wait on.
+        assert_eq!(reanchor(&quarterly, next, at(10, 0, 1, 0)), None);
+        assert_eq!(reanchor(&quarterly, next, at(10, 14, 59, 999)), None);
+        assert_eq!(reanchor(&quarterly, next, at(10, 0, 0, 0)), None);
+        // Back past the previous fire time: the next one from the new time.
+        assert_eq!(
+            reanchor(&quarterly, next, at(9, 50, 0, 0)),
+            Some(at(10, 0, 0, 0))
+        );
+        // A day back: a quarter of an hour, not a day.
+        let day_back = at(10, 5, 0, 0) - chrono::Duration::days(1);
+        assert_eq!(
+            reanchor(&quarterly, next, day_back),
+            Some(at(10, 15, 0, 0) - chrono::Duration::days(1))
+        );
+        // A daily schedule stepped back an hour before its time: it still
+        // fires at its wall-clock time (cron is wall-clock time).
+        let daily = Schedule::parse("0 0 3 * * *").unwrap();
+        assert_eq!(reanchor(&daily, at(3, 0, 0, 0), at(1, 0, 0, 0)), None);
+    }
+
+    #[test]
     fn both_day_fields_must_match_and_seconds_are_required() {
         // The 13th that is a Friday: 2026-11-13 is one.
         let friday_13th = Schedule::parse("0 0 0 13 * FRI").unwrap();
@@ -151,7 +208,7 @@ mod tests {
         let task = {
             let (cancel, ticks) = (cancel.clone(), Arc::clone(&ticks));
             tokio::spawn(async move {
-                run_every(&schedule, &cancel, || {
+                run_every(&schedule, "test", &cancel, || {
                     ticks.fetch_add(1, Ordering::SeqCst);
                     tx.send(Utc::now()).ok();
                 })
@@ -177,7 +234,7 @@ mod tests {
         let cancel = CancellationToken::new();
         let stopped = cancel.clone();
         let task = tokio::spawn(async move {
-            run_every(&schedule, &stopped, || panic!("never ticks")).await;
+            run_every(&schedule, "test", &stopped, || panic!("never ticks")).await;
         });
         // A current-thread runtime: one yield runs the task until it waits.
         tokio::task::yield_now().await;

@@ -7,11 +7,18 @@
 //! **Invariant:** every instant that leaves this module lies in the years
 //! 1970..=9999, so the Travtus format is always exactly 19 characters.
 //!
+//! **Invariant:** no instant that leaves this module is a leap second
+//! (`23:59:60`, which chrono represents as `:59` with nanoseconds past 1e9):
+//! every parser folds one into the last nanosecond of the second before
+//! ([`fold_leap_second`]), so it is never sent as `:60`.
+//!
 //! Parsing says whether a text is a time; [`check_review_time`] says whether
 //! a time is believable for a review (2000 to a day from now), which the
 //! platform mappers ask before a record becomes a review.
 
-use chrono::{DateTime, Datelike, Duration, NaiveDateTime, Offset, TimeDelta, TimeZone, Utc};
+use chrono::{
+    DateTime, Datelike, Duration, NaiveDateTime, Offset, TimeDelta, TimeZone, Timelike, Utc,
+};
 use chrono_tz::Tz;
 
 /// The earliest year we accept. Reviews predate no platform's launch, and an
@@ -39,6 +46,31 @@ pub enum TimestampError {
     /// A well-formed instant outside the years we accept.
     #[error("year {0} is outside {MIN_YEAR}..={MAX_YEAR}")]
     OutOfRange(i64),
+}
+
+/// A leap second (`…:60`, at any fraction) as the last nanosecond of the
+/// second before it (`…:59.999999999`); any other instant unchanged.
+///
+/// Why this and not another reading: Travtus takes whole seconds in
+/// `0..=59`, so `:60` must become a valid second. Folding back keeps the
+/// date (a `2016-12-31T23:59:60Z` review stays on New Year's Eve rather
+/// than moving to 2017 and another day's counts), keeps order with every
+/// other instant (later than any time in the `:59` second, earlier than the
+/// next minute), and is what POSIX time, which has no leap seconds, makes
+/// of it within a second. Smeared clocks (Google's) never produce `:60`.
+pub fn fold_leap_second(t: DateTime<Utc>) -> DateTime<Utc> {
+    if t.nanosecond() < 1_000_000_000 {
+        return t;
+    }
+    t.with_nanosecond(999_999_999).unwrap_or(t)
+}
+
+/// [`fold_leap_second`] for a naive date-time (before a time zone is applied).
+fn fold_leap_second_naive(t: NaiveDateTime) -> NaiveDateTime {
+    if t.nanosecond() < 1_000_000_000 {
+        return t;
+    }
+    t.with_nanosecond(999_999_999).unwrap_or(t)
 }
 
 /// Parses RFC 3339 (`2014-10-02T15:01:23.045123456+02:00`, any offset,
@@ -95,6 +127,14 @@ pub fn parse_unix_seconds(s: &str) -> Result<DateTime<Utc>, TimestampError> {
 /// how DST transitions are resolved.
 pub fn parse_local(s: &str, tz: Tz) -> Result<DateTime<Utc>, TimestampError> {
     let naive = parse_naive(s.trim())?;
+    // A year far outside ours is refused before any zone arithmetic: near
+    // the ends of chrono's range (years ±262,143), applying an offset
+    // overflowed and panicked (a Yelp `time_created` of
+    // "+262142-12-31 23:59:59" took the daemon down).
+    let year = naive.year();
+    if !(MIN_YEAR - 1..=MAX_YEAR + 1).contains(&year) {
+        return Err(TimestampError::OutOfRange(i64::from(year)));
+    }
     in_range(local_to_utc(naive, tz))
 }
 
@@ -112,14 +152,24 @@ pub fn local_to_utc(naive: NaiveDateTime, tz: Tz) -> DateTime<Utc> {
         return dt.with_timezone(&Utc);
     }
     // In a gap: walk back minute by minute to the last wall-clock time that
-    // exists (offsets change on whole minutes), and use its offset.
+    // exists (offsets change on whole minutes), and use its offset. Checked
+    // arithmetic: at the ends of chrono's range there is no minute before,
+    // and no instant for the offset.
     let mut probe = naive;
-    let limit = naive - MAX_GAP;
+    let limit = naive
+        .checked_sub_signed(MAX_GAP)
+        .unwrap_or(NaiveDateTime::MIN);
     while probe > limit {
-        probe -= Duration::minutes(1);
+        let Some(earlier) = probe.checked_sub_signed(Duration::minutes(1)) else {
+            break;
+        };
+        probe = earlier;
         if let Some(before) = tz.from_local_datetime(&probe).earliest() {
-            let offset = before.offset().fix();
-            return (naive - Duration::seconds(i64::from(offset.local_minus_utc()))).and_utc();
+            let offset = Duration::seconds(i64::from(before.offset().fix().local_minus_utc()));
+            if let Some(utc) = naive.checked_sub_signed(offset) {
+                return utc.and_utc();
+            }
+            break;
         }
     }
     // No zone has a gap this long; reading the time as UTC is the least wrong.
@@ -127,9 +177,10 @@ pub fn local_to_utc(naive: NaiveDateTime, tz: Tz) -> DateTime<Utc> {
 }
 
 /// The form Travtus expects: UTC, exactly `YYYY-MM-DDThh:mm:ss`, no fraction
-/// (dropped, not rounded) and no offset.
+/// (dropped, not rounded) and no offset. A leap second is written `:59`
+/// ([`fold_leap_second`]), never `:60`.
 pub fn travtus_format(dt: DateTime<Utc>) -> String {
-    dt.format("%Y-%m-%dT%H:%M:%S").to_string()
+    fold_leap_second(dt).format("%Y-%m-%dT%H:%M:%S").to_string()
 }
 
 /// The earliest year a review may carry. No platform we read took reviews
@@ -173,13 +224,15 @@ fn parse_naive(s: &str) -> Result<NaiveDateTime, TimestampError> {
     // `%.f` makes the fraction optional, with any number of digits.
     NaiveDateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S%.f")
         .or_else(|_| NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M:%S%.f"))
+        .map(fold_leap_second_naive)
         .map_err(|_| format_error(s, "a date-time like 2024-01-31T12:00:00"))
 }
 
+/// The last step of every parser: the year range, and no leap second.
 fn in_range(dt: DateTime<Utc>) -> Result<DateTime<Utc>, TimestampError> {
     let year = dt.year();
     if (MIN_YEAR..=MAX_YEAR).contains(&year) {
-        Ok(dt)
+        Ok(fold_leap_second(dt))
     } else {
         Err(TimestampError::OutOfRange(i64::from(year)))
     }
@@ -310,6 +363,41 @@ mod tests {
         );
     }
 
+    /// Regression: a naive time near the ends of chrono's range panicked
+    /// in the zone arithmetic (`naive - offset`, `naive - MAX_GAP`).
+    #[test]
+    fn local_times_at_the_ends_of_chrono_s_range_are_refused_not_a_panic() {
+        let zones = [
+            chrono_tz::America::New_York,
+            chrono_tz::America::Los_Angeles,
+            chrono_tz::Pacific::Apia,
+            chrono_tz::Pacific::Kiritimati,
+            chrono_tz::UTC,
+        ];
+        for tz in zones {
+            for (text, year) in [
+                ("+262142-12-31 23:59:59", 262_142),
+                ("-262143-01-01 00:00:00", -262_143),
+                ("-262143-01-01 00:30:00", -262_143),
+                ("+10001-01-01 00:00:00", 10_001),
+                ("1968-12-31 23:59:59", 1968),
+            ] {
+                assert_eq!(
+                    parse_local(text, tz),
+                    Err(TimestampError::OutOfRange(year)),
+                    "{tz} {text}"
+                );
+            }
+        }
+        let extremes = [NaiveDateTime::MIN, NaiveDateTime::MAX];
+        for tz in zones {
+            for naive in extremes {
+                // Whatever it answers, it answers.
+                let _ = local_to_utc(naive, tz);
+            }
+        }
+    }
+
     #[test]
     fn travtus_format_drops_the_fraction() {
         let dt = NaiveDate::from_ymd_opt(2023, 1, 2)
@@ -338,6 +426,57 @@ mod tests {
         assert_eq!(
             check("1970-01-01T00:00:00Z").map_err(|e| e.to_string()),
             Err("1970-01-01T00:00:00 is before 2000: no review platform is that old".into())
+        );
+    }
+
+    /// A leap second, as every parser reads it: the last nanosecond of the
+    /// second before, written `:59` for Travtus; ordered after the whole
+    /// `:59` second and before the next minute.
+    #[test]
+    fn a_leap_second_folds_into_the_second_before_in_every_parser() {
+        let folded = utc("2016-12-31T23:59:59.999999999Z");
+        let ny: Tz = chrono_tz::America::New_York;
+        let parsed = [
+            ("rfc3339", parse_rfc3339("2016-12-31T23:59:60Z")),
+            ("rfc3339 fraction", parse_rfc3339("2016-12-31T23:59:60.5Z")),
+            ("rfc3339 offset", parse_rfc3339("2017-01-01T08:59:60+09:00")),
+            (
+                "rfc3339 lower case",
+                parse_rfc3339("2016-12-31t23:59:60.123456789z"),
+            ),
+            ("naive", parse_naive_utc("2016-12-31T23:59:60")),
+            ("naive space", parse_naive_utc("2016-12-31 23:59:60.25")),
+            ("local", parse_local("2016-12-31 18:59:60", ny)),
+        ];
+        for (parser, t) in parsed {
+            assert_eq!(t, Ok(folded), "{parser}");
+            assert_eq!(
+                t.map(travtus_format).as_deref(),
+                Ok("2016-12-31T23:59:59"),
+                "{parser}"
+            );
+        }
+        // Unix seconds cannot name one: 1483228800 is the next day.
+        assert_eq!(
+            parse_unix_seconds("1483228800")
+                .map(travtus_format)
+                .as_deref(),
+            Ok("2017-01-01T00:00:00")
+        );
+        assert!(parse_rfc3339("2016-12-31T23:59:59.999Z").unwrap() < folded);
+        assert!(folded < utc("2017-01-01T00:00:00Z"));
+        // A leap second made elsewhere (chrono's own representation) is
+        // still written `:59`.
+        let raw = NaiveDate::from_ymd_opt(2016, 12, 31)
+            .and_then(|d| d.and_hms_nano_opt(23, 59, 59, 1_500_000_000))
+            .map(|n| n.and_utc())
+            .unwrap();
+        assert_eq!(travtus_format(raw), "2016-12-31T23:59:59");
+        assert_eq!(fold_leap_second(raw), folded);
+        assert_eq!(fold_leap_second(folded), folded);
+        assert_eq!(
+            check_review_time(folded, utc("2026-01-01T00:00:00Z")),
+            Ok(())
         );
     }
 
@@ -370,7 +509,35 @@ mod tests {
             ];
             for t in parsed.into_iter().flatten() {
                 prop_assert_eq!(travtus_format(t).len(), 19);
+                prop_assert!(t.nanosecond() < 1_000_000_000, "a leap second left a parser: {:?}", t);
             }
+        }
+
+        #[test]
+        fn a_leap_second_at_any_offset_and_fraction_is_the_end_of_its_minute(
+            minute in 2i64..166_666_666, // whole minutes, 1970-01-01T00:02 .. 2286
+            offset_minutes in -(23 * 60 + 59)..=(23 * 60 + 59),
+            fraction in prop::option::of("[0-9]{1,9}"),
+            separator in prop::sample::select(vec!["T", " "]),
+        ) {
+            // The minute ending at `end`, written as its `:60` second.
+            let end = DateTime::from_timestamp(minute * 60, 0)
+                .ok_or_else(|| TestCaseError::fail("instant"))?;
+            let last = end - Duration::seconds(1);
+            let offset = FixedOffset::east_opt(offset_minutes * 60)
+                .ok_or_else(|| TestCaseError::fail("offset"))?;
+            let local = last.with_timezone(&offset);
+            let fraction = fraction.map(|f| format!(".{f}")).unwrap_or_default();
+            let stem = local.format("%Y-%m-%dT%H:%M:").to_string();
+            let text = format!("{stem}60{fraction}{}", local.format("%:z"));
+            let parsed = parse_rfc3339(&text).map_err(|e| TestCaseError::fail(format!("{text}: {e}")))?;
+            let want = last.with_nanosecond(999_999_999).ok_or_else(|| TestCaseError::fail("nanos"))?;
+            prop_assert_eq!(parsed, want, "{}", text);
+            prop_assert_eq!(travtus_format(parsed), travtus_format(last));
+            prop_assert!(parsed < end && parsed > last);
+            // The same second without an offset, read as UTC.
+            let naive = format!("{}{separator}{}60{fraction}", last.format("%Y-%m-%d"), last.format("%H:%M:"));
+            prop_assert_eq!(parse_naive_utc(&naive), Ok(want), "{}", naive);
         }
 
         #[test]

@@ -110,7 +110,7 @@ pub enum LedgerCommand {
     /// of reviews delivered before DATE; ids, hashes and history stay.
     Purge {
         /// Cutoff: 2026-01-31 (midnight UTC) or an RFC 3339 time.
-        #[arg(long, value_name = "DATE")]
+        #[arg(long, value_name = "DATE", value_parser = super::values::time_arg)]
         before: String,
     },
     /// Write a consistent copy of the ledger (safe while the daemon runs).

@@ -10,8 +10,8 @@ mod man;
 mod run;
 mod sandbox;
 mod sync;
+mod values;
 
-use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
 use review_sync::config::{self, Config};
 use std::path::{Path, PathBuf};
@@ -119,13 +119,8 @@ pub fn load_config(path: &Path) -> anyhow::Result<Config> {
     Ok(config)
 }
 
-/// Parses a time argument (`--since`, `--until`, `--before`...): RFC 3339,
-/// or a date (midnight UTC).
+/// Parses a time argument (`--since`, `--until`, `--before`...; checked by
+/// clap already, see [`values::time_arg`]): RFC 3339, or a date (midnight UTC).
 pub fn parse_time(s: &str) -> anyhow::Result<chrono::DateTime<chrono::Utc>> {
-    if let Ok(t) = chrono::DateTime::parse_from_rfc3339(s) {
-        return Ok(t.with_timezone(&chrono::Utc));
-    }
-    let date = chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d")
-        .with_context(|| format!("{s:?}: expected a date (2026-01-31) or an RFC 3339 time"))?;
-    Ok(date.and_time(chrono::NaiveTime::MIN).and_utc())
+    values::parse_time(s).map_err(|e| anyhow::anyhow!("{s:?}: {e}"))
 }

@@ -26,8 +26,8 @@ pub struct SyncArgs {
     #[arg(long, conflicts_with = "dry_run")]
     pub reconcile: bool,
     /// How long to keep retrying failed deliveries before giving up on this pass
-    /// (they stay pending in the ledger for the next one).
-    #[arg(long, value_name = "DURATION", default_value = "2m", value_parser = humantime::parse_duration)]
+    /// (they stay pending in the ledger for the next one); at most 1 week.
+    #[arg(long, value_name = "DURATION", default_value = "2m", value_parser = super::values::wait)]
     pub wait: Duration,
 }
 

@@ -14,7 +14,7 @@ mod tests;
 mod validate;
 
 pub use secret::{Secret, SecretError};
-pub use validate::{load, load_str, load_str_with_env};
+pub use validate::{MAX_RETAIN_TEXT_DAYS, MAX_TIMEOUT, load, load_str, load_str_with_env};
 
 use crate::domain::{GroupRef, LocationId, SourceName};
 use std::num::{NonZeroU32, NonZeroUsize};

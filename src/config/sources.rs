@@ -4,7 +4,7 @@
 
 use super::raw::{Field, RawLocation, RawSource};
 use super::span::Span;
-use super::validate::{DEFAULT_TIMEOUT, Validator};
+use super::validate::Validator;
 use super::{
     DEFAULT_RECONCILE_SCHEDULE, FileConfig, GoogleConfig, GroupFrom, LocationConfig, SourceConfig,
     SourceKind,
@@ -219,7 +219,7 @@ impl Validator<'_> {
             .and_then(|field| self.cron("schedule", field));
         let reconcile_schedule = self.reconcile_schedule(raw, kind);
         let requests_per_minute = self.requests_per_minute(raw.requests_per_minute.as_ref(), kind);
-        let timeout = self.duration("timeout", raw.timeout.as_ref(), DEFAULT_TIMEOUT);
+        let timeout = self.timeout(raw.timeout.as_ref());
         let settings = kind.and_then(|kind| self.settings(kind, raw));
         let label = match &name {
             Some(name) => format!("{name:?}"),

@@ -195,8 +195,23 @@ fn retain_text_days_is_optional_and_at_least_one() {
     assert_one(
         &format!("{TRAVTUS}[ledger]\nretain_text_days = 0\n"),
         "4:20",
-        "retain_text_days: must be a whole number of days, at least 1 (got 0)",
+        "retain_text_days: must be a whole number of days from 1 to 36500 (got 0)",
     );
+    // A hundred years at most: the cutoff must stay a date the ledger stores.
+    let config = ok(&format!("{TRAVTUS}[ledger]\nretain_text_days = 36500\n"));
+    assert_eq!(
+        config.ledger.retain_text_days.map(|d| d.get()),
+        Some(36_500)
+    );
+    for huge in ["36501", "4000000000", "9223372036854775807"] {
+        assert_one(
+            &format!("{TRAVTUS}[ledger]\nretain_text_days = {huge}\n"),
+            "4:20",
+            &format!(
+                "retain_text_days: must be a whole number of days from 1 to 36500 (got {huge})"
+            ),
+        );
+    }
     assert_one(
         &format!("{TRAVTUS}[ledger]\nretain_text_days = \"30d\"\n"),
         "4:20",
@@ -370,6 +385,20 @@ fn timeouts_are_nonzero_durations() {
         "3:11",
         "timeout: expected a string, found an integer",
     );
+    // Ten minutes at most: a lease is the timeout plus 10 s, and a huge one
+    // overflowed `now + lease`.
+    assert_eq!(
+        ok(&format!("{TRAVTUS}timeout = \"10m\"\n")).travtus.timeout,
+        crate::config::MAX_TIMEOUT
+    );
+    for huge in ["10m 1s", "18446744073709551615s", "300000years"] {
+        assert_eq!(
+            short(&format!("{TRAVTUS}timeout = \"{huge}\"\n")),
+            [format!(
+                "3:11: timeout: \"{huge}\" is too long: at most 10m"
+            )]
+        );
+    }
 }
 
 #[test]
@@ -588,6 +617,14 @@ fn requests_per_minute_and_timeout() {
             "6:23: requests_per_minute: must be between 1 and 4294967295 (got 0)",
             "7:11: timeout: must be greater than zero",
         ]
+    );
+    let text = format!(
+        "{TRAVTUS}{}",
+        FILE_SOURCE.replace("kind", "timeout = \"11m\"\nkind")
+    );
+    assert_eq!(
+        short(&text),
+        ["6:11: timeout: \"11m\" is too long: at most 10m"]
     );
 }
 

@@ -21,6 +21,16 @@ pub(super) const DEFAULT_LEDGER_PATH: &str = "/var/lib/review-sync/ledger.db";
 /// Every `timeout` when not set: long enough for a slow page of reviews,
 /// short enough that a hung connection does not stall a pass.
 pub(super) const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+/// The longest `timeout` we accept: a request still unanswered after ten
+/// minutes is hung, not slow. The bound also keeps every deadline and
+/// delivery lease derived from it (`timeout` + 10 s) far from overflowing,
+/// and within [`crate::clock::LONGEST_DELAY`], which tells a lease from a
+/// due time left behind by a wall-clock step.
+pub const MAX_TIMEOUT: Duration = Duration::from_secs(600);
+/// The longest `[ledger] retain_text_days`: a hundred years. Far longer
+/// means "never" (leave the key out); the bound keeps the cutoff, a date
+/// that many days back, a date the ledger can store (years 0000..=9999).
+pub const MAX_RETAIN_TEXT_DAYS: u32 = 36_500;
 /// `[travtus] concurrency` when not set.
 pub(super) const DEFAULT_CONCURRENCY: NonZeroUsize = NonZeroUsize::new(4).unwrap();
 /// The keys of `[travtus]` that choose how to authenticate.
@@ -157,7 +167,7 @@ impl Validator<'_> {
     fn travtus(&mut self, raw: RawTravtus) -> Option<TravtusConfig> {
         let base_url = self.url("base_url", raw.base_url.as_ref(), DEFAULT_TRAVTUS_BASE_URL);
         let auth = self.travtus_auth(&raw);
-        let timeout = self.duration("timeout", raw.timeout.as_ref(), DEFAULT_TIMEOUT);
+        let timeout = self.timeout(raw.timeout.as_ref());
         let concurrency = match &raw.concurrency {
             Some(field) => self.concurrency(field),
             None => Some(DEFAULT_CONCURRENCY),
@@ -253,14 +263,18 @@ impl Validator<'_> {
     }
 
     /// `[ledger] retain_text_days` and `retain_polls_days`: a whole number
-    /// of days, at least 1.
+    /// of days, 1..=[`MAX_RETAIN_TEXT_DAYS`].
     fn days(&mut self, key: &str, field: &Field<i64>) -> Option<NonZeroU32> {
-        match u32::try_from(field.value).ok().and_then(NonZeroU32::new) {
+        match u32::try_from(field.value)
+            .ok()
+            .filter(|days| *days <= MAX_RETAIN_TEXT_DAYS)
+            .and_then(NonZeroU32::new)
+        {
             Some(days) => Some(days),
             None => self.problem(
                 &field.span,
                 format!(
-                    "{key}: must be a whole number of days, at least 1 (got {})",
+                    "{key}: must be a whole number of days from 1 to {MAX_RETAIN_TEXT_DAYS} (got {})",
                     field.value
                 ),
             ),
@@ -332,12 +346,20 @@ impl Validator<'_> {
         }
     }
 
-    /// A humantime duration such as `"30s"` (or `default`), not zero.
-    pub(super) fn duration(
+    /// A `timeout` (of `[travtus]` or a source): [`DEFAULT_TIMEOUT`] when
+    /// not set, at most [`MAX_TIMEOUT`].
+    pub(super) fn timeout(&mut self, field: Option<&Field<String>>) -> Option<Duration> {
+        self.duration("timeout", field, DEFAULT_TIMEOUT, MAX_TIMEOUT)
+    }
+
+    /// A humantime duration such as `"30s"` (or `default`), not zero and
+    /// at most `max`.
+    fn duration(
         &mut self,
         key: &str,
         field: Option<&Field<String>>,
         default: Duration,
+        max: Duration,
     ) -> Option<Duration> {
         let Some(field) = field else {
             return Some(default);
@@ -346,6 +368,14 @@ impl Validator<'_> {
             Ok(duration) if duration.is_zero() => {
                 self.problem(&field.span, format!("{key}: must be greater than zero"))
             }
+            Ok(duration) if duration > max => self.problem(
+                &field.span,
+                format!(
+                    "{key}: {:?} is too long: at most {}",
+                    field.value,
+                    humantime::format_duration(max)
+                ),
+            ),
             Ok(duration) => Some(duration),
             Err(e) => self.problem(
                 &field.span,

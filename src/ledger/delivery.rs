@@ -23,15 +23,7 @@ impl Ledger {
         lease_until: DateTime<Utc>,
         limit: usize,
     ) -> Result<Vec<DueReview>, LedgerError> {
-        let cycle = self.delivery_cycle(
-            &[],
-            &[],
-            Some(Claim {
-                now,
-                lease_until,
-                limit,
-            }),
-        )?;
+        let cycle = self.delivery_cycle(&[], &[], Some(Claim::new(now, lease_until, limit)))?;
         Ok(cycle.claimed)
     }
 
@@ -42,6 +34,11 @@ impl Ledger {
     /// [`Ledger::claim_due`]). When the claim finds fewer rows than asked,
     /// the cycle also reports the earliest `next_attempt_at` left among
     /// pending rows, so the worker knows how long it may sleep.
+    ///
+    /// Before claiming, pending rows due later than the claim's
+    /// `reanchor_after` are made due now (counted in
+    /// [`CycleReport::reanchored`]): rows whose due time was set by a wall
+    /// clock that has since gone back (see [`crate::clock`]).
     ///
     /// A failure rolls everything back: the caller still holds the attempts
     /// and records them again.
@@ -65,6 +62,7 @@ impl Ledger {
         }
         let mut report = CycleReport::default();
         if let Some(claim) = claim {
+            report.reanchored = reanchor(&tx, &claim).map_err(&err)?;
             let due = select_due(&tx, &self.path, claim.now, claim.limit)?;
             let lease = time::to_text(claim.lease_until);
             {
@@ -141,6 +139,33 @@ pub struct Claim {
     pub lease_until: DateTime<Utc>,
     /// The most rows to claim.
     pub limit: usize,
+    /// Pending rows due later than this are made due `now` first.
+    pub reanchor_after: DateTime<Utc>,
+}
+
+impl Claim {
+    /// A claim at `now` that re-anchors only rows due more than
+    /// [`crate::clock::LONGEST_DELAY`] ahead: further than any retry or
+    /// lease review-sync sets, so only a wall clock gone back put them there.
+    pub fn new(now: DateTime<Utc>, lease_until: DateTime<Utc>, limit: usize) -> Claim {
+        let longest = chrono::Duration::from_std(crate::clock::LONGEST_DELAY)
+            .unwrap_or(chrono::Duration::MAX);
+        Claim {
+            now,
+            lease_until,
+            limit,
+            reanchor_after: now.checked_add_signed(longest).unwrap_or(now),
+        }
+    }
+
+    /// After a detected wall-clock step: every pending row is made due now,
+    /// since every retry time and lease was set by the old clock.
+    pub fn after_step(self) -> Claim {
+        Claim {
+            reanchor_after: self.now,
+            ..self
+        }
+    }
 }
 
 /// A claimed review handed back unsent: its lease ends now, unless the row
@@ -167,6 +192,24 @@ pub struct CycleReport {
     /// When fewer rows were due than asked for: the earliest
     /// `next_attempt_at` left among pending rows (leases included).
     pub next_due: Option<DateTime<Utc>>,
+    /// Pending rows made due now before the claim (see [`Claim::reanchor_after`]).
+    pub reanchored: u64,
+}
+
+/// Makes pending rows due later than `claim.reanchor_after` due at
+/// `claim.now`; returns how many. The partial index `reviews_due` makes it
+/// a range scan that finds nothing in the usual case.
+fn reanchor(conn: &Connection, claim: &Claim) -> rusqlite::Result<u64> {
+    let changed = conn
+        .prepare_cached(
+            "UPDATE reviews SET next_attempt_at = ?1
+             WHERE status = 'pending' AND next_attempt_at > ?2",
+        )?
+        .execute((
+            time::to_text(claim.now),
+            time::to_text(claim.reanchor_after),
+        ))?;
+    Ok(changed as u64)
 }
 
 fn next_due(
@@ -462,15 +505,7 @@ mod tests {
         let attempts: Vec<_> = first.iter().map(|d| delivered(d, now)).collect();
         let later_lease = now + Duration::seconds(40);
         let report = ledger
-            .delivery_cycle(
-                &attempts,
-                &[],
-                Some(Claim {
-                    now,
-                    lease_until: later_lease,
-                    limit: 10,
-                }),
-            )
+            .delivery_cycle(&attempts, &[], Some(Claim::new(now, later_lease, 10)))
             .unwrap();
         let ids: Vec<_> = report
             .claimed
@@ -546,5 +581,66 @@ mod tests {
             )
             .unwrap();
         assert_eq!(status, Status::Pending.as_str());
+    }
+
+    /// The clock went back a day after r1 was leased and r2 scheduled for a
+    /// retry in 5 minutes: both now lie a day ahead, further than any delay
+    /// review-sync sets, and the next claim makes them due. Fresh leases are
+    /// left alone; after a detected step, they are due too.
+    #[test]
+    fn rows_due_further_ahead_than_any_delay_are_made_due_by_the_next_claim() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut ledger = Ledger::open(&dir.path().join("ledger.db")).unwrap();
+        ledger
+            .record_page(&page(&[("r1", "h1"), ("r2", "h2")]), t0())
+            .unwrap();
+        let claimed = ledger
+            .claim_due(t0(), t0() + Duration::seconds(40), 2)
+            .unwrap();
+        let mut retry = delivered(&claimed[1], t0());
+        retry.outcome = AttemptOutcome::Retry {
+            next_attempt_at: t0() + Duration::minutes(5),
+        };
+        ledger.record_attempts(&[retry]).unwrap();
+
+        let back = t0() - Duration::days(1);
+        ledger.record_page(&page(&[("r3", "h3")]), back).unwrap();
+        let lease = back + Duration::seconds(40);
+        let report = ledger
+            .delivery_cycle(&[], &[], Some(Claim::new(back, lease, 10)))
+            .unwrap();
+        assert_eq!(report.reanchored, 2);
+        let mut ids: Vec<_> = report
+            .claimed
+            .iter()
+            .map(|d| d.review_id.as_str())
+            .collect();
+        ids.sort_unstable();
+        assert_eq!(ids, ["r1", "r2", "r3"]);
+
+        // Leases of the current clock are kept by an ordinary claim...
+        let later = back + Duration::seconds(1);
+        let report = ledger
+            .delivery_cycle(
+                &[],
+                &[],
+                Some(Claim::new(later, later + Duration::seconds(40), 10)),
+            )
+            .unwrap();
+        assert_eq!((report.reanchored, report.claimed.len()), (0, 0));
+        assert_eq!(next_attempt(&ledger, "r3"), Some(time::to_text(lease)));
+        // ...and made due by one after a detected step.
+        let report = ledger
+            .delivery_cycle(
+                &[],
+                &[],
+                Some(Claim::new(later, later + Duration::seconds(40), 10).after_step()),
+            )
+            .unwrap();
+        assert_eq!(
+            report.reanchored, 3,
+            "after a step every pending row is due"
+        );
+        assert_eq!(report.claimed.len(), 3);
     }
 }

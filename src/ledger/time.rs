@@ -22,7 +22,9 @@ const WIDTH: usize = "2026-11-24T22:45:52.123Z".len();
 pub(super) fn to_text(t: DateTime<Utc>) -> String {
     let year = t.year();
     if !(0..=9999).contains(&year) {
-        return t.format(FORMAT).to_string();
+        return crate::timestamps::fold_leap_second(t)
+            .format(FORMAT)
+            .to_string();
     }
     let mut out = String::with_capacity(WIDTH);
     // `year` is in 0..=9999 here, so `unsigned_abs` is the year itself.
@@ -33,9 +35,10 @@ pub(super) fn to_text(t: DateTime<Utc>) -> String {
         ('T', t.hour(), 2),
         (':', t.minute(), 2),
         (':', t.second(), 2),
-        // A leap second's nanoseconds run past 1e9; `%.3f` writes the
-        // millisecond within it, and so does `% 1000`.
-        ('.', t.nanosecond() / 1_000_000 % 1000, 3),
+        // A leap second (nanoseconds past 1e9) is written as the end of
+        // the second before, as `timestamps::fold_leap_second` reads one:
+        // `:59.999`, so text order stays time order.
+        ('.', (t.nanosecond() / 1_000_000).min(999), 3),
     ];
     for (separator, n, width) in fields {
         out.push(separator);
@@ -79,6 +82,22 @@ mod tests {
         assert_eq!(to_text(t), "2026-11-24T22:45:52.123Z");
         let whole = Utc.with_ymd_and_hms(2026, 1, 2, 3, 4, 5).unwrap();
         assert_eq!(to_text(whole), "2026-01-02T03:04:05.000Z");
+    }
+
+    #[test]
+    fn a_leap_second_is_stored_as_the_end_of_the_second_before() {
+        let leap = chrono::NaiveDate::from_ymd_opt(2016, 12, 31)
+            .and_then(|d| d.and_hms_milli_opt(23, 59, 59, 1_500))
+            .map(|n| n.and_utc())
+            .unwrap();
+        assert_eq!(to_text(leap), "2016-12-31T23:59:59.999Z");
+        let before =
+            Utc.with_ymd_and_hms(2016, 12, 31, 23, 59, 59).unwrap() + Duration::milliseconds(700);
+        assert!(to_text(before) < to_text(leap), "text order is time order");
+        assert_eq!(
+            from_text(&to_text(leap)),
+            Some(crate::timestamps::fold_leap_second(leap) - Duration::nanoseconds(999_999))
+        );
     }
 
     #[test]

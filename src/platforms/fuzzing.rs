@@ -11,7 +11,7 @@ use super::{FetchedPage, check_review_id};
 use crate::domain::GroupRef;
 use crate::timestamps::{check_review_time, travtus_format};
 use crate::travtus::body::build_payload;
-use chrono::{DateTime, TimeZone, Utc};
+use chrono::{DateTime, TimeZone, Timelike, Utc};
 
 /// The longest rejection reason we accept from a mapper.
 const MAX_REASON_BYTES: usize = 512;
@@ -44,6 +44,10 @@ pub fn check_page(page: &FetchedPage, now: Option<DateTime<Utc>>) {
         ] {
             let Some(time) = time else { continue };
             assert_eq!(travtus_format(time).len(), 19, "{field} time out of range");
+            assert!(
+                time.nanosecond() < 1_000_000_000,
+                "{field} time is a leap second: {time:?}"
+            );
             if let Some(now) = now
                 && let Err(e) = check_review_time(time, now)
             {

@@ -5,6 +5,7 @@ mod audit;
 mod auditor;
 mod chaos;
 mod cli;
+mod clock;
 mod config_errors;
 mod crash;
 mod daemon;

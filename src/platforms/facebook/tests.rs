@@ -200,6 +200,19 @@ fn the_mapping_over_every_quirk() {
 }
 
 #[test]
+fn a_leap_second_is_the_end_of_the_second_before_and_keeps_its_derived_id() {
+    let leap = parse_graph_time("2016-12-31T23:59:60+0000").expect("time");
+    assert_eq!(
+        crate::timestamps::travtus_format(leap),
+        "2016-12-31T23:59:59"
+    );
+    // The same leap second at another offset: the same instant and id.
+    let same = parse_graph_time("2017-01-01T00:59:60+0100").expect("time");
+    assert_eq!(same, leap);
+    assert_eq!(derived_id("555", same), derived_id("555", leap));
+}
+
+#[test]
 fn derived_ids_are_stable_and_distinct() {
     let t = parse_graph_time("2016-03-11T23:14:30+0000").expect("time");
     let id = derived_id("555", t);

@@ -79,6 +79,32 @@ fn jsonl_rows_map_every_field() {
 }
 
 #[test]
+fn a_leap_second_is_sent_as_the_second_before_in_every_text_form() {
+    let page = jsonl(
+        concat!(
+            r#"{"review_id":"z","created_datetime":"2016-12-31T23:59:60Z"}"#,
+            "\n",
+            r#"{"review_id":"n","created_datetime":"2016-12-31 23:59:60.5"}"#,
+            "\n",
+        ),
+        Some("homegrown"),
+    );
+    assert!(page.rejected.is_empty(), "{:?}", page.rejected);
+    for r in &page.reviews {
+        assert_eq!(travtus_format(r.created_at), "2016-12-31T23:59:59");
+    }
+    let page = csv(
+        "review_id,created_datetime\nc,2017-01-01T00:59:60+01:00\n",
+        Some("homegrown"),
+    );
+    assert!(page.rejected.is_empty(), "{:?}", page.rejected);
+    assert_eq!(
+        travtus_format(page.reviews[0].created_at),
+        "2016-12-31T23:59:59"
+    );
+}
+
+#[test]
 fn jsonl_bad_rows_are_rejected_with_file_and_line() {
     let lines = [
         r#"{"review_id":"ok","created_datetime":"2024-01-01T00:00:00Z"}"#,

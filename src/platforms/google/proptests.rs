@@ -33,6 +33,8 @@ fn text() -> impl Strategy<Value = String> {
         Just("2024-05-01T10:00:00Z".to_owned()),
         Just("1999-05-01T10:00:00.5+02:00".to_owned()),
         Just("2999-05-01T10:00:00Z".to_owned()),
+        Just("2016-12-31T23:59:60Z".to_owned()),
+        Just("2017-01-01T00:59:60.5+01:00".to_owned()),
         Just("accounts/1/locations/2/reviews/r1".to_owned()),
         Just("(Translated by Google) x (Original) y".to_owned()),
         Just("a\u{0}b\u{1b}[31m".to_owned()),

@@ -96,6 +96,10 @@ fn pacific_times_become_utc_in_both_offsets_and_across_the_changes() {
         ("2025-11-02 02:00:00", "2025-11-02T10:00:00"),
         // An explicit offset, should Yelp ever send one.
         ("2025-01-15T10:00:00-08:00", "2025-01-15T18:00:00"),
+        // The leap second 2016-12-31T23:59:60Z, in Pacific time: folded
+        // into the second before, never sent as `:60`.
+        ("2016-12-31 15:59:60", "2016-12-31T23:59:59"),
+        ("2016-12-31T23:59:60Z", "2016-12-31T23:59:59"),
     ];
     for (local, want) in cases {
         let r = one(with(json!({ "time_created": local }))).expect("review");
@@ -458,5 +462,17 @@ fn implausible_review_times_are_quarantined_naming_the_field() {
             rejected.reason
         );
         assert_eq!(rejected.reference, "xAG4O7l-t1ubbwVAlPnDKg");
+    }
+    // Regression: times near the ends of chrono's range panicked in the
+    // time zone arithmetic, taking the daemon down with one bad record.
+    for (time, year) in [
+        ("+262142-12-31 23:59:59", "262142"),
+        ("-262143-01-01 00:30:00", "-262143"),
+    ] {
+        let rejected = one(with(json!({"time_created": time}))).expect_err("quarantined");
+        assert_eq!(
+            rejected.reason,
+            format!("time_created: year {year} is outside 1970..=9999")
+        );
     }
 }
