@@ -15,6 +15,7 @@ pub mod metrics;
 pub mod oauth;
 pub mod platforms;
 pub mod poll;
+pub mod push;
 pub mod reconcile;
 pub mod retry;
 pub mod schedule;

@@ -13,6 +13,7 @@ mod helpers;
 mod hostile;
 mod ops;
 mod platforms;
+mod push;
 mod reconcile;
 mod regressions;
 mod security;
