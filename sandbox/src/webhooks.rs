@@ -34,7 +34,7 @@
 //! recorded (status or error) for tests. Meta and Trustpilot retry failed
 //! deliveries; this sender does not.
 
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
 
 use hmac::{Hmac, Mac};
@@ -77,8 +77,10 @@ struct SenderState {
 #[derive(Clone)]
 pub(crate) struct WebhookSender {
     inner: Arc<Mutex<SenderState>>,
-    /// `None` if the client could not be built; deliveries then fail visibly.
-    http: Option<reqwest::Client>,
+    /// Built on first use (most sandboxes never send a webhook, and a
+    /// client loads TLS roots); `None` inside if it could not be built,
+    /// and deliveries then fail visibly.
+    http: Arc<OnceLock<Option<reqwest::Client>>>,
 }
 
 /// How long a subscriber may take to answer (Meta's own limit is of this
@@ -87,15 +89,22 @@ const DELIVERY_TIMEOUT: Duration = Duration::from_secs(10);
 
 impl WebhookSender {
     pub(crate) fn new() -> WebhookSender {
-        let http = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .timeout(DELIVERY_TIMEOUT)
-            .build()
-            .ok();
         WebhookSender {
             inner: Arc::new(Mutex::new(SenderState::default())),
-            http,
+            http: Arc::new(OnceLock::new()),
         }
+    }
+
+    fn http(&self) -> Option<&reqwest::Client> {
+        self.http
+            .get_or_init(|| {
+                reqwest::Client::builder()
+                    .redirect(reqwest::redirect::Policy::none())
+                    .timeout(DELIVERY_TIMEOUT)
+                    .build()
+                    .ok()
+            })
+            .as_ref()
     }
 
     fn lock(&self) -> MutexGuard<'_, SenderState> {
@@ -110,7 +119,7 @@ impl WebhookSender {
         verify_token: &str,
         app_secret: &str,
     ) -> Result<(), String> {
-        let http = self.http.as_ref().ok_or("no HTTP client")?;
+        let http = self.http().ok_or("no HTTP client")?;
         let challenge = format!("{}", rand::random::<u32>());
         let query = form_urlencoded::Serializer::new(String::new())
             .append_pair("hub.mode", "subscribe")
@@ -180,7 +189,7 @@ impl WebhookSender {
     }
 
     async fn deliver(&self, target: &Target, body: String) -> WebhookDelivery {
-        let Some(http) = &self.http else {
+        let Some(http) = self.http() else {
             return WebhookDelivery {
                 body,
                 status: None,
