@@ -668,6 +668,26 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
+    async fn a_hint_whose_ack_id_is_over_the_bound_still_asks_for_a_read() {
+        let q = HintQueue::new(HintQueueLimits {
+            max_locations: 10,
+            max_acks_per_location: 1,
+            min_interval: Duration::from_secs(1),
+        });
+        q.push(hint("A").with_ack_id("1"));
+        let running = q.try_next().expect("A");
+        assert_eq!(q.push(hint("A").with_ack_id("2")), PushOutcome::Queued);
+        assert_eq!(
+            q.push(hint("A").with_ack_id("3")),
+            PushOutcome::AckNotKept { ack_id: "3".into() }
+        );
+        running.finish(ReadOutcome::Committed);
+        tokio::time::advance(Duration::from_secs(1)).await;
+        let next = q.try_next().expect("the read asked for");
+        assert_eq!(next.ack_ids(), ["2"]);
+    }
+
+    #[tokio::test(start_paused = true)]
     async fn the_ticket_remembers_the_earliest_hint() {
         let q = queue();
         let early = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000);
