@@ -17,6 +17,7 @@ pub mod metrics;
 pub mod oauth;
 pub mod platforms;
 pub mod poll;
+pub mod push;
 pub mod reconcile;
 pub mod redirect;
 pub mod retry;

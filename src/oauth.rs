@@ -59,7 +59,21 @@ pub enum Grant {
         /// `password`.
         password: Secret,
     },
+    /// `grant_type=urn:ietf:params:oauth:grant-type:jwt-bearer` (RFC 7523)
+    /// with a freshly signed `assertion` per fetch (Google service accounts,
+    /// `push::service_account`).
+    JwtBearer(Arc<dyn JwtAssertion>),
 }
+
+/// Signs the assertion of a [`Grant::JwtBearer`] fetch.
+pub trait JwtAssertion: std::fmt::Debug + Send + Sync {
+    /// A new signed JWT. The error is shown to operators: it must not
+    /// carry key material.
+    fn assertion(&self) -> Result<String, String>;
+}
+
+/// The `grant_type` of RFC 7523.
+const JWT_BEARER_GRANT: &str = "urn:ietf:params:oauth:grant-type:jwt-bearer";
 
 /// A bearer token handed to a caller. `generation` identifies which fetch it
 /// came from, so a caller whose token was refused can ask for a newer one
@@ -286,6 +300,20 @@ impl TokenCache {
                     ("password", password.expose()),
                 ];
                 return self.post_form(&form, Some(basic), generation).await;
+            }
+            Grant::JwtBearer(signer) => {
+                // A key that cannot sign will not sign on a retry either.
+                let assertion = signer
+                    .assertion()
+                    .map_err(|description| TokenError::Refused {
+                        error: "invalid_assertion".into(),
+                        description,
+                    })?;
+                let form = [
+                    ("grant_type", JWT_BEARER_GRANT),
+                    ("assertion", assertion.as_str()),
+                ];
+                return self.post_form(&form, None, generation).await;
             }
             Grant::Static(secret) => {
                 return Ok(AccessToken {

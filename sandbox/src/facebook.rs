@@ -39,6 +39,7 @@ use crate::auth::bearer_token;
 use crate::faults::{Endpoint, Faults, Intercept, intercept};
 use crate::seed::seed_base_time;
 use crate::server::{ConnectionKill, drop_connection};
+use crate::webhooks::{WebhookDelivery, WebhookSender};
 
 /// A token (a system user's) that reads the ratings of every Page.
 pub const FACEBOOK_ACCESS_TOKEN: &str = "EAAsandbox-facebook-system-user-token";
@@ -160,6 +161,8 @@ impl FacebookState {
 pub struct FacebookEmulator {
     inner: Arc<Mutex<FacebookState>>,
     faults: Faults,
+    /// Page webhooks (`ratings` field) to a subscribed callback URL.
+    webhooks: WebhookSender,
 }
 
 const NAMES: &[&str] = &[
@@ -248,6 +251,7 @@ impl FacebookEmulator {
                 last_stamp: base,
             })),
             faults: faults.scoped(Endpoint::FACEBOOK),
+            webhooks: WebhookSender::new(),
         }
     }
 
@@ -291,8 +295,11 @@ impl FacebookEmulator {
                 .reviewer
                 .map(|name| (format!("{}", 99_000_000 + number), name)),
         });
+        let event = ratings_event(&page.id, "add", page.ratings.last());
         page.sort();
         state.next_story += 1;
+        drop(state);
+        self.webhooks.fire(event);
         Some(story_id)
     }
 
@@ -305,11 +312,14 @@ impl FacebookEmulator {
         positive: Option<bool>,
     ) -> bool {
         let mut state = self.lock();
-        let Some(rating) = state
+        let Some((page_id, rating)) = state
             .pages
             .iter_mut()
-            .flat_map(|p| p.ratings.iter_mut())
-            .find(|r| r.story_id.as_deref() == Some(story_id))
+            .flat_map(|p| {
+                let id = p.id.clone();
+                p.ratings.iter_mut().map(move |r| (id.clone(), r))
+            })
+            .find(|(_, r)| r.story_id.as_deref() == Some(story_id))
         else {
             return false;
         };
@@ -319,18 +329,31 @@ impl FacebookEmulator {
         if let Some(positive) = positive {
             rating.recommendation = Some(positive);
         }
+        let event = ratings_event(&page_id, "edit", Some(rating));
+        drop(state);
+        self.webhooks.fire(event);
         true
     }
 
     /// Removes the recommendation with this story id; false if there is none.
     pub fn delete_recommendation(&self, story_id: &str) -> bool {
         let mut state = self.lock();
-        let mut found = false;
+        let mut events = Vec::new();
         for page in &mut state.pages {
-            let before = page.ratings.len();
+            if let Some(rating) = page
+                .ratings
+                .iter()
+                .find(|r| r.story_id.as_deref() == Some(story_id))
+            {
+                events.push(ratings_event(&page.id, "remove", Some(rating)));
+            }
             page.ratings
                 .retain(|r| r.story_id.as_deref() != Some(story_id));
-            found |= page.ratings.len() != before;
+        }
+        drop(state);
+        let found = !events.is_empty();
+        for event in events {
+            self.webhooks.fire(event);
         }
         found
     }
@@ -363,6 +386,75 @@ impl FacebookEmulator {
     pub fn faults(&self) -> &Faults {
         &self.faults
     }
+
+    /// Subscribes a callback URL to the Pages' `ratings` webhooks as Meta
+    /// does: a verification request with `verify_token` first (the URL must
+    /// echo `hub.challenge`), then every added, edited or removed
+    /// recommendation is POSTed there, signed with `app_secret`.
+    pub async fn subscribe_webhook(
+        &self,
+        callback_url: &str,
+        verify_token: &str,
+        app_secret: &str,
+    ) -> Result<(), String> {
+        self.webhooks
+            .subscribe_facebook(callback_url, verify_token, app_secret)
+            .await
+    }
+
+    /// Stops sending webhooks.
+    pub fn unsubscribe_webhook(&self) {
+        self.webhooks.unsubscribe();
+    }
+
+    /// Every webhook delivery answered (or failed) so far, oldest first.
+    pub fn webhook_deliveries(&self) -> Vec<WebhookDelivery> {
+        self.webhooks.deliveries()
+    }
+
+    /// Webhook deliveries sent and not yet answered.
+    pub fn webhooks_in_flight(&self) -> usize {
+        self.webhooks.in_flight()
+    }
+}
+
+/// The body of a Page webhook for one `ratings` change (see `webhooks`).
+fn ratings_event(page_id: &str, verb: &str, rating: Option<&Rating>) -> String {
+    let now = Utc::now().timestamp();
+    let mut value = Map::new();
+    value.insert("item".into(), json!("rating"));
+    value.insert("verb".into(), json!(verb));
+    if let Some(rating) = rating {
+        value.insert("created_time".into(), json!(rating.created.timestamp()));
+        if let Some((id, name)) = &rating.reviewer {
+            value.insert("reviewer_id".into(), json!(id));
+            value.insert("reviewer_name".into(), json!(name));
+        }
+        if let Some(positive) = rating.recommendation {
+            value.insert(
+                "recommendation_type".into(),
+                json!(if positive { "positive" } else { "negative" }),
+            );
+        }
+        if let Some(stars) = rating.stars {
+            value.insert("rating".into(), json!(stars));
+        }
+        if let Some(text) = &rating.text {
+            value.insert("review_text".into(), json!(text));
+        }
+        if let Some(story) = &rating.story_id {
+            value.insert("open_graph_story_id".into(), json!(story));
+        }
+    }
+    json!({
+        "object": "page",
+        "entry": [{
+            "id": page_id,
+            "time": now,
+            "changes": [{"field": "ratings", "value": Value::Object(value)}],
+        }],
+    })
+    .to_string()
 }
 
 /// Routes of the emulator, relative to `/facebook`.

@@ -48,11 +48,19 @@ pub enum Endpoint {
     TrustpilotReviews,
     /// `POST /trustpilot/v1/oauth/oauth-business-users-for-applications/accesstoken`.
     TrustpilotToken,
+    /// `POST /pubsub/v1/projects/{p}/subscriptions/{s}:pull`.
+    PubSubPull,
+    /// `POST /pubsub/v1/projects/{p}/subscriptions/{s}:acknowledge` and `:modifyAckDeadline`.
+    PubSubAck,
+    /// The other Pub/Sub calls: get, create and delete subscriptions, topics, publish.
+    PubSubAdmin,
+    /// `POST /google-sa/token` (the service-account JWT bearer grant).
+    ServiceAccountToken,
 }
 
 impl Endpoint {
     /// Every endpoint, in the order of their slots in a plan.
-    pub const ALL: [Endpoint; 10] = [
+    pub const ALL: [Endpoint; 14] = [
         Endpoint::TravtusToken,
         Endpoint::TravtusMessages,
         Endpoint::GoogleToken,
@@ -63,6 +71,10 @@ impl Endpoint {
         Endpoint::FacebookRatings,
         Endpoint::TrustpilotReviews,
         Endpoint::TrustpilotToken,
+        Endpoint::PubSubPull,
+        Endpoint::PubSubAck,
+        Endpoint::PubSubAdmin,
+        Endpoint::ServiceAccountToken,
     ];
 
     /// The endpoints served by the Travtus emulator.
@@ -89,6 +101,16 @@ impl Endpoint {
     pub const TRUSTPILOT: &'static [Endpoint] =
         &[Endpoint::TrustpilotReviews, Endpoint::TrustpilotToken];
 
+    /// The endpoints served by the Pub/Sub emulator.
+    pub const PUBSUB: &'static [Endpoint] = &[
+        Endpoint::PubSubPull,
+        Endpoint::PubSubAck,
+        Endpoint::PubSubAdmin,
+    ];
+
+    /// The service-account token endpoint.
+    pub const SERVICE_ACCOUNT: &'static [Endpoint] = &[Endpoint::ServiceAccountToken];
+
     /// The snake_case name used by the HTTP control API (`travtus_messages`, ...).
     pub fn name(self) -> &'static str {
         match self {
@@ -102,6 +124,10 @@ impl Endpoint {
             Endpoint::FacebookRatings => "facebook_ratings",
             Endpoint::TrustpilotReviews => "trustpilot_reviews",
             Endpoint::TrustpilotToken => "trustpilot_token",
+            Endpoint::PubSubPull => "pubsub_pull",
+            Endpoint::PubSubAck => "pubsub_ack",
+            Endpoint::PubSubAdmin => "pubsub_admin",
+            Endpoint::ServiceAccountToken => "service_account_token",
         }
     }
 
@@ -122,6 +148,10 @@ impl Endpoint {
             Endpoint::FacebookRatings => 7,
             Endpoint::TrustpilotReviews => 8,
             Endpoint::TrustpilotToken => 9,
+            Endpoint::PubSubPull => 10,
+            Endpoint::PubSubAck => 11,
+            Endpoint::PubSubAdmin => 12,
+            Endpoint::ServiceAccountToken => 13,
         }
     }
 }

@@ -30,6 +30,7 @@ use crate::GoogleSeed;
 use crate::auth::{bearer_token, token_form};
 use crate::faults::{Endpoint, Faults, Intercept, intercept};
 use crate::hostile::Hostile;
+use crate::notifications::{NotificationHub, ReviewChange};
 use crate::seed::{self, format_timestamp, star_rating_name, star_rating_value};
 use crate::server::{ConnectionKill, drop_connection};
 
@@ -169,6 +170,9 @@ pub struct GoogleEmulator {
     /// Misbehaving locations (`hostile`): kept apart from `inner` so the
     /// streamed bodies never hold the state lock.
     pub(crate) hostile: Hostile,
+    /// Publishes `NEW_REVIEW`/`UPDATED_REVIEW` to Pub/Sub for accounts whose
+    /// notification setting asks for them (`notifications`).
+    pub(crate) notifications: NotificationHub,
 }
 
 /// Everything the emulator remembers, behind one briefly-held std mutex.
@@ -263,6 +267,7 @@ impl GoogleEmulator {
             inner: Arc::new(Mutex::new(state)),
             faults: faults.scoped(Endpoint::GOOGLE),
             hostile: Hostile::default(),
+            notifications: NotificationHub::default(),
         }
     }
 
@@ -334,11 +339,9 @@ impl GoogleEmulator {
             );
             reviewer.insert("displayName".into(), json!(review.display_name));
         }
+        let review_name = format!("{}/reviews/{review_id}", location.name);
         let mut value = Map::new();
-        value.insert(
-            "name".into(),
-            json!(format!("{}/reviews/{review_id}", location.name)),
-        );
+        value.insert("name".into(), json!(review_name));
         value.insert("reviewId".into(), json!(review_id));
         value.insert("reviewer".into(), Value::Object(reviewer));
         value.insert(
@@ -356,6 +359,10 @@ impl GoogleEmulator {
             .push(StoredReview::new(Value::Object(value), String::new));
         location.sort();
         state.next_review_number += 1;
+        // Published once the review is listed, and without the lock.
+        drop(state);
+        self.notifications
+            .review_changed(ReviewChange::New, &review_name);
         Some(review_id)
     }
 
@@ -393,6 +400,10 @@ impl GoogleEmulator {
             review.refresh_keys();
         }
         location.sort();
+        let review_name = format!("{}/reviews/{review_id}", location.name);
+        drop(state);
+        self.notifications
+            .review_changed(ReviewChange::Updated, &review_name);
         true
     }
 

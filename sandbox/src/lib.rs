@@ -21,6 +21,15 @@
 //! - `yelp`: Yelp Fusion business reviews under `/yelp`.
 //! - `facebook`: Graph API Page ratings under `/facebook`.
 //! - `trustpilot`: Trustpilot reviews and business-user tokens under `/trustpilot`.
+//! - `pubsub`: Cloud Pub/Sub topics and pull subscriptions under `/pubsub`
+//!   (control routes under `/_sandbox/pubsub`).
+//! - `service_account`: Google's JWT bearer grant for service accounts
+//!   under `/google-sa` (a committed test key pair).
+//! - `notifications`: the Business Profile Notifications API under
+//!   `/google-notifications`, and the hub through which `google` publishes
+//!   `NEW_REVIEW`/`UPDATED_REVIEW` to `pubsub`.
+//! - `webhooks`: the Facebook and Trustpilot webhook senders (control
+//!   routes under `/_sandbox/webhooks`).
 //! - `seed`: deterministic groups, accounts, locations and reviews.
 //! - `control`: the HTTP control API under `/_sandbox`.
 //!
@@ -37,11 +46,15 @@ mod facebook;
 mod faults;
 mod google;
 mod hostile;
+mod notifications;
 mod places;
+mod pubsub;
 mod seed;
 mod server;
+mod service_account;
 mod travtus;
 mod trustpilot;
+mod webhooks;
 mod yelp;
 
 use std::net::SocketAddr;
@@ -61,8 +74,18 @@ pub use google::{
     GOOGLE_CLIENT_ID, GOOGLE_CLIENT_SECRET, GOOGLE_REFRESH_TOKEN, GoogleEmulator, NewGoogleReview,
 };
 pub use hostile::{Misbehaviour, TRICKLE_EVERY};
+pub use notifications::{NotificationStyle, NotificationsEmulator};
 pub use places::{NewPlacesReview, PLACES_API_KEY, PlacesEmulator};
+pub use pubsub::{
+    DEFAULT_ACK_DEADLINE, PubSubEmulator, PubSubMessage, SANDBOX_PUBSUB_SUBSCRIPTION,
+    SANDBOX_PUBSUB_TOPIC,
+};
 pub use seed::seed_base_time;
+pub use service_account::{
+    CLOUD_PLATFORM_SCOPE, FORGED_PRIVATE_KEY_PEM, PUBSUB_SCOPE, SERVICE_ACCOUNT_EMAIL,
+    SERVICE_ACCOUNT_KEY_ID, SERVICE_ACCOUNT_PRIVATE_KEY_PEM, ServiceAccountEmulator,
+    key_json_with as service_account_key_json,
+};
 pub use travtus::{
     Group, ReceivedMessage, RequestLogEntry, TRAVTUS_CLIENT_ID, TRAVTUS_CLIENT_SECRET,
     TRAVTUS_STATIC_TOKEN, TravtusEmulator,
@@ -71,6 +94,7 @@ pub use trustpilot::{
     NewTrustpilotReview, TRUSTPILOT_API_KEY, TRUSTPILOT_API_SECRET, TRUSTPILOT_PASSWORD,
     TRUSTPILOT_USERNAME, TrustpilotEmulator,
 };
+pub use webhooks::{WebhookDelivery, facebook_signature};
 pub use yelp::{NewYelpReview, YELP_API_KEY, YelpEmulator, pacific_wall_clock};
 
 /// How to start a [`Sandbox`].
@@ -228,6 +252,9 @@ pub struct Sandbox {
     facebook: FacebookEmulator,
     trustpilot: TrustpilotEmulator,
     elsewhere: Elsewhere,
+    pubsub: PubSubEmulator,
+    service_account: ServiceAccountEmulator,
+    notifications: NotificationsEmulator,
     faults: Faults,
     /// Cancelled on shutdown or drop; the accept loop and every connection watch it.
     shutdown: CancellationToken,
@@ -260,6 +287,12 @@ impl Sandbox {
             opts.trustpilot_token_lifetime,
             &faults,
         );
+        let service_account = ServiceAccountEmulator::new(
+            format!("http://{addr}{}", service_account::TOKEN_PATH),
+            &faults,
+        );
+        let pubsub = PubSubEmulator::new(&faults, service_account.clone(), google.clone());
+        let notifications = NotificationsEmulator::new(google.clone(), pubsub.clone());
         let control = control::Control {
             travtus: travtus.clone(),
             google: google.clone(),
@@ -278,6 +311,20 @@ impl Sandbox {
             .nest("/yelp", yelp::router(yelp.clone()))
             .nest("/facebook", facebook::router(facebook.clone()))
             .nest("/trustpilot", trustpilot::router(trustpilot.clone()))
+            .nest("/pubsub", pubsub::router(pubsub.clone()))
+            .nest(
+                "/google-sa",
+                service_account::router(service_account.clone()),
+            )
+            .nest(
+                "/google-notifications",
+                notifications::router(notifications.clone()),
+            )
+            .nest("/_sandbox/pubsub", pubsub::control_router(pubsub.clone()))
+            .nest(
+                "/_sandbox/webhooks",
+                webhooks::control_router(facebook.clone(), trustpilot.clone()),
+            )
             .nest("/_sandbox", control::router(control))
             .fallback(|| async {
                 (
@@ -305,6 +352,9 @@ impl Sandbox {
             facebook,
             trustpilot,
             elsewhere,
+            pubsub,
+            service_account,
+            notifications,
             faults,
             shutdown,
             server: Some(server),
@@ -416,6 +466,38 @@ impl Sandbox {
     /// [`Fault::Redirect`]s in redirect tests.
     pub fn elsewhere(&self) -> &Elsewhere {
         &self.elsewhere
+    }
+
+    /// Base URL of the Pub/Sub API (`POST {this}/v1/{subscription}:pull`).
+    pub fn pubsub_base_url(&self) -> String {
+        format!("{}/pubsub", self.base_url())
+    }
+
+    /// The service-account token URL (JWT bearer grant), the `token_uri`
+    /// of [`ServiceAccountEmulator::key_json`].
+    pub fn service_account_token_url(&self) -> String {
+        self.service_account.token_url().to_owned()
+    }
+
+    /// Base URL of the Business Profile Notifications API
+    /// (`{this}/v1/accounts/{a}/notificationSetting`).
+    pub fn google_notifications_base_url(&self) -> String {
+        format!("{}/google-notifications", self.base_url())
+    }
+
+    /// The Pub/Sub emulator.
+    pub fn pubsub(&self) -> &PubSubEmulator {
+        &self.pubsub
+    }
+
+    /// The service-account token endpoint.
+    pub fn service_account(&self) -> &ServiceAccountEmulator {
+        &self.service_account
+    }
+
+    /// The Business Profile Notifications API emulator.
+    pub fn notifications(&self) -> &NotificationsEmulator {
+        &self.notifications
     }
 
     /// The fault plan of every endpoint (counts and `clear` cover all).

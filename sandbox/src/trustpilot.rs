@@ -40,6 +40,7 @@ use crate::auth::{bearer_token, header_string, token_form};
 use crate::faults::{Endpoint, Faults, Intercept, intercept};
 use crate::seed::{format_timestamp, seed_base_time};
 use crate::server::{ConnectionKill, drop_connection};
+use crate::webhooks::{WebhookDelivery, WebhookSender};
 
 /// The API key the emulator accepts (public endpoint, and Basic user of
 /// the token endpoint).
@@ -140,6 +141,8 @@ impl TrustpilotState {
 pub struct TrustpilotEmulator {
     inner: Arc<Mutex<TrustpilotState>>,
     faults: Faults,
+    /// Service review webhooks to a subscription URL.
+    webhooks: WebhookSender,
 }
 
 const TITLES: &[&str] = &[
@@ -248,6 +251,7 @@ impl TrustpilotEmulator {
         TrustpilotEmulator {
             inner: Arc::new(Mutex::new(state)),
             faults: faults.scoped(Endpoint::TRUSTPILOT),
+            webhooks: WebhookSender::new(),
         }
     }
 
@@ -283,7 +287,7 @@ impl TrustpilotEmulator {
         let id = state.hex24();
         let number = state.next_review_number;
         let found = state.unit(unit)?;
-        found.reviews.push(StoredReview {
+        let review = StoredReview {
             id: id.clone(),
             stars: review.stars,
             title: review.title,
@@ -295,9 +299,13 @@ impl TrustpilotEmulator {
             millis: true,
             updated: None,
             reply: None,
-        });
+        };
+        let event = review_event("service-review-created", &review);
+        found.reviews.push(review);
         found.sort();
         state.next_review_number += 1;
+        drop(state);
+        self.webhooks.fire(event);
         Some(id)
     }
 
@@ -330,17 +338,26 @@ impl TrustpilotEmulator {
             review.stars = stars;
         }
         review.updated = Some(stamp);
+        let event = review_event("service-review-updated", review);
+        drop(state);
+        self.webhooks.fire(event);
         true
     }
 
     /// Removes a review; false if there is no such review.
     pub fn delete_review(&self, review_id: &str) -> bool {
         let mut state = self.lock();
-        let mut found = false;
+        let mut events = Vec::new();
         for unit in &mut state.units {
-            let before = unit.reviews.len();
+            if let Some(review) = unit.reviews.iter().find(|r| r.id == review_id) {
+                events.push(review_event("service-review-deleted", review));
+            }
             unit.reviews.retain(|r| r.id != review_id);
-            found |= unit.reviews.len() != before;
+        }
+        drop(state);
+        let found = !events.is_empty();
+        for event in events {
+            self.webhooks.fire(event);
         }
         found
     }
@@ -388,12 +405,61 @@ impl TrustpilotEmulator {
         &self.faults
     }
 
+    /// Service review webhooks (created, updated, deleted) go to this
+    /// subscription URL from now on; `None` stops them. Credentials in the
+    /// URL (`http://user:secret@host/...`) are sent as HTTP Basic auth and a
+    /// query string is kept, as any HTTP client does: Trustpilot documents
+    /// no signature (see `webhooks`).
+    pub fn set_webhook_url(&self, url: Option<&str>) {
+        self.webhooks.set_url_target(url);
+    }
+
+    /// Every webhook delivery answered (or failed) so far, oldest first.
+    pub fn webhook_deliveries(&self) -> Vec<WebhookDelivery> {
+        self.webhooks.deliveries()
+    }
+
+    /// Webhook deliveries sent and not yet answered.
+    pub fn webhooks_in_flight(&self) -> usize {
+        self.webhooks.in_flight()
+    }
+
     fn token_valid(&self, token: &str) -> bool {
         self.lock()
             .tokens
             .get(token)
             .is_some_and(|expiry| Instant::now() < *expiry)
     }
+}
+
+/// A webhook body with one event about `review`, in the shape of
+/// Trustpilot's published example (see `webhooks`): no business unit id.
+fn review_event(event_name: &str, review: &StoredReview) -> String {
+    json!({
+        "events": [{
+            "eventName": event_name,
+            "version": "1",
+            "eventData": {
+                "id": review.id,
+                "language": review.language,
+                "title": review.title,
+                "text": review.text,
+                "referenceId": null,
+                "stars": review.stars,
+                "createdAt": time(review.created, true),
+                "isVerified": review.stars % 2 == 1,
+                "locationId": null,
+                "link": format!("https://api.trustpilot.com/v1/reviews/{}", review.id),
+                "consumer": {
+                    "id": review.consumer_id,
+                    "name": review.consumer,
+                    "link": format!("https://api.trustpilot.com/v1/consumers/{}", review.consumer_id),
+                },
+                "tags": [],
+            },
+        }],
+    })
+    .to_string()
 }
 
 fn time(t: DateTime<Utc>, millis: bool) -> String {

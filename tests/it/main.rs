@@ -15,6 +15,7 @@ mod helpers;
 mod hostile;
 mod ops;
 mod platforms;
+mod push;
 mod reconcile;
 mod redirects;
 mod regressions;

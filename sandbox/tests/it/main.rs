@@ -5,4 +5,5 @@ mod control;
 mod faults;
 mod google;
 mod helpers;
+mod pubsub;
 mod travtus;
