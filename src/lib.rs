@@ -10,6 +10,7 @@ pub mod domain;
 pub mod dry_run;
 pub mod health;
 pub mod ledger;
+mod local_file;
 pub mod locations;
 pub mod metrics;
 pub mod oauth;
