@@ -288,12 +288,12 @@ fn a_file_from_a_newer_review_sync_is_refused() {
         .unwrap();
     for result in [Ledger::open(&path), Ledger::open_readonly(&path)] {
         match result {
-            Err(LedgerError::TooNew {
+            Err(LedgerError::UnknownVersion {
                 found: 99,
                 supported: 4,
                 path: p,
             }) => assert_eq!(p, path),
-            other => panic!("expected TooNew, got {:?}", other.err()),
+            other => panic!("expected UnknownVersion, got {:?}", other.err()),
         }
     }
 }
