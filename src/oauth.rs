@@ -166,6 +166,12 @@ impl TokenCache {
         }
     }
 
+    /// The token endpoint (for `check --online` messages: show it with
+    /// [`crate::platforms::http::shown_url`], never with its query).
+    pub fn token_url(&self) -> &Url {
+        &self.token_url
+    }
+
     /// Counts the tokens fetched in the metrics as `platform` (`travtus`, or
     /// a source's kind) and, for a platform's credentials, `source`.
     pub fn labelled(mut self, platform: &'static str, source: Option<&str>) -> TokenCache {
