@@ -397,7 +397,7 @@ async fn reload(
         Ok(c) => c,
         Err(e) => {
             for problem in &e.problems {
-                tracing::error!(problem, "new config refused; keeping the old one");
+                tracing::error!(problem = %problem, "new config refused; keeping the old one");
             }
             notify(&[
                 NotifyState::Ready,

@@ -12,6 +12,7 @@ pub mod dry_run;
 pub mod escape;
 pub mod health;
 pub mod ledger;
+mod local_file;
 pub mod locations;
 pub mod metrics;
 pub mod oauth;

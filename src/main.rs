@@ -22,11 +22,12 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let format = args.log_format;
     let result = runtime.block_on(cli::dispatch(args));
     // Blocking ledger work may still be finishing a transaction: let it.
     runtime.shutdown_timeout(std::time::Duration::from_secs(10));
     match result {
         Ok(code) => code,
-        Err(e) => cli::exit::report(&e),
+        Err(e) => cli::exit::report(&e, format),
     }
 }

@@ -214,6 +214,12 @@ impl TokenCache {
         }
     }
 
+    /// The token endpoint (for `check --online` messages: show it with
+    /// [`crate::platforms::http::shown_url`], never with its query).
+    pub fn token_url(&self) -> &Url {
+        &self.token_url
+    }
+
     /// Counts the tokens fetched in the metrics as `platform` (`travtus`, or
     /// a source's kind) and, for a platform's credentials, `source`.
     pub fn labelled(mut self, platform: &'static str, source: Option<&str>) -> TokenCache {
@@ -305,7 +311,7 @@ impl TokenCache {
                 // A key that cannot sign will not sign on a retry either.
                 let assertion = signer
                     .assertion()
-                    .map_err(|description| TokenError::Refused {
+                    .map_err(|description| TokenError::ClientRefused {
                         error: "invalid_assertion".into(),
                         description,
                     })?;

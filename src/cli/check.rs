@@ -1,18 +1,27 @@
-//! `review-sync check [--online]`: validates the config; online, also
-//! fetches each token and lists each location once. What it prints quotes
-//! the config and the platforms' answers: escaped for the terminal.
+//! `review-sync check [--online] [--credentials-directory DIR]`: validates
+//! the config (credentials read from DIR, as the unit would provide them)
+//! and says what each file location matches now; online, also fetches each
+//! token and lists each location once, naming the URL of whatever fails.
+//! What it prints quotes the config and the platforms' answers: escaped for
+//! the terminal.
 
 use review_sync::app::http_client;
-use review_sync::config::{Config, TravtusAuth};
+use review_sync::config::{Config, LoadOptions, SourceKind, TravtusAuth};
 use review_sync::escape::Escaped;
 use review_sync::oauth::{Grant, TokenCache};
 use review_sync::platforms::SourceClient;
+use review_sync::platforms::file::FileReader;
+use review_sync::platforms::http::shown_url;
 use std::path::Path;
 use std::process::ExitCode;
 
 /// Validates, and with `online` tries every credential and location.
-pub async fn check(config_path: &Path, online: bool) -> anyhow::Result<ExitCode> {
-    let config = super::load_config(config_path)?;
+pub async fn check(
+    config_path: &Path,
+    online: bool,
+    options: &LoadOptions,
+) -> anyhow::Result<ExitCode> {
+    let config = super::load_config_with(config_path, options)?;
     let locations: usize = config.sources.iter().map(|s| s.locations.len()).sum();
     println!(
         "{}: ok: {} source(s), {} location(s), ledger {}",
@@ -24,6 +33,7 @@ pub async fn check(config_path: &Path, online: bool) -> anyhow::Result<ExitCode>
     for warning in &config.warnings {
         println!("warning: {}", Escaped(warning));
     }
+    file_matches(&config, !online);
     if !online {
         return Ok(ExitCode::SUCCESS);
     }
@@ -33,6 +43,27 @@ pub async fn check(config_path: &Path, online: bool) -> anyhow::Result<ExitCode>
     } else {
         ExitCode::FAILURE
     })
+}
+
+/// What each `file` location matches now (relative ids start at the
+/// config's folder), and, when `warn`, every match a poll could not read
+/// (online, the read itself reports them).
+fn file_matches(config: &Config, warn: bool) {
+    for source in &config.sources {
+        let SourceKind::File(cfg) = &source.kind else {
+            continue;
+        };
+        let reader = FileReader::new(cfg);
+        for location in &source.locations {
+            let inspection = reader.inspect(&location.id);
+            println!("{} {}: {}", source.name, location.id, inspection.summary());
+            if warn {
+                for problem in &inspection.problems {
+                    println!("warning: {} {}: {problem}", source.name, location.id);
+                }
+            }
+        }
+    }
 }
 
 async fn check_online(config: &Config) -> anyhow::Result<bool> {
@@ -52,11 +83,12 @@ async fn check_online(config: &Config) -> anyhow::Result<bool> {
                 token_url.clone(),
                 http.clone(),
             );
+            let shown = shown_url(token_url);
             match cache.get().await {
-                Ok(_) => println!("travtus: token ok ({})", Escaped(token_url)),
+                Ok(_) => println!("travtus: token ok ({})", Escaped(&shown)),
                 Err(e) => {
                     ok = false;
-                    println!("travtus: token FAILED: {}", Escaped(e));
+                    println!("travtus: token FAILED (POST {}): {}", Escaped(&shown), Escaped(e));
                 }
             }
         }

@@ -113,7 +113,14 @@ platform = "yelp"
     let stats = app.ledger.run(|l| l.stats()).await?;
     let mut out = std::io::stdout();
     super::ledger::print_stats(&mut out, &stats)?;
-    super::ledger::print_coverage(&mut out, &app.config.sources)?;
+    super::ledger::print_coverage(
+        &mut out,
+        app.config.sources.iter().map(|s| super::ledger::Coverage {
+            source: s.name.as_str(),
+            kind: s.kind.kind_name(),
+            note: s.kind.coverage_note(),
+        }),
+    )?;
     println!(
         "\ndemo finished in {} ms; Travtus received {} messages with {} token fetch(es)",
         started.elapsed().as_millis(),

@@ -1,7 +1,11 @@
-//! Exit statuses: decided by the error's type, not by its text. The error
-//! lines are escaped for the terminal: they quote config text, upstream
-//! answers and arguments.
+//! Exit statuses: decided by the error's type, not by its text. How the
+//! reason is printed follows `--log-format`: plain lines, escaped for the
+//! terminal (they quote config text, upstream answers and arguments), or
+//! JSON lines of the same shape as the log's (config problems with `file`,
+//! `line`, `column` and `message` fields), so that a log shipper reading
+//! stderr never meets a line it cannot parse.
 
+use super::LogFormatArg;
 use review_sync::config::ConfigError;
 use review_sync::escape::escape;
 use std::process::ExitCode;
@@ -11,20 +15,59 @@ pub const EX_CONFIG: u8 = 78;
 
 /// Prints `e` and returns its exit status: every problem of an invalid
 /// config on its own line and 78; otherwise one line and 1.
-pub fn report(e: &anyhow::Error) -> ExitCode {
+pub fn report(e: &anyhow::Error, format: LogFormatArg) -> ExitCode {
+    let json = matches!(format, LogFormatArg::Json);
     if let Some(config) = e.downcast_ref::<ConfigError>() {
-        for problem in &config.problems {
-            eprintln!("{}", escape(&problem.to_string()));
-        }
-        eprintln!(
-            "review-sync: invalid config ({} problem{})",
-            config.problems.len(),
-            if config.problems.len() == 1 { "" } else { "s" }
+        let count = config.problems.len();
+        let summary = format!(
+            "invalid config ({count} problem{})",
+            if count == 1 { "" } else { "s" }
         );
+        for problem in &config.problems {
+            if json {
+                let mut fields = serde_json::json!({
+                    "message": problem.message,
+                    "file": problem.file.display().to_string(),
+                });
+                if let Some((line, column)) = problem.position {
+                    fields["line"] = line.into();
+                    fields["column"] = column.into();
+                }
+                eprintln!("{}", json_line(fields));
+            } else {
+                eprintln!("{}", escape(&problem.to_string()));
+            }
+        }
+        if json {
+            eprintln!(
+                "{}",
+                json_line(serde_json::json!({ "message": summary, "problems": count }))
+            );
+        } else {
+            eprintln!("review-sync: {summary}");
+        }
         return ExitCode::from(EX_CONFIG);
     }
-    eprintln!("review-sync: {}", escape(&one_line(e)));
+    if json {
+        eprintln!(
+            "{}",
+            json_line(serde_json::json!({ "message": one_line(e) }))
+        );
+    } else {
+        eprintln!("review-sync: {}", escape(&one_line(e)));
+    }
     ExitCode::FAILURE
+}
+
+/// An ERROR event as `--log-format json` writes events (`timestamp`,
+/// `level`, `fields`, `target`).
+fn json_line(fields: serde_json::Value) -> serde_json::Value {
+    serde_json::json!({
+        "timestamp": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+        "level": "ERROR",
+        "fields": fields,
+        "target": "review_sync",
+    })
 }
 
 /// The context chain on one line, as `{:#}` prints it, but stopping before

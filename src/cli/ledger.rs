@@ -321,11 +321,30 @@ pub enum ExportFormat {
     Csv,
 }
 
-/// Runs a `ledger` subcommand.
+/// Runs a `ledger` subcommand. Only `[ledger]` of the config is needed (an
+/// auditor's shell has no `$CREDENTIALS_DIRECTORY`); `retry` also reads the
+/// sources' mapping, still without their secrets, and `stats` their kinds
+/// when they validate.
 pub async fn ledger(config_path: &Path, cmd: LedgerCommand) -> anyhow::Result<ExitCode> {
-    let config = super::load_config(config_path)?;
-    let path = config.ledger.path.clone();
-    let discovered = retry_discovery(&config, &cmd).await?;
+    let path = review_sync::config::load_ledger(config_path)?.path;
+    let (mapping, discovered) = match &cmd {
+        LedgerCommand::Retry { source, .. } => {
+            let mapping = review_sync::config::load_source_map(config_path)?;
+            let discovered = retry_discovery(config_path, &mapping, source.as_deref()).await?;
+            (Some(mapping), discovered)
+        }
+        LedgerCommand::Resend { .. } => (
+            Some(review_sync::config::load_source_map(config_path)?),
+            DiscoveredGroups::default(),
+        ),
+        LedgerCommand::Stats {
+            format: ListFormat::Table,
+        } => (
+            review_sync::config::load_source_map(config_path).ok(),
+            DiscoveredGroups::default(),
+        ),
+        _ => (None, DiscoveredGroups::default()),
+    };
     tokio::task::spawn_blocking(move || -> anyhow::Result<ExitCode> {
         match cmd {
             LedgerCommand::Retry {
@@ -359,8 +378,9 @@ pub async fn ledger(config_path: &Path, cmd: LedgerCommand) -> anyhow::Result<Ex
                 // The config's mapping wins; else a discovered location's
                 // store code as the platform lists it now.
                 let regroup = |s: &str, l: &str| {
-                    config
-                        .group_of(s, l)
+                    mapping
+                        .as_ref()
+                        .and_then(|m| m.group_of(s, l))
                         .or_else(|| discovered.group_of(s, l))
                         .cloned()
                 };
@@ -382,7 +402,8 @@ pub async fn ledger(config_path: &Path, cmd: LedgerCommand) -> anyhow::Result<Ex
                 review_id,
             } => {
                 let mut ledger = Ledger::open(&path)?;
-                resend::resend(&mut ledger, &config, &platform, &review_id)
+                let mapping = mapping.context("the sources' mapping")?;
+                resend::resend(&mut ledger, &mapping, &platform, &review_id)
             }
             LedgerCommand::Purge { before } => {
                 let cutoff = super::parse_time(&before).context("--before")?;
@@ -419,7 +440,21 @@ pub async fn ledger(config_path: &Path, cmd: LedgerCommand) -> anyhow::Result<Ex
                 let ledger = Ledger::open_readonly(&path)?;
                 let code = query(&ledger, other)?;
                 if with_coverage {
-                    print_coverage(&mut std::io::stdout().lock(), &config.sources)?;
+                    let mut out = std::io::stdout().lock();
+                    match &mapping {
+                        Some(mapping) => print_coverage(
+                            &mut out,
+                            mapping.sources.iter().map(|s| Coverage {
+                                source: s.name.as_str(),
+                                kind: s.kind,
+                                note: s.coverage_note,
+                            }),
+                        )?,
+                        None => writeln!(
+                            out,
+                            "\n(coverage by source not shown: the config's [[source]] sections do not validate; `review-sync check` says why)"
+                        )?,
+                    }
                 }
                 Ok(code)
             }
@@ -458,20 +493,30 @@ fn explain_unretryable(
 
 /// For `retry` with a source that discovers its locations: the groups their
 /// store codes give now (asking the platform), so that reviews held because
-/// their location had no store code go out once it has one. Accounts that
-/// cannot be listed are reported; their reviews stay held.
+/// their location had no store code go out once it has one. That needs the
+/// sources' credentials: when they cannot be read (a shell without the
+/// unit's `$CREDENTIALS_DIRECTORY`), or an account cannot be listed, it
+/// says so, and those reviews stay held.
 async fn retry_discovery(
-    config: &review_sync::config::Config,
-    cmd: &LedgerCommand,
+    config_path: &Path,
+    mapping: &review_sync::config::SourceMap,
+    source: Option<&str>,
 ) -> anyhow::Result<DiscoveredGroups> {
-    let LedgerCommand::Retry { source, .. } = cmd else {
-        return Ok(DiscoveredGroups::default());
-    };
-    if !DiscoveredGroups::wanted(config) {
+    if !mapping.discovers() {
         return Ok(DiscoveredGroups::default());
     }
+    let config = match review_sync::config::load(config_path) {
+        Ok(config) => config,
+        Err(e) => {
+            let first = e.lines().into_iter().next().unwrap_or_default();
+            eprintln!(
+                "warning: cannot ask the platforms for the store codes of discovered locations: the config's secrets cannot be read ({first}); reviews held for want of a store code stay held"
+            );
+            return Ok(DiscoveredGroups::default());
+        }
+    };
     let http = review_sync::app::http_client()?;
-    let discovered = DiscoveredGroups::fetch(config, source.as_deref(), http).await;
+    let discovered = DiscoveredGroups::fetch(&config, source, http).await;
     for (source, account, error) in &discovered.failures {
         eprintln!(
             "warning: {} {}: cannot list its locations ({}); reviews held for want of a store code there stay held",
@@ -1012,27 +1057,37 @@ pub fn print_stats(out: &mut dyn Write, s: &Stats) -> anyhow::Result<()> {
 /// What each configured source can see of its platform, one line per
 /// source (`SourceKind::coverage_note`): an auditor reading the counts above
 /// must know that a Places or Yelp source can never hold every review.
-pub fn print_coverage(
+pub fn print_coverage<'a>(
     out: &mut dyn Write,
-    sources: &[review_sync::config::SourceConfig],
+    sources: impl IntoIterator<Item = Coverage<'a>>,
 ) -> anyhow::Result<()> {
-    if sources.is_empty() {
+    let mut sources = sources.into_iter().peekable();
+    if sources.peek().is_none() {
         return Ok(());
     }
     writeln!(out, "\n{:<32} {:<24} coverage", "source", "kind")?;
     for source in sources {
         let note = source
-            .kind
-            .coverage_note()
+            .note
             .unwrap_or("every review of each location can be read");
         writeln!(
             out,
             "{:<32} {:<24} {note}",
-            escape(source.name.as_str()),
-            source.kind.kind_name()
+            escape(&source.source),
+            source.kind
         )?;
     }
     Ok(())
+}
+
+/// One line of [`print_coverage`].
+pub struct Coverage<'a> {
+    /// The source's name.
+    pub source: &'a str,
+    /// Its kind.
+    pub kind: &'a str,
+    /// What it cannot see, if anything.
+    pub note: Option<&'a str>,
 }
 
 /// `stats --format json`: one object.

@@ -83,6 +83,11 @@ pub enum Command {
         /// Also fetch each token and list each location once.
         #[arg(long)]
         online: bool,
+        /// Read `{ credential = "NAME" }` secrets from DIR/NAME, the files
+        /// the unit's LoadCredential= would provide (default:
+        /// $CREDENTIALS_DIRECTORY).
+        #[arg(long, value_name = "DIR")]
+        credentials_directory: Option<PathBuf>,
     },
     /// Query and repair the ledger.
     #[command(subcommand)]
@@ -102,7 +107,15 @@ pub async fn dispatch(args: Args) -> anyhow::Result<ExitCode> {
     match args.command {
         Command::Run => run::run(&args.config).await,
         Command::Sync(sync) => sync::sync(&args.config, sync).await,
-        Command::Check { online } => check::check(&args.config, online).await,
+        Command::Check {
+            online,
+            credentials_directory,
+        } => {
+            let options = config::LoadOptions {
+                credentials_directory,
+            };
+            check::check(&args.config, online, &options).await
+        }
         Command::Ledger(cmd) => ledger::ledger(&args.config, cmd).await,
         Command::Demo => demo::demo().await,
         Command::Sandbox { listen } => sandbox::sandbox(listen).await,
@@ -112,7 +125,12 @@ pub async fn dispatch(args: Args) -> anyhow::Result<ExitCode> {
 /// Loads and validates the config; an invalid one is a [`config::ConfigError`]
 /// (exit 78). Warnings are logged.
 pub fn load_config(path: &Path) -> anyhow::Result<Config> {
-    let config = config::load(path)?;
+    load_config_with(path, &config::LoadOptions::default())
+}
+
+/// [`load_config`] with options (`check --credentials-directory`).
+pub fn load_config_with(path: &Path, options: &config::LoadOptions) -> anyhow::Result<Config> {
+    let config = config::load_with(path, options)?;
     for warning in &config.warnings {
         tracing::warn!("{warning}");
     }

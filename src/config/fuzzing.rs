@@ -44,7 +44,7 @@ pub fn fuzz_load(bytes: &[u8]) {
     match load_str_with_env(text, path, &env) {
         Err(e) => {
             assert!(!e.problems.is_empty(), "a refusal without a problem");
-            for problem in &e.problems {
+            for problem in &e.lines() {
                 let position = problem
                     .strip_prefix(FUZZ_PATH)
                     .and_then(|rest| rest.strip_prefix(':'))

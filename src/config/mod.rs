@@ -14,7 +14,10 @@ mod tests;
 mod validate;
 
 pub use secret::{Secret, SecretError};
-pub use validate::{MAX_RETAIN_TEXT_DAYS, MAX_TIMEOUT, load, load_str, load_str_with_env};
+pub use validate::{
+    LoadOptions, MAX_RETAIN_TEXT_DAYS, MAX_TIMEOUT, load, load_ledger, load_source_map, load_str,
+    load_str_with_env, load_with,
+};
 
 use crate::domain::{GroupRef, LocationId, SourceName};
 use std::num::{NonZeroU32, NonZeroUsize};
@@ -293,6 +296,11 @@ pub struct TrustpilotLogin {
 pub struct FileConfig {
     /// `platform`: the `review.source` for rows that do not carry their own.
     pub platform: Option<String>,
+    /// The config file's folder: a relative location `id` (path or glob)
+    /// starts here, like every other relative path in the config, whatever
+    /// the daemon's working directory. The `id` itself stays as written: it
+    /// is the location's identity in the ledger.
+    pub base_dir: PathBuf,
 }
 
 /// One `[[source.location]]`.
@@ -320,10 +328,114 @@ impl Config {
     }
 }
 
-/// Every problem found in a config file, each as `file:line:column: message`.
+/// What `ledger` commands need of the sources: each one's name, kind and
+/// location mapping, validated without reading a secret
+/// ([`load_source_map`]). It holds no secret, so it can go anywhere.
+#[derive(Debug, Clone)]
+pub struct SourceMap {
+    /// Every `[[source]]`, in file order.
+    pub sources: Vec<MappedSource>,
+}
+
+/// One source of a [`SourceMap`].
+#[derive(Debug, Clone)]
+pub struct MappedSource {
+    /// `name`.
+    pub name: SourceName,
+    /// `kind`, as written.
+    pub kind: &'static str,
+    /// What this kind cannot see ([`SourceKind::coverage_note`]).
+    pub coverage_note: Option<&'static str>,
+    /// Whether it discovers locations (`discover_accounts`).
+    pub discovers: bool,
+    /// Every `[[source.location]]`.
+    pub locations: Vec<LocationConfig>,
+}
+
+impl SourceMap {
+    /// Keeps what is not secret of a config validated without its secrets.
+    fn of(config: Config) -> SourceMap {
+        let sources = config
+            .sources
+            .into_iter()
+            .map(|source| MappedSource {
+                kind: source.kind.kind_name(),
+                coverage_note: source.kind.coverage_note(),
+                discovers: matches!(&source.kind, SourceKind::GoogleBusinessProfile(g) if !g.discover_accounts.is_empty()),
+                name: source.name,
+                locations: source.locations,
+            })
+            .collect();
+        SourceMap { sources }
+    }
+
+    /// The group a location of a source maps to now, if any.
+    pub fn group_of(&self, source: &str, location: &str) -> Option<&GroupRef> {
+        self.sources
+            .iter()
+            .find(|s| s.name.as_str() == source)?
+            .locations
+            .iter()
+            .find(|l| l.id.as_str() == location)
+            .map(|l| &l.group)
+    }
+
+    /// Whether any source discovers its locations.
+    pub fn discovers(&self) -> bool {
+        self.sources.iter().any(|s| s.discovers)
+    }
+}
+
+/// Every problem found in a config file, in file order.
 #[derive(Debug, Clone, thiserror::Error)]
-#[error("{}", .problems.join("\n"))]
+#[error("{}", self.lines().join("\n"))]
 pub struct ConfigError {
-    /// One line per problem, in file order.
-    pub problems: Vec<String>,
+    /// One per problem, in file order.
+    pub problems: Vec<ConfigProblem>,
+}
+
+impl ConfigError {
+    /// Each problem as `file:line:column: message`.
+    pub fn lines(&self) -> Vec<String> {
+        self.problems.iter().map(ToString::to_string).collect()
+    }
+
+    /// One problem with the whole file (it cannot be read).
+    pub(crate) fn whole_file(file: &std::path::Path, message: String) -> ConfigError {
+        ConfigError {
+            problems: vec![ConfigProblem {
+                file: file.to_path_buf(),
+                position: None,
+                message,
+            }],
+        }
+    }
+}
+
+/// One problem of a config file: where it is and what it is. Shown as
+/// `file:line:column: message` (or `file: message` for the whole file), and
+/// as fields of a JSON log line with `--log-format json`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigProblem {
+    /// The config file.
+    pub file: PathBuf,
+    /// 1-based line and column (in characters); `None` when the problem is
+    /// the file itself (it cannot be read).
+    pub position: Option<(usize, usize)>,
+    /// What is wrong, starting with the key it is about.
+    pub message: String,
+}
+
+impl std::fmt::Display for ConfigProblem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.position {
+            Some((line, column)) => write!(
+                f,
+                "{}:{line}:{column}: {}",
+                self.file.display(),
+                self.message
+            ),
+            None => write!(f, "{}: {}", self.file.display(), self.message),
+        }
+    }
 }

@@ -35,18 +35,39 @@ pub(super) trait FromToml: Sized {
 /// duplicate keys) stop here: the rest of the checks would only add noise
 /// about a document that does not say what the admin meant.
 pub(super) fn parse(text: &str, problems: &mut Findings) -> Option<RawConfig> {
-    let (document, errors) = DeTable::parse_recoverable(text);
-    if !errors.is_empty() {
-        for error in errors {
-            // A toml message may span lines; ours are one line each.
-            let message = error.message().replace('\n', "; ");
-            problems.push(&error.span().unwrap_or(0..0), message);
-        }
-        return None;
-    }
+    let document = document(text, problems)?;
     let span = document.span();
     let value = Spanned::new(span, DeValue::Table(document.into_inner()));
     RawConfig::from_toml("", value, problems)
+}
+
+/// Parses `text` for `[ledger]` alone (`ledger` commands): syntax errors
+/// and problems inside `[ledger]` are recorded, the rest of the document is
+/// not looked at. `Some(None)` when there is no `[ledger]`.
+pub(super) fn parse_ledger(
+    text: &str,
+    problems: &mut Findings,
+) -> Option<Option<Field<RawLedger>>> {
+    for (key, value) in document(text, problems)?.into_inner() {
+        if key.get_ref().as_ref() == "ledger" {
+            return read_field(key, value, problems).map(Some);
+        }
+    }
+    Some(None)
+}
+
+/// The TOML document, or its syntax errors recorded.
+fn document<'i>(text: &'i str, problems: &mut Findings) -> Option<Spanned<DeTable<'i>>> {
+    let (document, errors) = DeTable::parse_recoverable(text);
+    if errors.is_empty() {
+        return Some(document);
+    }
+    for error in errors {
+        // A toml message may span lines; ours are one line each.
+        let message = error.message().replace('\n', "; ");
+        problems.push(&error.span().unwrap_or(0..0), message);
+    }
+    None
 }
 
 /// Declares a raw table: a struct of optional [`Field`]s, the closed list of

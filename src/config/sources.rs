@@ -705,7 +705,10 @@ impl Validator<'_> {
             Some(field) => Some(self.non_empty("platform", field)?),
             None => None,
         };
-        Some(FileConfig { platform })
+        Some(FileConfig {
+            platform,
+            base_dir: self.secrets.dir.to_path_buf(),
+        })
     }
 
     /// Every `[[source.location]]`: at least one, ids unique.

@@ -2,6 +2,7 @@
 //! 1-based `line:column`, and [`Findings`] collects problems (or warnings)
 //! with their offsets so that they can be reported all at once, in file order.
 
+use super::ConfigProblem;
 use std::ops::Range;
 use std::path::Path;
 
@@ -68,16 +69,17 @@ impl Findings {
         self.items.is_empty()
     }
 
-    /// Every message as `FILE:LINE:COLUMN: message`, in file order. The sort
-    /// is stable so that two findings at one position keep the order in which
+    /// Every message with its `line:column`, in file order. The sort is
+    /// stable so that two findings at one position keep the order in which
     /// validation found them.
-    pub(super) fn render(mut self, file: &Path, lines: &LineIndex<'_>) -> Vec<String> {
+    pub(super) fn render(mut self, file: &Path, lines: &LineIndex<'_>) -> Vec<ConfigProblem> {
         self.items.sort_by_key(|(offset, _)| *offset);
         self.items
             .into_iter()
-            .map(|(offset, message)| {
-                let (line, column) = lines.position(offset);
-                format!("{}:{line}:{column}: {message}", file.display())
+            .map(|(offset, message)| ConfigProblem {
+                file: file.to_path_buf(),
+                position: Some(lines.position(offset)),
+                message,
             })
             .collect()
     }

@@ -25,6 +25,17 @@ schedule = "0 0 * * * *"
   group_external_ref = "portfolio-1"
 "#;
 
+/// `[ledger]` next to the config file (whose folder exists, unlike the
+/// default's in a test).
+const LEDGER_HERE: &str = "[ledger]\npath = \"ledger.db\"\n";
+
+/// Writes a secret file readable by its owner only, as an admin should.
+fn write_secret(path: &Path, content: &str) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::write(path, content)?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+}
+
 /// An environment with nothing in it.
 fn no_env(_: &str) -> Option<String> {
     None
@@ -53,7 +64,7 @@ fn ok(text: &str) -> Config {
 fn problems(text: &str) -> Vec<String> {
     match load(text) {
         Ok(_) => panic!("expected problems, the config was accepted"),
-        Err(e) => e.problems,
+        Err(e) => e.lines(),
     }
 }
 
@@ -104,7 +115,7 @@ fn defaults_fill_every_optional_key() {
     assert_eq!(source.timeout, std::time::Duration::from_secs(30));
     assert!(matches!(
         &source.kind,
-        SourceKind::File(FileConfig { platform: None })
+        SourceKind::File(FileConfig { platform: None, .. })
     ));
     assert_eq!(
         source.locations[0].group,
@@ -235,7 +246,7 @@ fn retain_polls_days_defaults_to_90_and_is_at_least_one() {
     assert_one(
         &format!("{TRAVTUS}[ledger]\nretain_polls_days = 0\n"),
         "4:21",
-        "retain_polls_days: must be a whole number of days, at least 1 (got 0)",
+        "retain_polls_days: must be a whole number of days from 1 to 36500 (got 0)",
     );
 }
 
@@ -816,7 +827,7 @@ fn file_platform_is_optional() {
     let config = ok(&text);
     assert!(matches!(
         &config.sources[0].kind,
-        SourceKind::File(FileConfig { platform: Some(p) }) if p == "yelp"
+        SourceKind::File(FileConfig { platform: Some(p), .. }) if p == "yelp"
     ));
 }
 
@@ -990,7 +1001,7 @@ fn env_secrets() {
     let empty = env_of(&[("TRAVTUS_SECRET", "")]);
     let found = load_str_with_env(&text, Path::new(FILE), &empty)
         .err()
-        .map(|e| e.problems);
+        .map(|e| e.lines());
     assert_eq!(
         found,
         Some(vec![format!("{FILE}:3:17: client_secret: secret is empty")])
@@ -1026,7 +1037,7 @@ fn file_secrets_lose_exactly_one_trailing_newline() -> std::io::Result<()> {
         &no_env,
     );
     assert_eq!(
-        found.err().map(|e| e.problems),
+        found.err().map(|e| e.lines()),
         Some(vec![format!(
             "{}:3:17: client_secret: secret is empty",
             dir.path().join("config.toml").display()
@@ -1060,17 +1071,36 @@ fn a_secret_file_over_64_kib_is_refused_without_reading_it_all() -> std::io::Res
         &with_client_secret("{ file = \"big\" }"),
         &no_env,
     );
-    assert_eq!(found.err().map(|e| e.problems), Some(vec![expected]));
-    // A device that never ends is refused as quickly.
+    assert_eq!(found.err().map(|e| e.lines()), Some(vec![expected]));
+    // A device that never ends is refused without a read, as is a FIFO
+    // (which would block the read until a writer came).
     let found = load_in(
         dir.path(),
         &with_client_secret("{ file = \"/dev/zero\" }"),
         &no_env,
     );
     assert!(
+        found.err().is_some_and(|e| e.lines()[0].ends_with(
+            "cannot read secret file /dev/zero: a character device, not a regular file"
+        )),
+    );
+    let fifo = dir.path().join("fifo");
+    rustix::fs::mknodat(
+        rustix::fs::CWD,
+        &fifo,
+        rustix::fs::FileType::Fifo,
+        rustix::fs::Mode::RUSR | rustix::fs::Mode::WUSR,
+        0,
+    )?;
+    let found = load_in(
+        dir.path(),
+        &with_client_secret("{ file = \"fifo\" }"),
+        &no_env,
+    );
+    assert!(
         found
             .err()
-            .is_some_and(|e| e.problems[0].ends_with("larger than 65536 bytes: not a secret")),
+            .is_some_and(|e| e.lines()[0].ends_with("a FIFO (named pipe), not a regular file")),
     );
     Ok(())
 }
@@ -1084,7 +1114,7 @@ fn unreadable_secret_files_report_the_os_reason() -> std::io::Result<()> {
         &no_env,
     )
     .err()
-    .map(|e| e.problems);
+    .map(|e| e.lines());
     let expected = format!(
         "{}:3:17: client_secret: cannot read secret file {}: No such file or directory (os error 2)",
         dir.path().join("config.toml").display(),
@@ -1107,12 +1137,12 @@ fn credential_secrets_come_from_the_credentials_directory() -> std::io::Result<(
     assert_one(
         &text,
         "3:17",
-        "client_secret: credential travtus requested but $CREDENTIALS_DIRECTORY is not set (use LoadCredential= in the unit)",
+        "secret \"travtus\" is a systemd credential but no credentials directory is set: under systemd, LoadCredential= in the unit sets $CREDENTIALS_DIRECTORY; from a shell, run `review-sync check --credentials-directory DIR`",
     );
     let missing = with_client_secret("{ credential = \"other\" }");
     let found = load_str_with_env(&missing, Path::new(FILE), &env)
         .err()
-        .map(|e| e.problems);
+        .map(|e| e.lines());
     assert!(
         found.as_ref().is_some_and(|p| p.len() == 1
             && p[0].contains("cannot read secret file")
@@ -1122,7 +1152,7 @@ fn credential_secrets_come_from_the_credentials_directory() -> std::io::Result<(
     let escape = with_client_secret("{ credential = \"../etc/passwd\" }");
     let found = load_str_with_env(&escape, Path::new(FILE), &env)
         .err()
-        .map(|e| e.problems);
+        .map(|e| e.lines());
     assert!(
         found
             .as_ref()
@@ -1199,7 +1229,7 @@ fn write_config(dir: &Path, text: &str, mode: u32) -> std::io::Result<std::path:
 #[test]
 fn plain_secrets_in_a_readable_file_are_a_warning() -> std::io::Result<()> {
     let dir = tempfile::tempdir()?;
-    let text = format!("{TRAVTUS}{FILE_SOURCE}");
+    let text = format!("{TRAVTUS}{LEDGER_HERE}{FILE_SOURCE}");
     let path = write_config(dir.path(), &text, 0o644)?;
     let config = super::load(&path).map_err(std::io::Error::other)?;
     assert_eq!(
@@ -1216,8 +1246,8 @@ fn plain_secrets_in_a_readable_file_are_a_warning() -> std::io::Result<()> {
     assert!(config.warnings.is_empty(), "{:?}", config.warnings);
 
     // A secret that is not in the file is no reason to warn.
-    std::fs::write(dir.path().join("token"), "t")?;
-    let text = format!("[travtus]\ntoken = {{ file = \"token\" }}\n{FILE_SOURCE}");
+    write_secret(&dir.path().join("token"), "t")?;
+    let text = format!("[travtus]\ntoken = {{ file = \"token\" }}\n{LEDGER_HERE}{FILE_SOURCE}");
     let path = write_config(dir.path(), &text, 0o644)?;
     let config = super::load(&path).map_err(std::io::Error::other)?;
     assert!(config.warnings.is_empty(), "{:?}", config.warnings);
@@ -1227,7 +1257,7 @@ fn plain_secrets_in_a_readable_file_are_a_warning() -> std::io::Result<()> {
 #[test]
 fn an_unreadable_config_file_is_one_problem() {
     let path = Path::new("/nonexistent/review-sync/missing.toml");
-    let found = super::load(path).err().map(|e| e.problems);
+    let found = super::load(path).err().map(|e| e.lines());
     assert_eq!(
         found,
         Some(vec![format!(
@@ -1244,11 +1274,11 @@ fn the_example_config_loads_with_the_documented_values() -> std::io::Result<()> 
     let dir = tempfile::tempdir()?;
     let credentials = dir.path().join("credentials");
     std::fs::create_dir(&credentials)?;
-    std::fs::write(
-        credentials.join("travtus_client_secret"),
+    write_secret(
+        &credentials.join("travtus_client_secret"),
         "travtus-secret\n",
     )?;
-    std::fs::write(dir.path().join("google_refresh_token"), "google-refresh\n")?;
+    write_secret(&dir.path().join("google_refresh_token"), "google-refresh\n")?;
     for name in [
         "google_places_api_key",
         "yelp_api_key",
@@ -1259,7 +1289,7 @@ fn the_example_config_loads_with_the_documented_values() -> std::io::Result<()> 
         "trustpilot_username",
         "trustpilot_password",
     ] {
-        std::fs::write(credentials.join(name), format!("{name}-value\n"))?;
+        write_secret(&credentials.join(name), &format!("{name}-value\n"))?;
     }
     let credentials = credentials.display().to_string();
     let env = env_of(&[
@@ -1347,7 +1377,7 @@ fn the_example_config_loads_with_the_documented_values() -> std::io::Result<()> 
     assert_eq!(file.reconcile_schedule, None, "files cannot reconcile");
     assert!(matches!(
         &file.kind,
-        SourceKind::File(FileConfig { platform: Some(p) }) if p == "google"
+        SourceKind::File(FileConfig { platform: Some(p), .. }) if p == "google"
     ));
     assert_eq!(
         file.locations[0].id.as_str(),

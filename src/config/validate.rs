@@ -6,7 +6,10 @@
 use super::raw::{self, Field, RawConfig, RawLedger, RawMetrics, RawSecret, RawTravtus};
 use super::secret::{self, SecretSources};
 use super::span::{Findings, LineIndex, Span};
-use super::{Config, ConfigError, LedgerConfig, MetricsConfig, Secret, TravtusAuth, TravtusConfig};
+use super::{
+    Config, ConfigError, LedgerConfig, MetricsConfig, Secret, SecretError, TravtusAuth,
+    TravtusConfig,
+};
 use std::num::{NonZeroU32, NonZeroUsize};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -39,13 +42,78 @@ const AUTH_KEYS: &[&str] = &["client_id", "client_secret", "token"];
 /// the HTTP client and look like an attack to the API.
 const MAX_CONCURRENCY: i64 = 256;
 
+/// The largest config file we read. A portfolio of 10,000 locations is
+/// about 1.5 MB of TOML; a larger file is the wrong file, and reading a
+/// device such as `/dev/zero` whole would take all memory first.
+pub(super) const MAX_CONFIG_BYTES: u64 = 16 * 1024 * 1024;
+
+/// What a caller wants from [`load_with`] beyond the file itself.
+#[derive(Debug, Clone, Default)]
+pub struct LoadOptions {
+    /// Read `{ credential = "NAME" }` secrets from this directory instead
+    /// of `$CREDENTIALS_DIRECTORY` (`check --credentials-directory`).
+    pub credentials_directory: Option<PathBuf>,
+}
+
+/// How much of the world a validation looks at.
+struct Reach<'a> {
+    /// Where credentials are read instead of `$CREDENTIALS_DIRECTORY`.
+    credentials_dir: Option<&'a Path>,
+    /// Whether secrets are read (else only their form is checked).
+    read_secrets: bool,
+    /// Whether the ledger's directory must exist (the real file, not text
+    /// in a test with a made-up path).
+    check_ledger_dir: bool,
+}
+
 /// Reads and validates the config file at `path`, with secrets from the
 /// process environment.
 pub fn load(path: &Path) -> Result<Config, ConfigError> {
-    let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
-        problems: vec![format!("{}: cannot read config: {e}", path.display())],
-    })?;
-    load_str(&text, path)
+    load_with(path, &LoadOptions::default())
+}
+
+/// [`load`], reading credentials where `options` says.
+pub fn load_with(path: &Path, options: &LoadOptions) -> Result<Config, ConfigError> {
+    let text = read_config(path)?;
+    let reach = Reach {
+        credentials_dir: options.credentials_directory.as_deref(),
+        read_secrets: true,
+        check_ledger_dir: true,
+    };
+    validate(&text, path, &|name| std::env::var(name).ok(), &reach)
+}
+
+/// Only `[ledger]` of the config file at `path`, for `ledger` commands: the
+/// rest of the file (sources, secrets) is not looked at, so that an auditor
+/// in a shell without the unit's credentials can read the ledger. A TOML
+/// syntax error anywhere, or a problem in `[ledger]`, is still refused.
+pub fn load_ledger(path: &Path) -> Result<LedgerConfig, ConfigError> {
+    let text = read_config(path)?;
+    let lines = LineIndex::new(&text);
+    let reach = Reach {
+        credentials_dir: None,
+        read_secrets: false,
+        check_ledger_dir: true,
+    };
+    let dir = config_dir(path);
+    let mut validator = Validator::new(&lines, path, &dir, &|_| None, &reach);
+    let ledger = raw::parse_ledger(&text, &mut validator.problems)
+        .and_then(|raw| validator.ledger(raw.map(|field| field.value)));
+    validator.finish(ledger, path).map(|(ledger, _)| ledger)
+}
+
+/// The sources of the config file at `path` as far as `ledger retry` and
+/// `ledger stats` need them (names, kinds, location mappings), validated
+/// without reading any secret.
+pub fn load_source_map(path: &Path) -> Result<super::SourceMap, ConfigError> {
+    let text = read_config(path)?;
+    let reach = Reach {
+        credentials_dir: None,
+        read_secrets: false,
+        check_ledger_dir: false,
+    };
+    let config = validate(&text, path, &|_| None, &reach)?;
+    Ok(super::SourceMap::of(config))
 }
 
 /// Validates config text with secrets from the process environment; `path`
@@ -58,23 +126,50 @@ pub fn load_str(text: &str, path: &Path) -> Result<Config, ConfigError> {
 /// `CREDENTIALS_DIRECTORY`) up with `env`, so that tests never touch the
 /// process environment. `path` is used in messages, to resolve relative
 /// paths, and (when it exists) to warn about plain secrets in a file others
-/// can read.
+/// can read. The ledger's directory is not checked (that is [`load`]'s).
 pub fn load_str_with_env(
     text: &str,
     path: &Path,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Config, ConfigError> {
+    let reach = Reach {
+        credentials_dir: None,
+        read_secrets: true,
+        check_ledger_dir: false,
+    };
+    validate(text, path, env, &reach)
+}
+
+/// The config file's text: a regular file of at most [`MAX_CONFIG_BYTES`],
+/// never a blocking read of a FIFO or an endless one of a device.
+fn read_config(path: &Path) -> Result<String, ConfigError> {
+    let cannot =
+        |reason: String| ConfigError::whole_file(path, format!("cannot read config: {reason}"));
+    let bytes = crate::local_file::read_capped(path, MAX_CONFIG_BYTES)
+        .map_err(|e| cannot(e.to_string()))?;
+    String::from_utf8(bytes).map_err(|e| {
+        cannot(format!(
+            "not UTF-8 text (invalid byte at offset {})",
+            e.utf8_error().valid_up_to()
+        ))
+    })
+}
+
+/// Validates the whole config.
+fn validate(
+    text: &str,
+    path: &Path,
+    env: &dyn Fn(&str) -> Option<String>,
+    reach: &Reach<'_>,
+) -> Result<Config, ConfigError> {
     let lines = LineIndex::new(text);
     let dir = config_dir(path);
-    let mut validator = Validator {
-        lines: &lines,
-        secrets: SecretSources { env, dir: &dir },
-        readable_mode: readable_by_others(path),
-        problems: Findings::default(),
-        warnings: Findings::default(),
-    };
+    let mut validator = Validator::new(&lines, path, &dir, env, reach);
     let config = raw::parse(text, &mut validator.problems).and_then(|raw| validator.config(raw));
-    validator.finish(config, path)
+    let (mut config, warnings) = validator.finish(config, path)?;
+    config.path = path.to_path_buf();
+    config.warnings = warnings;
+    Ok(config)
 }
 
 /// The directory relative paths in the config start from, made absolute so
@@ -87,20 +182,6 @@ fn config_dir(path: &Path) -> PathBuf {
     std::path::absolute(dir).unwrap_or_else(|_| dir.to_path_buf())
 }
 
-/// The config file's permission bits when group or others may read it.
-#[cfg(unix)]
-fn readable_by_others(path: &Path) -> Option<u32> {
-    use std::os::unix::fs::PermissionsExt;
-    let mode = std::fs::metadata(path).ok()?.permissions().mode() & 0o777;
-    (mode & 0o044 != 0).then_some(mode)
-}
-
-/// Permission bits mean nothing here.
-#[cfg(not(unix))]
-fn readable_by_others(_path: &Path) -> Option<u32> {
-    None
-}
-
 /// The state of one validation: what it reads from, and what it found.
 pub(super) struct Validator<'a> {
     /// For messages that mention another position.
@@ -110,20 +191,51 @@ pub(super) struct Validator<'a> {
     /// The config file's mode when group or others can read it: each
     /// plain-string secret in it is then worth a warning.
     readable_mode: Option<u32>,
+    /// Whether `[ledger] path` must be in an existing directory.
+    check_ledger_dir: bool,
+    /// `{ credential = .. }` secrets unread for want of a credentials
+    /// directory, by key position: reported as one problem that says how to
+    /// fix them all, not one unexplained problem each.
+    missing_credentials: Vec<(Span, String)>,
     /// Errors: any one of them refuses the config.
     pub(super) problems: Findings,
     /// Findings that do not refuse the config.
     pub(super) warnings: Findings,
 }
 
+impl<'a> Validator<'a> {
+    fn new(
+        lines: &'a LineIndex<'a>,
+        path: &Path,
+        dir: &'a Path,
+        env: &'a dyn Fn(&str) -> Option<String>,
+        reach: &Reach<'a>,
+    ) -> Validator<'a> {
+        Validator {
+            lines,
+            secrets: SecretSources {
+                env,
+                dir,
+                credentials_dir: reach.credentials_dir,
+                read: reach.read_secrets,
+            },
+            readable_mode: secret::readable_by_others(path),
+            check_ledger_dir: reach.check_ledger_dir,
+            missing_credentials: Vec::new(),
+            problems: Findings::default(),
+            warnings: Findings::default(),
+        }
+    }
+}
+
 impl Validator<'_> {
-    /// The config, or every problem found.
-    fn finish(mut self, config: Option<Config>, path: &Path) -> Result<Config, ConfigError> {
-        match config {
-            Some(mut config) if self.problems.is_empty() => {
-                config.path = path.to_path_buf();
-                config.warnings = self.warnings.render(path, self.lines);
-                Ok(config)
+    /// The value and the warnings, or every problem found.
+    fn finish<T>(mut self, value: Option<T>, path: &Path) -> Result<(T, Vec<String>), ConfigError> {
+        self.report_missing_credentials();
+        match value {
+            Some(value) if self.problems.is_empty() => {
+                let warnings = self.warnings.render(path, self.lines);
+                Ok((value, warnings.iter().map(ToString::to_string).collect()))
             }
             _ => {
                 if self.problems.is_empty() {
@@ -134,6 +246,38 @@ impl Validator<'_> {
                 Err(ConfigError { problems })
             }
         }
+    }
+
+    /// One problem for every `{ credential = .. }` that could not be read
+    /// because no credentials directory is set, saying how to set one.
+    fn report_missing_credentials(&mut self) {
+        let Some((span, _)) = self.missing_credentials.first() else {
+            return;
+        };
+        let span = span.clone();
+        let mut names: Vec<&str> = self
+            .missing_credentials
+            .iter()
+            .map(|(_, name)| name.as_str())
+            .collect();
+        let count = names.len();
+        let what = if count == 1 {
+            format!("secret {:?} is a systemd credential", names[0])
+        } else {
+            if count > 3 {
+                names.truncate(3);
+                names.push("...");
+            }
+            format!(
+                "{count} secrets are systemd credentials ({})",
+                names.join(", ")
+            )
+        };
+        let message = format!(
+            "{what} but no credentials directory is set: under systemd, LoadCredential= in the unit sets $CREDENTIALS_DIRECTORY; \
+             from a shell, run `review-sync check --credentials-directory DIR` with the directory that holds them (or set CREDENTIALS_DIRECTORY=DIR)"
+        );
+        self.problems.push(&span, message);
     }
 
     /// Every section; all are checked before any result is combined, so
@@ -248,13 +392,28 @@ impl Validator<'_> {
             Some(field) => self.days("retain_polls_days", field),
             None => Some(super::DEFAULT_RETAIN_POLLS_DAYS),
         };
-        let path = match raw.path {
+        let path = match &raw.path {
             None => Some(PathBuf::from(DEFAULT_LEDGER_PATH)),
             Some(field) if field.value.is_empty() => {
                 self.problem(&field.span, "path: must not be empty")
             }
             Some(field) => Some(self.secrets.dir.join(&field.value)),
         };
+        if let Some(path) = &path
+            && self.check_ledger_dir
+            && let Err(reason) = ledger_place(path)
+        {
+            match &raw.path {
+                Some(field) => self.problems.push(&field.span, format!("path: {reason}")),
+                None => self.problems.push(
+                    &raw.span,
+                    format!(
+                        "[ledger] path is not set, and its default {DEFAULT_LEDGER_PATH}: {reason}"
+                    ),
+                ),
+            }
+            return None;
+        }
         Some(LedgerConfig {
             path: path?,
             retain_text_days: retain_text_days?,
@@ -290,8 +449,18 @@ impl Validator<'_> {
             &raw.span,
             &raw.invalid,
         )?;
-        match field.value.parse() {
-            Ok(listen) => Some(MetricsConfig { listen }),
+        match field.value.parse::<std::net::SocketAddr>() {
+            Ok(listen) => {
+                if !listen.ip().is_loopback() {
+                    let message = format!(
+                        "listen: {listen} can be reached from other hosts, and /metrics and /healthz have no authentication: \
+                         anyone who reaches the port reads source names, location ids and errors; listen on 127.0.0.1 \
+                         (or [::1]) behind a proxy that authenticates, or allow only the scraper in a firewall"
+                    );
+                    self.warnings.push(&field.span, message);
+                }
+                Some(MetricsConfig { listen })
+            }
             Err(e) => self.problem(
                 &field.span,
                 format!("listen: expected IP:PORT such as \"127.0.0.1:9187\" ({e})"),
@@ -398,9 +567,55 @@ impl Validator<'_> {
             self.warnings.push(&field.span, message);
         }
         match secret::resolve(&field.value, &self.secrets) {
-            Ok(secret) => Some(secret),
+            Ok(resolved) => {
+                if let Some((file, mode)) = resolved.readable_file {
+                    let message = format!(
+                        "{key}: secret file {} is readable by group or others (mode {mode:04o}); \
+                         make it readable by its owner only (chmod 600), or use {{ credential = .. }}",
+                        file.display()
+                    );
+                    self.warnings.push(&field.span, message);
+                }
+                Some(resolved.secret)
+            }
+            Err(SecretError::NoCredentialsDirectory(name)) => {
+                self.missing_credentials.push((field.span.clone(), name));
+                None
+            }
             Err(e) => self.problem(&field.span, format!("{key}: {e}")),
         }
+    }
+}
+
+/// Why the ledger cannot live at `path`: its directory is missing (never
+/// created for the admin: systemd's `StateDirectory=` makes the real one,
+/// and creating one elsewhere would hide a typo), or the path is something
+/// other than a regular file. `check` reports it, so that `run` does not
+/// fail at start and restart every few seconds.
+fn ledger_place(path: &Path) -> Result<(), String> {
+    let dir = match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => Path::new("."),
+    };
+    match std::fs::metadata(dir) {
+        Ok(m) if m.is_dir() => {}
+        Ok(_) => return Err(format!("{} is not a directory", dir.display())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(format!(
+                "directory {} does not exist (review-sync does not create it; \
+                 systemd's StateDirectory= does, or create it by hand)",
+                dir.display()
+            ));
+        }
+        Err(e) => return Err(format!("cannot access {}: {e}", dir.display())),
+    }
+    match std::fs::metadata(path) {
+        Ok(m) if !m.is_file() => Err(format!(
+            "{} is {}, not a ledger file",
+            path.display(),
+            crate::local_file::kind_of(&m.file_type())
+        )),
+        _ => Ok(()),
     }
 }
 

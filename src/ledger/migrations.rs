@@ -245,8 +245,13 @@ pub(super) fn open(path: &Path) -> Result<Ledger, LedgerError> {
 
 /// [`open`] with a given migration list (tests run the runner on their own).
 pub(super) fn open_with(path: &Path, migrations: &[&str]) -> Result<Ledger, LedgerError> {
+    open_read_write(path, migrations).map_err(|e| on_read_only_mount(path, e, false))
+}
+
+fn open_read_write(path: &Path, migrations: &[&str]) -> Result<Ledger, LedgerError> {
     require_directory(path)?;
     create_private_file(path)?;
+    require_regular(path)?;
     // No SQLITE_OPEN_CREATE: the file exists now with our mode, and a
     // vanished file should be an error, not a fresh world-readable one.
     // No SQLITE_OPEN_URI: a path is a path, even one starting with `file:`.
@@ -272,21 +277,20 @@ pub(super) fn open_with(path: &Path, migrations: &[&str]) -> Result<Ledger, Ledg
 }
 
 pub(super) fn open_readonly(path: &Path) -> Result<Ledger, LedgerError> {
-    if !path.is_file() {
+    read_only(path).map_err(|e| on_read_only_mount(path, e, true))
+}
+
+fn read_only(path: &Path) -> Result<Ledger, LedgerError> {
+    if !path.exists() {
         return Err(io_err(path, "the ledger file does not exist"));
     }
+    require_regular(path)?;
     let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
     let conn = Connection::open_with_flags(path, flags).map_err(sql_err(path))?;
     conn.busy_timeout(BUSY_TIMEOUT).map_err(sql_err(path))?;
     let found = user_version(&conn, path)?;
     let latest = latest_version();
-    if found > latest {
-        return Err(LedgerError::TooNew {
-            path: path.to_path_buf(),
-            found,
-            supported: latest,
-        });
-    }
+    known_version(path, found, latest)?;
     if found < latest {
         return Err(io_err(
             path,
@@ -301,6 +305,57 @@ pub(super) fn open_readonly(path: &Path) -> Result<Ledger, LedgerError> {
         conn,
         path: path.to_path_buf(),
     })
+}
+
+/// Refuses a schema version this build cannot work with: newer than its
+/// migrations, or negative (only a hand edit writes one; re-creating the
+/// tables over it would be worse). Read-only and read-write opens share it,
+/// so every command says the same.
+fn known_version(path: &Path, found: i64, latest: i64) -> Result<(), LedgerError> {
+    if (0..=latest).contains(&found) {
+        return Ok(());
+    }
+    Err(LedgerError::UnknownVersion {
+        path: path.to_path_buf(),
+        found,
+        supported: latest,
+    })
+}
+
+/// `error` explained, when the ledger's filesystem is mounted read-only:
+/// SQLite only says "unable to open database file" or "attempt to write a
+/// readonly database". A WAL-mode ledger cannot even be read there unless
+/// its `-shm` file already exists (SQLite must create it).
+fn on_read_only_mount(path: &Path, error: LedgerError, reading: bool) -> LedgerError {
+    let Some(mount) = crate::local_file::read_only_mount(path) else {
+        return error;
+    };
+    let what = if reading {
+        "SQLite cannot create the -shm file a WAL-mode ledger needs beside it, even to read it; \
+         remount it read-write, or copy the ledger (and its -wal file) elsewhere and read the copy"
+    } else {
+        "review-sync must write the ledger and its -wal and -shm files; remount it read-write \
+         or point [ledger] path at a writable directory"
+    };
+    io_err(
+        path,
+        &format!("{} is on a read-only filesystem: {what}", mount.display()),
+    )
+}
+
+/// Refuses a ledger path that is not a regular file (a FIFO would block
+/// SQLite's first read forever; a directory or a device is a wrong path).
+fn require_regular(path: &Path) -> Result<(), LedgerError> {
+    match std::fs::metadata(path) {
+        Ok(m) if !m.is_file() => Err(io_err(
+            path,
+            &format!(
+                "{}, not a ledger file",
+                crate::local_file::kind_of(&m.file_type())
+            ),
+        )),
+        _ => Ok(()),
+    }
 }
 
 fn io_err(path: &Path, reason: &str) -> LedgerError {
@@ -399,22 +454,7 @@ fn migrate(conn: &mut Connection, path: &Path, migrations: &[&str]) -> Result<()
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(&err)?;
         let found = user_version(&tx, path)?;
-        if found < 0 {
-            // Only a hand edit writes this; re-creating tables would be worse.
-            return Err(LedgerError::Corrupt {
-                path: path.to_path_buf(),
-                table: "pragma",
-                column: "user_version",
-                value: found.to_string(),
-            });
-        }
-        if found > latest {
-            return Err(LedgerError::TooNew {
-                path: path.to_path_buf(),
-                found,
-                supported: latest,
-            });
-        }
+        known_version(path, found, latest)?;
         let Some(sql) = usize::try_from(found).ok().and_then(|i| migrations.get(i)) else {
             // Up to date; dropping `tx` ends the empty transaction.
             return Ok(());

@@ -53,11 +53,13 @@ pub enum LedgerError {
         /// What went wrong.
         reason: String,
     },
-    /// The file was written by a newer review-sync (schema version too high).
+    /// The file's schema version is not one this build knows: written by a
+    /// newer review-sync, or negative (edited by hand, or not a ledger).
     #[error(
-        "ledger {path}: schema version {found} is newer than this review-sync understands ({supported}); upgrade review-sync"
+        "ledger {path}: schema version {found} is not one this review-sync knows (0 to {supported}): {}",
+        version_hint(*.found, *.supported)
     )]
-    TooNew {
+    UnknownVersion {
         /// The ledger file.
         path: PathBuf,
         /// `PRAGMA user_version` in the file.
@@ -175,6 +177,16 @@ impl Ledger {
 
 /// What an operator should know beyond SQLite's terse message, for the
 /// storage faults a daemon meets in the field ("" for the others).
+/// What an unknown schema version means, for [`LedgerError::UnknownVersion`].
+fn version_hint(found: i64, supported: i64) -> &'static str {
+    if found > supported {
+        "it was written by a newer review-sync; upgrade review-sync"
+    } else {
+        "review-sync never writes a negative version: the file was edited by hand or is not a \
+         review-sync ledger; restore it from a backup (`review-sync ledger backup` makes one)"
+    }
+}
+
 fn sqlite_hint(e: &rusqlite::Error) -> &'static str {
     use rusqlite::ErrorCode;
     let rusqlite::Error::SqliteFailure(f, _) = e else {

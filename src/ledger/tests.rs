@@ -306,7 +306,7 @@ fn a_file_from_a_newer_review_sync_is_refused() {
         .unwrap();
     for result in [Ledger::open(&path), Ledger::open_readonly(&path)] {
         match result {
-            Err(LedgerError::TooNew {
+            Err(LedgerError::UnknownVersion {
                 found: 99,
                 supported,
                 path: p,
@@ -314,7 +314,7 @@ fn a_file_from_a_newer_review_sync_is_refused() {
                 assert_eq!(p, path);
                 assert_eq!(supported, migrations::latest_version());
             }
-            other => panic!("expected TooNew, got {:?}", other.err()),
+            other => panic!("expected UnknownVersion, got {:?}", other.err()),
         }
     }
 }

@@ -106,6 +106,21 @@ pub struct PlatformHttp {
     backoff: Backoff,
     max_retries: u32,
     body_cap: usize,
+    /// The last request sent or tried (method, scheme, host and path: never
+    /// the query, which may carry a token), so that `check --online` can
+    /// name the URL that failed rather than only the location.
+    last_request: std::sync::Mutex<Option<String>>,
+}
+
+/// `scheme://host[:port]/path` of `url`: no user, password, query or
+/// fragment, which may carry credentials.
+pub fn shown_url(url: &Url) -> String {
+    let mut shown = format!("{}://{}", url.scheme(), url.host_str().unwrap_or_default());
+    if let Some(port) = url.port() {
+        shown.push_str(&format!(":{port}"));
+    }
+    shown.push_str(url.path());
+    shown
 }
 
 impl PlatformHttp {
@@ -137,6 +152,21 @@ impl PlatformHttp {
             backoff: Backoff::PLATFORM,
             max_retries: MAX_RETRIES,
             body_cap: MAX_BODY_BYTES,
+            last_request: std::sync::Mutex::new(None),
+        }
+    }
+
+    /// The last request sent or tried, as `METHOD scheme://host/path`.
+    pub fn last_request(&self) -> Option<String> {
+        self.last_request
+            .lock()
+            .map(|last| last.clone())
+            .unwrap_or_default()
+    }
+
+    fn note_request(&self, method: &Method, url: &Url) {
+        if let Ok(mut last) = self.last_request.lock() {
+            *last = Some(format!("{method} {}", shown_url(url)));
         }
     }
 
@@ -235,6 +265,7 @@ impl PlatformHttp {
                 }
             };
 
+            self.note_request(&method, url);
             let mut request = build(self.client.request(method.clone(), url.clone()));
             if let Some(token) = &token {
                 request = request.bearer_auth(token.secret());
@@ -367,6 +398,7 @@ impl PlatformHttp {
         let Some(cache) = &self.tokens else {
             return Ok(None);
         };
+        self.note_request(&Method::POST, cache.token_url());
         let fetch = async {
             match renew_from {
                 Some(rejected) => cache.renew(rejected).await,

@@ -195,13 +195,27 @@ impl SourceClient {
     }
 
     /// `check --online`: fetches a token and lists each location once
-    /// (one page), returning a line per location for the operator.
+    /// (one page), returning a line per location for the operator: what it
+    /// found, or why it failed with the URL that failed (no query: it may
+    /// carry a token). A file location is read whole, and each match that
+    /// cannot be read is a line of its own.
     pub async fn check_online(
         &self,
         locations: &[LocationId],
-    ) -> Vec<(LocationId, Result<String, PlatformError>)> {
+    ) -> Vec<(LocationId, Result<String, String>)> {
         let mut out = Vec::with_capacity(locations.len());
         for location in locations {
+            if let SourceClient::File(reader) = self {
+                match reader.check_location(location) {
+                    Ok(line) => out.push((location.clone(), Ok(line))),
+                    Err(problems) => out.extend(
+                        problems
+                            .into_iter()
+                            .map(|problem| (location.clone(), Err(problem))),
+                    ),
+                }
+                continue;
+            }
             let mut poll = self.start_poll(location, PollState::default());
             let result = poll.next_page().await.map(|page| match page {
                 Some(p) => format!(
@@ -213,9 +227,27 @@ impl SourceClient {
                 ),
                 None => "ok: no reviews".to_owned(),
             });
+            drop(poll);
+            let result = result.map_err(|e| match self.last_request() {
+                Some(request) => format!("{e} ({request})"),
+                None => e.to_string(),
+            });
             out.push((location.clone(), result));
         }
         out
+    }
+
+    /// The last platform request sent or tried, as `METHOD
+    /// scheme://host/path` (never the query).
+    pub fn last_request(&self) -> Option<String> {
+        match self {
+            SourceClient::Google(c) => c.last_request(),
+            SourceClient::Places(c) => c.last_request(),
+            SourceClient::Yelp(c) => c.last_request(),
+            SourceClient::Facebook(c) => c.last_request(),
+            SourceClient::Trustpilot(c) => c.last_request(),
+            SourceClient::File(_) => None,
+        }
     }
 
     /// Platform HTTP requests made so far by this client (for the poll log

@@ -43,6 +43,16 @@ pub async fn spawn_env(seed: GoogleSeed) -> TestEnv {
         format!("{}\n", sandbox::GOOGLE_REFRESH_TOKEN),
     )
     .expect("write");
+    // Readable by their owner only, as an admin keeps them (`check` warns
+    // about a secret file others can read).
+    for name in ["travtus_secret", "google_secret", "google_refresh"] {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(
+            dir.path().join(name),
+            std::fs::Permissions::from_mode(0o600),
+        )
+        .expect("chmod");
+    }
     let env = TestEnv {
         sb,
         dir,

@@ -13,6 +13,7 @@ mod delivery;
 mod discovery;
 mod helpers;
 mod hostile;
+mod inputs;
 mod ops;
 mod platforms;
 mod push;

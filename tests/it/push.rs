@@ -148,7 +148,7 @@ async fn a_real_jwt_grant_gets_a_cached_token_and_a_forged_key_is_refused() {
         .token_cache(http());
     let err = cache.get().await.expect_err("refused");
     assert!(
-        matches!(&err, TokenError::Refused { error, .. } if error == "invalid_grant"),
+        matches!(&err, TokenError::GrantRefused { error, .. } if error == "invalid_grant"),
         "{err:?}"
     );
     assert_eq!(

@@ -811,10 +811,9 @@ async fn a_refused_client_secret_is_not_reported_as_needing_consent() {
     let out = env.bin(&["check", "--online"]).await;
     let text = output_text(&out);
     assert!(!out.status.success());
+    assert!(text.contains("travtus: token FAILED (POST "), "{text}");
     assert!(
-        text.contains(
-            "travtus: token FAILED: token endpoint refused the client id/secret (invalid_client)"
-        ),
+        text.contains("): token endpoint refused the client id/secret (invalid_client)"),
         "{text}"
     );
     let (ok, out) = env.sync().await;

@@ -134,19 +134,25 @@ async fn stop_cleanly(mut daemon: Daemon, ledger: &Path) {
     assert_eq!(inconsistencies(ledger), Vec::<String>::new());
 }
 
+/// A missing ledger directory is a config error (issue 13.6): exit 78,
+/// which systemd's unit does not restart on, with the `path` key's
+/// position; `check` catches it before any start.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_missing_ledger_directory_is_refused_at_start_naming_the_path() {
     let env = spawn_env(seed(3)).await;
     let config = config_with_ledger(&env, "state.toml", "state/ledger.db");
     let dir = env.dir.path().join("state");
-    for command in ["run", "sync"] {
+    for command in ["check", "run", "sync"] {
         let out = bin_with(&config, &[command]).await;
         let (_, stderr) = text(&out);
-        assert_eq!(out.status.code(), Some(1), "{command}: {stderr}");
-        let reasons = lines_with(&stderr, "review-sync:");
+        assert_eq!(out.status.code(), Some(78), "{command}: {stderr}");
+        let reasons = lines_with(&stderr, &format!("{}:", config.display()));
         assert_eq!(reasons.len(), 1, "{command}: one line says why: {stderr}");
         assert!(
-            reasons[0].contains(&format!("directory {} does not exist", dir.display())),
+            reasons[0].contains(&format!(
+                ": path: directory {} does not exist",
+                dir.display()
+            )),
             "{command}: {stderr}"
         );
         eprintln!("storage: missing directory, {command}: {}", reasons[0]);

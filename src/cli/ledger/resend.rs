@@ -4,7 +4,7 @@
 //! config maps its location to now (else the one it went to), and the
 //! change is a row of `requeues`.
 
-use review_sync::config::Config;
+use review_sync::config::SourceMap;
 use review_sync::escape::Escaped;
 use review_sync::ledger::{Ledger, ResendOutcome, Status, format_time};
 use std::process::ExitCode;
@@ -13,11 +13,11 @@ use std::process::ExitCode;
 /// missing, not delivered, or its text was purged.
 pub fn resend(
     ledger: &mut Ledger,
-    config: &Config,
+    mapping: &SourceMap,
     platform: &str,
     review_id: &str,
 ) -> anyhow::Result<ExitCode> {
-    let regroup = |s: &str, l: &str| config.group_of(s, l).cloned();
+    let regroup = |s: &str, l: &str| mapping.group_of(s, l).cloned();
     let outcome = ledger.resend(platform, review_id, chrono::Utc::now(), &regroup)?;
     let (p, id) = (Escaped(platform), Escaped(review_id));
     match outcome {

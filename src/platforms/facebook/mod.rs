@@ -101,6 +101,11 @@ impl FacebookClient {
         self.http.requests()
     }
 
+    /// The last request sent or tried, without its query (`check --online`).
+    pub fn last_request(&self) -> Option<String> {
+        self.http.last_request()
+    }
+
     /// `{api_base_url}/{graph_version}/{page}/ratings?fields=..&limit=..[&after=..]`:
     /// everything but the token.
     fn ratings_url(&self, page: &LocationId, after: Option<&str>) -> Result<Url, PlatformError> {

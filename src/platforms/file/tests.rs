@@ -8,6 +8,7 @@ use std::fs;
 fn reader(platform: Option<&str>) -> FileReader {
     FileReader::new(&FileConfig {
         platform: platform.map(str::to_owned),
+        base_dir: PathBuf::from("/"),
     })
 }
 
@@ -22,11 +23,11 @@ fn poll(reader: &FileReader, location: &str, state: PollState) -> (Vec<FetchedPa
 }
 
 fn jsonl(content: &str, platform: Option<&str>) -> FetchedPage {
-    read_jsonl("f.jsonl", content.as_bytes(), platform, Utc::now()).expect("jsonl")
+    read_jsonl("f.jsonl", content.as_bytes(), platform, Utc::now())
 }
 
 fn csv(content: &str, platform: Option<&str>) -> FetchedPage {
-    read_csv("f.csv", content.as_bytes(), platform, Utc::now()).expect("csv")
+    read_csv("f.csv", content.as_bytes(), platform, Utc::now())
 }
 
 #[test]
@@ -271,8 +272,6 @@ fn files_are_read_once_per_content_version() {
     )
     .expect("write a");
     fs::write(&b, "review_id,created_datetime\nb1,2024-01-01T00:00:00Z\n").expect("write b");
-    fs::write(dir.path().join("notes.txt"), "ignored").expect("write txt");
-    fs::create_dir(dir.path().join("sub.jsonl")).expect("a directory named like a file");
     let pattern = format!("{}/*", dir.path().display());
     let reader = reader(Some("partner"));
 
@@ -383,4 +382,97 @@ fn unreadable_files_and_bad_patterns_are_io_errors() {
             }
         }
     }
+}
+
+#[test]
+fn matches_that_cannot_be_read_fail_the_poll_after_the_readable_files() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    fs::write(
+        dir.path().join("a.jsonl"),
+        r#"{"review_id":"a1","created_datetime":"2024-01-01T00:00:00Z"}"#,
+    )
+    .expect("write a");
+    fs::write(dir.path().join("notes.txt"), "not ours").expect("write txt");
+    fs::create_dir(dir.path().join("sub.jsonl")).expect("a directory named like a file");
+    let pattern = format!("{}/*", dir.path().display());
+    let reader = reader(Some("partner"));
+    let mut poll = reader.start_poll(&LocationId::new(&pattern), PollState::default());
+    let page = poll
+        .next_page()
+        .expect("the readable file first")
+        .expect("a page");
+    assert_eq!(page.reviews[0].review_id.as_str(), "a1");
+    match poll.next_page() {
+        Err(PlatformError::Io { path, reason }) => {
+            assert_eq!(path, pattern);
+            assert_eq!(
+                reason,
+                format!(
+                    "2 matched file(s) cannot be read: {0}/notes.txt: not a .jsonl or .csv file (narrow the glob to the files to read); {0}/sub.jsonl: a directory, not a regular file",
+                    dir.path().display()
+                )
+            );
+        }
+        other => panic!("expected the unreadable matches, got {other:?}"),
+    }
+
+    let inspection = reader.inspect(&LocationId::new(&pattern));
+    assert_eq!(inspection.files, [dir.path().join("a.jsonl")]);
+    assert_eq!(inspection.problems.len(), 2);
+    assert_eq!(
+        inspection.summary(),
+        format!("1 file(s): {}", dir.path().join("a.jsonl").display())
+    );
+}
+
+#[test]
+fn relative_locations_start_at_the_config_folder() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    // The folder's own glob characters are not patterns.
+    let base = dir.path().join("conf[1]");
+    fs::create_dir_all(base.join("drop")).expect("mkdir");
+    fs::write(
+        base.join("drop/a.jsonl"),
+        r#"{"review_id":"a1","created_datetime":"2024-01-01T00:00:00Z"}"#,
+    )
+    .expect("write");
+    let reader = FileReader::new(&FileConfig {
+        platform: Some("p".into()),
+        base_dir: base.clone(),
+    });
+    let (pages, state) = poll(&reader, "drop/*.jsonl", PollState::default());
+    assert_eq!(pages.len(), 1);
+    assert!(
+        state
+            .cursor
+            .is_some_and(|c| c.contains(&base.join("drop/a.jsonl").display().to_string()))
+    );
+    assert_eq!(
+        reader
+            .inspect(&LocationId::new("drop/missing.jsonl"))
+            .summary(),
+        format!(
+            "0 file(s): {}/drop/missing.jsonl does not exist",
+            base.display()
+        )
+    );
+}
+
+#[test]
+fn a_long_file_is_read_a_page_at_a_time() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let rows: String = (0..2 * ROWS_PER_PAGE + 5)
+        .map(|i| {
+            format!("{{\"review_id\":\"r{i}\",\"created_datetime\":\"2024-01-01T00:00:00Z\"}}\n")
+        })
+        .collect();
+    fs::write(dir.path().join("a.jsonl"), rows).expect("write");
+    let reader = reader(Some("p"));
+    let (pages, _) = poll(
+        &reader,
+        &dir.path().join("a.jsonl").to_string_lossy(),
+        PollState::default(),
+    );
+    let sizes: Vec<usize> = pages.iter().map(|p| p.reviews.len()).collect();
+    assert_eq!(sizes, [ROWS_PER_PAGE, ROWS_PER_PAGE, 5]);
 }

@@ -113,6 +113,11 @@ impl GoogleClient {
         self.http.requests()
     }
 
+    /// The last request sent or tried, without its query (`check --online`).
+    pub fn last_request(&self) -> Option<String> {
+        self.http.last_request()
+    }
+
     /// `{api_base_url}/v4/{location}/reviews`, each location segment escaped
     /// and without double slashes whatever the base's trailing slash.
     fn reviews_url(&self, location: &LocationId) -> Result<Url, PlatformError> {

@@ -82,6 +82,11 @@ impl PlacesClient {
         self.http.requests()
     }
 
+    /// The last request sent or tried, without its query (`check --online`).
+    pub fn last_request(&self) -> Option<String> {
+        self.http.last_request()
+    }
+
     /// `{api_base_url}/v1/places/{placeId}`, the id escaped as one segment.
     fn details_url(&self, place: &LocationId) -> Result<Url, PlatformError> {
         let id = place.as_str().trim();

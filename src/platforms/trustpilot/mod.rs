@@ -119,6 +119,11 @@ impl TrustpilotClient {
         self.http.requests()
     }
 
+    /// The last request sent or tried, without its query (`check --online`).
+    pub fn last_request(&self) -> Option<String> {
+        self.http.last_request()
+    }
+
     /// The reviews URL of `unit`, page `page`.
     fn reviews_url(&self, unit: &LocationId, page: u32) -> Result<Url, PlatformError> {
         let mut url = self.api_base_url.clone();

@@ -81,6 +81,11 @@ impl YelpClient {
         self.http.requests()
     }
 
+    /// The last request sent or tried, without its query (`check --online`).
+    pub fn last_request(&self) -> Option<String> {
+        self.http.last_request()
+    }
+
     /// `{api_base_url}/v3/businesses/{id}/reviews?sort_by=newest`, the id
     /// escaped as one segment.
     fn reviews_url(&self, business: &LocationId) -> Result<Url, PlatformError> {
