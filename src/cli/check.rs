@@ -10,7 +10,9 @@ use std::process::ExitCode;
 
 /// Validates, and with `online` tries every credential and location.
 pub async fn check(config_path: &Path, online: bool) -> anyhow::Result<ExitCode> {
-    let config = super::load_config(config_path)?;
+    // Not `load_config`: that logs the warnings, and `check` prints them
+    // below as its own output (once).
+    let config = review_sync::config::load(config_path)?;
     let locations: usize = config.sources.iter().map(|s| s.locations.len()).sum();
     println!(
         "{}: ok: {} source(s), {} location(s), ledger {}",
