@@ -368,3 +368,31 @@ async fn a_dry_run_of_a_location_paging_forever_stops_at_its_bound() {
     }
     assert_eq!(env.sb.travtus().message_count(), 0, "nothing sent");
 }
+
+/// A location's first read gets the wide bounds of a full read: one of
+/// 10,100 reviews (202 pages, past the incremental pass's 200) completes in
+/// one pass with default bounds, sets the high-water mark, and the next
+/// (incremental) pass reads one page.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_first_read_longer_than_the_incremental_bound_completes_in_one_pass() {
+    let env = spawn_env(sandbox::GoogleSeed {
+        accounts: 1,
+        locations_per_account: 1,
+        reviews_per_location: 10_100,
+    })
+    .await;
+    // Only the request budget is raised (the emulator has no quota, and
+    // 202 pages would wait 20 s at Google's default); the bounds are the
+    // defaults.
+    source_lines(&env, "requests_per_minute = 60000");
+    let location = env.sb.google().locations()[0].clone();
+    let out = bin(&env, &["sync", "--wait", "10m"]).await;
+    assert!(out.status.success(), "{:?}", text(&out));
+    assert_eq!(env.sb.google().list_requests(&location), 202);
+    assert_eq!(env.sb.travtus().message_count(), 10_100);
+    assert!(high_water(&env, &location).is_some());
+
+    let out = bin(&env, &["sync"]).await;
+    assert!(out.status.success(), "{:?}", text(&out));
+    assert_eq!(env.sb.google().list_requests(&location), 203, "one page");
+}
