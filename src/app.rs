@@ -5,9 +5,10 @@
 use crate::config::Config;
 use crate::deliver::Deliverer;
 use crate::ledger::{Ledger, LedgerError, LedgerHandle};
-use crate::poll::{PassKind, SourcePoller, SourceReport};
+use crate::poll::{PassKind, PassProgress, PassStop, SourcePoller, SourceReport};
 use std::sync::Arc;
 use std::time::Duration;
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 /// Why the program could not be assembled.
@@ -34,6 +35,8 @@ pub struct App {
     pub deliverer: Arc<Deliverer>,
     /// One poller per configured source, in config order.
     pub pollers: Vec<Arc<SourcePoller>>,
+    /// What the passes of [`App::sync`] have done so far (its progress line).
+    pub progress: Arc<PassProgress>,
 }
 
 /// What `sync` did.
@@ -49,6 +52,10 @@ pub struct SyncReport {
     pub held: u64,
     /// Rows of the synced sources `rejected`.
     pub rejected: u64,
+    /// Set when the sync was cut short (`--wait` ran out, or Ctrl-C)
+    /// before it was done: why. What it read is recorded, what it did not
+    /// deliver stays pending.
+    pub stopped: Option<String>,
 }
 
 impl SyncReport {
@@ -56,6 +63,7 @@ impl SyncReport {
     /// location was read (every discovered account listed, too).
     pub fn all_delivered(&self) -> bool {
         self.pending == 0
+            && self.stopped.is_none()
             && self.held == 0
             && self.rejected == 0
             && self
@@ -106,6 +114,7 @@ impl App {
             ledger,
             deliverer,
             pollers,
+            progress: Arc::new(PassProgress::default()),
         })
     }
 
@@ -139,16 +148,30 @@ impl App {
         pollers: &[Arc<SourcePoller>],
         kind: PassKind,
     ) -> Vec<SourceReport> {
+        self.poll_until(pollers, kind, &PassStop::never()).await
+    }
+
+    /// [`App::poll_pass`] that `stop` can cut short.
+    async fn poll_until(
+        &self,
+        pollers: &[Arc<SourcePoller>],
+        kind: PassKind,
+        stop: &PassStop,
+    ) -> Vec<SourceReport> {
         let mut reports = Vec::with_capacity(pollers.len());
         for p in pollers {
-            reports.push(p.pass(kind).await);
+            reports.push(p.pass_with(kind, stop, &self.progress).await);
             self.deliverer.wake();
         }
         reports
     }
 
-    /// One `sync`: polls `names` (all when empty), then delivers everything
-    /// due, waiting out retries that fall within `max_wait`.
+    /// One `sync`: polls `names` (all when empty) while delivering what
+    /// each page records, as `run` does, then delivers what is still due,
+    /// waiting out retries. `max_wait` bounds all of it, polling included:
+    /// when it runs out the sync stops cleanly (pages read are recorded,
+    /// answers in flight are recorded, the rest stays pending) and the
+    /// report says so ([`SyncReport::stopped`]). So does `cancel`.
     pub async fn sync(
         &self,
         names: &[String],
@@ -170,14 +193,34 @@ impl App {
     ) -> Result<SyncReport, AppError> {
         let pollers = self.select(names)?;
         let delivered_before = self.delivered_count();
-        let sources = self.poll_pass(&pollers, kind).await;
-        // Checked: a library caller may pass any duration (the CLI bounds
-        // `--wait`); past the clock's range means "no deadline".
-        let now = tokio::time::Instant::now();
-        let deadline = now
-            .checked_add(max_wait)
-            .unwrap_or_else(|| now + crate::clock::FAR_FUTURE);
-        self.deliverer.drain(deadline, cancel).await?;
+        // A wait too long for the clock is no limit at all.
+        let deadline = Instant::now().checked_add(max_wait);
+        // Stops the poll and delivery both, at the deadline or on `cancel`.
+        let stop = cancel.child_token();
+        let timer = deadline.map(|at| {
+            let stop = stop.clone();
+            tokio::spawn(async move {
+                tokio::time::sleep_until(at).await;
+                stop.cancel();
+            })
+        });
+        let pass_stop = PassStop {
+            cancel: stop.clone(),
+            deadline: deadline.map(|at| (at, max_wait)),
+        };
+        let far = Instant::now() + crate::clock::FAR_FUTURE;
+        let delivered = self
+            .deliverer
+            .deliver_while(
+                self.poll_until(&pollers, kind, &pass_stop),
+                deadline.unwrap_or(far),
+                &stop,
+            )
+            .await;
+        if let Some(timer) = timer {
+            timer.abort();
+        }
+        let sources = delivered?;
         let stats = self.ledger.run(|l| l.stats()).await?;
         let mut report = SyncReport {
             sources,
@@ -195,6 +238,10 @@ impl App {
                 _ => {}
             }
         }
+        // Cut short: a location was not read to the end, or reviews were
+        // left pending when the limit came (a retry due after it, say).
+        let cut = report.sources.iter().any(|s| s.stopped.is_some()) || report.pending > 0;
+        report.stopped = pass_stop.reason().filter(|_| cut);
         Ok(report)
     }
 

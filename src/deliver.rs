@@ -254,6 +254,31 @@ impl Deliverer {
         self.pipeline(Mode::Drain { deadline }, cancel).await
     }
 
+    /// Delivers while `reading` runs (the pipeline of [`Deliverer::run`],
+    /// woken by every page a poll records), then until nothing is due
+    /// before `deadline`, as [`Deliverer::drain`]: `sync`. `cancel` stops
+    /// both. Returns what `reading` returned.
+    pub async fn deliver_while<T>(
+        &self,
+        reading: impl Future<Output = T>,
+        deadline: Instant,
+        cancel: &CancellationToken,
+    ) -> Result<T, LedgerError> {
+        let read = cancel.child_token();
+        let (out, ()) = tokio::join!(
+            async {
+                let out = reading.await;
+                read.cancel();
+                out
+            },
+            self.run(&read),
+        );
+        if !cancel.is_cancelled() {
+            self.drain(deadline, cancel).await?;
+        }
+        Ok(out)
+    }
+
     /// The continuous pipeline (see the module docs).
     async fn pipeline(&self, mode: Mode, cancel: &CancellationToken) -> Result<(), LedgerError> {
         // Stops the senders waiting out a pause: on cancel, and when a drain

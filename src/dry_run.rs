@@ -8,6 +8,7 @@ use crate::app::{AppError, http_client};
 use crate::config::Config;
 use crate::ledger::{Ledger, LedgerError, LedgerHandle, PollState, ReviewFilter, Status};
 use crate::platforms::SourceClient;
+use crate::poll::ReadBound;
 use crate::travtus::build_payload;
 
 /// What a dry run found.
@@ -86,20 +87,34 @@ pub async fn dry_run(config: &Config, names: &[String]) -> Result<DryRun, AppErr
                 }
                 None => PollState::default(),
             };
+            // The bounds of a real pass: a platform that pages forever
+            // costs this location here too.
+            let bound = ReadBound::of(&source.pass_bounds, state.high_water.is_none());
+            let bound_at = tokio::time::Instant::now() + bound.time;
+            let mut pages = 0u64;
             let mut poll = client.start_poll(&loc.id, state);
             loop {
-                let page = match poll.next_page().await {
-                    Ok(Some(page)) => page,
-                    Ok(None) => break,
-                    Err(e) => {
-                        out.failures.push((
-                            source.name.to_string(),
-                            loc.id.to_string(),
-                            e.to_string(),
-                        ));
+                let fail = |out: &mut DryRun, e: String| {
+                    out.failures
+                        .push((source.name.to_string(), loc.id.to_string(), e));
+                };
+                if pages >= u64::from(bound.pages) && !poll.is_done() {
+                    fail(&mut out, bound.pages_message());
+                    break;
+                }
+                let page = match tokio::time::timeout_at(bound_at, poll.next_page()).await {
+                    Ok(Ok(Some(page))) => page,
+                    Ok(Ok(None)) => break,
+                    Ok(Err(e)) => {
+                        fail(&mut out, e.to_string());
+                        break;
+                    }
+                    Err(_) => {
+                        fail(&mut out, bound.time_message(pages));
                         break;
                     }
                 };
+                pages += 1;
                 out.quarantined += page.rejected.len() as u64;
                 for review in &page.reviews {
                     let payload = build_payload(review, loc.group.as_ref());

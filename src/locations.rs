@@ -255,6 +255,7 @@ mod tests {
             reconcile_schedule: None,
             requests_per_minute: NonZeroU32::MIN,
             timeout: Duration::from_secs(1),
+            pass_bounds: Default::default(),
             kind: SourceKind::GoogleBusinessProfile(GoogleConfig {
                 client_id: "id".into(),
                 client_secret: Secret::new("s"),

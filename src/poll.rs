@@ -4,6 +4,11 @@
 //! location. One failing location never aborts the pass; a revoked platform
 //! credential stops only this source.
 //!
+//! Each location's read is bounded by pages and by time
+//! ([`crate::config::PassBounds`]), and a whole pass can be stopped early
+//! ([`PassStop`]: `sync --wait`, Ctrl-C). A read cut short either way keeps
+//! the pages it recorded and leaves the high-water mark where it was.
+//!
 //! Which locations a pass reads (configured, and discovered on the platform)
 //! and where their reviews go is `crate::locations`' business; what a full
 //! reconciliation pass does differently is `crate::reconcile`'s.
@@ -22,6 +27,10 @@ use crate::travtus::build_payload;
 use chrono::Utc;
 use futures_util::StreamExt;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
 
 /// Locations of one source polled at once. The source's rate limit is the
 /// real bound; a little parallelism hides each request's latency.
@@ -60,6 +69,9 @@ pub struct SourceReport {
     pub reconcile: bool,
     /// What discovery found, for a source with `discover_accounts`.
     pub discovery: Option<DiscoveryReport>,
+    /// Set when the pass was stopped ([`PassStop`]) before every location
+    /// was read: why.
+    pub stopped: Option<String>,
 }
 
 impl SourceReport {
@@ -90,6 +102,136 @@ impl SourceReport {
     /// Discovered locations without a mapping (their reviews are held).
     pub fn unmapped(&self) -> usize {
         self.discovery.as_ref().map_or(0, |d| d.unmapped.len())
+    }
+}
+
+/// Counts of the passes in progress, for `sync`'s progress line. One per
+/// [`crate::app::App`], shared by its sources' passes; counts since start.
+#[derive(Debug, Default)]
+pub struct PassProgress {
+    /// Locations a pass set out to read (configured and discovered).
+    pub locations: AtomicU64,
+    /// Of those, locations whose read ended (read, failed or stopped).
+    pub locations_done: AtomicU64,
+    /// Reviews recorded as new.
+    pub new: AtomicU64,
+    /// Reviews recorded as edited.
+    pub edited: AtomicU64,
+}
+
+impl PassProgress {
+    fn add(counter: &AtomicU64, n: u64) {
+        counter.fetch_add(n, Ordering::Relaxed);
+    }
+}
+
+/// What stops a pass early, beyond each location's own bounds: `sync`'s
+/// `--wait` (a deadline) and Ctrl-C (a token). A location being read stops
+/// between two requests (a request in flight is dropped: its page was not
+/// recorded); locations not started yet are not read. Either way the pages
+/// recorded stay and the high-water mark does not move.
+#[derive(Debug, Clone, Default)]
+pub struct PassStop {
+    /// Stops the pass when cancelled.
+    pub cancel: CancellationToken,
+    /// Stops the pass at this instant; the duration is the limit it stands
+    /// for (`sync --wait`), for messages.
+    pub deadline: Option<(Instant, Duration)>,
+}
+
+impl PassStop {
+    /// Never stops (the daemon's passes).
+    pub fn never() -> PassStop {
+        PassStop::default()
+    }
+
+    /// Why the pass is stopped, if it is.
+    pub fn reason(&self) -> Option<String> {
+        match self.deadline {
+            Some((at, limit)) if Instant::now() >= at => Some(format!(
+                "sync --wait {} ran out",
+                humantime::format_duration(limit)
+            )),
+            _ if self.cancel.is_cancelled() => Some("interrupted".to_owned()),
+            _ => None,
+        }
+    }
+
+    /// Completes once the pass must stop.
+    async fn stopped(&self) {
+        let deadline = async {
+            match self.deadline {
+                Some((at, _)) => tokio::time::sleep_until(at).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            () = self.cancel.cancelled() => {}
+            () = deadline => {}
+        }
+    }
+}
+
+/// The bounds of one location's read, by kind of read (also applied by
+/// `sync --dry-run`, which reads the same pages).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ReadBound {
+    pub(crate) pages: u32,
+    pub(crate) time: Duration,
+    /// The config keys, for errors.
+    pages_key: &'static str,
+    time_key: &'static str,
+    what: &'static str,
+}
+
+impl ReadBound {
+    /// A full read (a first read, with no high-water mark, or a
+    /// reconciliation) or an incremental one.
+    pub(crate) fn of(bounds: &crate::config::PassBounds, full_read: bool) -> ReadBound {
+        if full_read {
+            ReadBound {
+                pages: bounds.full_read_pages,
+                time: bounds.full_read_time,
+                pages_key: "max_pages_per_full_read",
+                time_key: "max_full_read_time",
+                what: "full read",
+            }
+        } else {
+            ReadBound {
+                pages: bounds.incremental_pages,
+                time: bounds.incremental_time,
+                pages_key: "max_pages_per_pass",
+                time_key: "max_pass_time",
+                what: "incremental pass",
+            }
+        }
+    }
+
+    /// Past the page bound: what it is.
+    pub(crate) fn pages_message(&self) -> String {
+        format!(
+            "pass bound: more than {} pages in one {} ({} = {})",
+            self.pages, self.what, self.pages_key, self.pages
+        )
+    }
+
+    /// Past the time bound, with `pages` read: what it is.
+    pub(crate) fn time_message(&self, pages: u64) -> String {
+        format!(
+            "pass bound: {} not finished after {} ({} = \"{}\"), {pages} page(s) read",
+            self.what,
+            humantime::format_duration(self.time),
+            self.time_key,
+            humantime::format_duration(self.time),
+        )
+    }
+
+    fn pages_error(&self) -> PollError {
+        PollError::Bounded(format!("{}{KEPT}", self.pages_message()))
+    }
+
+    fn time_error(&self, pages: u64) -> PollError {
+        PollError::Bounded(format!("{}{KEPT}", self.time_message(pages)))
     }
 }
 
@@ -147,6 +289,18 @@ impl SourcePoller {
     /// One pass of `kind` over the configured locations and, for a source
     /// that discovers, the locations the platform lists.
     pub async fn pass(&self, kind: PassKind) -> SourceReport {
+        self.pass_with(kind, &PassStop::never(), &PassProgress::default())
+            .await
+    }
+
+    /// [`SourcePoller::pass`] that `stop` can cut short, counting into
+    /// `progress` as it goes (`sync`).
+    pub async fn pass_with(
+        &self,
+        kind: PassKind,
+        stop: &PassStop,
+        progress: &PassProgress,
+    ) -> SourceReport {
         let source = self.name().to_owned();
         if let Some(reason) = self.lock_consent().clone() {
             tracing::warn!(source, reason, "source stopped: it needs new consent");
@@ -166,7 +320,20 @@ impl SourcePoller {
         } else {
             kind
         };
-        let plan = locations::plan(&self.config, &self.client).await;
+        let plan = tokio::select! {
+            biased;
+            plan = locations::plan(&self.config, &self.client) => plan,
+            () = stop.stopped() => {
+                let reason = stop.reason().unwrap_or_else(|| "stopped".to_owned());
+                tracing::warn!(source, reason, "pass stopped before its locations were listed");
+                return SourceReport {
+                    source,
+                    reconcile: kind.is_reconcile(),
+                    stopped: Some(reason),
+                    ..SourceReport::default()
+                };
+            }
+        };
         if let Some(reason) = plan.needs_consent {
             tracing::error!(
                 source,
@@ -184,21 +351,28 @@ impl SourcePoller {
         }
         // Futures collected first: mapping a borrowed iterator inside the
         // stream trips rustc's higher-ranked lifetime check once spawned.
+        PassProgress::add(&progress.locations, plan.targets.len() as u64);
         let polls: Vec<_> = plan
             .targets
             .iter()
-            .map(|target| self.poll_location(target, kind))
+            .map(|target| self.poll_location(target, kind, stop, progress))
             .collect();
         let locations: Vec<LocationReport> = futures_util::stream::iter(polls)
             .buffer_unordered(LOCATIONS_IN_PARALLEL)
             .collect()
             .await;
+        let stopped = stop.reason().filter(|_| {
+            locations
+                .iter()
+                .any(|l| l.error.as_deref().is_some_and(is_stop_error))
+        });
         let report = SourceReport {
             source,
             locations,
             needs_consent: self.lock_consent().clone(),
             reconcile: kind.is_reconcile(),
             discovery: plan.discovery,
+            stopped,
         };
         let totals = report.totals();
         tracing::info!(
@@ -220,7 +394,40 @@ impl SourcePoller {
     }
 
     #[tracing::instrument(skip_all, fields(source = %self.config.name, location = %target.id, pass = kind.as_str()))]
-    async fn poll_location(&self, target: &Target, kind: PassKind) -> LocationReport {
+    async fn poll_location(
+        &self,
+        target: &Target,
+        kind: PassKind,
+        stop: &PassStop,
+        progress: &PassProgress,
+    ) -> LocationReport {
+        let report = self
+            .poll_location_counted(target, kind, stop, progress)
+            .await;
+        PassProgress::add(&progress.locations_done, 1);
+        report
+    }
+
+    async fn poll_location_counted(
+        &self,
+        target: &Target,
+        kind: PassKind,
+        stop: &PassStop,
+        progress: &PassProgress,
+    ) -> LocationReport {
+        // A location the stop came before is not read at all: no request,
+        // no poll-log row (nothing happened to it).
+        if let Some(reason) = stop.reason() {
+            return LocationReport {
+                location_id: target.id.as_str().to_owned(),
+                counts: PageCounts::default(),
+                pages: 0,
+                gap: None,
+                error: Some(format!("{STOPPED_PREFIX}{NOT_READ}{reason}")),
+                removed: 0,
+                returned: 0,
+            };
+        }
         let started_at = Utc::now();
         let requests_before = self.client.requests();
         let mut log = PollLog {
@@ -231,7 +438,9 @@ impl SourcePoller {
             reconcile: kind.is_reconcile(),
             ..PollLog::default()
         };
-        let result = self.read_pages(target, kind, &mut log).await;
+        let result = self
+            .read_pages(target, kind, stop, progress, &mut log)
+            .await;
         let mut settled = Settled::default();
         let new_state = match result {
             Ok((state, done)) => {
@@ -307,15 +516,22 @@ impl SourcePoller {
 
     /// Reads every page, recording each; returns the new polling state and,
     /// for a reconciliation pass, what marking the vanished reviews changed
-    /// (only reached when every page was read and recorded).
+    /// (only reached when every page was read and recorded). A read past
+    /// its bound, or stopped, ends with an error after recording what it
+    /// read.
     async fn read_pages(
         &self,
         target: &Target,
         kind: PassKind,
+        stop: &PassStop,
+        progress: &PassProgress,
         log: &mut PollLog,
     ) -> Result<(PollState, Settled), PollError> {
         let (s, l) = (log.source_name.clone(), log.location_id.clone());
         let stored = self.ledger.run(move |x| x.poll_state(&s, &l)).await?;
+        let full_read = kind.is_reconcile() || stored.high_water.is_none();
+        let bound = ReadBound::of(&self.config.pass_bounds, full_read);
+        let bound_at = Instant::now() + bound.time;
         let tally = match kind {
             PassKind::Reconcile => Some(
                 LocationTally::open(
@@ -331,7 +547,26 @@ impl SourcePoller {
         let mut poll = self
             .client
             .start_poll(&target.id, kind.start_state(&stored));
-        while let Some(page) = poll.next_page().await? {
+        loop {
+            if log.pages >= u64::from(bound.pages) && !poll.is_done() {
+                return Err(bound.pages_error());
+            }
+            // Only the request is cut short: a page read is always recorded.
+            let next = tokio::select! {
+                biased;
+                () = stop.stopped() => {
+                    let reason = stop.reason().unwrap_or_else(|| "stopped".to_owned());
+                    return Err(PollError::Stopped(format!(
+                        "{STOPPED_PREFIX}{reason} after {} page(s){KEPT}",
+                        log.pages
+                    )));
+                }
+                () = tokio::time::sleep_until(bound_at) => return Err(bound.time_error(log.pages)),
+                next = poll.next_page() => next?,
+            };
+            let Some(page) = next else {
+                break;
+            };
             log.pages += 1;
             log.fetched += page.reviews.len() as u64;
             if page.reported_total.is_some() {
@@ -350,6 +585,8 @@ impl SourcePoller {
             // Delivery starts with the first page, not after the whole pass.
             if counts.new + counts.edited > 0 {
                 self.ledger.notify_due();
+                PassProgress::add(&progress.new, counts.new);
+                PassProgress::add(&progress.edited, counts.edited);
             }
             log.counts += counts;
         }
@@ -435,6 +672,29 @@ fn notes_json(notes: &std::collections::BTreeMap<String, String>) -> String {
     .to_string()
 }
 
+/// The end of the error of a read cut short: what became of it.
+const KEPT: &str = "; the pages read are recorded, the high-water mark is unchanged";
+
+/// How the error of a location that a [`PassStop`] cut short begins.
+const STOPPED_PREFIX: &str = "stopped: ";
+
+/// Whether a location's error says a [`PassStop`] cut it short (rather than
+/// the location failing).
+pub fn is_stop_error(error: &str) -> bool {
+    error.starts_with(STOPPED_PREFIX)
+}
+
+/// Whether a location's error says a [`PassStop`] came before it was read
+/// at all.
+pub fn was_not_read(error: &str) -> bool {
+    error
+        .strip_prefix(STOPPED_PREFIX)
+        .is_some_and(|rest| rest.starts_with(NOT_READ))
+}
+
+/// After [`STOPPED_PREFIX`]: a location the stop came before.
+const NOT_READ: &str = "not read: ";
+
 /// Why a location's poll stopped.
 #[derive(Debug, thiserror::Error)]
 enum PollError {
@@ -442,6 +702,12 @@ enum PollError {
     Platform(#[from] PlatformError),
     #[error(transparent)]
     Ledger(#[from] LedgerError),
+    /// Past its page or time bound ([`crate::config::PassBounds`]).
+    #[error("{0}")]
+    Bounded(String),
+    /// Cut short by the pass's [`PassStop`].
+    #[error("{0}")]
+    Stopped(String),
 }
 
 impl PollError {
@@ -449,6 +715,8 @@ impl PollError {
         match self {
             PollError::Platform(p) => p.error_type(),
             PollError::Ledger(_) => "ledger",
+            PollError::Bounded(_) => "pass_bound",
+            PollError::Stopped(_) => "stopped",
         }
     }
 }

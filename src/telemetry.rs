@@ -18,15 +18,112 @@
 //! escapes only some of them (ESC, BEL, BS, FF, DEL and C1 in the message
 //! and in error values), not CR, LF or bidi controls, and not `%` fields.
 //! JSON lines are escaped by JSON; the journal stores each field as given.
+//!
+//! A command that shows progress (`sync`) asks for a bar with
+//! [`progress_bar`]: it is drawn only for text logs on a terminal, and log
+//! lines are printed above it (the bar is cleared, the line written, the
+//! bar redrawn), never into it. For JSON logs, the journal, or a stderr
+//! that is not a terminal, the bar is hidden and writes nothing.
 
 use crate::escape::Escaped;
+use indicatif::{ProgressBar, ProgressDrawTarget};
 use std::fmt;
+use std::io::{IsTerminal, Write};
+use std::sync::{Mutex, OnceLock};
 use tracing::field::Field;
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::field::MakeExt;
+use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::fmt::format::Writer;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
+
+/// Where logs go, once [`init`] chose: a bar is drawn only for `Terminal`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Sink {
+    /// Text on a terminal's stderr.
+    Terminal,
+    /// JSON lines, the journal, or a stderr that is a pipe or a file.
+    Other,
+}
+
+static SINK: OnceLock<Sink> = OnceLock::new();
+static FORMAT: OnceLock<LogFormat> = OnceLock::new();
+
+/// Whether logs are JSON lines (`--log-format json`): a command's own notes
+/// on stderr are then log events too, so that every stderr line is JSON.
+pub fn logs_are_json() -> bool {
+    FORMAT.get() == Some(&LogFormat::Json)
+}
+
+/// The visible progress bar, if any: log lines are printed above it.
+static BAR: Mutex<Option<ProgressBar>> = Mutex::new(None);
+
+fn lock_bar() -> std::sync::MutexGuard<'static, Option<ProgressBar>> {
+    // Poisoning only means a panic while printing; the slot stays usable.
+    BAR.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// A progress bar (a spinner) on stderr, drawn only when logs are text on a
+/// terminal; hidden otherwise. While it is alive, log lines print above it.
+/// Call [`finish_progress_bar`] when done.
+pub fn progress_bar() -> ProgressBar {
+    if SINK.get() != Some(&Sink::Terminal) {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
+    *lock_bar() = Some(bar.clone());
+    bar
+}
+
+/// Clears the bar of [`progress_bar`] and prints logs plainly again.
+pub fn finish_progress_bar(bar: &ProgressBar) {
+    bar.finish_and_clear();
+    lock_bar().take();
+}
+
+/// Stderr for log lines, through the progress bar when one is drawn.
+struct AboveTheBar;
+
+impl<'a> MakeWriter<'a> for AboveTheBar {
+    type Writer = LineBuffer;
+
+    fn make_writer(&'a self) -> LineBuffer {
+        LineBuffer(Vec::with_capacity(256))
+    }
+}
+
+/// One log event's bytes, written to stderr in one piece when dropped
+/// (the formatter drops its writer after each event).
+struct LineBuffer(Vec<u8>);
+
+impl Write for LineBuffer {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Drop for LineBuffer {
+    fn drop(&mut self) {
+        if self.0.is_empty() {
+            return;
+        }
+        let bar = lock_bar().clone();
+        // A log line that cannot be written has nowhere else to go.
+        let write = || {
+            let _ = std::io::stderr().lock().write_all(&self.0);
+        };
+        match bar {
+            Some(bar) => bar.suspend(write),
+            None => write(),
+        }
+    }
+}
 
 /// `--log-format`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -59,10 +156,15 @@ pub fn init(format: LogFormat, verbosity: i8) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
     let registry = tracing_subscriber::registry().with(filter);
 
-    if format == LogFormat::Text
-        && stderr_is_journal()
-        && let Ok(journald) = tracing_journald::layer()
-    {
+    let _ = FORMAT.set(format);
+    let terminal = format == LogFormat::Text && std::io::stderr().is_terminal();
+    let journal = format == LogFormat::Text && stderr_is_journal();
+    let _ = SINK.set(if terminal && !journal {
+        Sink::Terminal
+    } else {
+        Sink::Other
+    });
+    if journal && let Ok(journald) = tracing_journald::layer() {
         let _ = registry
             .with(journald.with_syslog_identifier("review-sync".into()))
             .try_init();
@@ -74,7 +176,7 @@ pub fn init(format: LogFormat, verbosity: i8) {
                 .with(
                     tracing_subscriber::fmt::layer()
                         .json()
-                        .with_writer(std::io::stderr)
+                        .with_writer(AboveTheBar)
                         .with_current_span(true),
                 )
                 .try_init();
@@ -87,8 +189,8 @@ pub fn init(format: LogFormat, verbosity: i8) {
                             tracing_subscriber::fmt::format::debug_fn(write_escaped_field)
                                 .delimited(" "),
                         )
-                        .with_writer(std::io::stderr)
-                        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr())),
+                        .with_writer(AboveTheBar)
+                        .with_ansi(terminal),
                 )
                 .try_init();
         }

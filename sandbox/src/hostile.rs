@@ -61,6 +61,10 @@ pub enum Misbehaviour {
     /// Every answer is the first page with a fresh, never repeated
     /// `nextPageToken`: paging never ends and no token repeats.
     EndlessPaging,
+    /// [`Misbehaviour::EndlessPaging`] without `totalReviewCount` (nor
+    /// `averageRating`): nothing in the answers says how many reviews there
+    /// should be, so only the client's own bounds end the paging.
+    EndlessPagingWithoutTotal,
     /// Each page after the first starts with the last review of the page
     /// before it: the same review on two pages.
     DuplicateAcrossPages,
@@ -105,7 +109,7 @@ impl Hostile {
     /// `page_size`: (offset, size).
     pub(crate) fn window(m: &Misbehaviour, offset: usize, page_size: usize) -> (usize, usize) {
         match m {
-            Misbehaviour::EndlessPaging => (0, page_size),
+            Misbehaviour::EndlessPaging | Misbehaviour::EndlessPagingWithoutTotal => (0, page_size),
             Misbehaviour::DuplicateAcrossPages if offset > 0 => (offset - 1, page_size + 1),
             _ => (offset, page_size),
         }
@@ -183,6 +187,15 @@ impl Hostile {
                 axum::Json(page).into_response()
             }
             Misbehaviour::EndlessPaging => {
+                page["nextPageToken"] =
+                    json!(encode_page_token(offset.saturating_add(page_size.max(1))));
+                axum::Json(page).into_response()
+            }
+            Misbehaviour::EndlessPagingWithoutTotal => {
+                if let Value::Object(map) = &mut page {
+                    map.remove("totalReviewCount");
+                    map.remove("averageRating");
+                }
                 page["nextPageToken"] =
                     json!(encode_page_token(offset.saturating_add(page_size.max(1))));
                 axum::Json(page).into_response()
@@ -373,6 +386,10 @@ mod tests {
         );
         assert_eq!(
             Hostile::window(&Misbehaviour::EndlessPaging, 150, 50),
+            (0, 50)
+        );
+        assert_eq!(
+            Hostile::window(&Misbehaviour::EndlessPagingWithoutTotal, 150, 50),
             (0, 50)
         );
         assert_eq!(Hostile::window(&Misbehaviour::InvalidJson, 7, 5), (7, 5));

@@ -21,7 +21,9 @@ pub async fn check(
     online: bool,
     options: &LoadOptions,
 ) -> anyhow::Result<ExitCode> {
-    let config = super::load_config_with(config_path, options)?;
+    // Not `load_config`: that logs the warnings, and `check` prints them
+    // below as its own output (once).
+    let config = review_sync::config::load_with(config_path, options)?;
     let locations: usize = config.sources.iter().map(|s| s.locations.len()).sum();
     println!(
         "{}: ok: {} source(s), {} location(s), ledger {}",

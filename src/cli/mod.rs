@@ -125,12 +125,7 @@ pub async fn dispatch(args: Args) -> anyhow::Result<ExitCode> {
 /// Loads and validates the config; an invalid one is a [`config::ConfigError`]
 /// (exit 78). Warnings are logged.
 pub fn load_config(path: &Path) -> anyhow::Result<Config> {
-    load_config_with(path, &config::LoadOptions::default())
-}
-
-/// [`load_config`] with options (`check --credentials-directory`).
-pub fn load_config_with(path: &Path, options: &config::LoadOptions) -> anyhow::Result<Config> {
-    let config = config::load_with(path, options)?;
+    let config = config::load(path)?;
     for warning in &config.warnings {
         tracing::warn!("{warning}");
     }

@@ -1,6 +1,9 @@
 //! `review-sync sandbox`: serves the emulators on loopback for trying a
-//! config by hand, and prints a config that points at them.
+//! config by hand, and prints a config that points at them. Stdout is
+//! exactly that config (`review-sync sandbox > cfg.toml` is valid TOML);
+//! what the operator should read goes to stderr.
 
+use std::io::Write;
 use std::net::SocketAddr;
 use std::process::ExitCode;
 
@@ -13,8 +16,17 @@ pub async fn sandbox(listen: SocketAddr) -> anyhow::Result<ExitCode> {
     .await
     .map_err(|e| anyhow::anyhow!("cannot listen on {listen}: {e}"))?;
     let base = sb.base_url();
-    println!("sandbox listening on {base} (control API: {base}/_sandbox/state)\n");
-    println!("{}", sandbox_config(&sb, "./ledger.db"));
+    let mut stdout = std::io::stdout().lock();
+    stdout.write_all(sandbox_config(&sb, "./ledger.db").as_bytes())?;
+    stdout.flush()?;
+    drop(stdout);
+    // After the config: once this is on stderr, stdout holds all of it.
+    eprintln!(
+        "sandbox listening on {base}: the config on stdout points every source at it\n\
+         control API: {base}/_sandbox/state (every endpoint: sandbox/README.md)\n\
+         its secrets are the sandbox's public test values: `chmod 600` the file you save it to, or `check` warns about each plain-string secret\n\
+         stop with Ctrl-C"
+    );
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     tokio::select! {
         _ = tokio::signal::ctrl_c() => {}

@@ -6,9 +6,10 @@ use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use review_sync::app::{App, SyncReport};
 use review_sync::escape::Escaped;
-use review_sync::poll::PassKind;
+use review_sync::poll::{PassKind, is_stop_error, was_not_read};
 use std::path::Path;
 use std::process::ExitCode;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
@@ -25,8 +26,11 @@ pub struct SyncArgs {
     /// location, and mark those that vanished from the platform as removed.
     #[arg(long, conflicts_with = "dry_run")]
     pub reconcile: bool,
-    /// How long to keep retrying failed deliveries before giving up on this pass
-    /// (they stay pending in the ledger for the next one); at most 1 week.
+    /// The most this sync may take, polling included; it delivers while it
+    /// reads, then keeps retrying failed deliveries until this runs out. It
+    /// then stops cleanly: what was read is recorded, what was not delivered
+    /// stays pending for the next pass, and it exits non-zero saying what
+    /// was left. At most 1 week.
     #[arg(long, value_name = "DURATION", default_value = "2m", value_parser = super::values::wait)]
     pub wait: Duration,
 }
@@ -47,40 +51,150 @@ pub async fn sync(config_path: &Path, args: SyncArgs) -> anyhow::Result<ExitCode
             }
         });
     }
-    let spinner = ProgressBar::new_spinner();
-    spinner.set_style(
-        ProgressStyle::with_template("{spinner} {msg} [{elapsed}]")
+    let (kind, reading) = if args.reconcile {
+        (PassKind::Reconcile, "reconciling")
+    } else {
+        (PassKind::Incremental, "polling")
+    };
+    let bar = review_sync::telemetry::progress_bar();
+    bar.set_style(
+        // `wide_msg`: cut to the terminal's width, so the bar stays one line.
+        ProgressStyle::with_template("{spinner} [{elapsed}] {wide_msg}")
             .unwrap_or_else(|_| ProgressStyle::default_spinner()),
     );
-    spinner.enable_steady_tick(Duration::from_millis(120));
-    let kind = if args.reconcile {
-        spinner.set_message("reconciling and delivering");
-        PassKind::Reconcile
-    } else {
-        spinner.set_message("polling and delivering");
-        PassKind::Incremental
-    };
-    let report = app
-        .sync_pass(&args.sources, kind, args.wait, &cancel)
-        .await?;
-    spinner.finish_and_clear();
+    bar.set_message(reading);
+    bar.enable_steady_tick(Duration::from_millis(120));
+    let progress = (!bar.is_hidden())
+        .then(|| tokio::spawn(show_progress(bar.clone(), progress_source(&app), reading)));
+    let result = app.sync_pass(&args.sources, kind, args.wait, &cancel).await;
+    if let Some(progress) = progress {
+        progress.abort();
+    }
+    review_sync::telemetry::finish_progress_bar(&bar);
+    let report = result?;
     print_summary(&report);
     if report.all_delivered() {
-        Ok(ExitCode::SUCCESS)
-    } else {
-        eprintln!(
-            "review-sync: not everything was delivered: {} pending, {} held, {} rejected, {} location(s) failed, {} account(s) not discovered (see `review-sync ledger list --status ...`)",
+        return Ok(ExitCode::SUCCESS);
+    }
+    let locations = |stopped: bool| {
+        report
+            .sources
+            .iter()
+            .flat_map(|s| s.locations.iter().map(move |l| (s, l)))
+            .filter(move |(_, l)| {
+                l.error
+                    .as_deref()
+                    .is_some_and(|e| is_stop_error(e) == stopped)
+            })
+            .map(|(s, l)| format!("{} {}", s.source, l.location_id))
+            .collect::<Vec<_>>()
+    };
+    let failed = locations(false);
+    let stopped = locations(true);
+    if let Some(reason) = &report.stopped {
+        note(&format!(
+            "review-sync: stopped: {reason}{}: {} location(s) not read to the end{}; what was read is recorded, and what was not delivered stays pending for the next sync or `run`",
+            if reason.contains("--wait") {
+                " (a longer --wait gives it more time)"
+            } else {
+                ""
+            },
+            stopped.len(),
+            named(&stopped),
+        ));
+    }
+    let undiscovered: usize = report.sources.iter().map(|s| s.discovery_failed()).sum();
+    let consent = report.sources.iter().any(|s| s.needs_consent.is_some());
+    if report.pending + report.held + report.rejected > 0
+        || !failed.is_empty()
+        || undiscovered > 0
+        || consent
+    {
+        note(&format!(
+            "review-sync: not everything was delivered: {} pending, {} held, {} rejected, {} location(s) failed{}, {undiscovered} account(s) not discovered (see `review-sync ledger list --status ...`)",
             report.pending,
             report.held,
             report.rejected,
-            report.sources.iter().map(|s| s.failed()).sum::<usize>(),
-            report
-                .sources
-                .iter()
-                .map(|s| s.discovery_failed())
-                .sum::<usize>()
-        );
-        Ok(ExitCode::FAILURE)
+            failed.len(),
+            named(&failed),
+        ));
+    }
+    Ok(ExitCode::FAILURE)
+}
+
+/// A note for the operator on stderr; with `--log-format json`, a log
+/// event instead, so that every stderr line is JSON.
+fn note(line: &str) {
+    if review_sync::telemetry::logs_are_json() {
+        tracing::warn!("{}", line.trim_start_matches("review-sync: "));
+    } else {
+        eprintln!("{line}");
+    }
+}
+
+/// " (a, b, c and 2 more)" for a list of locations; nothing when empty.
+fn named(items: &[String]) -> String {
+    const SHOWN: usize = 5;
+    match items.len() {
+        0 => String::new(),
+        n if n <= SHOWN => format!(" ({})", items.join(", ")),
+        n => format!(" ({} and {} more)", items[..SHOWN].join(", "), n - SHOWN),
+    }
+}
+
+/// What the progress line reads, shared with the sync while it runs.
+struct ProgressSource {
+    progress: std::sync::Arc<review_sync::poll::PassProgress>,
+    deliverer: std::sync::Arc<review_sync::deliver::Deliverer>,
+    ledger: review_sync::ledger::LedgerHandle,
+    delivered_before: u64,
+}
+
+fn progress_source(app: &App) -> ProgressSource {
+    ProgressSource {
+        progress: app.progress.clone(),
+        deliverer: app.deliverer.clone(),
+        ledger: app.ledger.clone(),
+        delivered_before: app.deliverer.counters.delivered.load(Ordering::Relaxed),
+    }
+}
+
+/// Updates the bar's counts until aborted: locations read of those planned,
+/// reviews new and edited, delivered, pending in the ledger (read twice a
+/// second), and the waits for a platform's request budget.
+async fn show_progress(bar: ProgressBar, from: ProgressSource, reading: &'static str) {
+    let mut tick = tokio::time::interval(Duration::from_millis(250));
+    let mut pending: Option<u64> = None;
+    let mut pending_read = tokio::time::Instant::now();
+    loop {
+        tick.tick().await;
+        if pending.is_none() || pending_read.elapsed() >= Duration::from_millis(500) {
+            pending_read = tokio::time::Instant::now();
+            // A failed count shows as unknown; the sync itself reports ledger errors.
+            pending = from.ledger.run(|l| l.pending_count()).await.ok();
+        }
+        let p = &from.progress;
+        let planned = p.locations.load(Ordering::Relaxed);
+        let done = p.locations_done.load(Ordering::Relaxed);
+        let delivered = from
+            .deliverer
+            .counters
+            .delivered
+            .load(Ordering::Relaxed)
+            .saturating_sub(from.delivered_before);
+        let (waits, waited) = review_sync::platforms::http::budget_waits();
+        let phase = if planned > 0 && done >= planned {
+            "delivering"
+        } else {
+            reading
+        };
+        bar.set_message(format!(
+            "{phase} {done}/{planned} locations, {} new, {} edited; {delivered} delivered, {} pending; {waits} rate waits ({}s)",
+            p.new.load(Ordering::Relaxed),
+            p.edited.load(Ordering::Relaxed),
+            pending.map_or_else(|| "?".to_owned(), |n| n.to_string()),
+            waited.as_secs(),
+        ));
     }
 }
 
@@ -154,9 +268,31 @@ fn print_summary(report: &SyncReport) {
                 }
             }
         }
+        // Locations a stop came before are one line, not one each.
+        let not_read: Vec<&str> = s
+            .locations
+            .iter()
+            .filter_map(|l| l.error.as_deref())
+            .filter(|e| was_not_read(e))
+            .collect();
+        if let Some(first) = not_read.first() {
+            println!(
+                "  {source}: {} location(s) {}",
+                not_read.len(),
+                Escaped(first.trim_start_matches("stopped: "))
+            );
+        }
+        if let Some(reason) = &s.stopped
+            && s.locations.is_empty()
+        {
+            println!(
+                "  {source}: stopped before its locations were listed: {}",
+                Escaped(reason)
+            );
+        }
         for l in &s.locations {
             let location = Escaped(&l.location_id);
-            if let Some(e) = &l.error {
+            if let Some(e) = l.error.as_deref().filter(|e| !was_not_read(e)) {
                 println!("  {source} {location}: {}", Escaped(e));
             }
             if let Some(gap) = l.gap.filter(|g| *g > 0) {

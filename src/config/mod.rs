@@ -125,10 +125,54 @@ pub struct SourceConfig {
     pub requests_per_minute: NonZeroU32,
     /// `timeout` for one platform request. Default 30s.
     pub timeout: Duration,
+    /// How far one location's pass may go before it is given up on.
+    pub pass_bounds: PassBounds,
     /// The kind-specific settings.
     pub kind: SourceKind,
     /// Every `[[source.location]]`, in file order.
     pub locations: Vec<LocationConfig>,
+}
+
+/// The most pages any one read of a location may be allowed: the platforms'
+/// own last-resort limit (`platforms::google::MAX_PAGES`), 500,000 Google
+/// reviews.
+pub const MAX_PAGES_PER_READ: u32 = 10_000;
+
+/// How far one location's pass may go (per source). A location that pages
+/// past its bound, or takes longer than its time, fails with an error that
+/// names the bound; the pages read before are recorded, and its high-water
+/// mark stays where it was, so nothing is lost.
+///
+/// An incremental pass (the location has a high-water mark) reads what is
+/// new since the last pass: a page or two, so its bounds are tight. A full
+/// read (the location's first read, or a reconciliation) reads every review,
+/// so its bounds are wide enough for a location of 100,000 reviews sharing
+/// the source's request budget with three others.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PassBounds {
+    /// `max_pages_per_pass`: pages of one incremental pass. Default 200
+    /// (10,000 Google reviews new or edited since the last pass).
+    pub incremental_pages: u32,
+    /// `max_pass_time`: time of one incremental pass, request-budget waits
+    /// included. Default 5 minutes.
+    pub incremental_time: Duration,
+    /// `max_pages_per_full_read`: pages of a first read or a
+    /// reconciliation. Default [`MAX_PAGES_PER_READ`].
+    pub full_read_pages: u32,
+    /// `max_full_read_time`: time of a first read or a reconciliation.
+    /// Default 1 hour.
+    pub full_read_time: Duration,
+}
+
+impl Default for PassBounds {
+    fn default() -> PassBounds {
+        PassBounds {
+            incremental_pages: 200,
+            incremental_time: Duration::from_secs(5 * 60),
+            full_read_pages: MAX_PAGES_PER_READ,
+            full_read_time: Duration::from_secs(60 * 60),
+        }
+    }
 }
 
 /// The kind-specific part of a source (`kind = "..."`).

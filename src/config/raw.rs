@@ -207,6 +207,14 @@ raw_table! {
         requests_per_minute: i64,
         /// One platform request's timeout.
         timeout: String,
+        /// Pages one location's incremental pass may read.
+        max_pages_per_pass: i64,
+        /// Time one location's incremental pass may take.
+        max_pass_time: String,
+        /// Pages one location's full read (first read, reconciliation) may read.
+        max_pages_per_full_read: i64,
+        /// Time one location's full read may take.
+        max_full_read_time: String,
         /// OAuth2 client id (google_business_profile).
         client_id: String,
         /// OAuth2 client secret (google_business_profile).

@@ -6,13 +6,16 @@ use super::raw::{Field, RawLocation, RawSource};
 use super::span::Span;
 use super::validate::Validator;
 use super::{
-    DEFAULT_RECONCILE_SCHEDULE, FileConfig, GoogleConfig, GroupFrom, LocationConfig, SourceConfig,
-    SourceKind,
+    DEFAULT_RECONCILE_SCHEDULE, FileConfig, GoogleConfig, GroupFrom, LocationConfig,
+    MAX_PAGES_PER_READ, PassBounds, SourceConfig, SourceKind,
 };
 use crate::domain::{GroupRef, LocationId, SourceName};
 use std::collections::HashMap;
 use std::num::NonZeroU32;
 
+/// The longest `max_pass_time` or `max_full_read_time`: a week, far beyond
+/// any real read, and well inside what deadline arithmetic can hold.
+const MAX_PASS_TIME: std::time::Duration = std::time::Duration::from_secs(7 * 24 * 60 * 60);
 /// Every kind, for "unknown kind" messages.
 const KINDS: &str = "google_business_profile, google_places, yelp, facebook, trustpilot, file";
 /// Keys every kind takes.
@@ -22,6 +25,10 @@ const COMMON_KEYS: &[&str] = &[
     "schedule",
     "requests_per_minute",
     "timeout",
+    "max_pages_per_pass",
+    "max_pass_time",
+    "max_pages_per_full_read",
+    "max_full_read_time",
     "reconcile_schedule",
     "location",
 ];
@@ -220,6 +227,7 @@ impl Validator<'_> {
         let reconcile_schedule = self.reconcile_schedule(raw, kind);
         let requests_per_minute = self.requests_per_minute(raw.requests_per_minute.as_ref(), kind);
         let timeout = self.timeout(raw.timeout.as_ref());
+        let pass_bounds = self.pass_bounds(raw);
         let settings = kind.and_then(|kind| self.settings(kind, raw));
         let label = match &name {
             Some(name) => format!("{name:?}"),
@@ -232,6 +240,7 @@ impl Validator<'_> {
             reconcile_schedule: reconcile_schedule?,
             requests_per_minute: requests_per_minute?,
             timeout: timeout?,
+            pass_bounds: pass_bounds?,
             kind: settings?,
             locations: locations?,
         })
@@ -312,6 +321,57 @@ impl Validator<'_> {
                 format!(
                     "requests_per_minute: must be between 1 and {} (got {})",
                     u32::MAX,
+                    field.value
+                ),
+            ),
+        }
+    }
+
+    /// `max_pages_per_pass`, `max_pass_time`, `max_pages_per_full_read` and
+    /// `max_full_read_time`, each defaulting to [`PassBounds::default`].
+    fn pass_bounds(&mut self, raw: &RawSource) -> Option<PassBounds> {
+        let default = PassBounds::default();
+        let incremental_pages = self.page_bound(
+            "max_pages_per_pass",
+            raw.max_pages_per_pass.as_ref(),
+            default.incremental_pages,
+        );
+        let incremental_time = self.duration(
+            "max_pass_time",
+            raw.max_pass_time.as_ref(),
+            default.incremental_time,
+            MAX_PASS_TIME,
+        );
+        let full_read_pages = self.page_bound(
+            "max_pages_per_full_read",
+            raw.max_pages_per_full_read.as_ref(),
+            default.full_read_pages,
+        );
+        let full_read_time = self.duration(
+            "max_full_read_time",
+            raw.max_full_read_time.as_ref(),
+            default.full_read_time,
+            MAX_PASS_TIME,
+        );
+        Some(PassBounds {
+            incremental_pages: incremental_pages?,
+            incremental_time: incremental_time?,
+            full_read_pages: full_read_pages?,
+            full_read_time: full_read_time?,
+        })
+    }
+
+    /// A page bound: 1 to [`MAX_PAGES_PER_READ`] (the platforms' own limit).
+    fn page_bound(&mut self, key: &str, field: Option<&Field<i64>>, default: u32) -> Option<u32> {
+        let Some(field) = field else {
+            return Some(default);
+        };
+        match u32::try_from(field.value) {
+            Ok(pages) if (1..=MAX_PAGES_PER_READ).contains(&pages) => Some(pages),
+            _ => self.problem(
+                &field.span,
+                format!(
+                    "{key}: must be between 1 and {MAX_PAGES_PER_READ} (got {})",
                     field.value
                 ),
             ),

@@ -640,6 +640,54 @@ fn requests_per_minute_and_timeout() {
 }
 
 #[test]
+fn pass_bounds_default_and_are_checked() {
+    let source = &ok(&format!("{TRAVTUS}{FILE_SOURCE}")).sources[0];
+    assert_eq!(source.pass_bounds, crate::config::PassBounds::default());
+    assert_eq!(source.pass_bounds.incremental_pages, 200);
+    assert_eq!(
+        source.pass_bounds.incremental_time,
+        std::time::Duration::from_secs(300)
+    );
+    assert_eq!(source.pass_bounds.full_read_pages, 10_000);
+    assert_eq!(
+        source.pass_bounds.full_read_time,
+        std::time::Duration::from_secs(3600)
+    );
+    let text = format!(
+        "{TRAVTUS}{}",
+        FILE_SOURCE.replace(
+            "kind",
+            "max_pages_per_pass = 3\nmax_pass_time = \"10s\"\nmax_pages_per_full_read = 40\nmax_full_read_time = \"2m\"\nkind"
+        )
+    );
+    let bounds = ok(&text).sources[0].pass_bounds;
+    assert_eq!(
+        bounds,
+        crate::config::PassBounds {
+            incremental_pages: 3,
+            incremental_time: std::time::Duration::from_secs(10),
+            full_read_pages: 40,
+            full_read_time: std::time::Duration::from_secs(120),
+        }
+    );
+    let text = format!(
+        "{TRAVTUS}{}",
+        FILE_SOURCE.replace(
+            "kind",
+            "max_pages_per_pass = 0\nmax_pass_time = \"0s\"\nmax_pages_per_full_read = 10001\nkind"
+        )
+    );
+    assert_eq!(
+        short(&text),
+        [
+            "6:22: max_pages_per_pass: must be between 1 and 10000 (got 0)",
+            "7:17: max_pass_time: must be greater than zero",
+            "8:27: max_pages_per_full_read: must be between 1 and 10000 (got 10001)",
+        ]
+    );
+}
+
+#[test]
 fn keys_of_other_kinds_are_refused() {
     let text = format!(
         "{TRAVTUS}{}",
@@ -1474,6 +1522,10 @@ fn the_example_documents_the_static_token_alternative() {
         "kind",
         "schedule",
         "requests_per_minute",
+        "max_pages_per_pass",
+        "max_pass_time",
+        "max_pages_per_full_read",
+        "max_full_read_time",
         "refresh_token",
         "api_base_url",
         "discover_accounts",

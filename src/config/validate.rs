@@ -523,7 +523,7 @@ impl Validator<'_> {
 
     /// A humantime duration such as `"30s"` (or `default`), not zero and
     /// at most `max`.
-    fn duration(
+    pub(super) fn duration(
         &mut self,
         key: &str,
         field: Option<&Field<String>>,

@@ -40,6 +40,35 @@ pub const MAX_BODY_BYTES: usize = 16 * 1024 * 1024;
 /// JSON is small, and we only want its code and message.
 const MAX_ERROR_BODY_BYTES: usize = 64 * 1024;
 
+/// Requests that had to wait for their source's request budget, and how
+/// long they waited in all (nanoseconds), since start: what `sync`'s
+/// progress line shows. Process-wide and minimal on purpose: per-scope
+/// budgets and their log lines are issue 12's.
+static BUDGET_WAITS: AtomicU64 = AtomicU64::new(0);
+static BUDGET_WAITED_NANOS: AtomicU64 = AtomicU64::new(0);
+
+/// Requests that waited for a source's request budget (`requests_per_minute`)
+/// since the process started, and the time they waited in all.
+pub fn budget_waits() -> (u64, Duration) {
+    (
+        BUDGET_WAITS.load(Ordering::Relaxed),
+        Duration::from_nanos(BUDGET_WAITED_NANOS.load(Ordering::Relaxed)),
+    )
+}
+
+/// Takes one request from `limiter`, waiting (and counting the wait) when
+/// the budget is spent.
+async fn wait_for_budget(limiter: &DefaultDirectRateLimiter) {
+    if limiter.check().is_ok() {
+        return;
+    }
+    BUDGET_WAITS.fetch_add(1, Ordering::Relaxed);
+    let started = std::time::Instant::now();
+    limiter.until_ready().await;
+    let waited = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
+    BUDGET_WAITED_NANOS.fetch_add(waited, Ordering::Relaxed);
+}
+
 /// An error answer (after retries, if it was retryable), handed to the
 /// platform's mapper so it can read its own error shape.
 #[derive(Debug)]
@@ -364,7 +393,7 @@ impl PlatformHttp {
                 request.url().clone(),
                 request.headers().clone(),
             );
-            self.limiter.until_ready().await;
+            wait_for_budget(&self.limiter).await;
             self.requests.fetch_add(1, Ordering::Relaxed);
             let response = self
                 .client
@@ -766,6 +795,20 @@ mod tests {
         for secret in ["acc3ss", "client-s3cret", "refresh-s3cret"] {
             assert!(!text.contains(secret), "{text} leaks {secret}");
         }
+    }
+
+    #[tokio::test]
+    async fn a_wait_for_the_request_budget_is_counted() {
+        // A budget of 600 a minute without burst: the first request is
+        // free, the second waits its 100 ms. (The counters are process-wide:
+        // other tests may add to them meanwhile, never take away.)
+        let limiter = RateLimiter::direct(Quota::per_minute(rpm(600)).allow_burst(rpm(1)));
+        let (before, _) = budget_waits();
+        wait_for_budget(&limiter).await;
+        wait_for_budget(&limiter).await;
+        let (after, waited) = budget_waits();
+        assert!(after > before, "the second request waited");
+        assert!(!waited.is_zero());
     }
 
     #[tokio::test]

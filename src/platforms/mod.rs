@@ -293,6 +293,18 @@ impl LocationPoll<'_> {
         }
     }
 
+    /// Whether the poll is over: no page remains to be asked for.
+    pub fn is_done(&self) -> bool {
+        match self {
+            LocationPoll::Google(p) => p.is_done(),
+            LocationPoll::Places(p) => p.is_done(),
+            LocationPoll::Yelp(p) => p.is_done(),
+            LocationPoll::Facebook(p) => p.is_done(),
+            LocationPoll::Trustpilot(p) => p.is_done(),
+            LocationPoll::File(p) => p.is_done(),
+        }
+    }
+
     /// The polling state to store once every page has been read (never
     /// called after an error, so a failed poll re-reads from the old mark).
     pub fn finish(self) -> PollState {

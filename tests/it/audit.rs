@@ -102,7 +102,9 @@ pub(crate) async fn seeded() -> TestEnv {
         sandbox::Fault::Status(503),
         50,
     );
-    let out = env.bin(&["sync", "--wait", "0s"]).await;
+    // `--wait` bounds the whole sync, polling included: long enough to
+    // read the two reviews and try them, not to wait out every retry.
+    let out = env.bin(&["sync", "--wait", "5s"]).await;
     assert!(!out.status.success());
     env.sb.faults().clear();
     env

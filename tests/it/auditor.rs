@@ -163,7 +163,7 @@ token_url = "{evil}/google/token"
     std::fs::set_permissions(&env.config_path, std::fs::Permissions::from_mode(0o600))
         .expect("chmod");
 
-    let sync = env.bin(&["sync", "--wait", "0s"]).await;
+    let sync = env.bin(&["sync", "--wait", "5s"]).await;
     assert!(!sync.status.success(), "rejected reviews and a failed poll");
     assert_output_safe("sync", &sync);
     let (stdout, stderr) = text(&sync);

@@ -164,9 +164,9 @@ path = "ledger.db"
             .expect("binary runs")
     }
 
-    /// `sync --wait 0s`: one pass, no waiting for retries.
+    /// `sync --wait 5s`: one pass, and the retries that fall due within 5 s.
     async fn sync(&self) -> (bool, String) {
-        let out = self.bin(&["sync", "--wait", "0s"]).await;
+        let out = self.bin(&["sync", "--wait", "5s"]).await;
         (out.status.success(), output_text(&out))
     }
 
@@ -440,11 +440,15 @@ async fn a_redirected_post_is_never_followed_nor_delivered() {
                 ),
                 "{status}"
             );
+            // One attempt, or more when a retry fell due within the wait:
+            // each of them refused, none followed.
             let attempts = env.attempts(row);
-            assert_eq!(attempts.len(), 1, "{attempts:?}");
-            assert_eq!(attempts[0].http_status, Some(status));
-            assert_eq!(attempts[0].error_type.as_deref(), Some("redirect"));
-            assert_eq!(attempts[0].outcome, "retry");
+            assert!(!attempts.is_empty(), "{attempts:?}");
+            for attempt in &attempts {
+                assert_eq!(attempt.http_status, Some(status));
+                assert_eq!(attempt.error_type.as_deref(), Some("redirect"));
+                assert_eq!(attempt.outcome, "retry");
+            }
         }
     }
 }
@@ -464,10 +468,12 @@ async fn a_same_origin_redirect_of_a_post_is_not_followed_either() {
     let (ok, out) = env.sync().await;
     assert!(!ok, "{out}");
     assert_eq!(env.sb.travtus().message_count(), 0);
+    let attempts: u64 = env.rows().iter().map(|row| env.attempts(row).len() as u64).sum();
+    assert!(attempts >= 4, "every review was tried: {attempts} attempts");
     assert_eq!(
         env.sb.travtus().message_requests(),
-        4,
-        "one POST per review, none repeated at the Location"
+        attempts,
+        "one POST per attempt, none repeated at the Location"
     );
     for row in env.rows() {
         assert_eq!(row.status, Status::Pending);
@@ -667,10 +673,12 @@ async fn a_2xx_without_a_string_request_id_is_never_delivered() {
                 "retried later, with backoff: {row:?}"
             );
             let attempts = env.attempts(row);
-            assert_eq!(attempts.len(), 1);
-            assert_eq!(attempts[0].http_status, Some(status));
-            assert_eq!(attempts[0].error_type.as_deref(), Some("no_request_id"));
-            assert_eq!(attempts[0].outcome, "retry");
+            assert!(!attempts.is_empty(), "{attempts:?}");
+            for attempt in &attempts {
+                assert_eq!(attempt.http_status, Some(status));
+                assert_eq!(attempt.error_type.as_deref(), Some("no_request_id"));
+                assert_eq!(attempt.outcome, "retry");
+            }
         }
     }
 }

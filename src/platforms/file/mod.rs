@@ -362,6 +362,13 @@ impl FilePoll {
         }))
     }
 
+    /// Whether the poll is over: the next [`Self::next_page`] would
+    /// answer `None` without a request (a pass bound is only hit when more
+    /// pages remain).
+    pub fn is_done(&self) -> bool {
+        self.queue.as_ref().is_some_and(VecDeque::is_empty)
+    }
+
     /// The cursor after a complete poll: the hash of every file matched now.
     pub fn finish(self) -> PollState {
         let cursor = (!self.current.is_empty())

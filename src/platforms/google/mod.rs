@@ -224,6 +224,13 @@ impl GooglePoll<'_> {
         Ok(Some(mapped.page))
     }
 
+    /// Whether the poll is over: the next [`Self::next_page`] would
+    /// answer `None` without a request (a pass bound is only hit when more
+    /// pages remain).
+    pub fn is_done(&self) -> bool {
+        self.paging.is_done()
+    }
+
     /// The state to store after a complete poll: the high-water mark moved to
     /// the newest update or create time seen (never backwards).
     pub fn finish(self) -> PollState {

@@ -36,6 +36,7 @@ fn client_for(api_base_url: &str, token_url: &str, refresh_token: &str) -> Googl
         reconcile_schedule: None,
         requests_per_minute: NonZeroU32::new(6000).unwrap_or(NonZeroU32::MIN),
         timeout: Duration::from_secs(5),
+        pass_bounds: Default::default(),
         kind: SourceKind::GoogleBusinessProfile(cfg.clone()),
         locations: Vec::new(),
     };

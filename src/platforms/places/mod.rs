@@ -153,6 +153,13 @@ impl PlacesPoll<'_> {
         Ok(Some(mapped.page))
     }
 
+    /// Whether the poll is over: the next [`Self::next_page`] would
+    /// answer `None` without a request (a pass bound is only hit when more
+    /// pages remain).
+    pub fn is_done(&self) -> bool {
+        self.done
+    }
+
     /// The state to store: the newest `publishTime` seen, never backwards.
     pub fn finish(self) -> PollState {
         self.state.advanced_to(self.newest)
