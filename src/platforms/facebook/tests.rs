@@ -349,14 +349,15 @@ fn recorded_real_ratings_map_every_record() {
         mapped.page.rejected
     );
     // (id, created, rating, comment, name, recommendation_type)
-    let want: [(
-        &str,
-        &str,
+    type Want = (
+        &'static str,
+        &'static str,
         Option<u8>,
-        Option<&str>,
-        Option<&str>,
-        Option<&str>,
-    ); 6] = [
+        Option<&'static str>,
+        Option<&'static str>,
+        Option<&'static str>,
+    );
+    let want: [Want; 6] = [
         (
             "10205863986386268",
             "2016-03-11T23:14:30",
