@@ -125,7 +125,7 @@ fn location(from: &Url, headers: &HeaderMap) -> Result<Url, &'static str> {
 
 /// `scheme://host[:port]` of `url`: what a refusal names. Path, query,
 /// fragment and user info are left out (any of them could carry a secret).
-fn origin_text(url: &Url) -> String {
+pub(crate) fn origin_text(url: &Url) -> String {
     let mut text = match url.host_str() {
         Some(host) => match url.port() {
             Some(port) => format!("{}://{host}:{port}", url.scheme()),

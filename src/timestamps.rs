@@ -89,6 +89,23 @@ pub fn parse_naive_utc(s: &str) -> Result<DateTime<Utc>, TimestampError> {
     in_range(naive.and_utc())
 }
 
+/// RFC 3339 as [`parse_rfc3339`], or, when the text carries no zone at all,
+/// a date-time read as UTC ([`parse_naive_utc`]). For platforms that document
+/// zone-less examples of a field that is UTC (Trustpilot's
+/// `"2013-09-07T13:37:00"`). The error is the RFC 3339 one, which says what
+/// is expected.
+pub fn parse_rfc3339_or_naive_utc(s: &str) -> Result<DateTime<Utc>, TimestampError> {
+    parse_rfc3339(s).or_else(|rfc3339_error| match rfc3339_error {
+        TimestampError::Format { .. } => {
+            parse_naive_utc(s).map_err(|naive_error| match naive_error {
+                TimestampError::Format { .. } => rfc3339_error,
+                out_of_range => out_of_range,
+            })
+        }
+        out_of_range => Err(out_of_range),
+    })
+}
+
 /// Unix seconds to UTC.
 pub fn from_unix_seconds(secs: i64) -> Result<DateTime<Utc>, TimestampError> {
     let dt = DateTime::from_timestamp(secs, 0).ok_or(TimestampError::OutOfRange(
@@ -314,6 +331,42 @@ mod tests {
         );
         assert!(parse_naive_utc("2024-03-01").is_err());
         assert!(parse_naive_utc("2024-03-01T12:34:56Z").is_err());
+    }
+
+    #[test]
+    fn zone_less_times_are_utc_and_zoned_ones_keep_their_offset() {
+        let read = |s: &str| parse_rfc3339_or_naive_utc(s).map(travtus_format);
+        assert_eq!(
+            read("2013-09-07T13:37:00").as_deref(),
+            Ok("2013-09-07T13:37:00")
+        );
+        assert_eq!(
+            read("2013-09-07T13:37:00.123").as_deref(),
+            Ok("2013-09-07T13:37:00")
+        );
+        assert_eq!(
+            read("2013-09-07T15:37:00+02:00").as_deref(),
+            Ok("2013-09-07T13:37:00")
+        );
+        assert_eq!(
+            read("2013-09-07T13:37:00Z").as_deref(),
+            Ok("2013-09-07T13:37:00")
+        );
+        assert_eq!(
+            parse_rfc3339_or_naive_utc("soon"),
+            Err(TimestampError::Format {
+                value: "soon".into(),
+                expected: "an RFC 3339 timestamp"
+            })
+        );
+        assert_eq!(
+            parse_rfc3339_or_naive_utc("1969-12-31T23:59:59"),
+            Err(TimestampError::OutOfRange(1969))
+        );
+        assert!(
+            parse_rfc3339_or_naive_utc("2013-09-07").is_err(),
+            "a date alone"
+        );
     }
 
     #[test]

@@ -303,6 +303,28 @@ impl FacebookEmulator {
         Some(story_id)
     }
 
+    /// Adds a recommendation created now as Graph serves ratings from before
+    /// December 2018 (and any rating read with its default fields): no
+    /// `open_graph_story` and no `reviewer` (`rec.reviewer` is ignored).
+    /// False for an unknown Page.
+    pub fn add_storyless_recommendation(&self, page: &str, rec: NewRecommendation) -> bool {
+        let mut state = self.lock();
+        let created = state.stamp();
+        let Some(page) = state.page(page) else {
+            return false;
+        };
+        page.ratings.push(Rating {
+            story_id: None,
+            created,
+            recommendation: Some(rec.positive),
+            stars: None,
+            text: rec.text,
+            reviewer: None,
+        });
+        page.sort();
+        true
+    }
+
     /// Changes the text and/or type of the recommendation with this story
     /// id (its `created_time` stays). False if there is none.
     pub fn edit_recommendation(

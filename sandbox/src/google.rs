@@ -10,10 +10,14 @@
 //! `reviews`, no `averageRating`, no `totalReviewCount`), a review without a
 //! comment has no `comment`, and `isAnonymous` appears only when true.
 //!
+//! `accounts.locations.batchGetReviews` (`POST
+//! /v4/accounts/{a}/locations:batchGetReviews`) serves the same reviews for
+//! many locations at once: see [`batch_get_reviews`] for what it reproduces.
+//!
 //! **Invariant:** each location's reviews are kept sorted by `updateTime`
 //! descending (ties by `reviewId`), the default order of the real API.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -193,6 +197,8 @@ struct GoogleState {
     list_requests: HashMap<String, u64>,
     list_requests_total: u64,
     token_requests: u64,
+    /// batchGetReviews: its settings, counters and unverified locations.
+    batch: BatchState,
     /// Last timestamp handed to an added or edited review. New stamps are
     /// the wall clock but strictly after this (and after the seed base), so
     /// a change always moves a review to the top, even within one
@@ -251,6 +257,7 @@ impl GoogleEmulator {
             list_requests: HashMap::new(),
             list_requests_total: 0,
             token_requests: 0,
+            batch: BatchState::default(),
             last_stamp: seed::seed_base_time(),
         };
         // Accounts without locations (locations_per_account = 0) still exist.
@@ -590,6 +597,10 @@ pub(crate) fn router(emulator: GoogleEmulator) -> Router {
             "/v4/accounts/{account}/locations/{location}/reviews",
             get(list),
         )
+        .route(
+            "/v4/accounts/{account}/locations:batchGetReviews",
+            post(batch_get_reviews),
+        )
         .with_state(emulator)
 }
 
@@ -788,6 +799,10 @@ async fn list(
     };
 
     let mut state = emulator.lock();
+    if state.batch.unverified.contains(&name) {
+        drop(state);
+        return unverified_error(&name);
+    }
     let Some(location) = state.location(&name) else {
         drop(state);
         return google_error(StatusCode::NOT_FOUND, "Requested entity was not found.");
@@ -917,6 +932,365 @@ fn list_page(reviews: &[StoredReview], order: Order, offset: usize, page_size: u
     Value::Object(response)
 }
 
+// ------------------------------------------------------- batchGetReviews
+
+/// The cap on `locationNames` per batchGetReviews call the emulator starts
+/// with: 50, as one SDK documents (an older generated reference says 200;
+/// [`GoogleEmulator::set_batch_location_cap`] sets it).
+pub(crate) const DEFAULT_BATCH_LOCATION_CAP: usize = 50;
+
+/// What batchGetReviews keeps: its cap, its counters, and the locations
+/// made unverified.
+struct BatchState {
+    /// Most `locationNames` per call.
+    location_cap: usize,
+    /// Calls that reached the handler, faulted and refused included.
+    requests_total: u64,
+    /// Calls whose (readable) body named each location.
+    requests_naming: HashMap<String, u64>,
+    /// Locations both review reads refuse, as Google does an unverified one.
+    unverified: HashSet<String>,
+}
+
+impl Default for BatchState {
+    fn default() -> BatchState {
+        BatchState {
+            location_cap: DEFAULT_BATCH_LOCATION_CAP,
+            requests_total: 0,
+            requests_naming: HashMap::new(),
+            unverified: HashSet::new(),
+        }
+    }
+}
+
+impl GoogleEmulator {
+    /// Sets the most `locationNames` one batchGetReviews call may carry
+    /// (50 by default; 200 is the other value the docs have given). At
+    /// least 1.
+    pub fn set_batch_location_cap(&self, cap: usize) {
+        self.lock().batch.location_cap = cap.max(1);
+    }
+
+    /// Makes `location` unverified (or verified again): reviews.list and
+    /// batchGetReviews then answer 404 for it. False if no such location.
+    pub fn set_verified(&self, location: &str, verified: bool) -> bool {
+        let mut state = self.lock();
+        if state.location(location).is_none() {
+            return false;
+        }
+        if verified {
+            state.batch.unverified.remove(location);
+        } else {
+            state.batch.unverified.insert(location.to_owned());
+        }
+        true
+    }
+
+    /// batchGetReviews calls that reached the handler (each counts once,
+    /// however many locations it names), faulted and refused ones included.
+    pub fn batch_requests(&self) -> u64 {
+        self.lock().batch.requests_total
+    }
+
+    /// batchGetReviews calls whose body named `location`.
+    pub fn batch_requests_naming(&self, location: &str) -> u64 {
+        self.lock()
+            .batch
+            .requests_naming
+            .get(location)
+            .copied()
+            .unwrap_or(0)
+    }
+}
+
+/// Google's answer for a location it will not serve reviews of (unverified):
+/// `NOT_FOUND`, as `reviews.get` documents for such a location, naming it in
+/// the message and in a `google.rpc.ResourceInfo` detail.
+fn unverified_error(name: &str) -> Response {
+    location_error(
+        StatusCode::NOT_FOUND,
+        &format!("Location {name} is not verified."),
+        name,
+        "The location is not verified.",
+    )
+}
+
+/// A standard error body naming one location: the message, and a
+/// `google.rpc.ResourceInfo` detail (Google's way of naming a resource).
+fn location_error(status: StatusCode, message: &str, name: &str, description: &str) -> Response {
+    let mut body = google_error_body(status, message);
+    body["error"]["details"] = json!([{
+        "@type": "type.googleapis.com/google.rpc.ResourceInfo",
+        "resourceType": "mybusiness.googleapis.com/Location",
+        "resourceName": name,
+        "description": description,
+    }]);
+    (status, Json(body)).into_response()
+}
+
+/// A parsed `BatchGetReviewsRequest`.
+struct BatchRequest {
+    /// `locationNames`, first occurrence of each kept, in request order.
+    names: Vec<String>,
+    page_size: usize,
+    /// Offset of the page asked for (0 without a token).
+    offset: usize,
+    order: Order,
+    /// The order as given (normalised), for the page token's fingerprint.
+    order_text: String,
+    ignore_rating_only: bool,
+}
+
+/// Reads the request body: `locationNames[]` (required), `pageSize` (number
+/// or, proto3-style, a string; absent or 0: 50; clamped to 50), `pageToken`,
+/// `orderBy` (as reviews.list), `ignoreRatingOnlyReviews`. Unknown fields
+/// are ignored, as proto3 JSON parsers do. `Err` is the 400 message.
+fn parse_batch_request(body: &Value) -> Result<BatchRequest, String> {
+    let Value::Object(body) = body else {
+        return Err("Invalid JSON payload received. Expected an object.".into());
+    };
+    let names = match body.get("locationNames") {
+        None | Some(Value::Null) => Vec::new(),
+        Some(Value::Array(items)) => {
+            let mut names = Vec::with_capacity(items.len());
+            for item in items {
+                let Some(name) = item.as_str() else {
+                    return Err("Invalid value at 'location_names': not a string.".into());
+                };
+                if !names.iter().any(|n| n == name) {
+                    names.push(name.to_owned());
+                }
+            }
+            names
+        }
+        Some(_) => return Err("Invalid value at 'location_names': not a list.".into()),
+    };
+    let page_size = match body.get("pageSize") {
+        None | Some(Value::Null) => None,
+        Some(Value::Number(n)) => Some(n.to_string()),
+        Some(Value::String(s)) => Some(s.clone()),
+        Some(_) => return Err("Invalid value at 'page_size'.".into()),
+    };
+    let page_size =
+        parse_page_size(page_size.as_ref()).ok_or("Invalid value at 'page_size'.".to_owned())?;
+    let order_raw = match body.get("orderBy") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) => Some(s.clone()),
+        Some(_) => return Err("Invalid value for orderBy.".into()),
+    };
+    let order = parse_order(order_raw.as_ref()).ok_or("Invalid value for orderBy.".to_owned())?;
+    let order_text = order_raw
+        .map(|o| o.split_whitespace().collect::<Vec<_>>().join(" "))
+        .unwrap_or_default();
+    let ignore_rating_only = match body.get("ignoreRatingOnlyReviews") {
+        None | Some(Value::Null) => false,
+        Some(Value::Bool(b)) => *b,
+        Some(_) => return Err("Invalid value at 'ignore_rating_only_reviews'.".into()),
+    };
+    let mut request = BatchRequest {
+        names,
+        page_size,
+        offset: 0,
+        order,
+        order_text,
+        ignore_rating_only,
+    };
+    match body.get("pageToken") {
+        None | Some(Value::Null) => {}
+        Some(Value::String(token)) if token.is_empty() => {}
+        Some(Value::String(token)) => {
+            request.offset = decode_batch_token(token, batch_fingerprint(&request))
+                .ok_or("Invalid page token.".to_owned())?;
+        }
+        Some(_) => return Err("Invalid page token.".into()),
+    }
+    Ok(request)
+}
+
+/// What a batch page token is bound to: the locations, the order and the
+/// rating-only flag (a token used with another request is refused, as a
+/// stale token would be).
+fn batch_fingerprint(request: &BatchRequest) -> u64 {
+    use std::hash::{Hash, Hasher};
+    // SipHash with fixed keys: the same in every run of the emulator.
+    #[allow(deprecated)]
+    let mut hasher = std::hash::SipHasher::new();
+    request.names.hash(&mut hasher);
+    request.order_text.hash(&mut hasher);
+    request.ignore_rating_only.hash(&mut hasher);
+    hasher.finish()
+}
+
+/// Batch page tokens are the hex of `b:<offset>:<fingerprint>`.
+fn encode_batch_token(offset: usize, fingerprint: u64) -> String {
+    format!("b:{offset}:{fingerprint:x}")
+        .bytes()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+fn decode_batch_token(token: &str, fingerprint: u64) -> Option<usize> {
+    if !token.len().is_multiple_of(2) || !token.is_ascii() {
+        return None;
+    }
+    let bytes = (0..token.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&token[i..i + 2], 16).ok())
+        .collect::<Option<Vec<u8>>>()?;
+    let text = String::from_utf8(bytes).ok()?;
+    let (offset, print) = text.strip_prefix("b:")?.split_once(':')?;
+    (u64::from_str_radix(print, 16).ok()? == fingerprint).then_some(())?;
+    offset.parse().ok()
+}
+
+/// `POST /v4/accounts/{account}/locations:batchGetReviews`.
+///
+/// What it reproduces of the real method (request and answer shapes from
+/// the v4 reference, developers.google.com/my-business/reference/rest/v4/accounts.locations/batchGetReviews):
+/// - the body `{locationNames[], pageSize, pageToken, orderBy,
+///   ignoreRatingOnlyReviews}`; `pageSize` 50 by default and at most 50;
+///   `orderBy` `updateTime desc` by default, or `rating` / `rating desc`
+///   (ties in update order), across all the named locations at once;
+///   `ignoreRatingOnlyReviews` leaves out reviews without a comment;
+/// - the answer `{locationReviews[] of {name, review}, nextPageToken}`,
+///   `{}` when there is nothing (proto3 leaves empty fields out);
+/// - the same bearer token as reviews.list, and the same fault plan
+///   (faults aimed at `Endpoint::GoogleList` hit batch calls too);
+/// - at most [`DEFAULT_BATCH_LOCATION_CAP`] names per call (settable).
+///
+/// Per-location errors fail the whole call, naming the location (message
+/// and a `google.rpc.ResourceInfo` detail); none is silently left out. The
+/// reference documents no per-location error field in the answer and says
+/// the method "is only valid if the specified locations are verified";
+/// Google's own summary of `reviews.get` says an unverified location gets a
+/// not-found answer; a malformed location name fails the whole call with
+/// `INVALID_ARGUMENT` (PipedreamHQ/pipedream pull request #21610, a batch
+/// call failing for one badly formed name). So: a name that is not a
+/// location of the path's account is 400 `INVALID_ARGUMENT`; an unknown or
+/// unverified location is 404 `NOT_FOUND`; more names than the cap, or none,
+/// is 400.
+async fn batch_get_reviews(
+    State(emulator): State<GoogleEmulator>,
+    kill: Option<Extension<ConnectionKill>>,
+    Path(account): Path<String>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
+    emulator.lock().batch.requests_total += 1;
+    let fault = emulator.faults.take(Endpoint::GoogleList);
+    match intercept(fault, list_fault_body).await {
+        Intercept::Proceed => {}
+        Intercept::Respond(response) => return response,
+        Intercept::Drop => return drop_connection(kill.as_deref()).await,
+    }
+    if !bearer_token(&headers).is_some_and(|t| emulator.token_valid(t)) {
+        return google_error(
+            StatusCode::UNAUTHORIZED,
+            "Request had invalid authentication credentials.",
+        );
+    }
+    let Ok(json) = serde_json::from_slice::<Value>(&body) else {
+        return google_error(StatusCode::BAD_REQUEST, "Invalid JSON payload received.");
+    };
+    let request = match parse_batch_request(&json) {
+        Ok(request) => request,
+        Err(message) => return google_error(StatusCode::BAD_REQUEST, &message),
+    };
+
+    let mut state = emulator.lock();
+    for name in &request.names {
+        *state.batch.requests_naming.entry(name.clone()).or_default() += 1;
+    }
+    let cap = state.batch.location_cap;
+    if request.names.is_empty() {
+        return google_error(StatusCode::BAD_REQUEST, "locationNames is required.");
+    }
+    if request.names.len() > cap {
+        return google_error(
+            StatusCode::BAD_REQUEST,
+            &format!(
+                "Too many location names: {} given, at most {cap} per call.",
+                request.names.len()
+            ),
+        );
+    }
+    let prefix = format!("accounts/{account}/locations/");
+    for name in &request.names {
+        let id = name.strip_prefix(&prefix).unwrap_or_default();
+        if id.is_empty() || id.contains('/') {
+            return location_error(
+                StatusCode::BAD_REQUEST,
+                &format!("Invalid location name {name:?}: not a location of accounts/{account}."),
+                name,
+                "Not a location name of the account in the request path.",
+            );
+        }
+        if state.location(name).is_none() {
+            return location_error(
+                StatusCode::NOT_FOUND,
+                &format!("Requested entity was not found: {name}."),
+                name,
+                "No such location.",
+            );
+        }
+        if state.batch.unverified.contains(name) {
+            drop(state);
+            return unverified_error(name);
+        }
+    }
+
+    // Every review of the named locations, in the order asked for.
+    let mut all: Vec<(usize, &str, &StoredReview)> = Vec::new();
+    for (index, name) in request.names.iter().enumerate() {
+        let Some(&at) = state.location_index.get(name) else {
+            continue;
+        };
+        let location = &state.locations[at];
+        for review in &location.reviews {
+            let has_comment = review
+                .value
+                .get("comment")
+                .and_then(Value::as_str)
+                .is_some_and(|c| !c.trim().is_empty());
+            if request.ignore_rating_only && !has_comment {
+                continue;
+            }
+            all.push((index, location.name.as_str(), review));
+        }
+    }
+    all.sort_by(|a, b| {
+        b.2.updated
+            .cmp(&a.2.updated)
+            .then_with(|| a.0.cmp(&b.0))
+            .then_with(|| a.2.id.cmp(&b.2.id))
+    });
+    match request.order {
+        Order::UpdateTimeDesc => {}
+        Order::Rating => all.sort_by_key(|r| r.2.rating),
+        Order::RatingDesc => all.sort_by_key(|r| std::cmp::Reverse(r.2.rating)),
+    }
+    let page: Vec<Value> = all
+        .iter()
+        .skip(request.offset)
+        .take(request.page_size)
+        .map(|(_, name, review)| json!({"name": name, "review": review.value}))
+        .collect();
+    let end = request.offset.saturating_add(request.page_size);
+    let more = end < all.len();
+    drop(state);
+    let mut answer = Map::new();
+    if !page.is_empty() {
+        answer.insert("locationReviews".into(), Value::Array(page));
+    }
+    if more {
+        answer.insert(
+            "nextPageToken".into(),
+            json!(encode_batch_token(end, batch_fingerprint(&request))),
+        );
+    }
+    Json(Value::Object(answer)).into_response()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -983,5 +1357,53 @@ mod tests {
         assert!(o("rating desc") == Some(Order::RatingDesc));
         assert!(o("updateTime").is_none());
         assert!(o("createTime desc").is_none());
+    }
+
+    #[test]
+    fn batch_requests_parse_with_the_documented_defaults() {
+        let req = parse_batch_request(&json!({"locationNames": ["a", "b", "a"]})).expect("ok");
+        assert_eq!(req.names, ["a", "b"], "duplicates count once");
+        assert_eq!((req.page_size, req.offset), (50, 0));
+        assert!(req.order == Order::UpdateTimeDesc && !req.ignore_rating_only);
+        let req = parse_batch_request(&json!({
+            "locationNames": ["a"], "pageSize": "7", "orderBy": "rating  desc",
+            "ignoreRatingOnlyReviews": true, "unknownField": 1
+        }))
+        .expect("ok");
+        assert!(req.page_size == 7 && req.order == Order::RatingDesc && req.ignore_rating_only);
+        assert_eq!(
+            parse_batch_request(&json!({"locationNames": ["a"], "pageSize": 500}))
+                .map(|r| r.page_size),
+            Ok(50)
+        );
+        for bad in [
+            json!([]),
+            json!({"locationNames": "a"}),
+            json!({"locationNames": [1]}),
+            json!({"locationNames": ["a"], "pageSize": -1}),
+            json!({"locationNames": ["a"], "orderBy": "updateTime"}),
+            json!({"locationNames": ["a"], "ignoreRatingOnlyReviews": "yes"}),
+            json!({"locationNames": ["a"], "pageToken": "zz"}),
+        ] {
+            assert!(parse_batch_request(&bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn batch_tokens_are_bound_to_their_request() {
+        let req = parse_batch_request(&json!({"locationNames": ["a", "b"]})).expect("ok");
+        let token = encode_batch_token(50, batch_fingerprint(&req));
+        assert_eq!(
+            decode_batch_token(&token, batch_fingerprint(&req)),
+            Some(50)
+        );
+        let other = parse_batch_request(&json!({"locationNames": ["a"]})).expect("ok");
+        assert_eq!(decode_batch_token(&token, batch_fingerprint(&other)), None);
+        assert_eq!(
+            decode_batch_token(&encode_page_token(50), batch_fingerprint(&req)),
+            None
+        );
+        let same = json!({"locationNames": ["a", "b"], "pageToken": token});
+        assert_eq!(parse_batch_request(&same).map(|r| r.offset), Ok(50));
     }
 }

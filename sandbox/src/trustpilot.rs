@@ -14,7 +14,9 @@
 //!   (`invalid_client`, `invalid_grant`) on refusals;
 //! - `page` (from 1; past the end: an empty list), `perPage` (1..=100,
 //!   default 20) and `orderBy` (`createdat.desc` default, `createdat.asc`,
-//!   `stars.desc`, `stars.asc`), with a `next-page` link while more remain;
+//!   `stars.desc`, `stars.asc`), with a `next-page` link while more remain
+//!   (and a `prev-page` one after the first page), pointing at the host the
+//!   request came to and keeping `perPage` and `orderBy`;
 //! - reviews with titles, texts, stars, `createdAt` (with and without
 //!   milliseconds), `updatedAt` null until an edit, consumers, replies.
 //!
@@ -631,9 +633,8 @@ async fn reviews(
         Some(Ok(p)) if (1..=MAX_PER_PAGE).contains(&p) => p,
         Some(_) => return message(StatusCode::BAD_REQUEST, "perPage must be between 1 and 100"),
     };
-    let order = query
-        .get("orderBy")
-        .map_or("createdat.desc", String::as_str);
+    let query_order = query.get("orderBy").cloned();
+    let order = query_order.as_deref().unwrap_or("createdat.desc");
     if !matches!(
         order,
         "createdat.desc" | "createdat.asc" | "stars.desc" | "stars.asc"
@@ -664,21 +665,30 @@ async fn reviews(
         .map(|r| review_json(r, &found.id, &found.name))
         .collect();
     let more = start.saturating_add(per_page) < ordered.len();
+    // The links point back at this server (the Host the request came to),
+    // as Trustpilot's point at api.trustpilot.com: a client that follows
+    // them stays on the origin it was configured with.
+    let host = header_string(&headers, "host").unwrap_or_else(|| "api.trustpilot.com".into());
     let prefix = if private { "/v1/private" } else { "/v1" };
+    let link = |to: usize, rel: &str| {
+        let mut query = form_urlencoded::Serializer::new(String::new());
+        query.append_pair("page", &to.to_string());
+        query.append_pair("perPage", &per_page.to_string());
+        if let Some(order) = query_order.as_deref() {
+            query.append_pair("orderBy", order);
+        }
+        json!({
+            "href": format!("http://{host}/trustpilot{prefix}/business-units/{unit}/reviews?{}", query.finish()),
+            "method": "GET",
+            "rel": rel
+        })
+    };
     let mut links = Vec::new();
     if more {
-        links.push(json!({
-            "href": format!("https://api.trustpilot.com{prefix}/business-units/{unit}/reviews?page={}&perPage={per_page}", page + 1),
-            "method": "GET",
-            "rel": "next-page"
-        }));
+        links.push(link(page + 1, "next-page"));
     }
     if page > 1 {
-        links.push(json!({
-            "href": format!("https://api.trustpilot.com{prefix}/business-units/{unit}/reviews?page={}&perPage={per_page}", page - 1),
-            "method": "GET",
-            "rel": "prev-page"
-        }));
+        links.push(link(page - 1, "prev-page"));
     }
     drop(state);
     Json(json!({"reviews": served, "links": links})).into_response()

@@ -1,10 +1,13 @@
 //! The Google emulator: OAuth refresh grant, reviews.list paging and
-//! ordering, live changes to the data, determinism of the seed.
+//! ordering, live changes to the data, determinism of the seed; and
+//! batchGetReviews (shapes, page size, order across locations, rating-only
+//! reviews, the cap on names, per-location errors, counting, auth).
 
 use std::collections::HashSet;
 
 use sandbox::{
-    GOOGLE_CLIENT_ID, GOOGLE_REFRESH_TOKEN, GoogleSeed, NewGoogleReview, SandboxOptions,
+    Endpoint, Fault, GOOGLE_CLIENT_ID, GOOGLE_REFRESH_TOKEN, GoogleSeed, NewGoogleReview,
+    SandboxOptions,
 };
 use serde_json::{Value, json};
 
@@ -367,4 +370,469 @@ async fn same_seed_serves_identical_data() {
         differs |= served_a != served_c;
     }
     assert!(differs, "another seed gives other data");
+}
+
+// ------------------------------------------------------- batchGetReviews
+
+/// `POST {google}/v4/{account}/locations:batchGetReviews` with `body`.
+async fn batch(
+    sb: &sandbox::Sandbox,
+    client: &reqwest::Client,
+    token: Option<&str>,
+    account: &str,
+    body: &Value,
+) -> reqwest::Response {
+    let mut request = client
+        .post(format!(
+            "{}/v4/{account}/locations:batchGetReviews",
+            sb.google_base_url()
+        ))
+        .json(body);
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    request.send().await.expect("batch request")
+}
+
+/// Every page of a batch call: follows `nextPageToken` with the same body.
+async fn batch_pages(
+    sb: &sandbox::Sandbox,
+    client: &reqwest::Client,
+    token: &str,
+    account: &str,
+    body: &Value,
+) -> Vec<Value> {
+    let mut pages = Vec::new();
+    let mut body = body.clone();
+    loop {
+        let response = batch(sb, client, Some(token), account, &body).await;
+        assert_eq!(response.status(), 200);
+        let page: Value = response.json().await.expect("json");
+        let next = page
+            .get("nextPageToken")
+            .and_then(Value::as_str)
+            .map(str::to_owned);
+        pages.push(page);
+        match next {
+            Some(next) => body["pageToken"] = json!(next),
+            None => return pages,
+        }
+    }
+}
+
+fn location_reviews(pages: &[Value]) -> Vec<Value> {
+    pages
+        .iter()
+        .flat_map(|p| p["locationReviews"].as_array().cloned().unwrap_or_default())
+        .collect()
+}
+
+#[tokio::test]
+async fn batch_reads_the_named_locations_newest_first_across_them() {
+    let sb = start_with(opts(30)).await;
+    let client = client();
+    let token = google_token(&sb, &client).await;
+    let names: Vec<String> = sb
+        .google()
+        .locations()
+        .into_iter()
+        .filter(|l| l.starts_with("accounts/1000/"))
+        .collect();
+    assert_eq!(names.len(), 2);
+    let newest = sb.google().add_review(
+        &names[1],
+        NewGoogleReview {
+            star_rating: Some(4),
+            comment: Some("Just moved in".into()),
+            display_name: "Ana".into(),
+            is_anonymous: false,
+        },
+    );
+
+    let pages = batch_pages(
+        &sb,
+        &client,
+        &token,
+        "accounts/1000",
+        &json!({"locationNames": names}),
+    )
+    .await;
+    let sizes: Vec<usize> = pages
+        .iter()
+        .map(|p| p["locationReviews"].as_array().map_or(0, Vec::len))
+        .collect();
+    assert_eq!(sizes, [50, 11], "pageSize defaults to 50");
+    assert!(pages[0]["nextPageToken"].is_string());
+    assert!(
+        pages[1].get("nextPageToken").is_none(),
+        "absent on the last page"
+    );
+    for page in &pages {
+        let keys: Vec<&String> = page.as_object().expect("object").keys().collect();
+        assert!(
+            keys.iter()
+                .all(|k| *k == "locationReviews" || *k == "nextPageToken"),
+            "{keys:?}"
+        );
+    }
+
+    let items = location_reviews(&pages);
+    assert_eq!(items[0]["name"], json!(names[1]));
+    assert_eq!(
+        items[0]["review"]["reviewId"],
+        json!(newest),
+        "the newest review of either location first"
+    );
+    let mut seen = HashSet::new();
+    for item in &items {
+        let location = item["name"].as_str().expect("name");
+        let review = &item["review"];
+        let review_name = review["name"].as_str().expect("review name");
+        assert!(
+            review_name.starts_with(&format!("{location}/reviews/")),
+            "{item}"
+        );
+        assert!(seen.insert(review_name.to_owned()), "once: {review_name}");
+    }
+    assert_eq!(seen.len(), 61, "every review of both locations, once");
+    for pair in items.windows(2) {
+        assert!(time(&pair[0]["review"]["updateTime"]) >= time(&pair[1]["review"]["updateTime"]));
+    }
+    // The reviews are the ones reviews.list serves.
+    let mut listed: Vec<Value> = names.iter().flat_map(|n| sb.google().reviews(n)).collect();
+    let mut batched: Vec<Value> = items.iter().map(|i| i["review"].clone()).collect();
+    let key = |v: &Value| v["name"].as_str().unwrap_or_default().to_owned();
+    listed.sort_by_key(key);
+    batched.sort_by_key(key);
+    assert_eq!(batched, listed);
+
+    // One count per call, whatever it names; reviews.list is not counted.
+    assert_eq!(sb.google().batch_requests(), 2);
+    assert_eq!(sb.google().batch_requests_naming(&names[0]), 2);
+    assert_eq!(
+        sb.google()
+            .batch_requests_naming("accounts/1001/locations/2002"),
+        0
+    );
+    assert_eq!(sb.google().list_requests_total(), 0);
+
+    // Nothing to serve: proto3 leaves every field out.
+    let empty = sb.google().add_location("accounts/1000");
+    let page: Value = batch(
+        &sb,
+        &client,
+        Some(&token),
+        "accounts/1000",
+        &json!({"locationNames": [empty]}),
+    )
+    .await
+    .json()
+    .await
+    .expect("json");
+    assert_eq!(page, json!({}));
+}
+
+#[tokio::test]
+async fn batch_page_size_orders_and_rating_only_reviews() {
+    let sb = start_with(opts(30)).await;
+    let client = client();
+    let token = google_token(&sb, &client).await;
+    let names = [
+        "accounts/1000/locations/2000",
+        "accounts/1000/locations/2001",
+    ];
+    let rating_only = sb.google().add_review(
+        names[0],
+        NewGoogleReview {
+            star_rating: Some(2),
+            comment: None,
+            display_name: "Bo".into(),
+            is_anonymous: false,
+        },
+    );
+    let count = |pages: &[Value]| location_reviews(pages).len();
+
+    let big = batch_pages(
+        &sb,
+        &client,
+        &token,
+        "accounts/1000",
+        &json!({"locationNames": names, "pageSize": 500}),
+    )
+    .await;
+    assert_eq!(
+        big[0]["locationReviews"].as_array().map(Vec::len),
+        Some(50),
+        "capped at 50"
+    );
+    assert_eq!(count(&big), 61);
+    let small = batch_pages(
+        &sb,
+        &client,
+        &token,
+        "accounts/1000",
+        &json!({"locationNames": names, "pageSize": 7}),
+    )
+    .await;
+    assert_eq!(small.len(), 9);
+    assert_eq!(count(&small), 61);
+
+    for (order, ascending) in [("rating", true), ("rating desc", false)] {
+        let pages = batch_pages(
+            &sb,
+            &client,
+            &token,
+            "accounts/1000",
+            &json!({"locationNames": names, "orderBy": order}),
+        )
+        .await;
+        let stars: Vec<u8> = location_reviews(&pages)
+            .iter()
+            .map(|i| match i["review"]["starRating"].as_str() {
+                Some("ONE") => 1,
+                Some("TWO") => 2,
+                Some("THREE") => 3,
+                Some("FOUR") => 4,
+                Some("FIVE") => 5,
+                _ => 0,
+            })
+            .collect();
+        assert_eq!(stars.len(), 61);
+        assert!(
+            stars.windows(2).all(|w| if ascending {
+                w[0] <= w[1]
+            } else {
+                w[0] >= w[1]
+            }),
+            "{order}: {stars:?}"
+        );
+    }
+
+    let with_text = batch_pages(
+        &sb,
+        &client,
+        &token,
+        "accounts/1000",
+        &json!({"locationNames": names, "ignoreRatingOnlyReviews": true}),
+    )
+    .await;
+    let items = location_reviews(&with_text);
+    assert!(items.iter().all(|i| {
+        i["review"]["comment"]
+            .as_str()
+            .is_some_and(|c| !c.trim().is_empty())
+    }));
+    assert!(
+        items
+            .iter()
+            .all(|i| i["review"]["reviewId"] != json!(rating_only))
+    );
+    let with_rating_only = location_reviews(&big);
+    assert!(
+        with_rating_only
+            .iter()
+            .any(|i| i["review"]["reviewId"] == json!(rating_only))
+    );
+    assert!(items.len() < with_rating_only.len());
+
+    // A token from one request is refused with another body.
+    let token_for_two = small[0]["nextPageToken"]
+        .as_str()
+        .expect("token")
+        .to_owned();
+    let response = batch(
+        &sb,
+        &client,
+        Some(&token),
+        "accounts/1000",
+        &json!({"locationNames": [names[0]], "pageSize": 7, "pageToken": token_for_two}),
+    )
+    .await;
+    assert_eq!(response.status(), 400);
+}
+
+async fn error_of(response: reqwest::Response, status: u16) -> Value {
+    assert_eq!(response.status(), status);
+    let body: Value = response.json().await.expect("json");
+    assert_eq!(body["error"]["code"], status, "{body}");
+    body
+}
+
+#[tokio::test]
+async fn batch_refuses_the_whole_call_naming_the_location_and_caps_names() {
+    let sb = start_with(opts(3)).await;
+    let client = client();
+    let good = "accounts/1000/locations/2000";
+
+    // The same auth as reviews.list.
+    let body = json!({"locationNames": [good]});
+    let none = error_of(batch(&sb, &client, None, "accounts/1000", &body).await, 401).await;
+    assert_eq!(none["error"]["status"], "UNAUTHENTICATED");
+    error_of(
+        batch(&sb, &client, Some("ya29.bogus"), "accounts/1000", &body).await,
+        401,
+    )
+    .await;
+    let token = google_token(&sb, &client).await;
+
+    // A name outside the path's account, an unknown and an unverified
+    // location each fail the whole call, named in message and detail.
+    let foreign = "accounts/1001/locations/2002";
+    let refused = error_of(
+        batch(
+            &sb,
+            &client,
+            Some(&token),
+            "accounts/1000",
+            &json!({"locationNames": [good, foreign]}),
+        )
+        .await,
+        400,
+    )
+    .await;
+    assert_eq!(refused["error"]["status"], "INVALID_ARGUMENT");
+    assert!(
+        refused["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains(foreign)),
+        "{refused}"
+    );
+    assert_eq!(refused["error"]["details"][0]["resourceName"], foreign);
+    assert_eq!(
+        refused["error"]["details"][0]["@type"],
+        "type.googleapis.com/google.rpc.ResourceInfo"
+    );
+
+    let unknown = "accounts/1000/locations/9999";
+    let missing = error_of(
+        batch(
+            &sb,
+            &client,
+            Some(&token),
+            "accounts/1000",
+            &json!({"locationNames": [good, unknown]}),
+        )
+        .await,
+        404,
+    )
+    .await;
+    assert_eq!(missing["error"]["status"], "NOT_FOUND");
+    assert_eq!(missing["error"]["details"][0]["resourceName"], unknown);
+
+    let second = "accounts/1000/locations/2001";
+    assert!(sb.google().set_verified(second, false));
+    let unverified = error_of(
+        batch(
+            &sb,
+            &client,
+            Some(&token),
+            "accounts/1000",
+            &json!({"locationNames": [good, second]}),
+        )
+        .await,
+        404,
+    )
+    .await;
+    assert_eq!(
+        unverified["error"]["message"],
+        format!("Location {second} is not verified.")
+    );
+    assert_eq!(unverified["error"]["details"][0]["resourceName"], second);
+    let listed = list_reviews(&sb, &client, Some(&token), second, &[])
+        .await
+        .expect("list");
+    assert_eq!(listed.status(), 404, "reviews.list refuses it too");
+    assert!(sb.google().set_verified(second, true));
+    let ok = batch(
+        &sb,
+        &client,
+        Some(&token),
+        "accounts/1000",
+        &json!({"locationNames": [good, second]}),
+    )
+    .await;
+    assert_eq!(ok.status(), 200);
+    assert!(!sb.google().set_verified(unknown, false));
+
+    // No names, or more than the cap (50 unless set; 200 is the other
+    // documented value).
+    let empty = error_of(
+        batch(
+            &sb,
+            &client,
+            Some(&token),
+            "accounts/1000",
+            &json!({"locationNames": []}),
+        )
+        .await,
+        400,
+    )
+    .await;
+    assert_eq!(empty["error"]["status"], "INVALID_ARGUMENT");
+    let mut many = vec![good.to_owned(), second.to_owned()];
+    while many.len() < 60 {
+        many.push(sb.google().add_location("accounts/1000"));
+    }
+    let too_many = error_of(
+        batch(
+            &sb,
+            &client,
+            Some(&token),
+            "accounts/1000",
+            &json!({"locationNames": many}),
+        )
+        .await,
+        400,
+    )
+    .await;
+    assert!(
+        too_many["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("60 given, at most 50")),
+        "{too_many}"
+    );
+    sb.google().set_batch_location_cap(200);
+    let pages = batch_pages(
+        &sb,
+        &client,
+        &token,
+        "accounts/1000",
+        &json!({"locationNames": many}),
+    )
+    .await;
+    assert_eq!(
+        location_reviews(&pages).len(),
+        6,
+        "3 reviews in each seeded location"
+    );
+
+    // Garbage bodies.
+    for bad in [
+        json!("x"),
+        json!({"locationNames": [good], "pageSize": -1}),
+        json!({"locationNames": [good], "orderBy": "createTime"}),
+    ] {
+        error_of(
+            batch(&sb, &client, Some(&token), "accounts/1000", &bad).await,
+            400,
+        )
+        .await;
+    }
+
+    // Faults aimed at reviews.list hit batch calls too; each call counts.
+    let before = sb.google().batch_requests();
+    sb.faults()
+        .push(Endpoint::GoogleList, Fault::Status(503), 1);
+    let faulted = error_of(
+        batch(&sb, &client, Some(&token), "accounts/1000", &body).await,
+        503,
+    )
+    .await;
+    assert_eq!(faulted["error"]["status"], "UNAVAILABLE");
+    assert_eq!(sb.google().batch_requests(), before + 1);
+    assert_eq!(
+        sb.google().list_requests(good),
+        0,
+        "batch calls are not list calls"
+    );
 }

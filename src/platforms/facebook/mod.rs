@@ -181,7 +181,7 @@ impl FacebookPoll<'_> {
         };
         let json = self.client.ratings(&self.location, after).await?;
         let page_number = self.paging.page_read();
-        let mapped = wire::map_page(&json, page_number)?;
+        let mapped = wire::map_page(&json, page_number, self.location.as_str().trim())?;
         if let Some(newest) = mapped.newest {
             self.newest = Some(self.newest.map_or(newest, |n| n.max(newest)));
         }
@@ -321,7 +321,7 @@ pub fn fuzz_parse_page(bytes: &[u8]) {
     let Ok(json) = serde_json::from_slice::<serde_json::Value>(bytes) else {
         return;
     };
-    if let Ok(mapped) = wire::map_page(&json, 1) {
+    if let Ok(mapped) = wire::map_page(&json, 1, "1234567890") {
         super::fuzzing::check_page(&mapped.page, None);
     }
 }

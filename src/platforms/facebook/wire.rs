@@ -5,15 +5,28 @@
 //!
 //! The mapping:
 //! - the review id is `open_graph_story.id` (what the ratings webhook calls
-//!   `open_graph_story_id`). Old ratings have no story: their id is derived,
-//!   `fb-` + the first 32 hex digits of SHA-256 over `reviewer.id` and the
-//!   UTC `created_time`, which is stable across polls (`notes["derived_id"]`
-//!   says so). Without a reviewer id either, the record is refused;
+//!   `open_graph_story_id`). Ratings from before December 2018 have no
+//!   story even when it is asked for, and Graph's default fields never
+//!   include one; their id is derived (`notes["derived_id"]` says from
+//!   what), stable across polls:
+//!   - with a `reviewer.id`: `fb-` + the first 32 hex digits of SHA-256 over
+//!     the reviewer id and the UTC `created_time` ([`derived_id`]);
+//!   - without one either (Graph often withholds the reviewer): `fbp-` + the
+//!     first 32 hex digits of SHA-256 over the Page id, the UTC
+//!     `created_time` to the second and the text as sent (trimmed; empty
+//!     when none) ([`page_derived_id`]). Its limits: two ratings of one Page
+//!     with the same text in the same second get one id (the second is
+//!     taken for a repeat of the first), and a rating whose text is edited
+//!     gets a new id (it is delivered again, as a new review; the old one
+//!     stays delivered). The same rating read through another Page id (a
+//!     Page that moved) is another review;
 //! - `created_time` (`2016-03-11T23:14:30+0000`, any `+HHMM`/`+HH:MM`
 //!   offset) is the creation time. Graph has no update time;
-//! - `rating` is sent only when the legacy 1..5 `rating` field is there:
-//!   a positive/negative recommendation has no star rating, and none is
-//!   invented. `recommendation_type` is kept in `notes`;
+//! - the rating is the legacy 1..5 `rating` field, else the story's
+//!   `data.rating` (`{value, scale}`, scaled to five stars): a field-filtered
+//!   rating can carry its stars only there. A positive/negative
+//!   recommendation has neither, and no star rating is invented;
+//!   `recommendation_type` is kept in `notes`;
 //! - `review_text` (else the story's `data.review_text`) is the comment;
 //! - `reviewer.name` is the display name, when Graph shows it.
 //!
@@ -49,14 +62,20 @@ pub(super) struct MappedPage {
     pub newest: Option<DateTime<Utc>>,
 }
 
-/// Maps one page. `page_number` (1-based) names records without a readable
-/// id in rejections. Only a page whose shape is wrong is an error.
-pub(super) fn map_page(json: &Value, page_number: u32) -> Result<MappedPage, PlatformError> {
+/// Maps one page of the Page `page_id` (ratings without a story or a
+/// reviewer get ids derived from it). `page_number` (1-based) names records
+/// without a readable id in rejections. Only a page whose shape is wrong is
+/// an error.
+pub(super) fn map_page(
+    json: &Value,
+    page_number: u32,
+    page_id: &str,
+) -> Result<MappedPage, PlatformError> {
     let (top, items) = record_array(json, "ratings page", "data")?;
     let next_cursor = next_cursor(top.get("paging"))?;
     let mapped = map_records(
         items,
-        map_recommendation,
+        |item| map_recommendation(item, page_id),
         |i| format!("page {page_number} item {}", i + 1),
         |item| {
             item.get("created_time")
@@ -116,8 +135,9 @@ fn next_cursor(paging: Option<&Value>) -> Result<Option<String>, PlatformError> 
         .ok_or_else(|| PlatformError::InvalidResponse("paging.next without an after cursor".into()))
 }
 
-/// One recommendation, or why not (with its id when readable).
-fn map_recommendation(item: &Value) -> Result<Review, Refusal> {
+/// One recommendation of the Page `page_id`, or why not (with its id when
+/// readable).
+fn map_recommendation(item: &Value, page_id: &str) -> Result<Review, Refusal> {
     let Value::Object(obj) = item else {
         return Err((
             None,
@@ -156,6 +176,15 @@ fn map_recommendation(item: &Value) -> Result<Review, Refusal> {
             parse_graph_time(text).map_err(|e| (story_id.clone(), format!("created_time: {e}")))?
         }
     };
+    let story_text = match story.and_then(|s| s.get("data")) {
+        Some(Value::Object(data)) => opt_str(data, "review_text")
+            .map_err(|e| (story_id.clone(), format!("open_graph_story.data.{e}")))?,
+        _ => None,
+    };
+    let comment = opt_str(obj, "review_text")
+        .map_err(|e| (story_id.clone(), e))?
+        .or(story_text)
+        .and_then(non_blank);
     let mut notes = BTreeMap::new();
     let id = match story_id {
         Some(id) => id,
@@ -166,21 +195,23 @@ fn map_recommendation(item: &Value) -> Result<Review, Refusal> {
                 }
                 None => None,
             };
-            let Some(reviewer_id) = reviewer_id else {
-                return Err((
-                    None,
-                    "open_graph_story.id: missing, and no reviewer.id to derive an id from".into(),
-                ));
-            };
-            notes.insert("derived_id".to_owned(), "true".to_owned());
-            derived_id(&reviewer_id, created_at)
+            match reviewer_id {
+                Some(reviewer_id) => {
+                    notes.insert("derived_id".to_owned(), "reviewer+created_time".to_owned());
+                    derived_id(&reviewer_id, created_at)
+                }
+                None => {
+                    notes.insert("derived_id".to_owned(), "page+created_time+text".to_owned());
+                    page_derived_id(page_id, created_at, comment.as_deref())
+                }
+            }
         }
     };
     check_review_id(&id).map_err(|e| (None, format!("open_graph_story.id: {e}")))?;
     let refuse = |reason: String| (Some(id.clone()), reason);
 
     let rating = match obj.get("rating") {
-        None | Some(Value::Null) => None,
+        None | Some(Value::Null) => story_rating(story).map_err(&refuse)?,
         Some(Value::Number(n)) => Some(
             n.as_u64()
                 .and_then(|s| u8::try_from(s).ok())
@@ -200,15 +231,6 @@ fn map_recommendation(item: &Value) -> Result<Review, Refusal> {
     {
         notes.insert("recommendation_type".to_owned(), kind);
     }
-    let story_text = match story.and_then(|s| s.get("data")) {
-        Some(Value::Object(data)) => opt_str(data, "review_text")
-            .map_err(|e| refuse(format!("open_graph_story.data.{e}")))?,
-        _ => None,
-    };
-    let comment = opt_str(obj, "review_text")
-        .map_err(&refuse)?
-        .or(story_text)
-        .and_then(non_blank);
     let display_name = match reviewer {
         Some(reviewer) => opt_str(reviewer, "name")
             .map_err(|e| refuse(format!("reviewer.{e}")))?
@@ -246,6 +268,70 @@ pub(super) fn derived_id(reviewer_id: &str, created_at: DateTime<Utc>) -> String
     let input = format!("{reviewer_id}\n{}", created_at.format("%Y-%m-%dT%H:%M:%SZ"));
     let digest = hex::encode(Sha256::digest(input.as_bytes()));
     format!("fb-{}", &digest[..DERIVED_ID_HEX])
+}
+
+/// The id of a rating with neither a story nor a reviewer id: `fbp-` + hex
+/// SHA-256 of the Page id, the UTC creation second and the text as sent
+/// (empty when none), cut to [`DERIVED_ID_HEX`] digits. See the module notes
+/// for what it cannot tell apart.
+pub(super) fn page_derived_id(
+    page_id: &str,
+    created_at: DateTime<Utc>,
+    text: Option<&str>,
+) -> String {
+    let input = format!(
+        "{}\n{}\n{}",
+        page_id.trim(),
+        created_at.format("%Y-%m-%dT%H:%M:%SZ"),
+        text.unwrap_or_default()
+    );
+    let digest = hex::encode(Sha256::digest(input.as_bytes()));
+    format!("fbp-{}", &digest[..DERIVED_ID_HEX])
+}
+
+/// The stars of a story's `data.rating` (`{"value": 4, "scale": 5}`), on
+/// five stars; `None` when there is none.
+fn story_rating(story: Option<&Map<String, Value>>) -> Result<Option<Rating>, String> {
+    let Some(Value::Object(data)) = story.and_then(|s| s.get("data")) else {
+        return Ok(None);
+    };
+    let number = |value: Option<&Value>, what: &str| match value {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Number(n)) => Ok(n.as_f64()),
+        Some(other) => Err(format!(
+            "open_graph_story.data.rating{what}: {} is not a number",
+            json_kind(other)
+        )),
+    };
+    let (value, scale) = match data.get("rating") {
+        None | Some(Value::Null) => return Ok(None),
+        // Tolerated: the stars written without their scale.
+        Some(bare @ Value::Number(_)) => (number(Some(bare), "")?, None),
+        Some(Value::Object(rating)) => (
+            number(rating.get("value"), ".value")?,
+            number(rating.get("scale"), ".scale")?,
+        ),
+        Some(other) => {
+            return Err(format!(
+                "open_graph_story.data.rating: {} is not an object",
+                json_kind(other)
+            ));
+        }
+    };
+    let Some(value) = value else {
+        return Ok(None);
+    };
+    let scale = scale.unwrap_or(5.0);
+    if !(scale.is_finite() && scale > 0.0) {
+        return Err(format!(
+            "open_graph_story.data.rating.scale: {scale} is not a positive number"
+        ));
+    }
+    Rating::from_f64(value / scale * 5.0)
+        .map(Some)
+        .ok_or_else(|| {
+            format!("open_graph_story.data.rating: {value} of {scale} is not within 1..5 stars")
+        })
 }
 
 /// Graph's `created_time`: ISO 8601 with an offset written `+0000` (or, to

@@ -1,13 +1,14 @@
 //! The Google client against the sandbox's emulator on loopback (paging,
 //! incremental polls, retries, token renewal and refusal), plus a scripted
 //! server for what the emulator cannot be made to do (a paging loop), and
-//! pure tests of URL building and error mapping.
+//! pure tests of URL building and error mapping; a recorded real list page.
 
 use super::*;
 use crate::config::{Secret, SourceKind};
 use crate::domain::SourceName;
 use crate::platforms::http::test_server::{Answer, Server};
 use crate::retry::Backoff;
+use crate::timestamps::travtus_format;
 use reqwest::StatusCode;
 use sandbox::{Endpoint, Fault, GoogleSeed, NewGoogleReview, Sandbox, SandboxOptions};
 use std::num::NonZeroU32;
@@ -630,5 +631,70 @@ async fn discovery_asks_for_the_documented_fields_and_page_size() {
             .filter(|h| h.contains("/locations"))
             .all(|h| h.to_ascii_lowercase().contains("authorization: bearer t0k")),
         "the source's bearer token on every listing"
+    );
+}
+
+/// A real `ListReviewsResponse`, committed as a test fixture by a Google
+/// Business Profile client: `Newgarden-Solutions/google_my_business`,
+/// `test/src/managers/reviews_manager_test.dart` (`testReviewsJson`), commit
+/// 835b2f9cb825490efe644ef4fc81f4898718668f. The reviewers' names and photo
+/// URLs are anonymised; everything else is kept, in
+/// `src/platforms/google/fixtures/recorded_list_reviews.json`. It shows the
+/// settled facts: `isAnonymous` left out when false, a rating-only review
+/// without `comment`, and a comment carrying Google's translation, of which
+/// the reviewer's own words are what is sent.
+#[test]
+fn a_recorded_real_list_page_maps_every_record() {
+    let json: Value = serde_json::from_str(include_str!("fixtures/recorded_list_reviews.json"))
+        .expect("fixture is JSON");
+    let mapped = wire::map_page(&json, 1).expect("page");
+    assert!(
+        mapped.page.rejected.is_empty(),
+        "{:?}",
+        mapped.page.rejected
+    );
+    assert_eq!(mapped.page.reported_total, Some(2));
+    assert_eq!(mapped.next_page_token, None);
+    let [rating_only, translated] = &mapped.page.reviews[..] else {
+        panic!("two reviews: {:?}", mapped.page.reviews);
+    };
+    assert_eq!(
+        rating_only.review_id.as_str(),
+        "AbFvOqmfI-JoFLOEqmBN-JqT0BFKxGR5b5t9ZuutWki9hbnFnp6h_tWsI-8SajSWhxmvwAFBAAgH"
+    );
+    assert_eq!(rating_only.rating.map(|r| r.get()), Some(1));
+    assert_eq!(rating_only.comment, None, "rating-only: no comment field");
+    assert_eq!(rating_only.display_name.as_deref(), Some("Reviewer One"));
+    assert_eq!(
+        rating_only.is_anonymous,
+        Some(false),
+        "isAnonymous absent is false"
+    );
+    assert_eq!(
+        travtus_format(rating_only.created_at),
+        "2019-12-19T16:55:27"
+    );
+    assert_eq!(
+        rating_only.updated_at.map(travtus_format).as_deref(),
+        Some("2019-12-19T16:55:27")
+    );
+
+    assert_eq!(
+        translated.review_id.as_str(),
+        "AbFvOqkNhKOO17hiA6Dg1-HNrS6Vtjv71nAMxEdVXdIlVOC4xshndwUfGS9uSLgisU6T7hDMHMjsKg"
+    );
+    assert_eq!(translated.rating.map(|r| r.get()), Some(5));
+    assert_eq!(
+        translated.comment.as_deref(),
+        Some("Вкусно, сытно и недорого"),
+        "the original text, without Google's translation or markers"
+    );
+    assert_eq!(translated.display_name.as_deref(), Some("Reviewer Two"));
+    assert_eq!(translated.is_anonymous, Some(false));
+    assert_eq!(travtus_format(translated.created_at), "2020-09-07T19:27:46");
+    assert_eq!(
+        translated.updated_at.map(travtus_format).as_deref(),
+        Some("2020-09-07T19:27:46"),
+        "the owner's reply is not the review's update"
     );
 }

@@ -440,3 +440,114 @@ fn place_ids_become_one_escaped_segment() {
         assert_eq!(url.as_str(), want, "{base} + {place}");
     }
 }
+
+/// A real Place Details (New) answer, published as the example of a Places
+/// client's README: `StefanMedia/GooglePlaceDetails`, `README.md` ("Place
+/// details answer example"), commit f2af7f89ab56ba5651f19734d787838e418d0130.
+/// The authors' names, profile links and photo URLs are anonymised; the
+/// shape and everything else are kept, in
+/// `src/platforms/places/fixtures/recorded_place_details.json`. It shows the
+/// settled facts: `publishTime` with six fractional digits, `rating` as a
+/// whole number, review names with both the `ChZ` and `Chd` prefixes.
+#[test]
+fn a_recorded_real_place_maps_every_review() {
+    let json: Value = serde_json::from_str(include_str!("fixtures/recorded_place_details.json"))
+        .expect("fixture is JSON");
+    let mapped = map_place(&json).expect("place");
+    assert!(
+        mapped.page.rejected.is_empty(),
+        "{:?}",
+        mapped.page.rejected
+    );
+    let place = "places/ChIJ32vwFWSAhYAR8wx7vbWoSPA/reviews/";
+    // (review id after the place, publishTime in UTC, stars, author, text start)
+    let want = [
+        (
+            "ChZDSUhNMG9nS0VJQ0FnSURmdVkyc1pBEAE",
+            "2025-01-08T08:22:09",
+            5,
+            "Reviewer One",
+            "They had only 2 signs",
+        ),
+        (
+            "ChdDSUhNMG9nS0VQS0U3Ylh5bnM2d2p3RRAB",
+            "2025-05-26T09:34:10",
+            2,
+            "Reviewer Two",
+            "Here is proof for eveyone",
+        ),
+        (
+            "ChZDSUhNMG9nS0VJQ0FnSURaaThfRFlREAE",
+            "2024-08-31T21:41:39",
+            5,
+            "Reviewer Three",
+            "The original Google San Francisco",
+        ),
+        (
+            "ChZDSUhNMG9nS0VJQ0FnSUNmaGVDVElBEAE",
+            "2024-12-30T20:41:31",
+            4,
+            "Reviewer Four",
+            "Not very easy mission",
+        ),
+        (
+            "ChdDSUhNMG9nS0VJQ0FnSUR6Mk9Ebm9nRRAB",
+            "2024-06-07T09:38:36",
+            5,
+            "Reviewer Five",
+            "Here is Google's San Francisco office",
+        ),
+    ];
+    assert_eq!(mapped.page.reviews.len(), want.len());
+    for (r, (id, published, stars, author, text)) in mapped.page.reviews.iter().zip(want) {
+        assert_eq!(r.review_id.as_str(), format!("{place}{id}"));
+        assert_eq!(travtus_format(r.created_at), published, "{id}");
+        assert_eq!(r.rating.map(Rating::get), Some(stars), "{id}");
+        assert_eq!(r.display_name.as_deref(), Some(author), "{id}");
+        assert!(
+            r.comment.as_deref().is_some_and(|c| c.starts_with(text)),
+            "{id}: {:?}",
+            r.comment
+        );
+        assert_eq!(
+            r.notes.get("language").map(String::as_str),
+            Some("en"),
+            "{id}"
+        );
+        assert_eq!(
+            (r.updated_at, r.is_anonymous, r.title.as_deref()),
+            (None, None, None)
+        );
+    }
+}
+
+#[test]
+fn publish_times_with_three_six_or_nine_fraction_digits_and_any_id_prefix() {
+    for (name, time) in [
+        (
+            "places/p/reviews/ChZDSUhNMG9nS0VJ",
+            "2025-01-08T08:22:09.598Z",
+        ),
+        (
+            "places/p/reviews/ChdDSUhNMG9nS0VQ",
+            "2025-01-08T08:22:09.598435Z",
+        ),
+        (
+            "places/p/reviews/Ci9DQUlRQUNvZENo",
+            "2025-01-08T08:22:09.598435123Z",
+        ),
+        ("places/p/reviews/ChZDSUhNMG9nS0VK", "2025-01-08T08:22:09Z"),
+    ] {
+        let r = one(with(
+            json!({"name": name, "publishTime": time, "rating": 5}),
+        ))
+        .unwrap_or_else(|e| panic!("{time}: {e:?}"));
+        assert_eq!(r.review_id.as_str(), name);
+        assert_eq!(
+            travtus_format(r.created_at),
+            "2025-01-08T08:22:09",
+            "{time}"
+        );
+        assert_eq!(r.rating.map(Rating::get), Some(5));
+    }
+}

@@ -9,8 +9,19 @@
 //! `token_url` (HTTP Basic `api_key:api_secret`), renewed with the refresh
 //! token it returns (see `oauth::Grant::BasicPassword`).
 //!
-//! Paging: pages 1, 2, ... until an empty page or one shorter than
-//! [`PER_PAGE`], at most [`MAX_PAGES`]. Reviews are ordered by creation, so an
+//! Paging follows the page's own `links[]`: the entry with `rel:
+//! "next-page"` is the next request (its `href`, resolved against the page's
+//! URL), and a page whose `links[]` has no such entry is the last, however
+//! long it is. The `href` is followed only to the configured origin (scheme,
+//! host and port of `api_base_url`, the rule of [`crate::redirect`]): the
+//! `apikey` header or bearer token goes with every request, so a link to
+//! another origin is never requested; the next page number on the
+//! configured base is read instead (a proxy in front of Trustpilot keeps
+//! working). An answer without `links` is paged by number: pages 1, 2, ...
+//! until an empty page or one shorter than [`PER_PAGE`]. Either way at most
+//! [`MAX_PAGES`], and a page that repeats the previous one, or a link back
+//! to a page already read, ends the poll as a paging loop. Reviews are
+//! ordered by creation, so an
 //! incremental poll stops after the page on which a review created before
 //! the high-water mark minus [`OVERLAP`] appears; the mark is the newest
 //! `createdAt` seen. Edits (a newer `updatedAt`, or changed content, which
@@ -28,7 +39,11 @@
 //!   carry `Retry-After`, which the shared backoff honours;
 //! - refresh tokens are accepted at `token_url` (the reference allows it)
 //!   and token errors use OAuth's `error` codes;
-//! - `updatedAt` may be null or missing.
+//! - `updatedAt` may be null or missing;
+//! - a `next-page` `href` keeps the request's `orderBy` or leaves it out
+//!   (Trustpilot's default is `createdat.desc`, the order asked for), and
+//!   may change `perPage`: the stop rules do not depend on the page size
+//!   when links are there.
 
 mod wire;
 
@@ -43,7 +58,9 @@ use crate::ledger::PollState;
 use crate::oauth::{Grant, TokenCache};
 use chrono::{DateTime, TimeDelta, Utc};
 use serde_json::Value;
+use std::collections::HashSet;
 use url::Url;
+use wire::NextLink;
 
 /// How far behind the stored high-water mark a poll keeps reading, for
 /// reviews Trustpilot publishes a while after their `createdAt` (held for
@@ -110,6 +127,9 @@ impl TrustpilotClient {
             newest: None,
             page: 0,
             previous_ids: Vec::new(),
+            next_url: None,
+            visited: HashSet::new(),
+            held_back: None,
             done: false,
         }
     }
@@ -147,11 +167,12 @@ impl TrustpilotClient {
         Ok(url)
     }
 
-    async fn reviews(&self, unit: &LocationId, page: u32) -> Result<Value, PlatformError> {
-        let url = self.reviews_url(unit, page)?;
+    /// The reviews page at `url`: a numbered page of [`Self::reviews_url`],
+    /// or a `next-page` link already checked to be on the configured origin.
+    async fn reviews(&self, unit: &LocationId, url: &Url) -> Result<Value, PlatformError> {
         self.http
             .get_json(
-                &url,
+                url,
                 |request| {
                     if self.private {
                         // The bearer token is added by the shared machinery.
@@ -180,12 +201,24 @@ pub struct TrustpilotPoll<'a> {
     page: u32,
     /// The ids of the previous page, to catch a server that ignores `page`.
     previous_ids: Vec<String>,
+    /// The next request when the last page linked to it (`next-page`, on
+    /// the configured origin); `None`: the next page number.
+    next_url: Option<Url>,
+    /// Every URL requested in this poll, to catch links that go round.
+    visited: HashSet<String>,
+    /// The error that ends the poll once the page that revealed it (whose
+    /// records are good) has been handed out.
+    held_back: Option<PlatformError>,
     done: bool,
 }
 
 impl TrustpilotPoll<'_> {
     /// The next page, or `None` when the business unit is read up to date.
     pub async fn next_page(&mut self) -> Result<Option<FetchedPage>, PlatformError> {
+        if let Some(error) = self.held_back.take() {
+            self.done = true;
+            return Err(error);
+        }
         if self.done {
             return Ok(None);
         }
@@ -196,7 +229,12 @@ impl TrustpilotPoll<'_> {
             )));
         }
         self.page += 1;
-        let json = self.client.reviews(&self.location, self.page).await?;
+        let url = match self.next_url.take() {
+            Some(url) => url,
+            None => self.client.reviews_url(&self.location, self.page)?,
+        };
+        self.visited.insert(url.as_str().to_owned());
+        let json = self.client.reviews(&self.location, &url).await?;
         let mapped = wire::map_page(&json, self.page)?;
         if mapped.records == 0 {
             self.done = true;
@@ -217,8 +255,10 @@ impl TrustpilotPoll<'_> {
             (Some(stop), Some(oldest)) => oldest < stop,
             _ => false,
         };
-        if reached_old || mapped.records < PER_PAGE as usize {
+        if reached_old {
             self.done = true;
+        } else {
+            self.plan_next(&url, &mapped.next, mapped.records);
         }
         self.previous_ids = mapped.ids;
         tracing::debug!(
@@ -237,6 +277,46 @@ impl TrustpilotPoll<'_> {
     /// pages remain).
     pub fn is_done(&self) -> bool {
         self.done
+    }
+
+    /// After a page (read from `url`, with `records` records) that did not
+    /// reach the old reviews: where the next request goes, or that there is
+    /// none.
+    fn plan_next(&mut self, url: &Url, next: &NextLink, records: usize) {
+        match next {
+            NextLink::Last => self.done = true,
+            NextLink::Unknown => {
+                if records < PER_PAGE as usize {
+                    self.done = true;
+                }
+            }
+            NextLink::Href(href) => match url.join(href) {
+                Ok(target) if target.origin() == self.client.api_base_url.origin() => {
+                    if self.visited.contains(target.as_str()) {
+                        self.held_back = Some(PlatformError::InvalidResponse(format!(
+                            "paging loop: the next-page link of page {} leads to a page already read",
+                            self.page
+                        )));
+                    } else {
+                        self.next_url = Some(target);
+                    }
+                }
+                // Another origin (or no URL at all): its credentials would
+                // go along, so it is never requested. The link still says
+                // more pages follow: the next page number is read instead.
+                Ok(target) => tracing::debug!(
+                    location = %self.location,
+                    page = self.page,
+                    origin = %crate::redirect::origin_text(&target),
+                    "trustpilot next-page link to another origin not followed; reading the next page number"
+                ),
+                Err(_) => tracing::debug!(
+                    location = %self.location,
+                    page = self.page,
+                    "trustpilot next-page link is not a URL; reading the next page number"
+                ),
+            },
+        }
     }
 
     /// The state to store after a complete poll: the newest `createdAt`

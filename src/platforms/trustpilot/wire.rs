@@ -10,10 +10,17 @@
 //! - `stars` is the rating, whole stars 1..=5;
 //! - `consumer.displayName` is the display name;
 //! - `createdAt` / `updatedAt` (ISO 8601, `updatedAt` null until an edit)
-//!   are the creation and update times;
+//!   are the creation and update times. Live answers end in `Z`; the
+//!   vendor's own documented examples carry no zone at all
+//!   (`"2013-09-07T13:37:00"`), which is read as UTC;
 //! - `language` is kept in `notes["language"]`.
 //!
-//! No anonymity flag. JSON `null` means absent for every field.
+//! No anonymity flag. JSON `null` means absent for every field (Trustpilot
+//! sends explicit `null` for `updatedAt`, `companyReply` and
+//! `consumer.displayLocation`).
+//!
+//! The page's own `links[]` say whether another page follows: the entry
+//! with `rel: "next-page"` (see [`NextLink`]).
 
 use super::super::records::{Refusal, map_records, record_array};
 use super::super::{FetchedPage, PlatformError, check_review_id, json_kind, non_blank, opt_str};
@@ -42,6 +49,20 @@ pub(super) struct MappedPage {
     pub oldest: Option<DateTime<Utc>>,
     /// The newest `createdAt` on the page.
     pub newest: Option<DateTime<Utc>>,
+    /// What the page's `links[]` say about the next page.
+    pub next: NextLink,
+}
+
+/// What a page's `links[]` say about the page after it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum NextLink {
+    /// No `links` array, or a `next-page` entry without a usable `href`:
+    /// the page says nothing, and page numbers are all there is to go on.
+    Unknown,
+    /// `links[]` without a `next-page` entry: this is the last page.
+    Last,
+    /// The `href` of the `next-page` entry (not yet resolved or checked).
+    Href(String),
 }
 
 /// Maps one page. `page_number` (1-based) names records without a readable
@@ -60,7 +81,7 @@ pub(super) fn map_page(json: &Value, page_number: u32) -> Result<MappedPage, Pla
         |item| {
             item.get("createdAt")
                 .and_then(Value::as_str)
-                .and_then(|t| timestamps::parse_rfc3339(t).ok())
+                .and_then(|t| timestamps::parse_rfc3339_or_naive_utc(t).ok())
         },
     );
     Ok(MappedPage {
@@ -69,7 +90,29 @@ pub(super) fn map_page(json: &Value, page_number: u32) -> Result<MappedPage, Pla
         ids,
         oldest: mapped.oldest,
         newest: mapped.newest,
+        next: next_link(json.get("links")),
     })
+}
+
+/// The `next-page` entry of a page's `links[]`. Anything unexpected in
+/// `links` is read as saying nothing ([`NextLink::Unknown`]): the paging
+/// then falls back to page numbers rather than stopping early.
+fn next_link(links: Option<&Value>) -> NextLink {
+    let Some(Value::Array(links)) = links else {
+        return NextLink::Unknown;
+    };
+    let next = links.iter().filter_map(Value::as_object).find(|link| {
+        link.get("rel")
+            .and_then(Value::as_str)
+            .is_some_and(|rel| rel.trim().eq_ignore_ascii_case("next-page"))
+    });
+    match next {
+        None => NextLink::Last,
+        Some(link) => match link.get("href").and_then(Value::as_str).map(str::trim) {
+            Some(href) if !href.is_empty() => NextLink::Href(href.to_owned()),
+            _ => NextLink::Unknown,
+        },
+    }
 }
 
 /// One review, or why not (with its id when readable).
@@ -114,13 +157,12 @@ fn map_review(item: &Value) -> Result<Review, Refusal> {
     };
     let created_at = match opt_str(obj, "createdAt").map_err(&refuse)? {
         None => return Err(refuse("createdAt: missing".into())),
-        Some(text) => {
-            timestamps::parse_rfc3339(text).map_err(|e| refuse(format!("createdAt: {e}")))?
-        }
+        Some(text) => timestamps::parse_rfc3339_or_naive_utc(text)
+            .map_err(|e| refuse(format!("createdAt: {e}")))?,
     };
     let updated_at = opt_str(obj, "updatedAt")
         .map_err(&refuse)?
-        .map(timestamps::parse_rfc3339)
+        .map(timestamps::parse_rfc3339_or_naive_utc)
         .transpose()
         .map_err(|e| refuse(format!("updatedAt: {e}")))?;
     let mut notes = BTreeMap::new();

@@ -1,10 +1,10 @@
 //! Yelp: the mapping (table-driven, excerpts, Pacific times across both DST
-//! changes, refusals), property tests of the time conversion against
+//! changes, refusals, 2016 answers without ids, a recorded real answer), property tests of the time conversion against
 //! chrono-tz's own offsets, and the client against the sandbox's emulator
 //! (one request per poll, the key, the daily limit, throttling, unknown
 //! businesses).
 
-use super::wire::{YELP_TIME_ZONE, map_reviews, parse_time_created};
+use super::wire::{MISSING_ID, YELP_TIME_ZONE, map_reviews, parse_time_created};
 use super::*;
 use crate::config::SourceKind;
 use crate::domain::{Rating, Rejected, Review};
@@ -123,11 +123,132 @@ fn ratings_are_numbers_within_one_to_five() {
     }
 }
 
+/// A real answer of `GET /v3/businesses/{id}/reviews` (2023), committed as
+/// a fixture in `halim13/business-list`, `src/dummy/reviewsDummy.js`, commit
+/// 33c1549bdfadf4e37670221a84da167b2aaa14c5. The reviewers' names, ids and
+/// photo URLs are anonymised; the shape and everything else are kept, in
+/// `src/platforms/yelp/fixtures/recorded_business_reviews.json`.
+#[test]
+fn a_recorded_real_answer_maps_every_record() {
+    let json: Value = serde_json::from_str(include_str!("fixtures/recorded_business_reviews.json"))
+        .expect("fixture is JSON");
+    let mapped = map_reviews(&json).expect("answer");
+    assert!(
+        mapped.page.rejected.is_empty(),
+        "{:?}",
+        mapped.page.rejected
+    );
+    assert_eq!(
+        mapped.page.reported_total, None,
+        "total counts reviews we can never read"
+    );
+    // (id, created in UTC: PDT is UTC-7 in April..June, rating, name, text start)
+    let want = [
+        (
+            "YazjnGL3tNGNp6v-BXi3gw",
+            "2023-04-11T01:57:16",
+            5,
+            "Reviewer A.",
+            "Eleven Madison Park exceeded",
+        ),
+        (
+            "SY0E3asN2tPsYfC95Qg3Sw",
+            "2023-06-11T18:33:42",
+            1,
+            "Reviewer B.",
+            "This place is a very expensive joke.",
+        ),
+        (
+            "CdNz5HNOGcAwcrt24Qaogw",
+            "2023-05-28T23:52:27",
+            4,
+            "Reviewer C.",
+            "I had no idea what to expect",
+        ),
+    ];
+    assert_eq!(mapped.page.reviews.len(), want.len());
+    for (r, (id, created, stars, name, text)) in mapped.page.reviews.iter().zip(want) {
+        assert_eq!(r.review_id.as_str(), id);
+        assert_eq!(travtus_format(r.created_at), created, "{id}");
+        assert_eq!(r.rating.map(Rating::get), Some(stars), "{id}");
+        assert_eq!(r.display_name.as_deref(), Some(name), "{id}");
+        let comment = r.comment.as_deref().expect("text");
+        assert!(
+            comment.starts_with(text) && comment.ends_with("..."),
+            "{id}: {comment}"
+        );
+        assert_eq!(r.notes.get("excerpt").map(String::as_str), Some("true"));
+        assert_eq!(
+            (r.title.as_deref(), r.updated_at, r.is_anonymous),
+            (None, None, None)
+        );
+    }
+    assert_eq!(
+        mapped.page.reviews[1]
+            .comment
+            .as_deref()
+            .map(|c| c.contains("We\nleft")),
+        Some(true),
+        "line breaks inside the excerpt are kept"
+    );
+}
+
+/// Yelp's answers of 2016 (Yelp's own documented example of the time, per
+/// the reference's settled facts) had no review `id`, no `user.id` and no
+/// `profile_url`, and `image_url` could be null. Such a review is
+/// quarantined with a reason that says why, not given a made-up id; the
+/// rest of the answer goes on.
+#[test]
+fn a_2016_answer_without_review_ids_is_quarantined_with_its_reason() {
+    let answer = json!({
+        "reviews": [
+            {
+                "rating": 5,
+                "user": {"image_url": null, "name": "Reviewer A."},
+                "text": "Went back again to this place since the last time i visited the bay area 5 months ago, and nothing has changed. Still the sketchy Mission, Still the cashier...",
+                "time_created": "2016-08-29 00:41:13",
+                "url": "https://www.yelp.com/biz/la-palma-mexicatessen-san-francisco?hrid=hp8hAJ-AnlpqxCCu7kyCWA"
+            },
+            {
+                "id": "1JNmYjJXr9ZbsfZUAgkeXQ",
+                "rating": 4,
+                "user": {"image_url": null, "name": "Reviewer B."},
+                "text": "The \"restaurant\" is inside a small deli so there is no sit down area. Just grab and go.",
+                "time_created": "2016-09-28 08:55:29",
+                "url": "https://www.yelp.com/biz/la-palma-mexicatessen-san-francisco?hrid=fj87uymFDJbq0Cy5hXTHIA"
+            }
+        ],
+        "total": 2
+    });
+    let mapped = map_reviews(&answer).expect("answer");
+    assert_eq!(mapped.page.rejected.len(), 1);
+    let rejected = &mapped.page.rejected[0];
+    assert_eq!(rejected.reference, "item 1");
+    assert_eq!(
+        rejected.reason,
+        "id: missing (as in Yelp's answers of 2016; no id is made up, as it would not match the one Yelp sends today)"
+    );
+    assert!(rejected.raw.contains("hp8hAJ-AnlpqxCCu7kyCWA"), "kept raw");
+    assert_eq!(
+        mapped.page.reviews.len(),
+        1,
+        "the rest of the answer goes on"
+    );
+    let r = &mapped.page.reviews[0];
+    assert_eq!(r.review_id.as_str(), "1JNmYjJXr9ZbsfZUAgkeXQ");
+    assert_eq!(
+        r.display_name.as_deref(),
+        Some("Reviewer B."),
+        "image_url null is fine"
+    );
+    assert_eq!(travtus_format(r.created_at), "2016-09-28T15:55:29");
+}
+
 #[test]
 fn bad_records_are_rejected_with_reason_and_raw() {
     let id = "xAG4O7l-t1ubbwVAlPnDKg";
     let cases: Vec<(Value, &str, &str)> = vec![
-        (with(json!({"id": "__remove__"})), "item 1", "id: missing"),
+        (with(json!({"id": "__remove__"})), "item 1", MISSING_ID),
         (with(json!({"id": ""})), "item 1", "id: empty"),
         (
             with(json!({"id": ["a"]})),

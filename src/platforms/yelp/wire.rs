@@ -16,7 +16,16 @@
 //! - `user.name` (first name, last initial) is the display name.
 //!
 //! Yelp has no title, update time or anonymity flag: those stay absent.
-//! JSON `null` means absent for every field.
+//! JSON `null` means absent for every field (`user.image_url: null` is
+//! common; the photo is not read anyway).
+//!
+//! A review without `id` (Yelp's answers of 2016 had none; `user.id` and
+//! `profile_url` came in 2018) is quarantined, not given a derived id: every
+//! answer since carries the id, and one made up from the text (an excerpt
+//! Yelp may cut differently) or from the `hrid` in `url` (which differs from
+//! `id` in Yelp's own documented example) would not match the id Yelp sends
+//! for the same review, which would then reach Travtus twice. The record
+//! stays in the ledger's quarantine with [`MISSING_ID`] as the reason.
 
 use super::super::records::{MappedRecords, Refusal, map_records, record_array};
 use super::super::{PlatformError, check_review_id, json_kind, non_blank, opt_str};
@@ -29,6 +38,9 @@ use std::collections::BTreeMap;
 
 /// The `review.source` of Yelp reviews.
 pub(super) const PLATFORM: &str = "yelp";
+
+/// Why a review without `id` is quarantined (see the module notes).
+pub(super) const MISSING_ID: &str = "id: missing (as in Yelp's answers of 2016; no id is made up, as it would not match the one Yelp sends today)";
 
 /// The time zone of `time_created`.
 pub(super) const YELP_TIME_ZONE: Tz = chrono_tz::America::Los_Angeles;
@@ -107,7 +119,7 @@ fn map_review(item: &Value) -> Result<Review, Refusal> {
 
 /// `id`, checked.
 fn review_id(obj: &Map<String, Value>) -> Result<String, String> {
-    let id = opt_str(obj, "id")?.ok_or_else(|| "id: missing".to_owned())?;
+    let id = opt_str(obj, "id")?.ok_or_else(|| MISSING_ID.to_owned())?;
     check_review_id(id).map_err(|e| format!("id: {e}"))?;
     Ok(id.to_owned())
 }
