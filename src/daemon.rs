@@ -25,6 +25,11 @@ use tokio_util::task::TaskTracker;
 /// sent after the restart.
 pub const DRAIN_DEADLINE: Duration = Duration::from_secs(30);
 
+/// How often the ledger's files are checked for deletion or replacement
+/// when nothing else touches the ledger (every ledger call checks too): an
+/// idle daemon reports it within this, for one `stat` per file.
+pub const LEDGER_CHECK_EVERY: Duration = Duration::from_secs(10);
+
 /// How often `[ledger] retain_text_days` is applied (also once when a
 /// generation starts): the cutoff is in days, so daily is exact enough.
 pub const RETENTION_EVERY: Duration = Duration::from_secs(24 * 60 * 60);
@@ -92,7 +97,11 @@ impl Generation {
             tracker.spawn(async move { deliverer.run(&cancel).await })
         };
         start_operations(&app, &cancel, &tracker);
-        health.running(delivery.abort_handle(), schedules);
+        health.running(
+            delivery.abort_handle(),
+            schedules,
+            Some(Arc::clone(&app.deliverer)),
+        );
         Ok(Generation {
             app,
             cancel,
@@ -206,6 +215,13 @@ fn source_cron(
                         }
                     }
                 };
+                // Nothing is asked of a platform that could not be
+                // recorded: not while the ledger's files are deleted or
+                // replaced.
+                if let Err(e) = app.ledger.verify().await {
+                    tracing::warn!(source = poller.name(), pass = kind.as_str(), error = %e, "pass skipped: the ledger takes no work");
+                    return;
+                }
                 tokio::select! {
                     _ = cancel.cancelled() => {}
                     _ = poller.pass(kind) => app.deliverer.wake(),
@@ -271,6 +287,19 @@ pub async fn run(
 fn start_operations(app: &Arc<App>, cancel: &CancellationToken, tracker: &TaskTracker) {
     for poller in &app.pollers {
         crate::metrics::register_source(poller.name());
+    }
+    {
+        // The check logs when the files go (and come back); see `LedgerHandle::run`.
+        let (ledger, cancel) = (app.ledger.clone(), cancel.clone());
+        tracker.spawn(async move {
+            loop {
+                let _ = ledger.verify().await;
+                tokio::select! {
+                    _ = cancel.cancelled() => break,
+                    _ = tokio::time::sleep(LEDGER_CHECK_EVERY) => {}
+                }
+            }
+        });
     }
     if let Some(days) = app.config.ledger.retain_text_days {
         let (ledger, cancel) = (app.ledger.clone(), cancel.clone());

@@ -46,7 +46,7 @@ pub const LAST_POLL: &str = "review_sync_last_poll_timestamp_seconds";
 /// `source` (absent for Travtus).
 pub const TOKEN_REFRESHES: &str = "review_sync_token_refreshes_total";
 /// Ledger operations of the daemon's loops that failed, by `error_type`
-/// (`busy`, `read_only`, `disk_full`, `io`, `other`).
+/// (`busy`, `read_only`, `disk_full`, `io`, `moved`, `other`).
 pub const LEDGER_ERRORS: &str = "review_sync_ledger_errors_total";
 /// Reviews whose text retention removed.
 pub const TEXTS_PURGED: &str = "review_sync_review_texts_purged_total";
@@ -194,6 +194,7 @@ pub fn ledger_error_type(e: &LedgerError) -> &'static str {
             _ => "other",
         },
         LedgerError::Io { .. } => "io",
+        LedgerError::Moved { .. } => "moved",
         _ => "other",
     }
 }
@@ -289,7 +290,8 @@ async fn healthz(
     axum::extract::State(s): axum::extract::State<Arc<ServerState>>,
 ) -> (axum::http::StatusCode, String) {
     match s.health.check().await {
-        Ok(()) => (axum::http::StatusCode::OK, "ok\n".to_owned()),
+        Ok(None) => (axum::http::StatusCode::OK, "ok\n".to_owned()),
+        Ok(Some(detail)) => (axum::http::StatusCode::OK, format!("ok: {detail}\n")),
         Err(reason) => (
             axum::http::StatusCode::SERVICE_UNAVAILABLE,
             format!("unhealthy: {reason}\n"),

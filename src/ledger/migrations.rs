@@ -7,6 +7,7 @@
 //! transaction together with the `user_version` bump, so a crash leaves the
 //! file at a whole version.
 
+use super::identity::FileIdentity;
 use super::{Ledger, LedgerError, sql_err};
 use rusqlite::{Connection, OpenFlags, TransactionBehavior};
 use std::fs::OpenOptions;
@@ -223,9 +224,11 @@ pub(super) fn open_with(path: &Path, migrations: &[&str]) -> Result<Ledger, Ledg
     }
     configure(&conn, path)?;
     migrate(&mut conn, path, migrations)?;
+    let identity = file_identity(path)?;
     Ok(Ledger {
         conn,
         path: path.to_path_buf(),
+        identity,
     })
 }
 
@@ -255,10 +258,18 @@ pub(super) fn open_readonly(path: &Path) -> Result<Ledger, LedgerError> {
             ),
         ));
     }
+    let identity = file_identity(path)?;
     Ok(Ledger {
         conn,
         path: path.to_path_buf(),
+        identity,
     })
+}
+
+/// Our descriptors on the files SQLite has open (after the first
+/// transaction, so the `-wal` and `-shm` exist).
+fn file_identity(path: &Path) -> Result<FileIdentity, LedgerError> {
+    FileIdentity::open(path).map_err(|e| io_err(path, &format!("cannot open the file: {e}")))
 }
 
 fn io_err(path: &Path, reason: &str) -> LedgerError {

@@ -11,6 +11,7 @@ mod delivery;
 mod discovery;
 mod helpers;
 mod hostile;
+mod monitoring;
 mod ops;
 mod platforms;
 mod reconcile;
