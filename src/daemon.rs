@@ -164,6 +164,11 @@ fn source_cron(
             kind.as_str()
         ))
     })?;
+    if kind == PassKind::Incremental
+        && let Some(interval) = schedule_interval(&schedule)
+    {
+        crate::metrics::source_scheduled(&name, interval);
+    }
     Ok(async move {
         let ticks = cancel.clone();
         crate::schedule::run_every(&schedule, &ticks, || {
@@ -232,6 +237,21 @@ fn source_cron(
     })
 }
 
+/// The longest gap between the next fire times of `schedule` (16 of
+/// them: a schedule like `0 0 9,17 * * *` has uneven gaps, and an alert on
+/// "3 intervals without a poll" must use the longest). `None` when it
+/// stops firing.
+fn schedule_interval(schedule: &Schedule) -> Option<Duration> {
+    let mut at = schedule.next_after(chrono::Utc::now())?;
+    let mut longest = Duration::ZERO;
+    for _ in 0..16 {
+        let next = schedule.next_after(at)?;
+        longest = longest.max((next - at).to_std().unwrap_or(Duration::ZERO));
+        at = next;
+    }
+    Some(longest)
+}
+
 /// Runs the daemon until `control` says stop (or its sender is dropped).
 pub async fn run(
     config_path: PathBuf,
@@ -286,7 +306,7 @@ pub async fn run(
 /// sources' metrics at zero, and retention.
 fn start_operations(app: &Arc<App>, cancel: &CancellationToken, tracker: &TaskTracker) {
     for poller in &app.pollers {
-        crate::metrics::register_source(poller.name());
+        crate::metrics::register_source(poller.name(), &poller.platform());
     }
     {
         // The check logs when the files go (and come back); see `LedgerHandle::run`.
@@ -382,6 +402,7 @@ async fn reload(
             for problem in &e.problems {
                 tracing::error!(problem, "new config refused; keeping the old one");
             }
+            crate::metrics::config_reloaded(false);
             notify(&[
                 NotifyState::Ready,
                 NotifyState::Status("reload refused: config invalid, old config kept"),
@@ -396,6 +417,7 @@ async fn reload(
         Ok(app) => app,
         Err(e) => {
             tracing::error!(error = %e, "new config cannot start; keeping the old one");
+            crate::metrics::config_reloaded(false);
             notify(&[NotifyState::Ready]);
             return Ok(old);
         }
@@ -403,6 +425,7 @@ async fn reload(
     old.stop().await;
     let generation = Generation::start(app, health).await?;
     tracing::info!(sources = generation.app.pollers.len(), "config reloaded");
+    crate::metrics::config_reloaded(true);
     notify(&[NotifyState::Ready, NotifyState::Status("config reloaded")]);
     Ok(generation)
 }
@@ -502,4 +525,20 @@ pub fn signal_control() -> Result<tokio::sync::mpsc::Receiver<Control>, DaemonEr
         }
     });
     Ok(rx)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_schedule_interval_is_its_longest_gap() {
+        let every = |cron: &str| schedule_interval(&Schedule::parse(cron).unwrap());
+        assert_eq!(every("0 */15 * * * *"), Some(Duration::from_secs(900)));
+        assert_eq!(
+            every("0 0 9,17 * * *"),
+            Some(Duration::from_secs(16 * 3600))
+        );
+        assert_eq!(every("*/1 * * * * *"), Some(Duration::from_secs(1)));
+    }
 }

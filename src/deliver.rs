@@ -187,6 +187,8 @@ pub struct Deliverer {
     // Set when Travtus refuses our credentials or rate-limits us: the
     // problem is per API key, so every worker waits, not just one review.
     pause: Mutex<Pause>,
+    // Held and rejected reviews, logged as one line per group and error.
+    held_log: crate::held_log::HeldLog,
     /// Counters since start.
     pub counters: DeliveryCounters,
 }
@@ -222,6 +224,7 @@ impl Deliverer {
             // mid-flight: one request timeout plus room for the ledger write.
             lease: travtus.timeout + Duration::from_secs(10),
             pause: Mutex::new(Pause::default()),
+            held_log: crate::held_log::HeldLog::default(),
             counters: DeliveryCounters::default(),
         }
     }
@@ -246,9 +249,9 @@ impl Deliverer {
     /// until a delivery succeeds again, also between pauses.
     pub fn pause_status(&self) -> Option<PauseStatus> {
         let pause = self.lock_pause();
-        let retry_in = pause
-            .until
-            .map_or(Duration::ZERO, |u| u.saturating_duration_since(Instant::now()));
+        let retry_in = pause.until.map_or(Duration::ZERO, |u| {
+            u.saturating_duration_since(Instant::now())
+        });
         if pause.auth_failures > 0 {
             return Some(PauseStatus::CredentialsRefused {
                 error_type: pause.auth_error.clone().unwrap_or_default(),
@@ -295,6 +298,7 @@ impl Deliverer {
                 .count(),
         };
         self.count(&records);
+        self.held_log.flush();
         self.ledger
             .run(move |l| l.record_attempts(&records))
             .await?;
@@ -353,6 +357,11 @@ impl Deliverer {
         let mut stopping = false;
 
         loop {
+            if in_flight.is_empty() && queue.is_empty() {
+                // Nothing in hand: the held and rejected of the last batch
+                // get their line now.
+                self.held_log.flush();
+            }
             if stopping {
                 // Claims that landed after the stop began (a cycle in
                 // progress then) go back with the rest.
@@ -657,6 +666,7 @@ impl Deliverer {
                     }
                 }
             }
+            self.held_log.note(&due.payload, &record);
             records.push(record);
             return records;
         }

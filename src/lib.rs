@@ -3,12 +3,14 @@
 //! losing nothing. See ARCHITECTURE.md for the map.
 
 pub mod app;
+pub mod build;
 pub mod config;
 pub mod daemon;
 pub mod deliver;
 pub mod domain;
 pub mod dry_run;
 pub mod health;
+pub mod held_log;
 pub mod ledger;
 pub mod locations;
 pub mod metrics;

@@ -111,13 +111,19 @@ mod tests {
 
         std::fs::write(&db, b"another").unwrap();
         let e = id.check().unwrap_err();
-        assert!(e.starts_with("the file was replaced by another file"), "{e}");
+        assert!(
+            e.starts_with("the file was replaced by another file"),
+            "{e}"
+        );
 
         std::fs::rename(&aside, &db).unwrap();
         assert_eq!(id.check(), Ok(()), "the same file moved back");
 
         std::fs::remove_file(dir.path().join("ledger.db-wal")).unwrap();
         let e = id.check().unwrap_err();
-        assert!(e.contains("companion") && e.contains("ledger.db-wal was deleted"), "{e}");
+        assert!(
+            e.contains("companion") && e.contains("ledger.db-wal was deleted"),
+            "{e}"
+        );
     }
 }

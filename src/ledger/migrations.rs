@@ -186,6 +186,13 @@ JOIN reviews r ON r.platform = a.platform AND r.review_id = a.review_id
 WHERE a.outcome = 'delivered'
 GROUP BY 1, 2, 3;
 ",
+    // 5: the metrics read the reviews that need a person (held, rejected) at
+    // every scrape; this small partial index makes that a count of a few
+    // index entries instead of a scan of every review (pending ones have
+    // `reviews_due`).
+    r"
+CREATE INDEX reviews_attention ON reviews (status) WHERE status IN ('held','rejected');
+",
 ];
 
 /// The schema version this build writes.

@@ -26,6 +26,7 @@ pub use backup::BackupReport;
 pub use delivery::{Claim, CycleReport, ReleasedClaim};
 pub use handle::LedgerHandle;
 pub use model::*;
+pub use queries::StatusCounts;
 pub use retention::{PURGED_FIELDS, Purge, PurgeRow, PurgedBy};
 pub use reviews::Sightings;
 
@@ -154,12 +155,10 @@ impl Ledger {
     /// `-shm`, was deleted or replaced since it was opened: writing on would
     /// write into a file nobody will read again.
     pub fn check_identity(&self) -> Result<(), LedgerError> {
-        self.identity
-            .check()
-            .map_err(|reason| LedgerError::Moved {
-                path: self.path.clone(),
-                reason,
-            })
+        self.identity.check().map_err(|reason| LedgerError::Moved {
+            path: self.path.clone(),
+            reason,
+        })
     }
 
     /// Rows changed by this connection since it was opened (a committed
@@ -205,20 +204,6 @@ impl Ledger {
 
     fn err(&self, source: rusqlite::Error) -> LedgerError {
         sql_err(&self.path)(source)
-    }
-}
-
-impl Drop for Ledger {
-    fn drop(&mut self) {
-        // Closing the last connection checkpoints and then unlinks the
-        // `-wal` and `-shm` *by name*: after our files were deleted or
-        // replaced, those names may be another file's (a restored copy).
-        // Such a connection is left open instead; the process is ending.
-        if self.identity.check().is_err()
-            && let Ok(spare) = rusqlite::Connection::open_in_memory()
-        {
-            std::mem::forget(std::mem::replace(&mut self.conn, spare));
-        }
     }
 }
 

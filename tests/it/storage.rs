@@ -336,7 +336,10 @@ async fn a_full_disk_stops_new_work_and_nothing_is_lost_once_space_is_freed() {
     // Health is red with the reason (the lock probe alone sees nothing:
     // taking the write lock needs no space).
     let body = health_becomes(&base, 503, "database or disk is full").await;
-    assert!(body.starts_with("unhealthy: ledger write failed: "), "{body}");
+    assert!(
+        body.starts_with("unhealthy: ledger write failed: "),
+        "{body}"
+    );
     assert!(body.contains(&named), "{body}");
     let (_, m) = get(&format!("{base}/metrics")).await;
     assert_eq!(sample(&m, "review_sync_healthy", &[]), Some(0.0), "{m}");
@@ -469,7 +472,10 @@ async fn wait_for_more(daemon: &Daemon, needle: &str, before: usize, n: usize) {
 /// delivery, for three ticks of every source while reviews wait.
 async fn takes_no_work(env: &TestEnv, daemon: &Daemon, base: &str, what: &str) {
     let body = health_becomes(base, 503, what).await;
-    assert!(body.contains(&env.ledger_path.display().to_string()), "{body}");
+    assert!(
+        body.contains(&env.ledger_path.display().to_string()),
+        "{body}"
+    );
     wait_for_log(daemon, "ledger file deleted or replaced under the daemon").await;
     let (_, m) = get(&format!("{base}/metrics")).await;
     assert_eq!(sample(&m, "review_sync_healthy", &[]), Some(0.0), "{m}");
@@ -508,7 +514,10 @@ fn rescued(ledger: &Path) -> PathBuf {
     let found: Vec<PathBuf> = std::fs::read_dir(dir)
         .expect("dir")
         .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.file_name().is_some_and(|n| n.to_string_lossy().starts_with(&prefix)))
+        .filter(|p| {
+            p.file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with(&prefix))
+        })
         .collect();
     assert_eq!(found.len(), 1, "one rescued copy: {found:?}");
     found.into_iter().next().expect("one")
@@ -530,7 +539,13 @@ async fn a_deleted_ledger_stops_all_work_turns_health_red_and_is_rescued() {
     for file in ledger_files(&env.ledger_path) {
         std::fs::remove_file(&file).expect("delete");
     }
-    takes_no_work(&env, &daemon, &base, "was deleted while review-sync had it open").await;
+    takes_no_work(
+        &env,
+        &daemon,
+        &base,
+        "was deleted while review-sync had it open",
+    )
+    .await;
     assert!(
         !env.ledger_path.exists(),
         "no new ledger created behind the operator's back"
@@ -559,7 +574,12 @@ async fn a_deleted_ledger_stops_all_work_turns_health_red_and_is_rescued() {
         .unwrap_or_else(|| panic!("not stopped in time: {}", daemon.log()));
     std::fs::rename(&copy, &env.ledger_path).expect("move the copy into place");
     let daemon = Daemon::start(&config, &env.dir.path().join("deleted-2.log"));
-    wait_for_convergence(&env, &daemon, "the restarted daemon to deliver the new work").await;
+    wait_for_convergence(
+        &env,
+        &daemon,
+        "the restarted daemon to deliver the new work",
+    )
+    .await;
     let end = census(&env.sb);
     assert_eq!(end.duplicates, 0, "nothing sent twice after the recovery");
     eprintln!(
@@ -570,8 +590,8 @@ async fn a_deleted_ledger_stops_all_work_turns_health_red_and_is_rescued() {
 }
 
 /// Regression (issue 10.6): a ledger replaced under the daemon (a restored
-/// copy moved over it) was not noticed, and on stop SQLite unlinked the
-/// new file's `-wal` by name, losing what had been committed to it.
+/// copy moved over it) was not noticed. The replacement, in use by another
+/// process, must come out of the daemon's stop intact, `-wal` included.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_replaced_ledger_stops_all_work_and_its_replacement_is_left_alone() {
     let env = spawn_env(seed(5)).await;
@@ -608,7 +628,10 @@ async fn a_replaced_ledger_stops_all_work_and_its_replacement_is_left_alone() {
         .await
         .unwrap_or_else(|| panic!("not stopped in time: {}", daemon.log()));
     let wal = PathBuf::from(format!("{}-wal", env.ledger_path.display()));
-    assert!(wal.exists(), "the replacement's -wal was unlinked by the stopping daemon");
+    assert!(
+        wal.exists(),
+        "the replacement's -wal was unlinked by the stopping daemon"
+    );
     let note: String = rusqlite::Connection::open(&env.ledger_path)
         .expect("reopen")
         .query_row("SELECT note FROM kept", [], |r| r.get(0))
