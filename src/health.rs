@@ -152,10 +152,11 @@ impl Health {
     /// `Ok(Some(detail))` is healthy with something to say (a 429 pause).
     pub async fn check(&self) -> Result<Option<String>, String> {
         self.loops(false)?;
-        match tokio::time::timeout(LEDGER_PROBE_TIMEOUT, self.ledger.verify()).await {
-            Ok(Err(e @ LedgerError::Moved { .. })) => return Err(e.to_string()),
-            // Anything else is the probe's to report.
-            Ok(_) | Err(_) => {}
+        // Anything but moved files is the probe's to report.
+        if let Ok(Err(e @ LedgerError::Moved { .. })) =
+            tokio::time::timeout(LEDGER_PROBE_TIMEOUT, self.ledger.verify()).await
+        {
+            return Err(e.to_string());
         }
         if let Some(fault) = self.ledger.storage_fault() {
             return Err(format!("ledger write failed: {fault}"));
