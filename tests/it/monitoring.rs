@@ -494,3 +494,107 @@ async fn refused_credentials_pause_once_per_incident_and_health_says_why() {
     );
     signal(&daemon, "TERM");
 }
+
+/// `name` on the PATH (or in /usr/bin), when this machine has it.
+pub(crate) fn which(name: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .chain([PathBuf::from("/usr/bin"), PathBuf::from("/usr/sbin")])
+        .map(|d| d.join(name))
+        .find(|p| p.is_file())
+}
+
+/// The metric names a PromQL text refers to (ours and the process ones).
+fn metrics_in(promql: &str) -> BTreeSet<String> {
+    promql
+        .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == ':'))
+        .filter(|t| t.starts_with("review_sync_") || t.starts_with("process_"))
+        .map(str::to_owned)
+        .collect()
+}
+
+/// Every `expr` in a Grafana dashboard (panels nest in rows).
+fn exprs(value: &serde_json::Value, out: &mut Vec<String>) {
+    match value {
+        serde_json::Value::Object(map) => {
+            for (key, v) in map {
+                match (key.as_str(), v) {
+                    ("expr" | "query", serde_json::Value::String(e)) => out.push(e.clone()),
+                    _ => exprs(v, out),
+                }
+            }
+        }
+        serde_json::Value::Array(items) => items.iter().for_each(|v| exprs(v, out)),
+        _ => {}
+    }
+}
+
+#[test]
+fn the_alert_rules_pass_promtool_and_query_only_exported_metrics() {
+    let dir = root().join("deploy/prometheus");
+    let rules = std::fs::read_to_string(dir.join("review-sync.rules.yml")).expect("rules");
+    let registry: BTreeSet<String> = METRIC_NAMES.iter().map(|n| n.to_string()).collect();
+    let used = metrics_in(&rules);
+    assert!(used.len() >= 8, "{used:?}");
+    let unknown: Vec<_> = used.difference(&registry).collect();
+    assert!(
+        unknown.is_empty(),
+        "the rules query metrics the daemon does not export: {unknown:?}"
+    );
+    let Some(promtool) = which("promtool") else {
+        eprintln!(
+            "monitoring: SKIPPED promtool check/test rules: promtool is not installed \
+             (Debian package prometheus; .ci/run installs it)"
+        );
+        return;
+    };
+    for args in [
+        ["check", "rules", "review-sync.rules.yml"],
+        ["test", "rules", "review-sync.rules.test.yml"],
+    ] {
+        let out = std::process::Command::new(&promtool)
+            .args(args)
+            .current_dir(&dir)
+            .output()
+            .expect("promtool runs");
+        let (stdout, stderr) = text(&out);
+        assert!(
+            out.status.success(),
+            "promtool {args:?}:\n{stdout}\n{stderr}"
+        );
+        assert!(stdout.contains("SUCCESS"), "{stdout}");
+        eprintln!(
+            "monitoring: promtool {}: {}",
+            args.join(" "),
+            stdout.trim().replace('\n', " ")
+        );
+    }
+}
+
+#[test]
+fn the_dashboard_queries_only_exported_metrics() {
+    let path = root().join("deploy/grafana/review-sync.json");
+    let dashboard: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).expect("dashboard")).expect("JSON");
+    let mut all = Vec::new();
+    exprs(&dashboard, &mut all);
+    let used: BTreeSet<String> = all.iter().flat_map(|e| metrics_in(e)).collect();
+    let registry: BTreeSet<String> = METRIC_NAMES.iter().map(|n| n.to_string()).collect();
+    let unknown: Vec<_> = used.difference(&registry).collect();
+    assert!(
+        unknown.is_empty(),
+        "the dashboard queries metrics the daemon does not export: {unknown:?}"
+    );
+    // Nothing the daemon exports is left off the dashboard.
+    let missing: Vec<_> = registry.difference(&used).collect();
+    assert!(missing.is_empty(), "exported but on no panel: {missing:?}");
+    let panels = dashboard["panels"].as_array().expect("panels");
+    for p in panels.iter().filter(|p| p["type"] != "row") {
+        assert!(
+            p["targets"].as_array().is_some_and(|t| !t.is_empty()),
+            "panel {} has no query",
+            p["title"]
+        );
+    }
+    assert_eq!(dashboard["uid"], "review-sync");
+}
