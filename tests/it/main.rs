@@ -13,6 +13,7 @@ mod helpers;
 mod hostile;
 mod monitoring;
 mod ops;
+mod package;
 mod platforms;
 mod reconcile;
 mod regressions;
