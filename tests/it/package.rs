@@ -102,11 +102,28 @@ fn run(cmd: &mut Command) -> Output {
 fn build_with_dpkg_deb(meta: &toml::Table, work: &Path) -> PathBuf {
     let tree = work.join("pkg");
     for (source, target, mode) in assets(meta) {
-        let path = tree.join(&target);
+        // cargo-deb compresses man pages, as Debian policy asks.
+        let man = target.starts_with("usr/share/man/");
+        let path = tree.join(if man { format!("{target}.gz") } else { target });
         std::fs::create_dir_all(path.parent().expect("dir")).expect("mkdir");
-        std::fs::copy(&source, &path).expect("copy asset");
+        if man {
+            let gz = run(Command::new("gzip").args(["-9nc"]).arg(&source)).stdout;
+            std::fs::write(&path, gz).expect("write man page");
+        } else {
+            std::fs::copy(&source, &path).expect("copy asset");
+        }
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).expect("chmod");
     }
+    // cargo-deb writes the copyright file from `copyright` and `license`.
+    std::fs::write(
+        tree.join("usr/share/doc/review-sync/copyright"),
+        format!(
+            "Copyright: {}\nLicense: {}\n",
+            meta["copyright"].as_str().expect("copyright"),
+            env!("CARGO_PKG_LICENSE")
+        ),
+    )
+    .expect("copyright");
     let debian = tree.join("DEBIAN");
     std::fs::create_dir_all(&debian).expect("mkdir");
     let arch = String::from_utf8(run(Command::new("dpkg").arg("--print-architecture")).stdout)
@@ -151,13 +168,21 @@ fn build_with_dpkg_deb(meta: &toml::Table, work: &Path) -> PathBuf {
 /// Builds the package with cargo-deb from the debug binary, when cargo-deb
 /// is installed.
 fn build_with_cargo_deb(work: &Path) -> Option<PathBuf> {
-    let cargo_deb = which("cargo-deb")?;
+    // `cargo install` puts it in ~/.cargo/bin, which may not be on PATH.
+    let home = std::env::var_os("CARGO_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo")));
+    let cargo_deb = which("cargo-deb").or_else(|| {
+        home.map(|h| h.join("bin/cargo-deb"))
+            .filter(|p| p.is_file())
+    })?;
     let out_dir = work.join("cargo-deb");
     std::fs::create_dir_all(&out_dir).expect("mkdir");
     let out = Command::new(cargo_deb)
         .args([
             "--no-build",
             "--no-strip",
+            "--no-dbgsym",
             "--fast",
             "--profile",
             "dev",
@@ -221,8 +246,11 @@ impl Dpkg {
             let path = stubs.join(tool);
             std::fs::write(
                 &path,
+                // `was-enabled` answers no, as on a fresh install: the
+                // package must not enable the service by itself.
                 format!(
-                    "#!/bin/sh\necho \"{tool} $*\" >> \"{}\"\n",
+                    "#!/bin/sh\necho \"{tool} $*\" >> \"{}\"\n\
+                     case \"$*\" in *was-enabled*) exit 1;; esac\n",
                     work.join("calls").display()
                 ),
             )
@@ -386,15 +414,15 @@ fn the_package_installs_checks_and_purges_cleanly() {
             eprintln!(
                 "package: cargo-deb is not installed: built from [package.metadata.deb] with dpkg-deb"
             );
-            mirror
+            mirror.clone()
         }
     };
     let files = files_of(&deb);
     for want in [
         "usr/bin/review-sync",
         "etc/review-sync/config.toml",
-        "usr/share/man/man1/review-sync.1",
-        "usr/share/man/man1/review-sync-completions.1",
+        "usr/share/man/man1/review-sync.1.gz",
+        "usr/share/man/man1/review-sync-completions.1.gz",
         "usr/share/bash-completion/completions/review-sync",
         "usr/share/zsh/vendor-completions/_review-sync",
         "usr/share/fish/vendor_completions.d/review-sync.fish",
@@ -461,7 +489,12 @@ fn the_package_installs_checks_and_purges_cleanly() {
     );
     run(dpkg.cmd().args(["--remove", "review-sync"]));
     assert!(!bin.exists(), "binary removed");
-    assert!(!dpkg.root.join("usr/share/man/man1/review-sync.1").exists());
+    assert!(
+        !dpkg
+            .root
+            .join("usr/share/man/man1/review-sync.1.gz")
+            .exists()
+    );
     assert_eq!(
         std::fs::read_to_string(&conffile).expect("conffile kept on remove"),
         edited
@@ -475,6 +508,18 @@ fn the_package_installs_checks_and_purges_cleanly() {
     assert_eq!(left, admin_files, "left behind after purge");
     assert!(!conffile.exists(), "the conffile is purged");
     let calls = std::fs::read_to_string(work.path().join("calls")).unwrap_or_default();
+    if deb != mirror {
+        // cargo-deb's maintainer scripts ran (against the stubs): the unit's
+        // state is cleaned up on purge.
+        assert!(
+            calls.contains("deb-systemd-helper purge review-sync.service"),
+            "{calls}"
+        );
+        assert!(
+            !calls.contains("helper enable") && !calls.contains("systemctl"),
+            "installed, not enabled or started: {calls}"
+        );
+    }
     eprintln!(
         "package: installed, checked, removed and purged; systemd helper calls: {}",
         calls.lines().collect::<Vec<_>>().join("; ")
