@@ -32,10 +32,10 @@ impl FileIdentity {
             let mut side = path.as_os_str().to_owned();
             side.push(suffix);
             let side = PathBuf::from(side);
-            match File::open(&side) {
-                Ok(f) => files.push((side, f)),
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => return Err(e),
+            // Best effort: SQLite opened them, so they are readable in
+            // practice; a companion we cannot open is only not watched.
+            if let Ok(f) = File::open(&side) {
+                files.push((side, f));
             }
         }
         Ok(FileIdentity { files })

@@ -516,4 +516,34 @@ mod status_count_tests {
         );
         assert_eq!(ledger.status_counts().unwrap(), Default::default());
     }
+
+    #[test]
+    fn migration_5_indexes_a_v4_file_with_rows() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ledger.db");
+        {
+            let l = crate::ledger::migrations::open_with(
+                &path,
+                &crate::ledger::migrations::MIGRATIONS[..4],
+            )
+            .unwrap();
+            assert_eq!(l.schema_version().unwrap(), 4);
+            l.conn
+                .execute_batch(
+                    "INSERT INTO reviews (platform, review_id, source_name, location_id, status,
+                       payload, content_hash, first_seen_at, last_seen_at)
+                     VALUES ('google', 'a', 's', 'l', 'held', '{}', 'h',
+                       '2026-01-01T00:00:00.000Z', '2026-01-01T00:00:00.000Z'),
+                            ('google', 'b', 's', 'l', 'rejected', '{}', 'h',
+                       '2026-01-01T00:00:00.000Z', '2026-01-01T00:00:00.000Z'),
+                            ('google', 'c', 's', 'l', 'delivered', '{}', 'h',
+                       '2026-01-01T00:00:00.000Z', '2026-01-01T00:00:00.000Z')",
+                )
+                .unwrap();
+        }
+        let l = Ledger::open(&path).unwrap();
+        assert_eq!(l.schema_version().unwrap(), 5);
+        let counts = l.status_counts().unwrap();
+        assert_eq!((counts.held, counts.rejected, counts.pending), (1, 1, 0));
+    }
 }

@@ -290,9 +290,12 @@ fn a_file_from_a_newer_review_sync_is_refused() {
         match result {
             Err(LedgerError::TooNew {
                 found: 99,
-                supported: 4,
+                supported,
                 path: p,
-            }) => assert_eq!(p, path),
+            }) => {
+                assert_eq!(p, path);
+                assert_eq!(supported, super::migrations::latest_version());
+            }
             other => panic!("expected TooNew, got {:?}", other.err()),
         }
     }
