@@ -31,23 +31,21 @@ fn git_commit() -> Option<String> {
     };
     let commit = git(&["rev-parse", "--short=12", "HEAD"])?;
     // HEAD, and the branch it points to, live in the git dir (a worktree
-    // has its own HEAD; the refs are in the common dir).
-    for (which, file) in [("--git-dir", "HEAD"), ("--git-common-dir", "packed-refs")] {
-        if let Some(dir) = git(&["rev-parse", which]) {
-            println!(
-                "cargo:rerun-if-changed={}",
-                PathBuf::from(dir).join(file).display()
-            );
+    // has its own HEAD; the refs are in the common dir). Only files that
+    // exist: cargo reruns the script on every build for a missing one.
+    let common = git(&["rev-parse", "--git-common-dir"]);
+    let mut watched = Vec::new();
+    if let Some(dir) = git(&["rev-parse", "--git-dir"]) {
+        watched.push(PathBuf::from(dir).join("HEAD"));
+    }
+    if let Some(dir) = &common {
+        watched.push(PathBuf::from(dir).join("packed-refs"));
+        if let Some(branch) = git(&["symbolic-ref", "-q", "HEAD"]) {
+            watched.push(PathBuf::from(dir).join(branch));
         }
     }
-    if let (Some(dir), Some(branch)) = (
-        git(&["rev-parse", "--git-common-dir"]),
-        git(&["symbolic-ref", "-q", "HEAD"]),
-    ) {
-        println!(
-            "cargo:rerun-if-changed={}",
-            PathBuf::from(dir).join(branch).display()
-        );
+    for path in watched.iter().filter(|p| p.exists()) {
+        println!("cargo:rerun-if-changed={}", path.display());
     }
     Some(commit)
 }

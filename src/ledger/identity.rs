@@ -4,12 +4,16 @@
 //! its `-wal`/`-shm`) is unlinked or replaced under the process: in WAL mode
 //! it does not notice at all. Everything written after that is lost at the
 //! next start, which then opens (or creates) whatever is at the path and
-//! sends every review again. So the ledger keeps a descriptor of its own on
-//! each file and compares the (device, inode) of the path with the open
-//! file's before every piece of work ([`super::LedgerHandle::run`]).
+//! sends every review again. So the ledger records the (device, inode) of
+//! each file right after SQLite opened it, and compares the path's with it
+//! before every piece of work ([`super::LedgerHandle::run`]).
+//!
+//! It keeps no descriptor of its own: closing any descriptor of a file
+//! drops every POSIX lock the process holds on it, SQLite's included (its
+//! VFS works around that for its own descriptors only). A second ledger
+//! opened and dropped in the same process would then let another process
+//! checkpoint and delete the WAL under the first.
 
-use std::fs::File;
-use std::os::fd::AsRawFd;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
@@ -17,25 +21,24 @@ use std::path::{Path, PathBuf};
 #[derive(Debug)]
 pub(super) struct FileIdentity {
     // The database, then its -wal and -shm where they existed at open (a
-    // read-only ledger of a cleanly closed file has none). Each descriptor
-    // is only ever fstat'ed; keeping it open also keeps a deleted file's
-    // contents reachable through /proc/PID/fd for recovery.
-    files: Vec<(PathBuf, File)>,
+    // read-only ledger of a cleanly closed file has none), with their
+    // (device, inode).
+    files: Vec<(PathBuf, (u64, u64))>,
 }
 
 impl FileIdentity {
-    /// Opens a descriptor on the database at `path` and on its `-wal` and
-    /// `-shm` files when they exist. Called right after SQLite opened them.
+    /// Records the database at `path` and its `-wal` and `-shm` files when
+    /// they exist. Called right after SQLite opened them.
     pub(super) fn open(path: &Path) -> std::io::Result<FileIdentity> {
-        let mut files = vec![(path.to_path_buf(), File::open(path)?)];
+        let id = |m: std::fs::Metadata| (m.dev(), m.ino());
+        let mut files = vec![(path.to_path_buf(), id(std::fs::metadata(path)?))];
         for suffix in ["-wal", "-shm"] {
             let mut side = path.as_os_str().to_owned();
             side.push(suffix);
             let side = PathBuf::from(side);
-            // Best effort: SQLite opened them, so they are readable in
-            // practice; a companion we cannot open is only not watched.
-            if let Ok(f) = File::open(&side) {
-                files.push((side, f));
+            // Best effort: a companion that cannot be read is only not watched.
+            if let Ok(m) = std::fs::metadata(&side) {
+                files.push((side, id(m)));
             }
         }
         Ok(FileIdentity { files })
@@ -45,30 +48,26 @@ impl FileIdentity {
     /// it was opened. The reason names the file and where its contents can
     /// still be read.
     pub(super) fn check(&self) -> Result<(), String> {
-        for (i, (path, file)) in self.files.iter().enumerate() {
+        for (i, (path, open)) in self.files.iter().enumerate() {
             // The error names the ledger; say which of its files this is.
             let which = if i == 0 {
                 "the file".to_owned()
             } else {
                 format!("its companion {}", path.display())
             };
-            let open = match file.metadata() {
-                Ok(m) => (m.dev(), m.ino()),
-                // fstat of a descriptor we hold does not fail in practice;
-                // if it does, the check cannot say anything.
-                Err(_) => continue,
+            let recover = match open_descriptor(*open) {
+                Some(fd) => format!(
+                    "; its contents are still readable at {} until review-sync stops",
+                    fd.display()
+                ),
+                None => String::new(),
             };
-            let recover = format!(
-                "its contents are still readable at /proc/{}/fd/{} until review-sync stops",
-                std::process::id(),
-                file.as_raw_fd()
-            );
             match std::fs::metadata(path) {
-                Ok(m) if (m.dev(), m.ino()) == open => {}
+                Ok(m) if (m.dev(), m.ino()) == *open => {}
                 Ok(m) => {
                     return Err(format!(
                         "{which} was replaced by another file while review-sync had it open \
-                         (device:inode {}:{} at the path, {}:{} open); {recover}",
+                         (device:inode {}:{} at the path, {}:{} open){recover}",
                         m.dev(),
                         m.ino(),
                         open.0,
@@ -77,7 +76,7 @@ impl FileIdentity {
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                     return Err(format!(
-                        "{which} was deleted while review-sync had it open; {recover}"
+                        "{which} was deleted while review-sync had it open{recover}"
                     ));
                 }
                 Err(e) => {
@@ -87,6 +86,24 @@ impl FileIdentity {
         }
         Ok(())
     }
+}
+
+/// `/proc/PID/fd/N` of a descriptor this process has open on the file
+/// `(device, inode)` (SQLite's), found by `stat`, which opens nothing.
+fn open_descriptor(id: (u64, u64)) -> Option<PathBuf> {
+    let fds = std::fs::read_dir("/proc/self/fd").ok()?;
+    fds.filter_map(Result::ok)
+        .map(|e| e.path())
+        .find(|p| std::fs::metadata(p).is_ok_and(|m| (m.dev(), m.ino()) == id))
+        .and_then(|p| {
+            let n = p.file_name()?.to_owned();
+            Some(
+                Path::new("/proc")
+                    .join(std::process::id().to_string())
+                    .join("fd")
+                    .join(n),
+            )
+        })
 }
 
 #[cfg(test)]
@@ -107,7 +124,6 @@ mod tests {
         std::fs::rename(&db, &aside).unwrap();
         let e = id.check().unwrap_err();
         assert!(e.starts_with("the file was deleted"), "{e}");
-        assert!(e.contains("/proc/"), "{e}");
 
         std::fs::write(&db, b"another").unwrap();
         let e = id.check().unwrap_err();
@@ -119,11 +135,15 @@ mod tests {
         std::fs::rename(&aside, &db).unwrap();
         assert_eq!(id.check(), Ok(()), "the same file moved back");
 
+        // Held open (as SQLite holds it) and deleted: where to read it.
+        let held = std::fs::File::open(dir.path().join("ledger.db-wal")).unwrap();
         std::fs::remove_file(dir.path().join("ledger.db-wal")).unwrap();
         let e = id.check().unwrap_err();
         assert!(
             e.contains("companion") && e.contains("ledger.db-wal was deleted"),
             "{e}"
         );
+        assert!(e.contains("still readable at /proc/"), "{e}");
+        drop(held);
     }
 }

@@ -273,10 +273,10 @@ pub(super) fn open_readonly(path: &Path) -> Result<Ledger, LedgerError> {
     })
 }
 
-/// Our descriptors on the files SQLite has open (after the first
+/// The identity of the files SQLite has open (after the first
 /// transaction, so the `-wal` and `-shm` exist).
 fn file_identity(path: &Path) -> Result<FileIdentity, LedgerError> {
-    FileIdentity::open(path).map_err(|e| io_err(path, &format!("cannot open the file: {e}")))
+    FileIdentity::open(path).map_err(|e| io_err(path, &format!("cannot stat the file: {e}")))
 }
 
 fn io_err(path: &Path, reason: &str) -> LedgerError {

@@ -119,7 +119,7 @@ impl LedgerError {
 pub struct Ledger {
     conn: rusqlite::Connection,
     path: PathBuf,
-    // Our own descriptors on the files SQLite opened, to see them deleted
+    // The (device, inode) of the files SQLite opened, to see them deleted
     // or replaced under us.
     identity: identity::FileIdentity,
 }
