@@ -25,6 +25,11 @@ use tokio_util::task::TaskTracker;
 /// sent after the restart.
 pub const DRAIN_DEADLINE: Duration = Duration::from_secs(30);
 
+/// How often the ledger's files are checked for deletion or replacement
+/// when nothing else touches the ledger (every ledger call checks too): an
+/// idle daemon reports it within this, for one `stat` per file.
+pub const LEDGER_CHECK_EVERY: Duration = Duration::from_secs(10);
+
 /// How often `[ledger] retain_text_days` and `retain_polls_days` are applied
 /// (also once when a generation starts): the cutoffs are in days, so daily
 /// is exact enough.
@@ -93,7 +98,11 @@ impl Generation {
             tracker.spawn(async move { deliverer.run(&cancel).await })
         };
         start_operations(&app, &cancel, &tracker);
-        health.running(delivery.abort_handle(), schedules);
+        health.running(
+            delivery.abort_handle(),
+            schedules,
+            Some(Arc::clone(&app.deliverer)),
+        );
         Ok(Generation {
             app,
             cancel,
@@ -157,6 +166,11 @@ fn source_cron(
         ))
     })?;
     let label = format!("source {name} ({} pass)", kind.as_str());
+    if kind == PassKind::Incremental
+        && let Some(interval) = schedule_interval(&schedule)
+    {
+        crate::metrics::source_scheduled(&name, interval);
+    }
     Ok(async move {
         let ticks = cancel.clone();
         crate::schedule::run_every(&schedule, &label, &ticks, || {
@@ -208,6 +222,13 @@ fn source_cron(
                         }
                     }
                 };
+                // Nothing is asked of a platform that could not be
+                // recorded: not while the ledger's files are deleted or
+                // replaced.
+                if let Err(e) = app.ledger.verify().await {
+                    tracing::warn!(source = poller.name(), pass = kind.as_str(), error = %e, "pass skipped: the ledger takes no work");
+                    return;
+                }
                 tokio::select! {
                     _ = cancel.cancelled() => {}
                     _ = poller.pass(kind) => app.deliverer.wake(),
@@ -216,6 +237,21 @@ fn source_cron(
         })
         .await;
     })
+}
+
+/// The longest gap between the next fire times of `schedule` (16 of
+/// them: a schedule like `0 0 9,17 * * *` has uneven gaps, and an alert on
+/// "3 intervals without a poll" must use the longest). `None` when it
+/// stops firing.
+fn schedule_interval(schedule: &Schedule) -> Option<Duration> {
+    let mut at = schedule.next_after(chrono::Utc::now())?;
+    let mut longest = Duration::ZERO;
+    for _ in 0..16 {
+        let next = schedule.next_after(at)?;
+        longest = longest.max((next - at).to_std().unwrap_or(Duration::ZERO));
+        at = next;
+    }
+    Some(longest)
 }
 
 /// Runs the daemon until `control` says stop (or its sender is dropped).
@@ -273,7 +309,20 @@ pub async fn run(
 /// review text when configured).
 fn start_operations(app: &Arc<App>, cancel: &CancellationToken, tracker: &TaskTracker) {
     for poller in &app.pollers {
-        crate::metrics::register_source(poller.name());
+        crate::metrics::register_source(poller.name(), &poller.platform());
+    }
+    {
+        // The check logs when the files go (and come back); see `LedgerHandle::run`.
+        let (ledger, cancel) = (app.ledger.clone(), cancel.clone());
+        tracker.spawn(async move {
+            loop {
+                let _ = ledger.verify().await;
+                tokio::select! {
+                    _ = cancel.cancelled() => break,
+                    _ = tokio::time::sleep(LEDGER_CHECK_EVERY) => {}
+                }
+            }
+        });
     }
     {
         let days = app.config.ledger.retain_polls_days.get();
@@ -399,6 +448,7 @@ async fn reload(
             for problem in &e.problems {
                 tracing::error!(problem = %problem, "new config refused; keeping the old one");
             }
+            crate::metrics::config_reloaded(false);
             notify(&[
                 NotifyState::Ready,
                 NotifyState::Status("reload refused: config invalid, old config kept"),
@@ -413,6 +463,7 @@ async fn reload(
         Ok(app) => app,
         Err(e) => {
             tracing::error!(error = %e, "new config cannot start; keeping the old one");
+            crate::metrics::config_reloaded(false);
             notify(&[NotifyState::Ready]);
             return Ok(old);
         }
@@ -420,6 +471,7 @@ async fn reload(
     old.stop().await;
     let generation = Generation::start(app, health).await?;
     tracing::info!(sources = generation.app.pollers.len(), "config reloaded");
+    crate::metrics::config_reloaded(true);
     notify(&[NotifyState::Ready, NotifyState::Status("config reloaded")]);
     Ok(generation)
 }
@@ -519,4 +571,20 @@ pub fn signal_control() -> Result<tokio::sync::mpsc::Receiver<Control>, DaemonEr
         }
     });
     Ok(rx)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_schedule_interval_is_its_longest_gap() {
+        let every = |cron: &str| schedule_interval(&Schedule::parse(cron).unwrap());
+        assert_eq!(every("0 */15 * * * *"), Some(Duration::from_secs(900)));
+        assert_eq!(
+            every("0 0 9,17 * * *"),
+            Some(Duration::from_secs(16 * 3600))
+        );
+        assert_eq!(every("*/1 * * * * *"), Some(Duration::from_secs(1)));
+    }
 }

@@ -121,6 +121,61 @@ pub struct StepReport {
 struct Pause {
     until: Option<Instant>,
     auth_failures: u32,
+    // When the last credential pause began: a refusal of a request sent
+    // before it belongs to the same incident (the other workers' requests
+    // in flight then), which must not step the backoff again.
+    auth_paused_at: Option<Instant>,
+    // The error type of that refusal, for `/healthz` and the metrics.
+    auth_error: Option<String>,
+}
+
+/// Why deliveries are paused, for `/healthz` and the metrics.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PauseStatus {
+    /// Travtus refused our credentials (after a token renewal): nothing is
+    /// delivered until a person fixes them; it clears at the next delivery.
+    CredentialsRefused {
+        /// The refusal's error type (`token_refused`, `http_401`, ...).
+        error_type: String,
+        /// How long until the next try (zero: trying again).
+        retry_in: Duration,
+    },
+    /// Travtus answered 429: everyone waits this long.
+    RateLimited {
+        /// How long until deliveries resume.
+        retry_in: Duration,
+    },
+}
+
+impl PauseStatus {
+    /// The `reason` label of `review_sync_deliveries_paused`.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            PauseStatus::CredentialsRefused { .. } => "credentials_refused",
+            PauseStatus::RateLimited { .. } => "rate_limited",
+        }
+    }
+}
+
+impl std::fmt::Display for PauseStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            PauseStatus::CredentialsRefused {
+                error_type,
+                retry_in,
+            } => write!(
+                f,
+                "deliveries paused: Travtus refused our credentials ({error_type}); \
+                 next try in {}s (check [travtus] client_id/client_secret or token)",
+                retry_in.as_secs()
+            ),
+            PauseStatus::RateLimited { retry_in } => write!(
+                f,
+                "deliveries paused for {}s: rate limited by Travtus (429)",
+                retry_in.as_secs()
+            ),
+        }
+    }
 }
 
 /// The worker. Cheap to share behind an `Arc`.
@@ -135,6 +190,8 @@ pub struct Deliverer {
     // Set when Travtus refuses our credentials or rate-limits us: the
     // problem is per API key, so every worker waits, not just one review.
     pause: Mutex<Pause>,
+    // Held and rejected reviews, logged as one line per group and error.
+    held_log: crate::held_log::HeldLog,
     /// Counters since start.
     pub counters: DeliveryCounters,
 }
@@ -172,6 +229,7 @@ impl Deliverer {
             // caller's from overflowing `now + lease`.)
             lease: travtus.timeout.min(crate::config::MAX_TIMEOUT) + LEASE_SLACK,
             pause: Mutex::new(Pause::default()),
+            held_log: crate::held_log::HeldLog::default(),
             counters: DeliveryCounters::default(),
         }
     }
@@ -190,6 +248,22 @@ impl Deliverer {
     /// When deliveries are paused (credentials refused, rate limited), until when.
     pub fn paused_until(&self) -> Option<Instant> {
         self.lock_pause().until.filter(|u| *u > Instant::now())
+    }
+
+    /// Whether deliveries are paused, and why. Refused credentials count
+    /// until a delivery succeeds again, also between pauses.
+    pub fn pause_status(&self) -> Option<PauseStatus> {
+        let pause = self.lock_pause();
+        let retry_in = pause.until.map_or(Duration::ZERO, |u| {
+            u.saturating_duration_since(Instant::now())
+        });
+        if pause.auth_failures > 0 {
+            return Some(PauseStatus::CredentialsRefused {
+                error_type: pause.auth_error.clone().unwrap_or_default(),
+                retry_in,
+            });
+        }
+        (!retry_in.is_zero()).then_some(PauseStatus::RateLimited { retry_in })
     }
 
     /// One step: claims what is due now, sends it, records every attempt.
@@ -229,6 +303,7 @@ impl Deliverer {
                 .count(),
         };
         self.count(&records);
+        self.held_log.flush();
         self.ledger
             .run(move |l| l.record_attempts(&records))
             .await?;
@@ -317,6 +392,11 @@ impl Deliverer {
             if hand.look() {
                 exhausted = false;
             }
+            if in_flight.is_empty() && queue.is_empty() {
+                // Nothing in hand: the held and rejected of the last batch
+                // get their line now.
+                self.held_log.flush();
+            }
             if stopping {
                 // Claims that landed after the stop began (a cycle in
                 // progress then) go back with the rest.
@@ -333,7 +413,10 @@ impl Deliverer {
                 stop.cancel();
                 released.extend(queue.drain(..).map(|(due, lease)| release(due, lease)));
             }
-            if !stopping && paused.is_none() {
+            // Nothing is sent while the ledger's files are deleted or
+            // replaced: its answer could not be recorded anywhere that lasts.
+            let ledger_stopped = self.ledger.stopped().is_some();
+            if !stopping && paused.is_none() && !ledger_stopped {
                 while in_flight.len() < self.concurrency
                     && in_flight.len() + unrecorded.len() + recording < max_unrecorded
                 {
@@ -542,9 +625,10 @@ impl Deliverer {
     async fn send(&self, due: &DueReview) -> Vec<AttemptRecord> {
         let key = idempotency_key(&due.platform, &due.review_id, &due.content_hash);
         let mut records = Vec::with_capacity(1);
+        let asked_at = Instant::now();
         let mut token = match self.tokens.get().await {
             Ok(t) => t,
-            Err(e) => return vec![self.token_failure(due, e)],
+            Err(e) => return vec![self.token_failure(due, e, asked_at)],
         };
         let mut renewed = false;
         loop {
@@ -590,7 +674,10 @@ impl Deliverer {
                     record.request_id = request_id.clone();
                     match class {
                         Class::Delivered => {
-                            self.lock_pause().auth_failures = 0;
+                            let mut pause = self.lock_pause();
+                            pause.auth_failures = 0;
+                            pause.auth_paused_at = None;
+                            drop(pause);
                             record.outcome = AttemptOutcome::Delivered {
                                 request_id: request_id.unwrap_or_default(),
                             };
@@ -607,13 +694,16 @@ impl Deliverer {
                                     continue;
                                 }
                                 Err(e) => {
-                                    records.push(self.token_failure(due, e));
+                                    records.push(self.token_failure(due, e, started));
                                     return records;
                                 }
                             }
                         }
                         Class::TokenExpired | Class::AuthFailed => {
-                            self.pause_for_auth(record.error_type.as_deref().unwrap_or("auth"));
+                            self.pause_for_auth(
+                                record.error_type.as_deref().unwrap_or("auth"),
+                                started,
+                            );
                             record.outcome = self.retry_at(retries_so_far, None);
                         }
                         Class::Anomaly => {
@@ -641,12 +731,13 @@ impl Deliverer {
                     }
                 }
             }
+            self.held_log.note(&due.payload, &record);
             records.push(record);
             return records;
         }
     }
 
-    fn token_failure(&self, due: &DueReview, e: TokenError) -> AttemptRecord {
+    fn token_failure(&self, due: &DueReview, e: TokenError, asked_at: Instant) -> AttemptRecord {
         let retry_after = match &e {
             TokenError::Http { retry_after, .. } => *retry_after,
             _ => None,
@@ -656,7 +747,7 @@ impl Deliverer {
         } else if e.is_retryable() {
             "token_unavailable"
         } else {
-            self.pause_for_auth("token_refused");
+            self.pause_for_auth("token_refused", asked_at);
             "token_refused"
         };
         AttemptRecord {
@@ -688,10 +779,20 @@ impl Deliverer {
         pause.until = Some(pause.until.map_or(until, |u| u.max(until)));
     }
 
-    fn pause_for_auth(&self, error_type: &str) {
+    /// Pauses every worker after Travtus refused our credentials for a
+    /// request sent at `sent_at`. One incident, one step of the backoff:
+    /// the refusals of requests already in flight when the pause began
+    /// (every worker meets the same bad secret within milliseconds) are
+    /// part of it, and only a request sent after it can start the next.
+    fn pause_for_auth(&self, error_type: &str, sent_at: Instant) {
         let wait = {
             let mut pause = self.lock_pause();
+            if pause.auth_paused_at.is_some_and(|began| sent_at <= began) {
+                return;
+            }
             pause.auth_failures += 1;
+            pause.auth_paused_at = Some(Instant::now());
+            pause.auth_error = Some(error_type.to_owned());
             AUTH_PAUSE.ceiling(pause.auth_failures - 1)
         };
         tracing::error!(

@@ -4,9 +4,14 @@
 //! - **alive** (the watchdog ping): the scheduler ticks, the delivery loop
 //!   has not ended, and the ledger answers a read. A wedged process stops
 //!   pinging and systemd restarts it.
-//! - **healthy** (`/healthz` 200): the same loops, and the ledger takes a
-//!   write lock. A ledger that cannot be written makes the daemon useless
-//!   but restarting it would not help, so it is reported, not fatal.
+//! - **healthy** (`/healthz` 200): the same loops; the ledger's files are
+//!   the ones it opened, no storage failure (disk full, read-only, I/O) of
+//!   any loop since the last committed write, and the ledger takes a write
+//!   lock; and Travtus has not refused our credentials. A ledger that
+//!   cannot be written makes the daemon useless but restarting it would not
+//!   help (after a deleted ledger it would do harm: a restart opens an empty
+//!   file and sends every review again), so it is reported, not fatal. A
+//!   429 pause is healthy, with the pause as detail.
 //!
 //! How each loop is watched: the delivery loop and every cron task (one per
 //! source schedule, see `schedule`) are tasks whose end (return or panic)
@@ -14,7 +19,8 @@
 //! so a heartbeat would not tell a sleeping loop from a dead one, and would
 //! wake an idle daemon for nothing.
 
-use crate::ledger::LedgerHandle;
+use crate::deliver::{Deliverer, PauseStatus};
+use crate::ledger::{LedgerError, LedgerHandle};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::task::AbortHandle;
@@ -37,13 +43,14 @@ pub enum Phase {
     Stopping,
 }
 
-#[derive(Debug)]
 struct State {
     phase: Phase,
     // The current generation's delivery task.
     delivery: Option<AbortHandle>,
     // The current generation's cron tasks.
     schedules: Vec<AbortHandle>,
+    // The current generation's delivery worker, for its pause.
+    deliverer: Option<Arc<Deliverer>>,
 }
 
 /// Shared health state; cheap to clone.
@@ -61,18 +68,30 @@ impl Health {
                 phase: Phase::Starting,
                 delivery: None,
                 schedules: Vec::new(),
+                deliverer: None,
             })),
             ledger,
         }
     }
 
-    /// A new generation runs: its delivery task is `delivery`, its cron
-    /// tasks are `schedules`.
-    pub fn running(&self, delivery: AbortHandle, schedules: Vec<AbortHandle>) {
+    /// A new generation runs: its delivery task is `delivery` (of
+    /// `deliverer`), its cron tasks are `schedules`.
+    pub fn running(
+        &self,
+        delivery: AbortHandle,
+        schedules: Vec<AbortHandle>,
+        deliverer: Option<Arc<Deliverer>>,
+    ) {
         let mut s = self.lock();
         s.phase = Phase::Running;
         s.delivery = Some(delivery);
         s.schedules = schedules;
+        s.deliverer = deliverer;
+    }
+
+    /// Whether deliveries are paused, and why.
+    pub fn pause_status(&self) -> Option<PauseStatus> {
+        self.lock().deliverer.as_ref()?.pause_status()
     }
 
     /// The daemon moves to `phase`.
@@ -115,6 +134,9 @@ impl Health {
         self.loops(true)?;
         match tokio::time::timeout(within, self.ledger.run(|l| l.schema_version())).await {
             Ok(Ok(_)) => Ok(()),
+            // Alive, and it must stay so: a restart by the watchdog would
+            // open whatever is at the path now, and send every review again.
+            Ok(Err(LedgerError::Moved { .. })) => Ok(()),
             Ok(Err(e)) => Err(format!("ledger: {e}")),
             Err(_) => Err(format!(
                 "ledger did not answer within {}s",
@@ -123,18 +145,37 @@ impl Health {
         }
     }
 
-    /// For `/healthz`: the scheduler and the delivery loop run, and the
-    /// ledger is writable. `Err` says why not, in one line.
-    pub async fn check(&self) -> Result<(), String> {
+    /// For `/healthz`: the scheduler and the delivery loop run, the
+    /// ledger's files are the ones it opened, its last storage failure was
+    /// followed by a committed write, it takes a write lock, and Travtus
+    /// has not refused our credentials. `Err` says why not, in one line;
+    /// `Ok(Some(detail))` is healthy with something to say (a 429 pause).
+    pub async fn check(&self) -> Result<Option<String>, String> {
         self.loops(false)?;
+        // Anything but moved files is the probe's to report.
+        if let Ok(Err(e @ LedgerError::Moved { .. })) =
+            tokio::time::timeout(LEDGER_PROBE_TIMEOUT, self.ledger.verify()).await
+        {
+            return Err(e.to_string());
+        }
+        if let Some(fault) = self.ledger.storage_fault() {
+            return Err(format!("ledger write failed: {fault}"));
+        }
         let probe = self.ledger.run(|l| l.probe_writable());
         match tokio::time::timeout(LEDGER_PROBE_TIMEOUT, probe).await {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(e)) => Err(format!("ledger not writable: {e}")),
-            Err(_) => Err(format!(
-                "ledger not writable: no answer within {}s",
-                LEDGER_PROBE_TIMEOUT.as_secs()
-            )),
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => return Err(format!("ledger not writable: {e}")),
+            Err(_) => {
+                return Err(format!(
+                    "ledger not writable: no answer within {}s",
+                    LEDGER_PROBE_TIMEOUT.as_secs()
+                ));
+            }
+        }
+        match self.pause_status() {
+            Some(p @ PauseStatus::CredentialsRefused { .. }) => Err(p.to_string()),
+            Some(p @ PauseStatus::RateLimited { .. }) => Ok(Some(p.to_string())),
+            None => Ok(None),
         }
     }
 
@@ -160,8 +201,8 @@ mod tests {
         let (_dir, h) = health();
         assert_eq!(h.check().await, Err("starting".into()));
         let task = tokio::spawn(std::future::pending::<()>());
-        h.running(task.abort_handle(), vec![]);
-        assert_eq!(h.check().await, Ok(()));
+        h.running(task.abort_handle(), vec![], None);
+        assert_eq!(h.check().await, Ok(None));
         assert_eq!(h.alive(Duration::from_secs(1)).await, Ok(()));
 
         h.set_phase(Phase::Reloading);
@@ -189,6 +230,7 @@ mod tests {
         h.running(
             delivery.abort_handle(),
             crons.iter().map(|c| c.abort_handle()).collect(),
+            None,
         );
         assert_eq!(h.loops(false), Ok(()));
         let mut crons = crons.into_iter();
@@ -205,7 +247,7 @@ mod tests {
     async fn a_write_lock_held_elsewhere_makes_the_ledger_unwritable() {
         let (dir, h) = health();
         let task = tokio::spawn(std::future::pending::<()>());
-        h.running(task.abort_handle(), vec![]);
+        h.running(task.abort_handle(), vec![], None);
         let other = rusqlite::Connection::open(dir.path().join("ledger.db")).unwrap();
         other.execute_batch("BEGIN IMMEDIATE").unwrap();
         let e = h.check().await.unwrap_err();
@@ -214,6 +256,6 @@ mod tests {
         // Reads still work: the watchdog keeps pinging.
         assert_eq!(h.alive(Duration::from_secs(2)).await, Ok(()));
         other.execute_batch("ROLLBACK").unwrap();
-        assert_eq!(h.check().await, Ok(()));
+        assert_eq!(h.check().await, Ok(None));
     }
 }

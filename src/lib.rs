@@ -3,6 +3,7 @@
 //! losing nothing. See ARCHITECTURE.md for the map.
 
 pub mod app;
+pub mod build;
 pub mod clock;
 pub mod config;
 pub mod daemon;
@@ -11,6 +12,7 @@ pub mod domain;
 pub mod dry_run;
 pub mod escape;
 pub mod health;
+pub mod held_log;
 pub mod ledger;
 mod local_file;
 pub mod locations;

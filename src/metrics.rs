@@ -4,16 +4,18 @@
 //! `/healthz`.
 //!
 //! Names follow `review_sync_<noun>_<unit>`, counters end in `_total`, and
-//! labels are limited to `source`, `platform`, `outcome` and `error_type`,
+//! labels are limited to `source`, `platform`, `outcome`, `error_type`,
+//! `status` and `reason` (and `build_info`'s `version`, `commit`, `target`),
 //! each with a small, bounded set of values (configured sources, platforms,
-//! outcome and error classes): never a review, location or group id.
+//! outcome and error classes): never a review, location or group id. The
+//! process metrics (`process_*`) have the standard names.
 //!
 //! The recorder is process-wide and only installed by the daemon when
 //! `[metrics]` is configured; without it every helper here is a no-op, so
 //! `sync`, `demo` and the tests pay next to nothing.
 
 use crate::health::Health;
-use crate::ledger::{AttemptOutcome, AttemptRecord, LedgerError, LedgerHandle, PageCounts};
+use crate::ledger::{AttemptRecord, LedgerError, LedgerHandle, PageCounts};
 use metrics::{counter, describe_counter, describe_gauge, gauge};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use std::net::SocketAddr;
@@ -46,12 +48,103 @@ pub const LAST_POLL: &str = "review_sync_last_poll_timestamp_seconds";
 /// `source` (absent for Travtus).
 pub const TOKEN_REFRESHES: &str = "review_sync_token_refreshes_total";
 /// Ledger operations of the daemon's loops that failed, by `error_type`
-/// (`busy`, `read_only`, `disk_full`, `io`, `other`).
+/// (`busy`, `read_only`, `disk_full`, `io`, `moved`, `other`).
 pub const LEDGER_ERRORS: &str = "review_sync_ledger_errors_total";
 /// Reviews whose text retention removed.
 pub const TEXTS_PURGED: &str = "review_sync_review_texts_purged_total";
 /// 1 while `/healthz` would answer 200, else 0 (at each scrape).
 pub const HEALTHY: &str = "review_sync_healthy";
+/// Reviews in the ledger by `status` (`pending`, `held`, `rejected`), read
+/// at each scrape: held and rejected ones need a person.
+pub const LEDGER_REVIEWS: &str = "review_sync_ledger_reviews";
+/// Records in the ledger's quarantine, read at each scrape.
+pub const LEDGER_QUARANTINED: &str = "review_sync_ledger_quarantined_records";
+/// Always 1, labelled `version`, `commit` and `target`.
+pub const BUILD_INFO: &str = "review_sync_build_info";
+/// Config reloads (SIGHUP) by `outcome` (`success`, `failure`).
+pub const CONFIG_RELOADS: &str = "review_sync_config_reloads_total";
+/// 1 when the last reload was applied (or none was asked for), 0 when it
+/// was refused and the old config runs on.
+pub const CONFIG_LAST_RELOAD_OK: &str = "review_sync_config_last_reload_successful";
+/// 1 while deliveries are paused, by `reason` (`credentials_refused`,
+/// `rate_limited`), at each scrape.
+pub const DELIVERIES_PAUSED: &str = "review_sync_deliveries_paused";
+/// The interval of a source's (incremental) schedule, by `source`: the
+/// longest gap between its next fire times, for "not polled for 3
+/// intervals" alerts.
+pub const SOURCE_SCHEDULE_INTERVAL: &str = "review_sync_source_schedule_interval_seconds";
+
+/// The process metrics (metrics-process, collected at each scrape), with
+/// the names every Prometheus client library uses.
+pub const PROCESS_METRICS: [&str; 8] = [
+    "process_cpu_seconds_total",
+    "process_open_fds",
+    "process_max_fds",
+    "process_virtual_memory_bytes",
+    "process_virtual_memory_max_bytes",
+    "process_resident_memory_bytes",
+    "process_start_time_seconds",
+    "process_threads",
+];
+
+/// Every metric name `/metrics` serves, each present from the start (a
+/// test scrapes a fresh daemon for them, and the Grafana dashboard may
+/// only query these).
+pub const METRIC_NAMES: [&str; 28] = [
+    REVIEWS_FETCHED,
+    RECORDS_QUARANTINED,
+    DELIVERIES,
+    DELIVERY_ERRORS,
+    PENDING,
+    OLDEST_PENDING_AGE,
+    POLL_ERRORS,
+    POLLS,
+    LAST_POLL,
+    TOKEN_REFRESHES,
+    LEDGER_ERRORS,
+    TEXTS_PURGED,
+    HEALTHY,
+    LEDGER_REVIEWS,
+    LEDGER_QUARANTINED,
+    BUILD_INFO,
+    CONFIG_RELOADS,
+    CONFIG_LAST_RELOAD_OK,
+    DELIVERIES_PAUSED,
+    SOURCE_SCHEDULE_INTERVAL,
+    PROCESS_METRICS[0],
+    PROCESS_METRICS[1],
+    PROCESS_METRICS[2],
+    PROCESS_METRICS[3],
+    PROCESS_METRICS[4],
+    PROCESS_METRICS[5],
+    PROCESS_METRICS[6],
+    PROCESS_METRICS[7],
+];
+
+/// The error classes of a location poll registered at zero per source
+/// (`crate::platforms::PlatformError::error_type`, and `ledger`); others
+/// appear when first counted.
+const POLL_ERROR_TYPES: [&str; 10] = [
+    "needs_consent",
+    "unauthorized",
+    "not_found",
+    "http",
+    "transport",
+    "invalid_response",
+    "quota_exhausted",
+    "deprecated",
+    "io",
+    "ledger",
+];
+
+/// The ledger error classes ([`ledger_error_type`]).
+const LEDGER_ERROR_TYPES: [&str; 6] = ["busy", "read_only", "disk_full", "io", "moved", "other"];
+
+/// The delivery outcomes.
+const DELIVERY_OUTCOMES: [&str; 4] = ["delivered", "retry", "held", "rejected"];
+
+/// Why deliveries can be paused.
+const PAUSE_REASONS: [&str; 2] = ["credentials_refused", "rate_limited"];
 
 /// How long a scrape waits for the ledger's pending counts before serving
 /// the previous values.
@@ -69,7 +162,51 @@ pub fn install() -> Option<PrometheusHandle> {
     let handle = recorder.handle();
     metrics::set_global_recorder(recorder).ok()?;
     describe();
+    register_process();
     Some(HANDLE.get_or_init(|| handle).clone())
+}
+
+/// The series of the whole process at their start values, so that every
+/// one exists from the first scrape (an alert on `increase()` or on a
+/// missing series can only fire on a series that exists).
+fn register_process() {
+    gauge!(
+        BUILD_INFO,
+        "version" => crate::build::VERSION,
+        "commit" => crate::build::COMMIT,
+        "target" => crate::build::TARGET
+    )
+    .set(1.0);
+    for outcome in ["success", "failure"] {
+        counter!(CONFIG_RELOADS, "outcome" => outcome).increment(0);
+    }
+    gauge!(CONFIG_LAST_RELOAD_OK).set(1.0);
+    for error_type in LEDGER_ERROR_TYPES {
+        counter!(LEDGER_ERRORS, "error_type" => error_type).increment(0);
+    }
+    for error_type in ["token_refused", "token_unavailable"] {
+        counter!(DELIVERY_ERRORS, "error_type" => error_type).increment(0);
+    }
+    counter!(TOKEN_REFRESHES, "platform" => "travtus").increment(0);
+    counter!(TEXTS_PURGED).increment(0);
+    for reason in PAUSE_REASONS {
+        gauge!(DELIVERIES_PAUSED, "reason" => reason).set(0.0);
+    }
+    for status in ["pending", "held", "rejected"] {
+        gauge!(LEDGER_REVIEWS, "status" => status).set(0.0);
+    }
+    gauge!(LEDGER_QUARANTINED).set(0.0);
+    gauge!(PENDING).set(0.0);
+    gauge!(OLDEST_PENDING_AGE).set(0.0);
+    gauge!(HEALTHY).set(0.0);
+    process_collector().describe();
+    process_collector().collect();
+}
+
+/// The process metrics collector (one per process).
+fn process_collector() -> &'static metrics_process::Collector {
+    static COLLECTOR: OnceLock<metrics_process::Collector> = OnceLock::new();
+    COLLECTOR.get_or_init(metrics_process::Collector::default)
 }
 
 fn describe() {
@@ -92,14 +229,65 @@ fn describe() {
     describe_counter!(LEDGER_ERRORS, "Ledger operations of the daemon that failed");
     describe_counter!(TEXTS_PURGED, "Reviews whose text retention removed");
     describe_gauge!(HEALTHY, "1 while /healthz answers 200");
+    describe_gauge!(
+        LEDGER_REVIEWS,
+        "Reviews in the ledger by status (pending, held, rejected)"
+    );
+    describe_gauge!(LEDGER_QUARANTINED, "Records in the ledger's quarantine");
+    describe_gauge!(
+        BUILD_INFO,
+        "Always 1: the version, commit and target of the binary"
+    );
+    describe_counter!(CONFIG_RELOADS, "Config reloads by outcome");
+    describe_gauge!(
+        CONFIG_LAST_RELOAD_OK,
+        "1 when the last config reload was applied, 0 when it was refused"
+    );
+    describe_gauge!(
+        DELIVERIES_PAUSED,
+        "1 while deliveries are paused, by reason"
+    );
+    describe_gauge!(
+        SOURCE_SCHEDULE_INTERVAL,
+        "The longest gap between a source's scheduled polls, in seconds"
+    );
 }
 
-/// A source's counters at zero, so dashboards see them before the first event.
-pub fn register_source(source: &str) {
+/// A source's series at zero, so dashboards and alerts see them before the
+/// first event: `platform` is where its reviews come from (the `platform`
+/// label of deliveries). Its last poll reads 0 until it is first polled.
+pub fn register_source(source: &str, platform: &str) {
+    let src = || source.to_owned();
     for outcome in ["new", "edited", "unchanged"] {
-        counter!(REVIEWS_FETCHED, "source" => source.to_owned(), "outcome" => outcome).increment(0);
+        counter!(REVIEWS_FETCHED, "source" => src(), "outcome" => outcome).increment(0);
     }
-    counter!(RECORDS_QUARANTINED, "source" => source.to_owned()).increment(0);
+    counter!(RECORDS_QUARANTINED, "source" => src()).increment(0);
+    for outcome in ["ok", "error"] {
+        counter!(POLLS, "source" => src(), "outcome" => outcome).increment(0);
+    }
+    for error_type in POLL_ERROR_TYPES {
+        counter!(POLL_ERRORS, "source" => src(), "error_type" => error_type).increment(0);
+    }
+    for outcome in DELIVERY_OUTCOMES {
+        counter!(DELIVERIES, "platform" => platform.to_owned(), "outcome" => outcome).increment(0);
+    }
+    // A gauge registered without a value would not be rendered; 0 says
+    // "not polled since the start" without inventing a time.
+    let last = gauge!(LAST_POLL, "source" => src());
+    last.increment(0.0);
+}
+
+/// The interval of `source`'s incremental schedule (see
+/// [`SOURCE_SCHEDULE_INTERVAL`]).
+pub fn source_scheduled(source: &str, interval: Duration) {
+    gauge!(SOURCE_SCHEDULE_INTERVAL, "source" => source.to_owned()).set(interval.as_secs_f64());
+}
+
+/// A config reload (SIGHUP) was applied (`true`) or refused.
+pub fn config_reloaded(applied: bool) {
+    let outcome = if applied { "success" } else { "failure" };
+    counter!(CONFIG_RELOADS, "outcome" => outcome).increment(1);
+    gauge!(CONFIG_LAST_RELOAD_OK).set(if applied { 1.0 } else { 0.0 });
 }
 
 /// A location poll ended (successfully or not) having recorded `counts`.
@@ -124,29 +312,19 @@ pub fn poll_failed(source: &str, error_type: &'static str) {
 }
 
 /// A delivery attempt was made: counted, and logged with its ids (never
-/// the body) at debug, or at warn when the review ends held or rejected,
-/// which needs a person (journal fields `PLATFORM`, `REVIEW_ID`, `OUTCOME`,
-/// `HTTP_STATUS`, `ERROR_TYPE`).
+/// the body) at debug (journal fields `PLATFORM`, `REVIEW_ID`, `OUTCOME`,
+/// `HTTP_STATUS`, `ERROR_TYPE`). Held and rejected reviews, which need a
+/// person, are also warned about, aggregated (`crate::held_log`).
 pub fn attempt(record: &AttemptRecord) {
     let outcome = record.outcome.as_str();
-    match record.outcome {
-        AttemptOutcome::Held | AttemptOutcome::Rejected => tracing::warn!(
-            platform = %record.platform,
-            review_id = %record.review_id,
-            outcome,
-            http_status = record.http_status,
-            error_type = record.error_type.as_deref(),
-            "review not delivered: `review-sync ledger show` has the answer"
-        ),
-        _ => tracing::debug!(
-            platform = %record.platform,
-            review_id = %record.review_id,
-            outcome,
-            http_status = record.http_status,
-            error_type = record.error_type.as_deref(),
-            "delivery attempt"
-        ),
-    }
+    tracing::debug!(
+        platform = %record.platform,
+        review_id = %record.review_id,
+        outcome,
+        http_status = record.http_status,
+        error_type = record.error_type.as_deref(),
+        "delivery attempt"
+    );
     counter!(
         DELIVERIES,
         "platform" => record.platform.clone(),
@@ -194,6 +372,7 @@ pub fn ledger_error_type(e: &LedgerError) -> &'static str {
             _ => "other",
         },
         LedgerError::Io { .. } => "io",
+        LedgerError::Moved { .. } => "moved",
         _ => "other",
     }
 }
@@ -260,15 +439,27 @@ impl Server {
 async fn scrape(
     axum::extract::State(s): axum::extract::State<Arc<ServerState>>,
 ) -> impl axum::response::IntoResponse {
-    let summary = s.ledger.run(|l| l.pending_summary());
+    let summary = s
+        .ledger
+        .run(|l| Ok((l.pending_summary()?, l.status_counts()?)));
     match tokio::time::timeout(SCRAPE_LEDGER_TIMEOUT, summary).await {
-        Ok(Ok((pending, oldest))) => {
+        Ok(Ok(((pending, oldest), counts))) => {
             gauge!(PENDING).set(pending as f64);
             let age = oldest.map_or(0.0, |t| {
                 (chrono::Utc::now() - t).num_milliseconds().max(0) as f64 / 1000.0
             });
             gauge!(OLDEST_PENDING_AGE).set(age);
+            for (status, n) in [
+                ("pending", counts.pending),
+                ("held", counts.held),
+                ("rejected", counts.rejected),
+            ] {
+                gauge!(LEDGER_REVIEWS, "status" => status).set(n as f64);
+            }
+            gauge!(LEDGER_QUARANTINED).set(counts.quarantined as f64);
         }
+        // Said once, when the files went (see `LedgerHandle`); /healthz says why.
+        Ok(Err(LedgerError::Moved { .. })) => {}
         Ok(Err(e)) => tracing::warn!(error = %e, "metrics: cannot read pending counts"),
         Err(_) => {
             tracing::warn!("metrics: the ledger did not answer; serving the last pending counts")
@@ -276,6 +467,12 @@ async fn scrape(
     }
     let healthy = s.health.check().await.is_ok();
     gauge!(HEALTHY).set(if healthy { 1.0 } else { 0.0 });
+    let paused = s.health.pause_status();
+    for reason in PAUSE_REASONS {
+        let on = paused.as_ref().is_some_and(|p| p.reason() == reason);
+        gauge!(DELIVERIES_PAUSED, "reason" => reason).set(if on { 1.0 } else { 0.0 });
+    }
+    process_collector().collect();
     (
         [(
             axum::http::header::CONTENT_TYPE,
@@ -289,7 +486,8 @@ async fn healthz(
     axum::extract::State(s): axum::extract::State<Arc<ServerState>>,
 ) -> (axum::http::StatusCode, String) {
     match s.health.check().await {
-        Ok(()) => (axum::http::StatusCode::OK, "ok\n".to_owned()),
+        Ok(None) => (axum::http::StatusCode::OK, "ok\n".to_owned()),
+        Ok(Some(detail)) => (axum::http::StatusCode::OK, format!("ok: {detail}\n")),
         Err(reason) => (
             axum::http::StatusCode::SERVICE_UNAVAILABLE,
             format!("unhealthy: {reason}\n"),

@@ -642,6 +642,12 @@ impl SourcePoller {
         }
     }
 
+    /// The platform its reviews are recorded under (a file source's
+    /// `platform`, or the kind's), also for its quarantined records.
+    pub fn platform(&self) -> String {
+        self.default_platform()
+    }
+
     /// The platform name recorded for quarantined records of this source.
     fn default_platform(&self) -> String {
         match &self.config.kind {

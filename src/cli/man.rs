@@ -11,7 +11,11 @@ use std::path::{Path, PathBuf};
 /// Where the pages live, from the crate root.
 const DIR: &str = "docs/man";
 
-/// Set to 1 to (re)write the committed pages instead of comparing.
+/// Where the completion scripts live, from the crate root.
+const COMPLETIONS_DIR: &str = "docs/completions";
+
+/// Set to 1 to (re)write the committed pages (and completion scripts)
+/// instead of comparing.
 const UPDATE_VAR: &str = "REVIEW_SYNC_UPDATE_MAN";
 
 /// Hand-written sections of the main page, in roff.
@@ -78,7 +82,11 @@ per command: \fBreview\-sync\-run\fR(1), \fBreview\-sync\-sync\fR(1),
 
 /// Every page: file name -> roff.
 pub fn render() -> std::io::Result<BTreeMap<String, Vec<u8>>> {
-    let mut cmd = super::Args::command().disable_help_subcommand(true);
+    // The plain version: the commit in `--version` would make every
+    // commit's pages differ.
+    let mut cmd = super::Args::command()
+        .disable_help_subcommand(true)
+        .long_version(None::<&str>);
     cmd.build();
     let mut pages = BTreeMap::new();
     collect(&cmd, &mut pages)?;
@@ -160,5 +168,32 @@ fn the_main_page_documents_exit_status_files_and_signals() -> std::io::Result<()
     }
     assert!(pages.contains_key("review-sync-ledger-backup.1"));
     assert!(pages.contains_key("review-sync-run.1"));
+    Ok(())
+}
+
+#[test]
+fn the_committed_completions_match_the_command_line() -> std::io::Result<()> {
+    use super::completions::{Shell, script};
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join(COMPLETIONS_DIR);
+    let update = std::env::var(UPDATE_VAR).is_ok_and(|v| v == "1");
+    for shell in Shell::ALL {
+        let path = dir.join(shell.file_name());
+        let want = script(shell);
+        assert!(
+            String::from_utf8_lossy(&want).contains("ledger"),
+            "{shell:?}: the script knows the subcommands"
+        );
+        if update {
+            std::fs::create_dir_all(&dir)?;
+            std::fs::write(&path, &want)?;
+            continue;
+        }
+        let committed = std::fs::read(&path).unwrap_or_default();
+        assert!(
+            committed == want,
+            "{}: stale; regenerate with {UPDATE_VAR}=1 cargo test --bin review-sync man",
+            path.display()
+        );
+    }
     Ok(())
 }

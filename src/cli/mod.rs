@@ -2,6 +2,7 @@
 //! module per command.
 
 mod check;
+mod completions;
 mod demo;
 pub mod exit;
 mod ledger;
@@ -21,7 +22,13 @@ use std::process::ExitCode;
 /// other platforms: polls on a schedule, records every review in a SQLite
 /// ledger, delivers each one, loses nothing.
 #[derive(Debug, Parser)]
-#[command(name = "review-sync", version, about, long_about = None)]
+#[command(
+    name = "review-sync",
+    version = review_sync::build::VERSION,
+    long_version = review_sync::build::LONG_VERSION,
+    about,
+    long_about = None
+)]
 pub struct Args {
     /// The config file.
     #[arg(
@@ -100,6 +107,17 @@ pub enum Command {
         #[arg(long, default_value = "127.0.0.1:8787")]
         listen: std::net::SocketAddr,
     },
+    /// Print the shell completion script for bash, zsh or fish.
+    ///
+    /// bash: review-sync completions bash > /etc/bash_completion.d/review-sync;
+    /// zsh: into a directory of $fpath as _review-sync; fish: into
+    /// ~/.config/fish/completions/review-sync.fish. The Debian package
+    /// installs all three.
+    Completions {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: completions::Shell,
+    },
 }
 
 /// Runs the command.
@@ -119,6 +137,7 @@ pub async fn dispatch(args: Args) -> anyhow::Result<ExitCode> {
         Command::Ledger(cmd) => ledger::ledger(&args.config, cmd).await,
         Command::Demo => demo::demo().await,
         Command::Sandbox { listen } => sandbox::sandbox(listen).await,
+        Command::Completions { shell } => completions::completions(shell),
     }
 }
 

@@ -107,6 +107,23 @@ impl Ledger {
     }
 }
 
+impl Ledger {
+    /// After the ledger's files were deleted or replaced under the daemon:
+    /// a copy of the ledger as this connection still sees it, next to the
+    /// path (`ledger.db.rescued-20261124T224552Z`), so that an operator can
+    /// stop the daemon, move it into place and start again without sending
+    /// anything twice. The path of the copy, or why there is none.
+    pub(super) fn rescue_copy(&self) -> Result<PathBuf, LedgerError> {
+        let mut name = self.path.as_os_str().to_owned();
+        name.push(format!(
+            ".rescued-{}",
+            chrono::Utc::now().format("%Y%m%dT%H%M%SZ")
+        ));
+        let dest = PathBuf::from(name);
+        self.backup_to(&dest, false).map(|r| r.path)
+    }
+}
+
 /// Copies every page of `src` into `dst` in one step (see the module notes).
 fn copy_all(src: &Connection, dst: &mut Connection) -> rusqlite::Result<()> {
     let backup = Backup::new(src, dst)?;

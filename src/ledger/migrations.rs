@@ -7,6 +7,7 @@
 //! transaction together with the `user_version` bump, so a crash leaves the
 //! file at a whole version.
 
+use super::identity::FileIdentity;
 use super::{Ledger, LedgerError, sql_err};
 use rusqlite::{Connection, OpenFlags, TransactionBehavior};
 use std::fs::OpenOptions;
@@ -227,6 +228,13 @@ CREATE INDEX requeues_review ON requeues (platform, review_id);
 
 CREATE INDEX polls_started ON polls (started_at);
 ",
+    // 6: the metrics read the reviews that need a person (held, rejected) at
+    // every scrape; this small partial index makes that a count of a few
+    // index entries instead of a scan of every review (pending ones have
+    // `reviews_due`).
+    r"
+CREATE INDEX reviews_attention ON reviews (status) WHERE status IN ('held','rejected');
+",
 ];
 
 /// The schema version this build writes.
@@ -270,9 +278,11 @@ fn open_read_write(path: &Path, migrations: &[&str]) -> Result<Ledger, LedgerErr
     }
     configure(&conn, path)?;
     migrate(&mut conn, path, migrations)?;
+    let identity = file_identity(path)?;
     Ok(Ledger {
         conn,
         path: path.to_path_buf(),
+        identity,
     })
 }
 
@@ -301,9 +311,11 @@ fn read_only(path: &Path) -> Result<Ledger, LedgerError> {
             ),
         ));
     }
+    let identity = file_identity(path)?;
     Ok(Ledger {
         conn,
         path: path.to_path_buf(),
+        identity,
     })
 }
 
@@ -356,6 +368,12 @@ fn require_regular(path: &Path) -> Result<(), LedgerError> {
         )),
         _ => Ok(()),
     }
+}
+
+/// The identity of the files SQLite has open (after the first
+/// transaction, so the `-wal` and `-shm` exist).
+fn file_identity(path: &Path) -> Result<FileIdentity, LedgerError> {
+    FileIdentity::open(path).map_err(|e| io_err(path, &format!("cannot stat the file: {e}")))
 }
 
 fn io_err(path: &Path, reason: &str) -> LedgerError {

@@ -9,6 +9,7 @@
 mod backup;
 mod delivery;
 mod handle;
+mod identity;
 mod listings;
 mod migrations;
 mod model;
@@ -27,6 +28,7 @@ pub use delivery::{Claim, CycleReport, ReleasedClaim};
 pub use handle::LedgerHandle;
 pub use listings::POLL_BATCH;
 pub use model::*;
+pub use queries::StatusCounts;
 pub use retention::{PURGED_FIELDS, Purge, PurgeRow, PurgedBy};
 pub use reviews::Sightings;
 
@@ -100,12 +102,48 @@ pub enum LedgerError {
     /// The blocking task running ledger work panicked or was cancelled.
     #[error("ledger task failed: {0}")]
     Task(String),
+    /// A file of the ledger was deleted or replaced under the process: no
+    /// more work is done on it (see `identity.rs`).
+    #[error("ledger {path}: {reason}")]
+    Moved {
+        /// The ledger file.
+        path: PathBuf,
+        /// Which file, what happened, and where its contents can still be read.
+        reason: String,
+    },
+}
+
+impl LedgerError {
+    /// Whether this is the storage failing (full, read-only, I/O, files
+    /// moved), which `/healthz` reports, rather than a busy lock (the health
+    /// probe sees those by itself) or a bad value.
+    pub fn is_storage_fault(&self) -> bool {
+        use rusqlite::ErrorCode;
+        match self {
+            LedgerError::Sqlite {
+                source: rusqlite::Error::SqliteFailure(f, _),
+                ..
+            } => matches!(
+                f.code,
+                ErrorCode::DiskFull
+                    | ErrorCode::ReadOnly
+                    | ErrorCode::PermissionDenied
+                    | ErrorCode::SystemIoFailure
+                    | ErrorCode::CannotOpen
+            ),
+            LedgerError::Io { .. } | LedgerError::Moved { .. } => true,
+            _ => false,
+        }
+    }
 }
 
 /// An open ledger: one read-write connection.
 pub struct Ledger {
     conn: rusqlite::Connection,
     path: PathBuf,
+    // The (device, inode) of the files SQLite opened, to see them deleted
+    // or replaced under us.
+    identity: identity::FileIdentity,
 }
 
 impl Ledger {
@@ -133,6 +171,22 @@ impl Ledger {
     /// The file this ledger lives in.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// `Err(LedgerError::Moved)` when the ledger file, or its `-wal` or
+    /// `-shm`, was deleted or replaced since it was opened: writing on would
+    /// write into a file nobody will read again.
+    pub fn check_identity(&self) -> Result<(), LedgerError> {
+        self.identity.check().map_err(|reason| LedgerError::Moved {
+            path: self.path.clone(),
+            reason,
+        })
+    }
+
+    /// Rows changed by this connection since it was opened (a committed
+    /// write moves it; for [`LedgerHandle`]'s record of write failures).
+    fn total_changes(&self) -> u64 {
+        self.conn.total_changes()
     }
 
     /// The schema version (`PRAGMA user_version`).

@@ -100,6 +100,11 @@ impl Daemon {
         self.child.wait().await.expect("wait")
     }
 
+    /// The process id.
+    pub(crate) fn pid(&self) -> u32 {
+        self.child.id().expect("running")
+    }
+
     /// Sends SIGTERM.
     pub(crate) fn terminate(&self) {
         let pid = self.child.id().expect("running").to_string();

@@ -16,6 +16,7 @@
 use crate::chaos::census;
 use crate::crash::{Daemon, config_with_ledger, inconsistencies, integrity};
 use crate::helpers::{TestEnv, seed, spawn_env, text, wait_until};
+use crate::monitoring::{config_with_metrics, endpoint, get, health_becomes, sample};
 use sandbox::NewGoogleReview;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -289,9 +290,11 @@ async fn a_full_disk_stops_new_work_and_nothing_is_lost_once_space_is_freed() {
             return;
         }
     };
-    let config = config_with_ledger(&env, "disk.toml", "disk/ledger.db");
+    let config = config_with_metrics(&env, "disk.toml", "disk/ledger.db");
     let ledger = disk.join("ledger.db");
     let daemon = running_daemon(&env, &config, "disk-full.log").await;
+    let base = endpoint(&daemon).await;
+    health_becomes(&base, 200, "ok").await;
 
     // Empty the WAL (a checkpoint that truncates it), so that the next
     // write needs new blocks, then take every free block.
@@ -336,9 +339,31 @@ async fn a_full_disk_stops_new_work_and_nothing_is_lost_once_space_is_freed() {
         "storage: disk full ({filled} bytes of filler): {}",
         errors[0].trim()
     );
+    // Health is red with the reason (the lock probe alone sees nothing:
+    // taking the write lock needs no space).
+    let body = health_becomes(&base, 503, "database or disk is full").await;
+    assert!(
+        body.starts_with("unhealthy: ledger write failed: "),
+        "{body}"
+    );
+    assert!(body.contains(&named), "{body}");
+    let (_, m) = get(&format!("{base}/metrics")).await;
+    assert_eq!(sample(&m, "review_sync_healthy", &[]), Some(0.0), "{m}");
+    assert!(
+        sample(
+            &m,
+            "review_sync_ledger_errors_total",
+            &[("error_type", "disk_full")]
+        ) >= Some(1.0),
+        "{m}"
+    );
+    eprintln!("storage: disk full, /healthz: {}", body.trim());
 
     std::fs::remove_file(&filler).expect("free the space");
     wait_for_convergence(&env, &daemon, "the daemon to catch up once space is freed").await;
+    health_becomes(&base, 200, "ok").await;
+    let (_, m) = get(&format!("{base}/metrics")).await;
+    assert_eq!(sample(&m, "review_sync_healthy", &[]), Some(1.0), "{m}");
     let end = census(&env.sb);
     eprintln!(
         "storage: disk full: reviews {}, lost 0, duplicates {}",
@@ -424,4 +449,199 @@ async fn a_read_only_ledger_stops_new_work_refuses_new_starts_and_resumes() {
         end.reviews, end.duplicates
     );
     stop_cleanly(daemon, &env.ledger_path).await;
+}
+
+/// The ledger files (`ledger.db`, `-wal`, `-shm`) of `ledger`.
+fn ledger_files(ledger: &Path) -> Vec<PathBuf> {
+    ["", "-wal", "-shm"]
+        .iter()
+        .map(|suffix| PathBuf::from(format!("{}{suffix}", ledger.display())))
+        .collect()
+}
+
+/// Waits until the daemon logged `n` more lines containing `needle` than
+/// `before`: ticks it reacted to, so the test waits for events, not time.
+async fn wait_for_more(daemon: &Daemon, needle: &str, before: usize, n: usize) {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while lines_with(&daemon.log(), needle).len() < before + n {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the daemon did not log {n} more {needle:?}: {}",
+            daemon.log()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// What a deleted or replaced ledger must do to a running daemon: health
+/// red naming the file, one error line, and no work: no list request, no
+/// delivery, for three ticks of every source while reviews wait.
+async fn takes_no_work(env: &TestEnv, daemon: &Daemon, base: &str, what: &str) {
+    let body = health_becomes(base, 503, what).await;
+    assert!(
+        body.contains(&env.ledger_path.display().to_string()),
+        "{body}"
+    );
+    wait_for_log(daemon, "ledger file deleted or replaced under the daemon").await;
+    let (_, m) = get(&format!("{base}/metrics")).await;
+    assert_eq!(sample(&m, "review_sync_healthy", &[]), Some(0.0), "{m}");
+    eprintln!("storage: {what}: /healthz: {}", body.trim());
+
+    let lists = env.sb.google().list_requests_total();
+    let sent = env.sb.travtus().message_requests();
+    let skipped = lines_with(&daemon.log(), "pass skipped").len();
+    add_work(env, what);
+    wait_for_more(daemon, "pass skipped", skipped, 3).await;
+    assert_eq!(
+        env.sb.google().list_requests_total(),
+        lists,
+        "nothing polled while the ledger is gone"
+    );
+    assert_eq!(
+        env.sb.travtus().message_requests(),
+        sent,
+        "nothing sent while the ledger is gone"
+    );
+    let log = daemon.log();
+    assert_eq!(
+        lines_with(&log, "ledger file deleted or replaced under the daemon").len(),
+        1,
+        "said once, not on every refused call: {log}"
+    );
+}
+
+/// The rescued copy the daemon saved next to `ledger`.
+fn rescued(ledger: &Path) -> PathBuf {
+    let dir = ledger.parent().expect("dir");
+    let prefix = format!(
+        "{}.rescued-",
+        ledger.file_name().expect("name").to_string_lossy()
+    );
+    let found: Vec<PathBuf> = std::fs::read_dir(dir)
+        .expect("dir")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            p.file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with(&prefix))
+        })
+        .collect();
+    assert_eq!(found.len(), 1, "one rescued copy: {found:?}");
+    found.into_iter().next().expect("one")
+}
+
+/// Regression (issue 10.6): the ledger deleted under a running daemon was
+/// written on silently; a restart then opened an empty file and sent every
+/// review again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deleted_ledger_stops_all_work_turns_health_red_and_is_rescued() {
+    let env = spawn_env(seed(5)).await;
+    let config = config_with_metrics(&env, "deleted.toml", "ledger.db");
+    let daemon = running_daemon(&env, &config, "deleted.log").await;
+    let base = endpoint(&daemon).await;
+    health_becomes(&base, 200, "ok").await;
+    let delivered = env.sb.travtus().message_count();
+
+    // What `rm /var/lib/review-sync/ledger.db*` does.
+    for file in ledger_files(&env.ledger_path) {
+        std::fs::remove_file(&file).expect("delete");
+    }
+    takes_no_work(
+        &env,
+        &daemon,
+        &base,
+        "was deleted while review-sync had it open",
+    )
+    .await;
+    assert!(
+        !env.ledger_path.exists(),
+        "no new ledger created behind the operator's back"
+    );
+
+    // The copy holds everything the deleted file held.
+    let copy = rescued(&env.ledger_path);
+    assert_eq!(integrity(&copy), "ok");
+    let rows: i64 = rusqlite::Connection::open(&copy)
+        .expect("open")
+        .query_row(
+            "SELECT COUNT(*) FROM reviews WHERE status = 'delivered'",
+            [],
+            |r| r.get(0),
+        )
+        .expect("count");
+    assert_eq!(rows as usize, delivered, "every delivery is in the copy");
+    eprintln!("storage: deleted: rescued as {}", copy.display());
+
+    // The recovery the log line gives: stop, move the copy into place, start.
+    let mut daemon = daemon;
+    daemon.terminate();
+    daemon
+        .wait(review_sync::daemon::DRAIN_DEADLINE + Duration::from_secs(5))
+        .await
+        .unwrap_or_else(|| panic!("not stopped in time: {}", daemon.log()));
+    std::fs::rename(&copy, &env.ledger_path).expect("move the copy into place");
+    let daemon = Daemon::start(&config, &env.dir.path().join("deleted-2.log"));
+    wait_for_convergence(
+        &env,
+        &daemon,
+        "the restarted daemon to deliver the new work",
+    )
+    .await;
+    let end = census(&env.sb);
+    assert_eq!(end.duplicates, 0, "nothing sent twice after the recovery");
+    eprintln!(
+        "storage: deleted: reviews {}, lost 0, duplicates {}",
+        end.reviews, end.duplicates
+    );
+    stop_cleanly(daemon, &env.ledger_path).await;
+}
+
+/// Regression (issue 10.6): a ledger replaced under the daemon (a restored
+/// copy moved over it) was not noticed. The replacement, in use by another
+/// process, must come out of the daemon's stop intact, `-wal` included.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replaced_ledger_stops_all_work_and_its_replacement_is_left_alone() {
+    let env = spawn_env(seed(5)).await;
+    let config = config_with_metrics(&env, "replaced.toml", "ledger.db");
+    let daemon = running_daemon(&env, &config, "replaced.log").await;
+    let base = endpoint(&daemon).await;
+    health_becomes(&base, 200, "ok").await;
+
+    // Another ledger moved over the path, in use by another process in WAL
+    // mode, with a commit still in its -wal.
+    let other = env.dir.path().join("other.db");
+    {
+        let conn = rusqlite::Connection::open(&other).expect("other");
+        conn.execute_batch("CREATE TABLE kept (note TEXT)")
+            .expect("schema");
+    }
+    // (Its own -wal and -shm, not the daemon's: those go.)
+    for file in &ledger_files(&env.ledger_path)[1..] {
+        std::fs::remove_file(file).expect("delete");
+    }
+    std::fs::rename(&other, &env.ledger_path).expect("replace");
+    let conn = rusqlite::Connection::open(&env.ledger_path).expect("open the replacement");
+    conn.execute_batch(
+        "PRAGMA journal_mode = WAL; PRAGMA wal_autocheckpoint = 0;
+         INSERT INTO kept VALUES ('committed to the new file');",
+    )
+    .expect("write the replacement");
+    takes_no_work(&env, &daemon, &base, "was replaced by another file").await;
+
+    let mut daemon = daemon;
+    daemon.terminate();
+    daemon
+        .wait(review_sync::daemon::DRAIN_DEADLINE + Duration::from_secs(5))
+        .await
+        .unwrap_or_else(|| panic!("not stopped in time: {}", daemon.log()));
+    let wal = PathBuf::from(format!("{}-wal", env.ledger_path.display()));
+    assert!(
+        wal.exists(),
+        "the replacement's -wal was unlinked by the stopping daemon"
+    );
+    let note: String = rusqlite::Connection::open(&env.ledger_path)
+        .expect("reopen")
+        .query_row("SELECT note FROM kept", [], |r| r.get(0))
+        .expect("the commit in the replacement's WAL survived");
+    assert_eq!(note, "committed to the new file");
+    drop(conn);
 }
