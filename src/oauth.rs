@@ -309,12 +309,13 @@ impl TokenCache {
             }
             Grant::JwtBearer(signer) => {
                 // A key that cannot sign will not sign on a retry either.
-                let assertion = signer
-                    .assertion()
-                    .map_err(|description| TokenError::ClientRefused {
-                        error: "invalid_assertion".into(),
-                        description,
-                    })?;
+                let assertion =
+                    signer
+                        .assertion()
+                        .map_err(|description| TokenError::ClientRefused {
+                            error: "invalid_assertion".into(),
+                            description,
+                        })?;
                 let form = [
                     ("grant_type", JWT_BEARER_GRANT),
                     ("assertion", assertion.as_str()),

@@ -90,7 +90,11 @@ async fn check_online(config: &Config) -> anyhow::Result<bool> {
                 Ok(_) => println!("travtus: token ok ({})", Escaped(&shown)),
                 Err(e) => {
                     ok = false;
-                    println!("travtus: token FAILED (POST {}): {}", Escaped(&shown), Escaped(e));
+                    println!(
+                        "travtus: token FAILED (POST {}): {}",
+                        Escaped(&shown),
+                        Escaped(e)
+                    );
                 }
             }
         }

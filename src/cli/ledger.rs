@@ -1073,7 +1073,7 @@ pub fn print_coverage<'a>(
         writeln!(
             out,
             "{:<32} {:<24} {note}",
-            escape(&source.source),
+            escape(source.source),
             source.kind
         )?;
     }

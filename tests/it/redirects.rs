@@ -468,7 +468,11 @@ async fn a_same_origin_redirect_of_a_post_is_not_followed_either() {
     let (ok, out) = env.sync().await;
     assert!(!ok, "{out}");
     assert_eq!(env.sb.travtus().message_count(), 0);
-    let attempts: u64 = env.rows().iter().map(|row| env.attempts(row).len() as u64).sum();
+    let attempts: u64 = env
+        .rows()
+        .iter()
+        .map(|row| env.attempts(row).len() as u64)
+        .sum();
     assert!(attempts >= 4, "every review was tried: {attempts} attempts");
     assert_eq!(
         env.sb.travtus().message_requests(),
