@@ -1326,3 +1326,146 @@ async fn retention_and_backups(walk: &mut Walk, readme: &str) {
     let base = walk.endpoint().await;
     crate::monitoring::health_becomes(&base, 200, "ok").await;
 }
+
+/// The fields of each entry sent to the journal's native socket.
+fn journal_entries(datagrams: &[Vec<u8>]) -> Vec<Vec<(String, String)>> {
+    datagrams
+        .iter()
+        // tracing-journald probes the socket with an empty datagram.
+        .filter(|d| !d.is_empty())
+        .map(|d| {
+            let mut fields = Vec::new();
+            let mut rest = d.as_slice();
+            while !rest.is_empty() {
+                let end = rest.iter().position(|b| *b == b'\n').unwrap_or(rest.len());
+                let head = String::from_utf8_lossy(&rest[..end]).into_owned();
+                if let Some((name, value)) = head.split_once('=') {
+                    fields.push((name.to_owned(), value.to_owned()));
+                    rest = rest.get(end + 1..).unwrap_or_default();
+                } else {
+                    // NAME\n, a little-endian u64 length, the value, \n.
+                    let len_at = end + 1;
+                    let len =
+                        u64::from_le_bytes(rest[len_at..len_at + 8].try_into().expect("8 bytes"))
+                            as usize;
+                    let value = &rest[len_at + 8..len_at + 8 + len];
+                    fields.push((head, String::from_utf8_lossy(value).into_owned()));
+                    rest = rest.get(len_at + 8 + len + 1..).unwrap_or_default();
+                }
+            }
+            fields
+        })
+        .collect()
+}
+
+/// README "Logs": under systemd (stderr is the journal stream), entries go
+/// to the journal with the fields its `journalctl` lines filter on. The
+/// journal's socket is `/run/systemd/journal/socket`, a fixed path: the
+/// binary runs in a private mount namespace whose `/run` is a temporary
+/// folder where the test listens (skipped where `unshare` cannot do that).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_journal_gets_the_fields_the_readme_filters_on() {
+    let env = crate::helpers::spawn_env(crate::helpers::seed(2)).await;
+    let run = env.dir.path().join("run");
+    std::fs::create_dir_all(run.join("systemd/journal")).expect("mkdir");
+    let probe = std::process::Command::new("unshare")
+        .args(["-m", "--propagation", "private", "mount", "--bind"])
+        .arg(&run)
+        .arg("/run")
+        .output();
+    if !probe.is_ok_and(|o| o.status.success()) {
+        eprintln!("SKIPPED: unshare -m cannot bind a private /run here");
+        return;
+    }
+    let socket = UnixDatagram::bind(run.join("systemd/journal/socket")).expect("journal socket");
+    // systemd sets JOURNAL_STREAM to the device and inode of stderr.
+    let stderr_path = env.dir.path().join("stderr");
+    let stderr = std::fs::File::create(&stderr_path).expect("stderr");
+    let meta = std::fs::metadata(&stderr_path).expect("stat");
+    let stream = {
+        use std::os::unix::fs::MetadataExt;
+        format!("{}:{}", meta.dev(), meta.ino())
+    };
+    let mut child = tokio::process::Command::new("unshare")
+        .args(["-m", "--propagation", "private", "sh", "-c"])
+        .arg("mount --bind \"$0\" /run && exec \"$1\" --config \"$2\" sync")
+        .arg(&run)
+        .arg(env!("CARGO_BIN_EXE_review-sync"))
+        .arg(&env.config_path)
+        .env("JOURNAL_STREAM", &stream)
+        .env_remove("RUST_LOG")
+        .env_remove("NOTIFY_SOCKET")
+        .stdout(Stdio::null())
+        .stderr(Stdio::from(stderr))
+        .kill_on_drop(true)
+        .spawn()
+        .expect("unshare runs");
+    let mut datagrams = Vec::new();
+    let mut buf = vec![0u8; 1 << 16];
+    let status = loop {
+        tokio::select! {
+            got = socket.recv(&mut buf) => {
+                let n = got.expect("recv");
+                datagrams.push(buf[..n].to_vec());
+            }
+            status = child.wait() => break status.expect("wait"),
+        }
+    };
+    while let Ok(n) = socket.try_recv(&mut buf) {
+        datagrams.push(buf[..n].to_vec());
+    }
+    let logged = std::fs::read_to_string(&stderr_path).unwrap_or_default();
+    assert!(status.success(), "{logged}");
+    let entries = journal_entries(&datagrams);
+    let field = |entry: &[(String, String)], name: &str| {
+        entry
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.clone())
+    };
+    assert!(
+        entries
+            .iter()
+            .any(|e| field(e, "MESSAGE").as_deref() == Some("poll pass finished")),
+        "{entries:?}\nstderr: {logged}"
+    );
+    assert!(
+        !logged.contains("poll pass finished"),
+        "to the journal, not as text"
+    );
+    for entry in &entries {
+        assert_eq!(
+            field(entry, "SYSLOG_IDENTIFIER").as_deref(),
+            Some("review-sync")
+        );
+        assert!(field(entry, "PRIORITY").is_some(), "{entry:?}");
+    }
+    let readme = readme();
+    for line in commands(&readme, "### Logs") {
+        let filter = line
+            .strip_prefix("journalctl -u review-sync ")
+            .unwrap_or_else(|| panic!("README Logs: a line the test does not know: {line}"));
+        if filter == "-p warning" {
+            continue; // PRIORITY, checked on every entry above
+        }
+        if filter == "-o json | jq -r .MESSAGE" {
+            assert!(entries.iter().all(|e| field(e, "MESSAGE").is_some()));
+            continue;
+        }
+        let (name, value) = filter
+            .split_once('=')
+            .unwrap_or_else(|| panic!("README Logs: {line}"));
+        let matching = entries
+            .iter()
+            .filter(|e| field(e, name).as_deref() == Some(value))
+            .count();
+        assert!(
+            matching > 0,
+            "`{line}` selects nothing: the fields are {:?}",
+            entries
+                .iter()
+                .flat_map(|e| e.iter().map(|(n, _)| n.clone()))
+                .collect::<std::collections::BTreeSet<_>>()
+        );
+    }
+}
