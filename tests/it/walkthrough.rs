@@ -1469,3 +1469,70 @@ async fn the_journal_gets_the_fields_the_readme_filters_on() {
         );
     }
 }
+
+/// The unit's `ProcSubset=pid` and `ProtectProc=invisible` give the daemon
+/// a `/proc` with only processes in it (no `/proc/stat`, where the boot time
+/// is): every series the daemon promises (`METRIC_NAMES`, the process ones
+/// included) is still exported there. The daemon runs in a private mount
+/// namespace with such a `/proc` (skipped where `unshare` cannot mount it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn under_the_units_proc_subset_every_promised_series_is_exported() {
+    let mount = "mount -t proc -o subset=pid,hidepid=invisible proc /proc";
+    let probe = std::process::Command::new("unshare")
+        .args(["-m", "--propagation", "private", "sh", "-c"])
+        .arg(format!("{mount} && test ! -e /proc/stat"))
+        .output();
+    if !probe.is_ok_and(|o| o.status.success()) {
+        eprintln!("SKIPPED: unshare -m cannot mount a /proc with subset=pid here");
+        return;
+    }
+    let env = crate::helpers::spawn_env(crate::helpers::seed(1)).await;
+    let config = crate::monitoring::config_with_metrics(&env, "metrics.toml", "ledger.db");
+    let log = env.dir.path().join("daemon.log");
+    let started = chrono::Utc::now().timestamp();
+    let mut child = tokio::process::Command::new("unshare")
+        .args(["-m", "--propagation", "private", "sh", "-c"])
+        .arg(format!("{mount} && exec \"$0\" --config \"$1\" run"))
+        .arg(env!("CARGO_BIN_EXE_review-sync"))
+        .arg(&config)
+        .env_remove("RUST_LOG")
+        .env_remove("NOTIFY_SOCKET")
+        .env_remove("JOURNAL_STREAM")
+        .stdout(Stdio::null())
+        .stderr(Stdio::from(std::fs::File::create(&log).expect("log")))
+        .kill_on_drop(true)
+        .spawn()
+        .expect("unshare runs");
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let base = loop {
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        if let Some(addr) = text
+            .lines()
+            .find(|l| l.contains("serving /metrics and /healthz"))
+            .and_then(|l| l.split("listen=").nth(1))
+            .and_then(|rest| rest.split_whitespace().next())
+        {
+            break format!("http://{addr}");
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{text}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let (status, metrics) = get(&format!("{base}/metrics")).await;
+    assert_eq!(status, 200);
+    child.start_kill().expect("kill");
+    let _ = child.wait().await;
+    for name in review_sync::metrics::METRIC_NAMES {
+        assert!(
+            metrics
+                .lines()
+                .any(|l| l.starts_with(&format!("{name} ")) || l.starts_with(&format!("{name}{{"))),
+            "{name} is not exported under ProcSubset=pid:\n{metrics}"
+        );
+    }
+    let start = sample(&metrics, "process_start_time_seconds", &[]).expect("a start time");
+    let now = chrono::Utc::now().timestamp();
+    assert!(
+        (started - 5..=now + 5).contains(&(start as i64)),
+        "process_start_time_seconds {start} is not between {started} and {now}"
+    );
+}
