@@ -26,9 +26,17 @@
 //! `review-sync sandbox` would (see `point_at_sandbox`): its URLs, OAuth
 //! client ids, location ids and one group id become the sandbox's, its paths
 //! are rooted, `/metrics` listens on a free port, and the file source is
-//! polled every 2 s so the daemon polls while the test watches. Every other
-//! line stays as shipped: schedules, request budgets, timeouts, the secrets'
-//! forms, the Google account to discover, the group references.
+//! polled every 2 s so the daemon polls while the test watches; the admin
+//! then maps the import to `portfolio-typo`, the slip the held-review
+//! procedure repairs. Every other line stays as shipped: schedules, request
+//! budgets, timeouts, the secrets' forms, the Google account to discover,
+//! the other group references.
+//!
+//! Two more tests put the daemon where only the unit puts it, in a private
+//! mount namespace (`unshare -m`; skipped where that is refused): stderr as
+//! the journal stream, with `/run/systemd/journal/socket` a socket the test
+//! reads ("Logs"); and `/proc` mounted as `ProcSubset=pid` makes it (every
+//! promised metric still exported).
 
 use crate::helpers::text;
 use crate::monitoring::{get, sample, which};
