@@ -200,7 +200,27 @@ fn register_process() {
     gauge!(OLDEST_PENDING_AGE).set(0.0);
     gauge!(HEALTHY).set(0.0);
     process_collector().describe();
+    collect_process();
+}
+
+/// `process_start_time_seconds` where the collector cannot tell it: it adds
+/// the process's start (ticks since boot) to the boot time in `/proc/stat`,
+/// which the unit's `ProcSubset=pid` hides. The time of the first collection
+/// (when the daemon installs its recorder, in its first moments) stands in.
+static START_FALLBACK: OnceLock<Option<f64>> = OnceLock::new();
+
+/// The process metrics, now.
+fn collect_process() {
     process_collector().collect();
+    let fallback = START_FALLBACK.get_or_init(|| {
+        metrics_process::collector::collect()
+            .start_time_seconds
+            .is_none()
+            .then(|| chrono::Utc::now().timestamp_millis() as f64 / 1000.0)
+    });
+    if let Some(start) = fallback {
+        gauge!("process_start_time_seconds").set(*start);
+    }
 }
 
 /// The process metrics collector (one per process).
@@ -472,7 +492,7 @@ async fn scrape(
         let on = paused.as_ref().is_some_and(|p| p.reason() == reason);
         gauge!(DELIVERIES_PAUSED, "reason" => reason).set(if on { 1.0 } else { 0.0 });
     }
-    process_collector().collect();
+    collect_process();
     (
         [(
             axum::http::header::CONTENT_TYPE,

@@ -166,7 +166,13 @@ pub fn init(format: LogFormat, verbosity: i8) {
     });
     if journal && let Ok(journald) = tracing_journald::layer() {
         let _ = registry
-            .with(journald.with_syslog_identifier("review-sync".into()))
+            .with(
+                journald
+                    .with_syslog_identifier("review-sync".into())
+                    // tracing-journald 0.3 names fields F_SOURCE, ... by
+                    // default; `journalctl SOURCE=...` needs them bare.
+                    .with_field_prefix(None),
+            )
             .try_init();
         return;
     }

@@ -22,7 +22,9 @@ const UPDATE_VAR: &str = "REVIEW_SYNC_UPDATE_MAN";
 const EXTRA: &str = r#".SH "EXIT STATUS"
 .TP
 \fB0\fR
-Success. For \fBsync\fR: every review collected in the pass was delivered.
+Success. For \fBsync\fR: every location was read, and no review of the synced
+sources is left pending, held or rejected in the ledger (held and rejected ones
+of an earlier pass count too: they need a person).
 .TP
 \fB78\fR
 The configuration is invalid (EX_CONFIG); every problem is listed on stderr as

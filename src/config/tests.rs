@@ -1326,7 +1326,11 @@ fn the_example_config_loads_with_the_documented_values() -> std::io::Result<()> 
         &credentials.join("travtus_client_secret"),
         "travtus-secret\n",
     )?;
-    write_secret(&dir.path().join("google_refresh_token"), "google-refresh\n")?;
+    write_secret(&credentials.join("google_client_secret"), "google-secret\n")?;
+    write_secret(
+        &credentials.join("google_refresh_token"),
+        "google-refresh\n",
+    )?;
     for name in [
         "google_places_api_key",
         "yelp_api_key",

@@ -653,6 +653,8 @@ async fn check_reads_credentials_from_a_named_directory_and_says_how_when_none_i
     std::fs::create_dir(&credentials).expect("mkdir");
     for name in [
         "travtus_client_secret",
+        "google_client_secret",
+        "google_refresh_token",
         "google_places_api_key",
         "yelp_api_key",
         "facebook_page_token",
@@ -676,10 +678,10 @@ async fn check_reads_credentials_from_a_named_directory_and_says_how_when_none_i
     assert_eq!(
         problems.len(),
         2,
-        "one hint and the summary, not 9 problems: {stderr}"
+        "one hint and the summary, not 11 problems: {stderr}"
     );
     assert!(
-        problems[0].contains("9 secrets are systemd credentials")
+        problems[0].contains("11 secrets are systemd credentials")
             && problems[0].contains("--credentials-directory")
             && problems[0].contains("$CREDENTIALS_DIRECTORY"),
         "{stderr}"
@@ -695,7 +697,11 @@ async fn check_reads_credentials_from_a_named_directory_and_says_how_when_none_i
     let (stdout, stderr) = output(&out);
     assert!(out.status.success(), "{stdout}\n{stderr}");
     assert!(stdout.contains(": ok: 6 source(s)"), "{stdout}");
-    for secret in ["travtus_client_secret-value", "google-secret", "refresh"] {
+    for secret in [
+        "travtus_client_secret-value",
+        "google_client_secret-value",
+        "google_refresh_token-value",
+    ] {
         assert!(!stdout.contains(secret) && !stderr.contains(secret));
     }
 

@@ -26,3 +26,4 @@ mod redirects;
 mod regressions;
 mod security;
 mod storage;
+mod walkthrough;
