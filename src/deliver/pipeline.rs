@@ -274,11 +274,8 @@ impl<'a> Pipeline<'a> {
 
     /// Every queued claim goes back, due again now, in the next cycle.
     fn hand_back_queue(&mut self) {
-        self.released.extend(
-            self.queue
-                .drain(..)
-                .map(|(due, lease)| release(due, lease)),
-        );
+        self.released
+            .extend(self.queue.drain(..).map(|(due, lease)| release(due, lease)));
     }
 
     /// A drain that meets a pause ending after its deadline can send

@@ -5,8 +5,8 @@ use super::*;
 use crate::app::App;
 use crate::ledger::Ledger;
 use chrono::Utc;
-use std::sync::Arc;
 use sandbox::{Endpoint, FaultRates, GoogleSeed, Sandbox, SandboxOptions};
+use std::sync::Arc;
 
 /// An app on `sb` (every location mapped) with this Travtus concurrency.
 async fn app(sb: &Sandbox, dir: &std::path::Path, concurrency: usize) -> App {

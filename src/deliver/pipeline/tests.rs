@@ -130,7 +130,10 @@ async fn a_claim_whose_lease_no_longer_covers_a_request_goes_back_unsent() {
     assert_eq!(p.in_flight.len(), 1, "only r1 is sent");
     let back: Vec<_> = p.released.iter().map(|r| r.review_id.as_str()).collect();
     assert_eq!(back, ["r0"]);
-    assert_eq!(p.released[0].lease_until, short, "handed back under its lease");
+    assert_eq!(
+        p.released[0].lease_until, short,
+        "handed back under its lease"
+    );
 }
 
 #[tokio::test]
@@ -150,7 +153,10 @@ async fn outcomes_are_committed_in_groups_by_count_by_age_and_on_stop() {
     p.unrecorded = (0..batch - 1).map(record).collect();
     p.oldest = Some(Instant::now());
     p.start_cycle(None);
-    assert!(p.cycle.is_none(), "fewer than half of max_in_flight, and fresh");
+    assert!(
+        p.cycle.is_none(),
+        "fewer than half of max_in_flight, and fresh"
+    );
     p.unrecorded.push(record(batch));
     p.start_cycle(None);
     let cycle = p.cycle.as_ref().expect("a cycle at half of max_in_flight");
@@ -257,5 +263,8 @@ async fn a_stopping_pipeline_hands_back_its_queue_in_one_last_cycle() {
     assert!(matches!(event, Event::Committed(Ok((_, ref back, Ok(_)))) if back.len() == 3));
     p.handle(event).unwrap();
     assert!(p.idle(), "nothing left in hand");
-    assert!(p.hand.take(vec![due(0)]).1.is_empty(), "r0 is no longer held");
+    assert!(
+        p.hand.take(vec![due(0)]).1.is_empty(),
+        "r0 is no longer held"
+    );
 }
