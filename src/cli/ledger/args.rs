@@ -14,7 +14,7 @@ fn time_arg(s: &str) -> Result<Time, String> {
 
 /// The review filters of `list` and `export`.
 #[derive(Debug, clap::Args)]
-pub struct ReviewArgs {
+pub(crate) struct ReviewArgs {
     /// Only these statuses: comma-separated or repeated
     /// (`--status held,pending`); `undelivered` is pending, held and rejected.
     #[arg(long, value_enum, value_delimiter = ',')]
@@ -83,7 +83,7 @@ impl ReviewArgs {
 
 /// The filters of `quarantine` and `polls`.
 #[derive(Debug, clap::Args)]
-pub struct LogArgs {
+pub(crate) struct LogArgs {
     /// Only this source.
     #[arg(long)]
     source: Option<String>,
@@ -112,7 +112,7 @@ impl LogArgs {
 
 /// `--status` of `list` and `export`.
 #[derive(Debug, Clone, Copy, ValueEnum)]
-pub enum StatusArg {
+pub(crate) enum StatusArg {
     /// Waiting for delivery.
     Pending,
     /// Delivered.
@@ -139,7 +139,7 @@ impl StatusArg {
 
 /// `export --table`.
 #[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
-pub enum ExportTable {
+pub(crate) enum ExportTable {
     /// One row per review.
     Reviews,
     /// One row per delivery attempt.
@@ -148,7 +148,7 @@ pub enum ExportTable {
 
 /// `--status` of `retry`.
 #[derive(Debug, Clone, Copy, ValueEnum)]
-pub enum RetryStatus {
+pub(crate) enum RetryStatus {
     /// Held rows.
     Held,
     /// Rejected rows.
@@ -157,7 +157,7 @@ pub enum RetryStatus {
 
 /// `list --format`.
 #[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
-pub enum ListFormat {
+pub(crate) enum ListFormat {
     /// Aligned columns.
     Table,
     /// A JSON array.
@@ -168,7 +168,7 @@ pub enum ListFormat {
 
 /// `show --format`.
 #[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
-pub enum ShowFormat {
+pub(crate) enum ShowFormat {
     /// Aligned fields, the body, and a table of attempts.
     Table,
     /// One JSON object, the body and attempts included.
@@ -177,7 +177,7 @@ pub enum ShowFormat {
 
 /// `export --format`.
 #[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
-pub enum ExportFormat {
+pub(crate) enum ExportFormat {
     /// One JSON object per line.
     Jsonl,
     /// CSV with a header row.

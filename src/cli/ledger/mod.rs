@@ -28,7 +28,7 @@ mod show;
 mod stats;
 
 use args::{ExportFormat, ExportTable, ListFormat, LogArgs, RetryStatus, ReviewArgs, ShowFormat};
-pub use stats::{Coverage, print_coverage, print_stats};
+pub(crate) use stats::{Coverage, print_coverage, print_stats};
 
 use anyhow::Context;
 use clap::Subcommand;
@@ -39,7 +39,7 @@ use std::process::ExitCode;
 
 /// `ledger` subcommands.
 #[derive(Debug, Subcommand)]
-pub enum LedgerCommand {
+pub(crate) enum LedgerCommand {
     /// Counts by status, platform, source and group; oldest pending.
     Stats {
         /// Output format.
@@ -158,7 +158,7 @@ pub enum LedgerCommand {
 /// auditor's shell has no `$CREDENTIALS_DIRECTORY`); `retry` also reads the
 /// sources' mapping, still without their secrets, and `stats` their kinds
 /// when they validate.
-pub async fn ledger(config_path: &Path, cmd: LedgerCommand) -> anyhow::Result<ExitCode> {
+pub(crate) async fn ledger(config_path: &Path, cmd: LedgerCommand) -> anyhow::Result<ExitCode> {
     let path = review_sync::config::load_ledger(config_path)?.path;
     match cmd {
         LedgerCommand::Stats { format } => {

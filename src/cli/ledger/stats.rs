@@ -49,7 +49,7 @@ pub(super) fn stats(
 }
 
 /// The counts as a table (`stats`, and `demo` at its end).
-pub fn print_stats(out: &mut dyn Write, s: &Stats) -> anyhow::Result<()> {
+pub(crate) fn print_stats(out: &mut dyn Write, s: &Stats) -> anyhow::Result<()> {
     writeln!(
         out,
         "reviews: {} (removed from platform: {}), quarantined records: {}, delivery attempts: {}",
@@ -80,7 +80,7 @@ pub fn print_stats(out: &mut dyn Write, s: &Stats) -> anyhow::Result<()> {
 /// What each configured source can see of its platform, one line per
 /// source (`SourceKind::coverage_note`): an auditor reading the counts above
 /// must know that a Places or Yelp source can never hold every review.
-pub fn print_coverage<'a>(
+pub(crate) fn print_coverage<'a>(
     out: &mut dyn Write,
     sources: impl IntoIterator<Item = Coverage<'a>>,
 ) -> anyhow::Result<()> {
@@ -104,13 +104,13 @@ pub fn print_coverage<'a>(
 }
 
 /// One line of [`print_coverage`].
-pub struct Coverage<'a> {
+pub(crate) struct Coverage<'a> {
     /// The source's name.
-    pub source: &'a str,
+    pub(crate) source: &'a str,
     /// Its kind.
-    pub kind: &'a str,
+    pub(crate) kind: &'a str,
     /// What it cannot see, if anything.
-    pub note: Option<&'a str>,
+    pub(crate) note: Option<&'a str>,
 }
 
 /// `stats --format json`: one object.
