@@ -6,6 +6,7 @@ use crate::config::Config;
 use crate::deliver::Deliverer;
 use crate::ledger::{Ledger, LedgerError, LedgerHandle};
 use crate::poll::{PassKind, PassProgress, PassStop, SourcePoller, SourceReport};
+use crate::travtus::TravtusClient;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::time::Instant;
@@ -99,10 +100,12 @@ impl App {
     /// Builds everything around an already open ledger (a reload keeps it).
     pub fn with_ledger(config: Config, ledger: LedgerHandle) -> Result<App, AppError> {
         let http = http_client()?;
+        let travtus = &config.travtus;
         let deliverer = Arc::new(Deliverer::new(
             ledger.clone(),
-            &config.travtus,
-            http.clone(),
+            TravtusClient::new(http.clone(), &travtus.base_url, travtus.timeout),
+            crate::travtus::auth::token_cache(travtus, http.clone()),
+            travtus.concurrency,
         ));
         let pollers = config
             .sources

@@ -6,7 +6,9 @@
 //!
 //! The delivery worker notes each such attempt and flushes whenever it has
 //! nothing in hand (so a line comes out right after a batch), and at least
-//! every [`WINDOW`] while it stays busy.
+//! every [`WINDOW`] while it stays busy. The group is the one the attempt
+//! records ([`AttemptRecord::sent`], from the claimed row): the body is
+//! never parsed again here.
 
 use crate::ledger::{AttemptOutcome, AttemptRecord};
 use std::collections::BTreeMap;
@@ -46,16 +48,20 @@ pub struct HeldLog {
 }
 
 impl HeldLog {
-    /// Notes `record` (an attempt of the review whose body is `payload`)
-    /// if it ended held or rejected; flushes if the window is over.
-    pub fn note(&self, payload: &str, record: &AttemptRecord) {
+    /// Notes `record` if it ended held or rejected; flushes if the window
+    /// is over.
+    pub fn note(&self, record: &AttemptRecord) {
         let outcome = match record.outcome {
             AttemptOutcome::Held | AttemptOutcome::Rejected => record.outcome.as_str(),
             _ => return,
         };
         let key = Key {
             outcome,
-            group: group_of(payload),
+            group: record
+                .sent
+                .group
+                .as_ref()
+                .map_or_else(|| UNMAPPED.to_owned(), |g| g.to_string()),
             error_type: record.error_type.clone().unwrap_or_default(),
             http_status: record.http_status,
         };
@@ -107,25 +113,18 @@ impl HeldLog {
     }
 }
 
-/// The group a stored body is addressed to (`group_external_ref=...` or
-/// `group_id=...`), as the `ledger` commands print it.
-fn group_of(payload: &str) -> String {
-    let body: serde_json::Value = serde_json::from_str(payload).unwrap_or_default();
-    for key in ["group_external_ref", "group_id"] {
-        match &body[key] {
-            serde_json::Value::String(s) => return format!("{key}={s}"),
-            serde_json::Value::Number(n) => return format!("{key}={n}"),
-            _ => {}
-        }
-    }
-    "(unmapped)".to_owned()
-}
+/// The group of an attempt whose body named none (a review held for want
+/// of a mapping).
+const UNMAPPED: &str = "(unmapped)";
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::GroupRef;
+    use crate::ledger::SentAs;
 
-    fn held(review: &str) -> AttemptRecord {
+    /// A held attempt of `review`, sent to `group` (the claim's `sent`).
+    fn held(review: &str, group: Option<GroupRef>) -> AttemptRecord {
         AttemptRecord {
             platform: "google".into(),
             review_id: review.into(),
@@ -137,23 +136,25 @@ mod tests {
             request_id: None,
             duration_ms: 1,
             outcome: AttemptOutcome::Held,
-            sent: Default::default(),
+            sent: SentAs::new(group, "{}"),
         }
     }
 
     #[test]
     fn counts_per_group_and_error_and_ignores_other_outcomes() {
         let log = HeldLog::default();
-        let body = |g: &str| format!(r#"{{"group_external_ref":"{g}","channel":"review"}}"#);
+        let to = |g: &str| Some(GroupRef::ExternalRef(g.into()));
         for i in 0..5 {
-            log.note(&body("typo"), &held(&format!("r{i}")));
+            log.note(&held(&format!("r{i}"), to("typo")));
         }
-        log.note(&body("other"), &held("x"));
-        let mut delivered = held("d");
+        log.note(&held("x", to("other")));
+        log.note(&held("n", Some(GroupRef::Id("12".into()))));
+        log.note(&held("u", None));
+        let mut delivered = held("d", to("typo"));
         delivered.outcome = AttemptOutcome::Delivered {
             request_id: "req".into(),
         };
-        log.note(&body("typo"), &delivered);
+        log.note(&delivered);
         let inner = log.lock();
         let counts: Vec<(String, u64)> = inner
             .entries
@@ -163,17 +164,14 @@ mod tests {
         assert_eq!(
             counts,
             vec![
+                ("(unmapped)".into(), 1),
                 ("group_external_ref=other".into(), 1),
-                ("group_external_ref=typo".into(), 5)
+                ("group_external_ref=typo".into(), 5),
+                ("group_id=12".into(), 1),
             ]
         );
         drop(inner);
         log.flush();
         assert!(log.lock().entries.is_empty());
-        assert_eq!(
-            group_of(r#"{"group_id":12,"channel":"review"}"#),
-            "group_id=12"
-        );
-        assert_eq!(group_of("not json"), "(unmapped)");
     }
 }

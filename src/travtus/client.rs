@@ -65,6 +65,11 @@ impl TravtusClient {
         &self.messages_url
     }
 
+    /// The bound on one POST, answer included (`[travtus] timeout`).
+    pub fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
     /// POSTs one body.
     pub async fn post(&self, body: &str, idempotency_key: &str, token: &AccessToken) -> PostResult {
         let sent = self

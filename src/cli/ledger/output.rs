@@ -17,7 +17,7 @@ use std::process::ExitCode;
 
 /// EX_DATAERR from sysexits.h: a listing or export skipped rows it could
 /// not read (each named on stderr); everything else was written.
-pub const EX_DATAERR: u8 = 65;
+pub(crate) const EX_DATAERR: u8 = 65;
 
 /// The UTF-8 byte-order mark `--bom` writes first, so that spreadsheets
 /// that guess the encoding read the file as UTF-8.
@@ -28,7 +28,7 @@ const BOM: &[u8] = b"\xEF\xBB\xBF";
 /// return gets a leading `'`, which spreadsheets show as text and do not
 /// evaluate. A plain number (`-3`, `4.5`: a gap, a rating) is left as it is,
 /// since it cannot be a formula.
-pub fn neutralise(cell: &str) -> Cow<'_, str> {
+pub(crate) fn neutralise(cell: &str) -> Cow<'_, str> {
     let risky = cell.starts_with(['=', '+', '-', '@', '\t', '\r']);
     if !risky || is_plain_number(cell) {
         return Cow::Borrowed(cell);
@@ -47,13 +47,13 @@ fn is_plain_number(cell: &str) -> bool {
 }
 
 /// A CSV writer that applies [`neutralise`] to every cell.
-pub struct CsvOut<'a> {
+pub(crate) struct CsvOut<'a> {
     w: csv::Writer<&'a mut dyn Write>,
 }
 
 impl<'a> CsvOut<'a> {
     /// Starts a CSV output, with a byte-order mark first when `bom`.
-    pub fn new(out: &'a mut dyn Write, bom: bool) -> std::io::Result<CsvOut<'a>> {
+    pub(crate) fn new(out: &'a mut dyn Write, bom: bool) -> std::io::Result<CsvOut<'a>> {
         if bom {
             out.write_all(BOM)?;
         }
@@ -63,7 +63,7 @@ impl<'a> CsvOut<'a> {
     }
 
     /// Writes one row.
-    pub fn row<I, S>(&mut self, cells: I) -> csv::Result<()>
+    pub(crate) fn row<I, S>(&mut self, cells: I) -> csv::Result<()>
     where
         I: IntoIterator<Item = S>,
         S: AsRef<str>,
@@ -76,32 +76,32 @@ impl<'a> CsvOut<'a> {
     }
 
     /// Flushes what is buffered.
-    pub fn flush(&mut self) -> std::io::Result<()> {
+    pub(crate) fn flush(&mut self) -> std::io::Result<()> {
         self.w.flush()
     }
 }
 
 /// A JSON value as one line of text, escaped for a terminal (still exact JSON).
-pub fn json_line(value: &serde_json::Value) -> String {
+pub(crate) fn json_line(value: &serde_json::Value) -> String {
     escape(&value.to_string()).into_owned()
 }
 
 /// Counts the rows a listing could not read, naming each on stderr.
 #[derive(Default)]
-pub struct CorruptRows {
+pub(crate) struct CorruptRows {
     count: u64,
 }
 
 impl CorruptRows {
     /// Reports one unreadable row on stderr and counts it.
-    pub fn report(&mut self, e: LedgerError) {
+    pub(crate) fn report(&mut self, e: LedgerError) {
         self.count += 1;
         eprintln!("review-sync: skipped: {}", escape(&e.to_string()));
     }
 
     /// The exit status once the listing is written: success, or
     /// [`EX_DATAERR`] with the count when rows were skipped.
-    pub fn finish(self) -> ExitCode {
+    pub(crate) fn finish(self) -> ExitCode {
         if self.count == 0 {
             return ExitCode::SUCCESS;
         }
@@ -114,7 +114,7 @@ impl CorruptRows {
 }
 
 /// I/O errors of the output, as the ledger walk's error type.
-pub fn io_to_ledger(e: impl std::fmt::Display) -> LedgerError {
+pub(crate) fn io_to_ledger(e: impl std::fmt::Display) -> LedgerError {
     LedgerError::Io {
         path: "<stdout>".into(),
         reason: e.to_string(),

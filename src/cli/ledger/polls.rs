@@ -28,7 +28,7 @@ const HEADER: [&str; 16] = [
 ];
 
 /// Writes the polls matching `filter`, in the order they were recorded.
-pub fn polls(
+pub(crate) fn polls(
     ledger: &Ledger,
     filter: &LogFilter,
     format: ListFormat,

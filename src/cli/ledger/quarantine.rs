@@ -21,7 +21,7 @@ const HEADER: [&str; 9] = [
 ];
 
 /// Writes the quarantined records matching `filter`, oldest first.
-pub fn quarantine(
+pub(crate) fn quarantine(
     ledger: &Ledger,
     filter: &LogFilter,
     format: ListFormat,

@@ -11,7 +11,7 @@ use std::process::ExitCode;
 
 /// Puts one delivered review back to pending; an error (exit 1) when it is
 /// missing, not delivered, or its text was purged.
-pub fn resend(
+pub(crate) fn resend(
     ledger: &mut Ledger,
     mapping: &SourceMap,
     platform: &str,
