@@ -198,8 +198,9 @@ impl Budget {
             let wait = until.saturating_duration_since(now);
             let planned = now.saturating_duration_since(started) + wait;
             if planned > longest {
-                drop(showing);
-                self.settle(source, started.elapsed());
+                if showing.take().is_some() {
+                    self.settle(source, started.elapsed());
+                }
                 return Err(OverBudget {
                     scope: self.key.clone(),
                     wait,
@@ -230,8 +231,11 @@ impl Budget {
             }
             tokio::time::sleep_until(until).await;
         }
-        drop(showing);
-        let waited = started.elapsed();
+        // Without a wait, the time spent checking is not a wait.
+        let waited = match showing.take() {
+            Some(_) => started.elapsed(),
+            None => Duration::ZERO,
+        };
         if waited > LOG_AFTER && said.is_none() {
             tracing::info!(
                 source = %source.name,
@@ -628,6 +632,22 @@ mod tests {
         // 3.1 s: 3 whole seconds, the fraction carried.
         assert!(line.ends_with(" 3"), "{line}");
         assert!(!text.contains("yelp-secret-for-metrics"));
+    }
+
+    #[tokio::test]
+    async fn a_take_that_did_not_wait_reports_no_wait_on_the_real_clock() {
+        // Regression: the time spent checking was reported (and counted)
+        // as a wait of some microseconds.
+        let quotas = Quotas::new();
+        let budget = quotas.budget(&ScopeKey::places_key("real-clock"), None);
+        let source = SourceBudget::new("real-clock", None);
+        for _ in 0..3 {
+            assert_eq!(budget.take(&source).await, Duration::ZERO);
+        }
+        assert!(
+            lock(&source.waited).is_empty(),
+            "nothing to put in the metric"
+        );
     }
 
     #[tokio::test(start_paused = true)]
