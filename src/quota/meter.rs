@@ -532,7 +532,7 @@ mod tests {
 
     #[test]
     fn usage_near_full_paces_and_a_stop_pauses() {
-        let mut clock = Clock::at(9, 0);
+        let clock = Clock::at(9, 0);
         let mut meter = Meter::new(&[Window::rolling(4800, DAY)], clock.now().wall);
         let usage = |percent| Adjustment::Usage {
             header: "X-Business-Use-Case-Usage",

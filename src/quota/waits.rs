@@ -56,7 +56,7 @@ pub fn totals() -> (u64, Duration) {
 /// The waits in progress, the one that ends last first.
 pub fn in_progress() -> Vec<CurrentWait> {
     let mut waits: Vec<CurrentWait> = current_map().values().cloned().collect();
-    waits.sort_by(|a, b| b.until.cmp(&a.until));
+    waits.sort_by_key(|w| std::cmp::Reverse(w.until));
     waits
 }
 
