@@ -185,9 +185,28 @@ pub struct ScopePlan {
     pub windows: Vec<WindowNeed>,
     /// What does not fit, or stretches passes.
     pub findings: Vec<Finding>,
+    /// Other scopes of the same kind with exactly this plan (the Pages of
+    /// one Facebook source), shown once.
+    pub same: Vec<ScopeKey>,
 }
 
 impl ScopePlan {
+    /// The scope as shown: `facebook Page 1001 and 99 more Pages` when
+    /// others share its plan.
+    pub fn name(&self) -> String {
+        match self.same.len() {
+            0 => self.scope.to_string(),
+            n => {
+                let what = if self.scope.page().is_some() {
+                    "Pages"
+                } else {
+                    "scopes"
+                };
+                format!("{} and {n} more {what}", self.scope)
+            }
+        }
+    }
+
     /// The window needed most, relative to its limit.
     pub fn tightest(&self) -> Option<&WindowNeed> {
         self.windows.iter().max_by_key(|w| w.percent())
@@ -397,13 +416,27 @@ pub fn plan(
                 _ => {}
             }
         }
-        plans.push(ScopePlan {
+        let planned = ScopePlan {
             sources: members.iter().map(|s| s.source.clone()).collect(),
             requests_per_day: busiest_day(&events, first),
             windows: measured.into_iter().map(|(need, _)| need).collect(),
             findings,
             scope,
+            same: Vec::new(),
+        };
+        // Scopes with the same label are the Pages of Facebook sources:
+        // identical plans are shown once.
+        let twin = plans.iter_mut().find(|p: &&mut ScopePlan| {
+            p.scope.label() == planned.scope.label()
+                && p.sources == planned.sources
+                && p.requests_per_day == planned.requests_per_day
+                && p.windows == planned.windows
+                && p.findings == planned.findings
         });
+        match twin {
+            Some(twin) => twin.same.push(planned.scope),
+            None => plans.push(planned),
+        }
     }
     Ok(QuotaPlan {
         from: first.date_naive(),
@@ -540,7 +573,7 @@ fn human(d: Duration) -> String {
 
 impl Finding {
     /// The finding in words, for `check` (names escaped for a terminal).
-    pub fn message(&self, scope: &ScopeKey) -> String {
+    pub fn message(&self, scope: &str) -> String {
         match self {
             Finding::OverDailyCap {
                 window,
@@ -610,7 +643,7 @@ impl QuotaPlan {
                 s.findings
                     .iter()
                     .filter(move |f| f.is_warning() == warnings)
-                    .map(|f| f.message(&s.scope))
+                    .map(|f| f.message(&s.name()))
             })
             .collect()
     }
@@ -628,7 +661,7 @@ impl QuotaPlan {
                 .join(", ");
             for (i, need) in scope.windows.iter().enumerate() {
                 let (name, names) = if i == 0 {
-                    (scope.scope.to_string(), sources.clone())
+                    (scope.name(), sources.clone())
                 } else {
                     (String::new(), String::new())
                 };
@@ -746,12 +779,13 @@ impl QuotaPlan {
                             }),
                         };
                         value["level"] = json!(if f.is_warning() { "warning" } else { "note" });
-                        value["message"] = json!(f.message(&s.scope));
+                        value["message"] = json!(f.message(&s.name()));
                         value
                     })
                     .collect();
                 json!({
                     "scope": s.scope.to_string(),
+                    "same_plan": s.same.iter().map(ToString::to_string).collect::<Vec<_>>(),
                     "label": s.scope.label(),
                     "platform": s.scope.platform().name(),
                     "sources": s.sources,
@@ -1054,6 +1088,42 @@ note: {google_name}: 1020 requests start within the 300 per minute window: a pas
                 .to_string()
                 .starts_with("source \"x\": schedule \"every hour\": "),
             "{error}"
+        );
+    }
+
+    #[test]
+    fn the_pages_of_a_facebook_source_are_shown_once() {
+        // Every 15 seconds: 5,760 calls a day per Page against 4,800 in
+        // any 24 hours.
+        let pages: Vec<PlannedSource> = (1..=3)
+            .map(|n| {
+                source(
+                    "facebook-all",
+                    &ScopeKey::facebook_page(&format!("100{n}")),
+                    1,
+                    vec![incremental("*/15 * * * * *", PassCost::PerLocation(1))],
+                )
+            })
+            .collect();
+        let plan = plan(&pages, &known_windows, from()).unwrap();
+        assert_eq!(plan.scopes.len(), 1);
+        let scope = &plan.scopes[0];
+        assert_eq!(scope.name(), "facebook Page 1001 and 2 more Pages");
+        assert_eq!(scope.requests_per_day, 5760);
+        let warnings = plan.warnings();
+        assert_eq!(warnings.len(), 1, "{warnings:?}");
+        assert!(
+            warnings[0].starts_with("facebook Page 1001 and 2 more Pages: 5760 requests start within the 4800 per 24 hours window"),
+            "{}",
+            warnings[0]
+        );
+        assert_eq!(
+            plan.to_json()["scopes"][0]["same_plan"],
+            json!(["facebook Page 1002", "facebook Page 1003"])
+        );
+        assert!(
+            plan.render_table()
+                .contains("\nfacebook Page 1001 and 2 more Pages  facebook-all  per 24 hours")
         );
     }
 

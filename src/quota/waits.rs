@@ -43,6 +43,23 @@ pub struct CurrentWait {
     pub why: String,
 }
 
+impl CurrentWait {
+    /// For a progress line: `yelp-sf waits 45s more for yelp API key
+    /// #1a2b3c4d: the 1 per second window is full` (the source name
+    /// escaped for a terminal).
+    pub fn describe(&self, now: Instant) -> String {
+        let left = self.until.saturating_duration_since(now);
+        let secs = left.as_secs() + u64::from(left.subsec_nanos() > 0);
+        format!(
+            "{} waits {} more for {}: {}",
+            crate::escape::Escaped(&self.source),
+            humantime::format_duration(Duration::from_secs(secs)),
+            self.scope,
+            self.why
+        )
+    }
+}
+
 /// Takes that waited for a budget since the process started, and how long
 /// they waited in all (what `sync`'s progress line shows; it replaces
 /// `platforms::http::budget_waits`).
@@ -108,5 +125,35 @@ impl InProgress {
 impl Drop for InProgress {
     fn drop(&mut self) {
         current_map().remove(&self.0);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_wait_in_progress_is_described_for_a_progress_line() {
+        let now = Instant::now();
+        let wait = CurrentWait {
+            source: "yelp\u{1b}[2J-sf".into(),
+            scope: "yelp API key #1a2b3c4d".into(),
+            until: now + Duration::from_millis(44_200),
+            why: "the 1 per second window is full".into(),
+        };
+        assert_eq!(
+            wait.describe(now),
+            "yelp\\u001b[2J-sf waits 45s more for yelp API key #1a2b3c4d: the 1 per second window is full"
+        );
+        let shown = InProgress::start(wait.clone());
+        assert!(in_progress().contains(&wait));
+        shown.update(now + Duration::from_secs(1), "later".into());
+        assert!(
+            in_progress()
+                .iter()
+                .any(|w| w.source == wait.source && w.why == "later")
+        );
+        drop(shown);
+        assert!(!in_progress().iter().any(|w| w.source == wait.source));
     }
 }
