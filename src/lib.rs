@@ -21,6 +21,7 @@ pub mod oauth;
 pub mod platforms;
 pub mod poll;
 pub mod push;
+pub mod quota;
 pub mod reconcile;
 pub mod redirect;
 pub mod retry;

@@ -44,6 +44,9 @@ pub(crate) fn router(control: Control) -> Router {
         .route("/google/reviews", post(google_add_review))
         .route("/google/edit", post(google_edit_review))
         .route("/google/token_lifetime", post(google_token_lifetime))
+        .route("/yelp/limits", post(yelp_limits))
+        .route("/facebook/usage", post(facebook_usage))
+        .route("/rate_limits", post(rate_limits))
         .route("/faults", post(push_fault))
         .route("/faults/rates", post(set_rates))
         .route("/faults/clear", post(clear_faults))
@@ -72,6 +75,11 @@ async fn state(State(c): State<Control>) -> Json<Value> {
         "trustpilot_requests_total": c.trustpilot.requests_total(),
         "trustpilot_password_grants": c.trustpilot.password_grants(),
         "trustpilot_refresh_grants": c.trustpilot.refresh_grants(),
+        "google_refused_for_rate": c.google.refused_for_rate(),
+        "places_refused_for_rate": c.places.refused_for_rate(),
+        "yelp_refused_for_rate": c.yelp.refused_for_rate(),
+        "facebook_refused_for_rate": c.facebook.refused_for_rate(),
+        "trustpilot_refused_for_rate": c.trustpilot.refused_for_rate(),
         "faults_injected": c.faults.injected(),
     }))
 }
@@ -190,6 +198,133 @@ async fn google_edit_review(State(c): State<Control>, Json(body): Json<EditRevie
             body.review_id, body.location
         ))
     }
+}
+
+#[derive(Deserialize)]
+struct YelpLimits {
+    daily_limit: Option<u64>,
+    remaining: Option<u64>,
+    /// 0 turns the per-second limit off.
+    per_second: Option<u32>,
+}
+
+/// The Yelp key's daily cap, calls left today, and per-second limit.
+async fn yelp_limits(State(c): State<Control>, Json(body): Json<YelpLimits>) -> Json<Value> {
+    if body.daily_limit.is_some() || body.remaining.is_some() {
+        // A new limit alone starts a fresh day's count.
+        let limit = body.daily_limit.unwrap_or(c.yelp.daily_limit().0);
+        c.yelp
+            .set_daily_limit(limit, body.remaining.unwrap_or(limit));
+    }
+    if let Some(n) = body.per_second {
+        c.yelp.set_per_second_limit((n > 0).then_some(n));
+    }
+    let (limit, remaining) = c.yelp.daily_limit();
+    Json(json!({
+        "daily_limit": limit,
+        "remaining": remaining,
+        "per_second": c.yelp.per_second_limit(),
+    }))
+}
+
+#[derive(Deserialize)]
+struct UsageSpec {
+    #[serde(default)]
+    call_count: u32,
+    #[serde(default)]
+    total_cputime: u32,
+    #[serde(default)]
+    total_time: u32,
+    #[serde(default)]
+    estimated_time_to_regain_access: u32,
+}
+
+#[derive(Deserialize)]
+struct FacebookUsage {
+    page: Option<String>,
+    /// Absent or null: usage counted from calls again.
+    usage: Option<UsageSpec>,
+    calls_per_day: Option<u32>,
+    throttle_code: Option<u32>,
+}
+
+/// The Business Use Case usage a Page (or every Page) reports.
+async fn facebook_usage(State(c): State<Control>, Json(body): Json<FacebookUsage>) -> Response {
+    if let Some(page) = &body.page
+        && !c.facebook.page_ids().contains(page)
+    {
+        return not_found(format!("unknown Page {page:?}"));
+    }
+    let usage = body.usage.map(|u| crate::facebook::PageUsage {
+        call_count: u.call_count,
+        total_cputime: u.total_cputime,
+        total_time: u.total_time,
+        estimated_time_to_regain_access: u.estimated_time_to_regain_access,
+    });
+    c.facebook.set_usage(body.page.as_deref(), usage);
+    if let Some(calls) = body.calls_per_day {
+        c.facebook.set_calls_per_day(calls);
+    }
+    if let Some(code) = body.throttle_code {
+        c.facebook.set_throttle_code(code);
+    }
+    let pages: serde_json::Map<String, Value> = c
+        .facebook
+        .page_ids()
+        .into_iter()
+        .map(|id| {
+            let u = c.facebook.usage(&id);
+            let value = json!({
+                "call_count": u.call_count,
+                "total_cputime": u.total_cputime,
+                "total_time": u.total_time,
+                "estimated_time_to_regain_access": u.estimated_time_to_regain_access,
+            });
+            (id, value)
+        })
+        .collect();
+    Json(json!({ "pages": pages })).into_response()
+}
+
+#[derive(Deserialize)]
+struct WindowSpec {
+    limit: u32,
+    per_s: u64,
+}
+
+#[derive(Deserialize)]
+struct RateLimits {
+    platform: String,
+    #[serde(default)]
+    windows: Vec<WindowSpec>,
+}
+
+/// The quota windows Google (both reviews methods), Places or Trustpilot
+/// enforce; no windows: none.
+async fn rate_limits(State(c): State<Control>, Json(body): Json<RateLimits>) -> Response {
+    if body.windows.iter().any(|w| w.limit == 0 || w.per_s == 0) {
+        return bad_request("every window needs a limit and per_s above 0".into());
+    }
+    let windows: Vec<crate::limits::RateWindow> = body
+        .windows
+        .iter()
+        .map(|w| crate::limits::RateWindow::new(w.limit, Duration::from_secs(w.per_s)))
+        .collect();
+    match body.platform.as_str() {
+        "google" => c.google.set_rate_limit(&windows),
+        "places" => c.places.set_rate_limit(&windows),
+        "trustpilot" => c.trustpilot.set_rate_limit(&windows),
+        other => {
+            return bad_request(format!(
+                "unknown platform {other:?}; known: google, places, trustpilot (Yelp: /_sandbox/yelp/limits; Facebook: /_sandbox/facebook/usage)"
+            ));
+        }
+    }
+    let shown: Vec<Value> = windows
+        .iter()
+        .map(|w| json!({"limit": w.limit, "per_s": w.per.as_secs()}))
+        .collect();
+    Json(json!({"platform": body.platform, "windows": shown})).into_response()
 }
 
 /// The other origin's address and every request it received (redirect

@@ -19,10 +19,20 @@
 //! - `fields` (only the fields asked for are served), and cursor paging with
 //!   `limit` (capped at the seed's page size), `paging.cursors` and a
 //!   `paging.next` URL that carries the access token, as Graph's does;
-//! - Graph's error JSON `{"error":{"message","type","code","fbtrace_id"}}`.
+//! - Graph's error JSON `{"error":{"message","type","code","fbtrace_id"}}`;
+//! - Business Use Case usage per Page: `X-Business-Use-Case-Usage`
+//!   (`{"<page id>":[{"type":"pages","call_count","total_cputime",
+//!   "total_time","estimated_time_to_regain_access"}]}`, percentages and
+//!   minutes) on every ratings answer while usage is above 0%, counted from
+//!   the Page's calls of the last 24 hours against
+//!   [`DEFAULT_PAGE_CALLS_PER_DAY`], or as a test sets it
+//!   ([`FacebookEmulator::set_usage`]); at 100% the call is refused with
+//!   error 80001 (or 32, [`FacebookEmulator::set_throttle_code`]), counted
+//!   all the same, as Meta counts calls made while throttled.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
@@ -46,6 +56,47 @@ pub const FACEBOOK_ACCESS_TOKEN: &str = "EAAsandbox-facebook-system-user-token";
 
 /// The first Graph major version that answers error 12.
 pub const FIRST_VERSION_WITHOUT_RATINGS: u32 = 22;
+
+/// The calls a Page may take in 24 hours before its counted usage reaches
+/// 100%: Meta's 4,800 per engaged user, for one engaged user.
+pub const DEFAULT_PAGE_CALLS_PER_DAY: u32 = 4_800;
+
+/// The Business Use Case usage a Page reports: percentages, and minutes
+/// until access returns once throttled.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PageUsage {
+    /// `call_count`, percent.
+    pub call_count: u32,
+    /// `total_cputime`, percent.
+    pub total_cputime: u32,
+    /// `total_time`, percent.
+    pub total_time: u32,
+    /// `estimated_time_to_regain_access`, minutes.
+    pub estimated_time_to_regain_access: u32,
+}
+
+impl PageUsage {
+    /// The highest of the three percentages: at 100 the Page is throttled.
+    pub fn highest(&self) -> u32 {
+        self.call_count.max(self.total_cputime).max(self.total_time)
+    }
+
+    /// The header's value for `page`.
+    fn header(&self, page: &str) -> String {
+        let mut by_page = Map::new();
+        by_page.insert(
+            page.to_owned(),
+            json!([{
+                "type": "pages",
+                "call_count": self.call_count,
+                "total_cputime": self.total_cputime,
+                "total_time": self.total_time,
+                "estimated_time_to_regain_access": self.estimated_time_to_regain_access,
+            }]),
+        );
+        Value::Object(by_page).to_string()
+    }
+}
 
 /// `limit` when the request has none (Graph's default page size).
 const DEFAULT_LIMIT: usize = 25;
@@ -140,9 +191,66 @@ struct FacebookState {
     requests_total: u64,
     next_story: u64,
     last_stamp: DateTime<Utc>,
+    /// Usage set by a test, per Page; [`FacebookState::all_pages_usage`]
+    /// for every other Page; else usage counted from `calls`.
+    usage: HashMap<String, PageUsage>,
+    all_pages_usage: Option<PageUsage>,
+    /// Each Page's ratings calls of the last 24 hours.
+    calls: HashMap<String, VecDeque<Instant>>,
+    calls_per_day: u32,
+    /// The error code of a throttled call: 80001 (Page token, BUC) or 32.
+    throttle_code: u32,
+    refused_for_rate: u64,
 }
 
 impl FacebookState {
+    /// Counts a ratings call to `page` now and returns the usage it
+    /// reports after it.
+    fn record_call(&mut self, page: &str, now: Instant) -> PageUsage {
+        let calls = self.calls.entry(page.to_owned()).or_default();
+        calls.push_back(now);
+        self.usage_at(page, now)
+    }
+
+    /// The usage `page` reports at `now`.
+    fn usage_at(&mut self, page: &str, now: Instant) -> PageUsage {
+        const DAY: Duration = Duration::from_secs(24 * 60 * 60);
+        if let Some(set) = self.usage.get(page).or(self.all_pages_usage.as_ref()) {
+            return *set;
+        }
+        let calls = self.calls.entry(page.to_owned()).or_default();
+        while calls
+            .front()
+            .is_some_and(|&t| now.saturating_duration_since(t) >= DAY)
+        {
+            calls.pop_front();
+        }
+        let per_day = u64::from(self.calls_per_day.max(1));
+        let count = calls.len() as u64;
+        let call_count = u32::try_from((count * 100).div_ceil(per_day)).unwrap_or(u32::MAX);
+        // Minutes until enough calls leave the window to bring usage under
+        // 100% again.
+        let regain = if count >= per_day {
+            let index = (count - per_day) as usize;
+            calls
+                .get(index)
+                .map(|&t| DAY.saturating_sub(now.saturating_duration_since(t)))
+                .map_or(1, |d| {
+                    u32::try_from(d.as_secs().div_ceil(60))
+                        .unwrap_or(u32::MAX)
+                        .max(1)
+                })
+        } else {
+            0
+        };
+        PageUsage {
+            call_count,
+            total_cputime: call_count / 2,
+            total_time: call_count / 2,
+            estimated_time_to_regain_access: regain,
+        }
+    }
+
     fn page(&mut self, id: &str) -> Option<&mut Page> {
         self.pages.iter_mut().find(|p| p.id == id)
     }
@@ -249,6 +357,12 @@ impl FacebookEmulator {
                 requests_total: 0,
                 next_story: 1,
                 last_stamp: base,
+                usage: HashMap::new(),
+                all_pages_usage: None,
+                calls: HashMap::new(),
+                calls_per_day: DEFAULT_PAGE_CALLS_PER_DAY,
+                throttle_code: 80001,
+                refused_for_rate: 0,
             })),
             faults: faults.scoped(Endpoint::FACEBOOK),
             webhooks: WebhookSender::new(),
@@ -392,6 +506,50 @@ impl FacebookEmulator {
     /// will once it retires the last version that serves it.
     pub fn deprecate_ratings_edge(&self, deprecated: bool) {
         self.lock().deprecated = deprecated;
+    }
+
+    /// Sets the usage `page` reports (`None` page: every Page without its
+    /// own), or with `None` usage goes back to usage counted from calls. At
+    /// 100% in any metric, its calls are refused.
+    pub fn set_usage(&self, page: Option<&str>, usage: Option<PageUsage>) {
+        let mut state = self.lock();
+        match (page, usage) {
+            (Some(page), Some(usage)) => {
+                state.usage.insert(page.to_owned(), usage);
+            }
+            (Some(page), None) => {
+                state.usage.remove(page);
+            }
+            (None, usage) => {
+                state.all_pages_usage = usage;
+                if usage.is_none() {
+                    state.usage.clear();
+                }
+            }
+        }
+    }
+
+    /// The calls in 24 hours that bring a Page's counted usage to 100%
+    /// (default [`DEFAULT_PAGE_CALLS_PER_DAY`]).
+    pub fn set_calls_per_day(&self, calls: u32) {
+        self.lock().calls_per_day = calls.max(1);
+    }
+
+    /// The error code of a throttled call: 80001 (the default: Page
+    /// tokens, Business Use Case) or 32 (Page-level throttling of user
+    /// tokens, as in restfb/restfb#734).
+    pub fn set_throttle_code(&self, code: u32) {
+        self.lock().throttle_code = code;
+    }
+
+    /// The usage `page` reports now (without counting a call).
+    pub fn usage(&self, page: &str) -> PageUsage {
+        self.lock().usage_at(page, Instant::now())
+    }
+
+    /// Ratings calls refused because their Page was throttled, since start.
+    pub fn refused_for_rate(&self) -> u64 {
+        self.lock().refused_for_rate
     }
 
     /// Ratings calls for `page` that reached the handler.
@@ -653,6 +811,36 @@ async fn ratings(
             "(#283) Requires pages_read_user_content permission to manage the object",
         );
     }
+    // Counted even when refused: Meta counts calls made while throttled.
+    let usage = state.record_call(&page, Instant::now());
+    if usage.highest() >= 100 {
+        state.refused_for_rate += 1;
+        let code = state.throttle_code;
+        drop(state);
+        let message = match code {
+            32 => "(#32) Page request limit reached".to_owned(),
+            80001 => "(#80001) There have been too many calls to this Page account. Wait a bit and try again. For more info, please refer to https://developers.facebook.com/docs/graph-api/overview/rate-limiting.".to_owned(),
+            other => format!("(#{other}) Request limit reached"),
+        };
+        let response = graph_error(
+            StatusCode::BAD_REQUEST,
+            code,
+            None,
+            "OAuthException",
+            &message,
+        );
+        return with_usage(response, &page, &usage);
+    }
+    let Some(found) = state.page(&page) else {
+        drop(state);
+        return graph_error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            1,
+            None,
+            "OAuthException",
+            "An unknown error occurred",
+        );
+    };
     let limit = match query.get("limit").map(|l| l.parse::<usize>()) {
         None => DEFAULT_LIMIT,
         Some(Ok(l)) if l > 0 => l,
@@ -735,7 +923,20 @@ async fn ratings(
         );
     }
     body.insert("paging".into(), Value::Object(paging));
-    Json(Value::Object(body)).into_response()
+    with_usage(Json(Value::Object(body)).into_response(), &page, &usage)
+}
+
+/// Adds `X-Business-Use-Case-Usage` for `page` unless usage is 0%: Meta
+/// sends no header while a Page's usage is effectively nothing.
+fn with_usage(mut response: Response, page: &str, usage: &PageUsage) -> Response {
+    if usage.highest() > 0
+        && let Ok(value) = axum::http::HeaderValue::from_str(&usage.header(page))
+    {
+        response
+            .headers_mut()
+            .insert("x-business-use-case-usage", value);
+    }
+    response
 }
 
 #[cfg(test)]

@@ -14,6 +14,10 @@
 //! /v4/accounts/{a}/locations:batchGetReviews`) serves the same reviews for
 //! many locations at once: see [`batch_get_reviews`] for what it reproduces.
 //!
+//! The project's quota on both reviews methods is off unless a test sets one
+//! ([`GoogleEmulator::set_rate_limit`], e.g. 300 a minute): past it, 429
+//! `RESOURCE_EXHAUSTED`, as Google answers an exhausted quota.
+//!
 //! **Invariant:** each location's reviews are kept sorted by `updateTime`
 //! descending (ties by `reviewId`), the default order of the real API.
 
@@ -34,6 +38,7 @@ use crate::GoogleSeed;
 use crate::auth::{bearer_token, token_form};
 use crate::faults::{Endpoint, Faults, Intercept, intercept};
 use crate::hostile::Hostile;
+use crate::limits::{Limiter, RateWindow};
 use crate::notifications::{NotificationHub, ReviewChange};
 use crate::seed::{self, format_timestamp, star_rating_name, star_rating_value};
 use crate::server::{ConnectionKill, drop_connection};
@@ -199,6 +204,9 @@ struct GoogleState {
     token_requests: u64,
     /// batchGetReviews: its settings, counters and unverified locations.
     batch: BatchState,
+    /// The project's quota on the reviews methods (list and batch
+    /// together), when a test sets one.
+    rate_limit: Limiter,
     /// Last timestamp handed to an added or edited review. New stamps are
     /// the wall clock but strictly after this (and after the seed base), so
     /// a change always moves a review to the top, even within one
@@ -237,6 +245,21 @@ impl GoogleState {
 }
 
 impl GoogleEmulator {
+    /// A 429 `RESOURCE_EXHAUSTED` when a call now would exceed the quota
+    /// set with [`GoogleEmulator::set_rate_limit`]; the call is counted
+    /// otherwise.
+    fn over_rate_limit(&self) -> Option<Response> {
+        let refused = self
+            .lock()
+            .rate_limit
+            .admit(std::time::Instant::now())
+            .is_err();
+        refused.then(|| {
+            let status = StatusCode::TOO_MANY_REQUESTS;
+            (status, Json(list_fault_body(status))).into_response()
+        })
+    }
+
     /// A fresh emulator with data seeded from `seed` and `shape`.
     pub(crate) fn new(
         seed: u64,
@@ -258,6 +281,7 @@ impl GoogleEmulator {
             list_requests_total: 0,
             token_requests: 0,
             batch: BatchState::default(),
+            rate_limit: Limiter::default(),
             last_stamp: seed::seed_base_time(),
         };
         // Accounts without locations (locations_per_account = 0) still exist.
@@ -534,6 +558,24 @@ impl GoogleEmulator {
         self.lock().list_requests_total
     }
 
+    /// Enforces `windows` on the reviews methods (list and
+    /// `batchGetReviews` together: one Cloud project) (none, the default: no limit): a call
+    /// past any of them is answered 429 with Google's quota error.
+    pub fn set_rate_limit(&self, windows: &[RateWindow]) {
+        self.lock().rate_limit.set(windows);
+    }
+
+    /// The windows enforced.
+    pub fn rate_limit(&self) -> Vec<RateWindow> {
+        self.lock().rate_limit.windows()
+    }
+
+    /// Calls refused because a window was full, since start (not injected
+    /// faults).
+    pub fn refused_for_rate(&self) -> u64 {
+        self.lock().rate_limit.refused()
+    }
+
     /// Access tokens issued by the token endpoint.
     pub fn token_requests(&self) -> u64 {
         self.lock().token_requests
@@ -783,6 +825,9 @@ async fn list(
             StatusCode::UNAUTHORIZED,
             "Request had invalid authentication credentials.",
         );
+    }
+    if let Some(refused) = emulator.over_rate_limit() {
+        return refused;
     }
     let Some(order) = parse_order(query.get("orderBy")) else {
         return google_error(StatusCode::BAD_REQUEST, "Invalid value for orderBy.");
@@ -1188,6 +1233,9 @@ async fn batch_get_reviews(
             StatusCode::UNAUTHORIZED,
             "Request had invalid authentication credentials.",
         );
+    }
+    if let Some(refused) = emulator.over_rate_limit() {
+        return refused;
     }
     let Ok(json) = serde_json::from_slice::<Value>(&body) else {
         return google_error(StatusCode::BAD_REQUEST, "Invalid JSON payload received.");

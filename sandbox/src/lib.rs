@@ -13,6 +13,7 @@
 //! - `hostile`: misbehaviour modes of the Google reviews list (endless and
 //!   huge bodies, bad JSON, bad paging) for hostile-platform tests.
 //! - `auth`: bearer / Basic / token-form parsing shared by all emulators.
+//! - `limits`: rate windows the emulators enforce when told to (off by default).
 //! - `travtus`: the Travtus API under `/travtus`.
 //! - `google`: Google OAuth + Business Profile v4 reviews under `/google`.
 //! - `business_info`: Google Business Information (location listing, for
@@ -46,6 +47,7 @@ mod facebook;
 mod faults;
 mod google;
 mod hostile;
+mod limits;
 mod notifications;
 mod places;
 mod pubsub;
@@ -68,12 +70,16 @@ use tokio_util::sync::CancellationToken;
 
 pub use business_info::BusinessInfoEmulator;
 pub use elsewhere::{ELSEWHERE_DEFAULT_BODY, Elsewhere, RecordedRequest};
-pub use facebook::{FACEBOOK_ACCESS_TOKEN, FacebookEmulator, NewRecommendation};
+pub use facebook::{
+    DEFAULT_PAGE_CALLS_PER_DAY, FACEBOOK_ACCESS_TOKEN, FacebookEmulator, NewRecommendation,
+    PageUsage,
+};
 pub use faults::{Endpoint, Fault, FaultRates, Faults};
 pub use google::{
     GOOGLE_CLIENT_ID, GOOGLE_CLIENT_SECRET, GOOGLE_REFRESH_TOKEN, GoogleEmulator, NewGoogleReview,
 };
 pub use hostile::{Misbehaviour, TRICKLE_EVERY};
+pub use limits::RateWindow;
 pub use notifications::{NotificationStyle, NotificationsEmulator};
 pub use places::{NewPlacesReview, PLACES_API_KEY, PlacesEmulator};
 pub use pubsub::{

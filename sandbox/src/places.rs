@@ -12,7 +12,9 @@
 //! - fractional `rating`s, and `text` translated into the request's
 //!   `languageCode` (default `en`) with the reviewer's words in
 //!   `originalText`;
-//! - Google's error JSON, and 404 for an unknown place.
+//! - Google's error JSON, and 404 for an unknown place;
+//! - the key's per-minute quota, off unless a test sets one
+//!   ([`PlacesEmulator::set_rate_limit`]): 429 `RESOURCE_EXHAUSTED`.
 //!
 //! **Invariant:** each place's reviews are kept in relevance order (most
 //! relevant first); added reviews go to the top.
@@ -33,6 +35,7 @@ use serde_json::{Map, Value, json};
 use crate::PlacesSeed;
 use crate::auth::header_string;
 use crate::faults::{Endpoint, Faults, Intercept, intercept};
+use crate::limits::{Limiter, RateWindow};
 use crate::seed::{format_timestamp, seed_base_time};
 use crate::server::{ConnectionKill, drop_connection};
 
@@ -88,6 +91,8 @@ struct PlacesState {
     requests_total: u64,
     next_review_number: u64,
     last_stamp: DateTime<Utc>,
+    /// The key's per-minute quota, when a test sets one.
+    rate_limit: Limiter,
 }
 
 impl PlacesState {
@@ -188,6 +193,7 @@ impl PlacesEmulator {
                 index,
                 requests: HashMap::new(),
                 requests_total: 0,
+                rate_limit: Limiter::default(),
                 next_review_number: 1,
                 last_stamp: base,
             })),
@@ -289,6 +295,23 @@ impl PlacesEmulator {
     /// All details calls that reached the handler, faulted and failed included.
     pub fn requests_total(&self) -> u64 {
         self.lock().requests_total
+    }
+
+    /// Enforces `windows` on Place Details (one API key) (none, the default: no limit): a call
+    /// past any of them is answered 429 with Places's quota error.
+    pub fn set_rate_limit(&self, windows: &[RateWindow]) {
+        self.lock().rate_limit.set(windows);
+    }
+
+    /// The windows enforced.
+    pub fn rate_limit(&self) -> Vec<RateWindow> {
+        self.lock().rate_limit.windows()
+    }
+
+    /// Calls refused because a window was full, since start (not injected
+    /// faults).
+    pub fn refused_for_rate(&self) -> u64 {
+        self.lock().rate_limit.refused()
     }
 
     /// The fault plan, scoped to the Places endpoint.
@@ -402,6 +425,15 @@ async fn details(
             return (StatusCode::BAD_REQUEST, Json(body)).into_response();
         }
         Some(_) => {}
+    }
+    if emulator
+        .lock()
+        .rate_limit
+        .admit(std::time::Instant::now())
+        .is_err()
+    {
+        let status = StatusCode::TOO_MANY_REQUESTS;
+        return (status, Json(fault_body(status))).into_response();
     }
     let Some(mask) = header_string(&headers, "x-goog-fieldmask")
         .or_else(|| query.get("fields").cloned())

@@ -18,7 +18,11 @@
 //!   (and a `prev-page` one after the first page), pointing at the host the
 //!   request came to and keeping `perPage` and `orderBy`;
 //! - reviews with titles, texts, stars, `createdAt` (with and without
-//!   milliseconds), `updatedAt` null until an edit, consumers, replies.
+//!   milliseconds), `updatedAt` null until an edit, consumers, replies;
+//! - the key's quota (Trustpilot asks for at most 833 calls per 5 minutes
+//!   and 10,000 per hour), off unless a test sets it
+//!   ([`TrustpilotEmulator::set_rate_limit`]): 429 in Apigee's
+//!   `policies.ratelimit.QuotaViolation` shape.
 //!
 //! **Invariant:** each unit's reviews are kept newest `createdAt` first.
 
@@ -40,6 +44,7 @@ use tokio::time::Instant;
 use crate::TrustpilotSeed;
 use crate::auth::{bearer_token, header_string, token_form};
 use crate::faults::{Endpoint, Faults, Intercept, intercept};
+use crate::limits::{Limiter, RateWindow};
 use crate::seed::{format_timestamp, seed_base_time};
 use crate::server::{ConnectionKill, drop_connection};
 use crate::webhooks::{WebhookDelivery, WebhookSender};
@@ -116,6 +121,9 @@ struct TrustpilotState {
     refresh_tokens: HashSet<String>,
     password_grants: u64,
     refresh_grants: u64,
+    /// The key's quota (833 per 5 minutes and 10,000 per hour, as
+    /// Trustpilot asks), when a test sets one.
+    rate_limit: Limiter,
     rng: StdRng,
     next_review_number: u64,
     last_stamp: DateTime<Utc>,
@@ -204,6 +212,7 @@ impl TrustpilotEmulator {
             units: Vec::new(),
             requests: HashMap::new(),
             requests_total: 0,
+            rate_limit: Limiter::default(),
             token_lifetime,
             tokens: HashMap::new(),
             refresh_tokens: HashSet::new(),
@@ -400,6 +409,23 @@ impl TrustpilotEmulator {
     /// Forgets every refresh token (their 30 days ran out).
     pub fn revoke_refresh_tokens(&self) {
         self.lock().refresh_tokens.clear();
+    }
+
+    /// Enforces `windows` on the reviews endpoints (one API key) (none, the default: no limit): a call
+    /// past any of them is answered 429 with Trustpilot's quota error.
+    pub fn set_rate_limit(&self, windows: &[RateWindow]) {
+        self.lock().rate_limit.set(windows);
+    }
+
+    /// The windows enforced.
+    pub fn rate_limit(&self) -> Vec<RateWindow> {
+        self.lock().rate_limit.windows()
+    }
+
+    /// Calls refused because a window was full, since start (not injected
+    /// faults).
+    pub fn refused_for_rate(&self) -> u64 {
+        self.lock().rate_limit.refused()
     }
 
     /// The fault plan, scoped to the Trustpilot endpoints.
@@ -622,6 +648,15 @@ async fn reviews(
                 "oauth.v2.InvalidApiKey",
             );
         }
+    }
+    if emulator
+        .lock()
+        .rate_limit
+        .admit(std::time::Instant::now())
+        .is_err()
+    {
+        let status = StatusCode::TOO_MANY_REQUESTS;
+        return (status, Json(reviews_fault_body(status))).into_response();
     }
     let page = match query.get("page").map(|p| p.parse::<usize>()) {
         None => 1,

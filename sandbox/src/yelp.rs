@@ -12,9 +12,14 @@
 //! - `time_created` as `YYYY-MM-DD HH:MM:SS` in Pacific wall-clock time,
 //!   daylight saving included (seeded times fall in both PST and PDT, never
 //!   in the ambiguous hour of the autumn change);
-//! - the daily limit: `RateLimit-DailyLimit`, `RateLimit-Remaining` and
-//!   `RateLimit-ResetTime` on every answer, and 429 `ACCESS_LIMIT_REACHED`
-//!   once it is used up; a 429 fault answers `TOO_MANY_REQUESTS_PER_SECOND`;
+//! - the daily limit per API key: `RateLimit-DailyLimit`,
+//!   `RateLimit-Remaining` and `RateLimit-ResetTime` (the next midnight UTC,
+//!   written `2024-03-28T00:00:00+00:00` as in Yelp's own example) on every
+//!   answer, 429 `ACCESS_LIMIT_REACHED` once it is used up, and a new day's
+//!   count at midnight UTC ([`YelpEmulator::set_daily_limit`]);
+//! - the per-second limit, off unless set
+//!   ([`YelpEmulator::set_per_second_limit`]): 429
+//!   `TOO_MANY_REQUESTS_PER_SECOND`, as a 429 fault also answers;
 //! - `locale` and `sort_by` validation (400 `VALIDATION_ERROR`).
 
 use std::collections::HashMap;
@@ -35,6 +40,7 @@ use serde_json::{Value, json};
 use crate::YelpSeed;
 use crate::auth::bearer_token;
 use crate::faults::{Endpoint, Faults, Intercept, intercept};
+use crate::limits::{Limiter, RateWindow};
 use crate::seed::seed_base_time;
 use crate::server::{ConnectionKill, drop_connection};
 
@@ -87,6 +93,12 @@ struct YelpState {
     requests_total: u64,
     daily_limit: u64,
     remaining: u64,
+    /// When `remaining` is next set back to `daily_limit`: midnight UTC.
+    resets_at: DateTime<Utc>,
+    /// The per-second limit (no window: off).
+    per_second: Limiter,
+    /// Calls refused with `ACCESS_LIMIT_REACHED`.
+    refused_daily: u64,
     next_review_number: u64,
     last_stamp: DateTime<Utc>,
 }
@@ -97,6 +109,14 @@ impl YelpState {
         self.businesses
             .iter_mut()
             .find(|b| b.id == id_or_alias || b.alias == id_or_alias)
+    }
+
+    /// A new day's count once midnight UTC has passed.
+    fn roll_day(&mut self, now: DateTime<Utc>) {
+        if now >= self.resets_at {
+            self.remaining = self.daily_limit;
+            self.resets_at = next_midnight_utc(now);
+        }
     }
 
     fn stamp(&mut self) -> DateTime<Utc> {
@@ -178,6 +198,9 @@ impl YelpEmulator {
                 requests_total: 0,
                 daily_limit: DEFAULT_DAILY_LIMIT,
                 remaining: DEFAULT_DAILY_LIMIT,
+                resets_at: next_midnight_utc(Utc::now()),
+                per_second: Limiter::default(),
+                refused_daily: 0,
                 next_review_number: 1,
                 last_stamp: base,
             })),
@@ -289,11 +312,42 @@ impl YelpEmulator {
         found
     }
 
-    /// Sets the daily limit and how many calls of it are left.
+    /// Sets the daily limit and how many calls of it are left today (the
+    /// count starts again at the next midnight UTC).
     pub fn set_daily_limit(&self, limit: u64, remaining: u64) {
         let mut state = self.lock();
+        state.roll_day(Utc::now());
         state.daily_limit = limit;
         state.remaining = remaining.min(limit);
+    }
+
+    /// The daily limit and the calls left of it today.
+    pub fn daily_limit(&self) -> (u64, u64) {
+        let mut state = self.lock();
+        state.roll_day(Utc::now());
+        (state.daily_limit, state.remaining)
+    }
+
+    /// Refuses calls beyond `limit` in any second with 429
+    /// `TOO_MANY_REQUESTS_PER_SECOND` (`None`, the default: no limit).
+    pub fn set_per_second_limit(&self, limit: Option<u32>) {
+        let windows: Vec<RateWindow> = limit
+            .map(|n| RateWindow::new(n, std::time::Duration::from_secs(1)))
+            .into_iter()
+            .collect();
+        self.lock().per_second.set(&windows);
+    }
+
+    /// The per-second limit, if one is set.
+    pub fn per_second_limit(&self) -> Option<u32> {
+        self.lock().per_second.windows().first().map(|w| w.limit)
+    }
+
+    /// Calls refused for rate since start: `ACCESS_LIMIT_REACHED` and
+    /// `TOO_MANY_REQUESTS_PER_SECOND` (not injected faults).
+    pub fn refused_for_rate(&self) -> u64 {
+        let state = self.lock();
+        state.refused_daily + state.per_second.refused()
     }
 
     /// Reviews calls for the business `id_or_alias` (as requested) that
@@ -413,13 +467,16 @@ fn fault_body(status: StatusCode) -> Value {
     }
 }
 
-fn with_limit_headers(mut response: Response, limit: u64, remaining: u64) -> Response {
+fn with_limit_headers(
+    mut response: Response,
+    limit: u64,
+    remaining: u64,
+    resets_at: DateTime<Utc>,
+) -> Response {
     let headers = response.headers_mut();
     headers.insert("ratelimit-dailylimit", HeaderValue::from(limit));
     headers.insert("ratelimit-remaining", HeaderValue::from(remaining));
-    let reset = next_midnight_utc(Utc::now())
-        .format("%Y-%m-%dT%H:%M:%S+00:00")
-        .to_string();
+    let reset = resets_at.format("%Y-%m-%dT%H:%M:%S+00:00").to_string();
     if let Ok(value) = HeaderValue::from_str(&reset) {
         headers.insert("ratelimit-resettime", value);
     }
@@ -456,20 +513,32 @@ async fn reviews(
             "Invalid access token or authorization header.",
         );
     }
-    let (limit, remaining) = {
+    let (limit, remaining, resets_at) = {
         let mut state = emulator.lock();
+        state.roll_day(Utc::now());
+        let (limit, resets_at) = (state.daily_limit, state.resets_at);
         if state.remaining == 0 {
-            let limit = state.daily_limit;
+            state.refused_daily += 1;
             drop(state);
             let response = error(
                 StatusCode::TOO_MANY_REQUESTS,
                 "ACCESS_LIMIT_REACHED",
                 "You've reached the access limit for this client. See instructions for requesting a higher access limit at https://docs.developer.yelp.com/docs/fusion-rate-limiting",
             );
-            return with_limit_headers(response, limit, 0);
+            return with_limit_headers(response, limit, 0, resets_at);
+        }
+        if state.per_second.admit(std::time::Instant::now()).is_err() {
+            let remaining = state.remaining;
+            drop(state);
+            let response = (
+                StatusCode::TOO_MANY_REQUESTS,
+                Json(fault_body(StatusCode::TOO_MANY_REQUESTS)),
+            )
+                .into_response();
+            return with_limit_headers(response, limit, remaining, resets_at);
         }
         state.remaining -= 1;
-        (state.daily_limit, state.remaining)
+        (limit, state.remaining, resets_at)
     };
     if let Some(locale) = query.get("locale")
         && !valid_locale(locale)
@@ -479,7 +548,7 @@ async fn reviews(
             "VALIDATION_ERROR",
             &format!("'{locale}' does not match '^[a-z]{{2,3}}_[A-Z]{{2}}$'"),
         );
-        return with_limit_headers(response, limit, remaining);
+        return with_limit_headers(response, limit, remaining, resets_at);
     }
     let newest_first = match query.get("sort_by").map(String::as_str) {
         None | Some("yelp_sort") => false,
@@ -490,7 +559,7 @@ async fn reviews(
                 "VALIDATION_ERROR",
                 &format!("'{other}' is not one of ['yelp_sort', 'newest']"),
             );
-            return with_limit_headers(response, limit, remaining);
+            return with_limit_headers(response, limit, remaining, resets_at);
         }
     };
     let mut state = emulator.lock();
@@ -501,7 +570,7 @@ async fn reviews(
             "BUSINESS_NOT_FOUND",
             "The requested business could not be found.",
         );
-        return with_limit_headers(response, limit, remaining);
+        return with_limit_headers(response, limit, remaining, resets_at);
     };
     let served: Vec<Value> = if newest_first {
         newest(&found.reviews)
@@ -522,7 +591,7 @@ async fn reviews(
         "possible_languages": ["en", "fr"],
     });
     drop(state);
-    with_limit_headers(Json(body).into_response(), limit, remaining)
+    with_limit_headers(Json(body).into_response(), limit, remaining, resets_at)
 }
 
 #[cfg(test)]

@@ -6,4 +6,5 @@ mod faults;
 mod google;
 mod helpers;
 mod pubsub;
+mod quota;
 mod travtus;
