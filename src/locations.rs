@@ -251,7 +251,7 @@ mod tests {
         let url = Url::parse("https://example.com").expect("url");
         SourceConfig {
             name: SourceName::new("g"),
-            schedule: "0 * * * * *".into(),
+            schedule: crate::schedule::Schedule::parse("0 * * * * *").expect("cron"),
             reconcile_schedule: None,
             requests_per_minute: NonZeroU32::MIN,
             timeout: Duration::from_secs(1),

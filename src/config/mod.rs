@@ -20,6 +20,7 @@ pub use validate::{
 };
 
 use crate::domain::{GroupRef, LocationId, SourceName};
+use crate::schedule::Schedule;
 use std::num::{NonZeroU32, NonZeroUsize};
 use std::path::PathBuf;
 use std::time::Duration;
@@ -112,13 +113,13 @@ pub struct MetricsConfig {
 pub struct SourceConfig {
     /// `name`: unique among sources.
     pub name: SourceName,
-    /// `schedule`: a cron expression with a seconds field, already checked
-    /// with the same parser the scheduler uses.
-    pub schedule: String,
+    /// `schedule`: a cron expression with a seconds field, parsed once here
+    /// and followed as parsed by the scheduler.
+    pub schedule: Schedule,
     /// `reconcile_schedule`: when full reconciliation passes run (same cron
     /// form as `schedule`; default daily, [`DEFAULT_RECONCILE_SCHEDULE`]).
     /// `None` for kinds that cannot list every review of a location.
-    pub reconcile_schedule: Option<String>,
+    pub reconcile_schedule: Option<Schedule>,
     /// `requests_per_minute`: the budget of platform requests. Default: the
     /// platform's published quota (300 for Google Business Profile; for `file`
     /// it is unused and defaults to 600).

@@ -10,6 +10,7 @@ use super::{
     MAX_PAGES_PER_READ, PassBounds, SourceConfig, SourceKind,
 };
 use crate::domain::{GroupRef, LocationId, SourceName};
+use crate::schedule::Schedule;
 use std::collections::HashMap;
 use std::num::NonZeroU32;
 
@@ -268,7 +269,7 @@ impl Validator<'_> {
         &mut self,
         raw: &RawSource,
         kind: Option<Kind>,
-    ) -> Option<Option<String>> {
+    ) -> Option<Option<Schedule>> {
         let Some(kind) = kind else {
             // The kind is refused (and reported): nothing to say about the key.
             return Some(None);
@@ -277,7 +278,7 @@ impl Validator<'_> {
         match &raw.reconcile_schedule {
             Some(field) if reconcilable => self.cron("reconcile_schedule", field).map(Some),
             None if reconcilable && raw.written("reconcile_schedule") => None,
-            None if reconcilable => Some(Some(DEFAULT_RECONCILE_SCHEDULE.to_owned())),
+            None if reconcilable => Schedule::parse(DEFAULT_RECONCILE_SCHEDULE).ok().map(Some),
             Some(field) => self.problem(
                 &field.key,
                 format!(
@@ -289,12 +290,11 @@ impl Validator<'_> {
         }
     }
 
-    /// A cron expression (`schedule`, `reconcile_schedule`), parsed exactly
-    /// as the scheduler will parse it, so that `check` accepts only what
-    /// `run` can schedule.
-    fn cron(&mut self, key: &str, field: &Field<String>) -> Option<String> {
-        match crate::schedule::Schedule::parse(&field.value) {
-            Ok(_) => Some(field.value.clone()),
+    /// A cron expression (`schedule`, `reconcile_schedule`), parsed once:
+    /// the scheduler follows what `check` accepted.
+    fn cron(&mut self, key: &str, field: &Field<String>) -> Option<Schedule> {
+        match Schedule::parse(&field.value) {
+            Ok(schedule) => Some(schedule),
             Err(e) => {
                 let message = format!(
                     "{key}: invalid cron expression {:?}: {} (six fields, seconds first, e.g. \"0 */15 * * * *\")",

@@ -819,7 +819,10 @@ fn discover_accounts_rules() {
 fn reconcile_schedule_defaults_to_daily_where_a_kind_can_reconcile() {
     let config = ok(&format!("{TRAVTUS}{}", google_source("")));
     assert_eq!(
-        config.sources[0].reconcile_schedule.as_deref(),
+        config.sources[0]
+            .reconcile_schedule
+            .as_ref()
+            .map(|s| s.as_str()),
         Some(DEFAULT_RECONCILE_SCHEDULE)
     );
     assert_eq!(DEFAULT_RECONCILE_SCHEDULE, "0 30 3 * * *");
@@ -828,7 +831,10 @@ fn reconcile_schedule_defaults_to_daily_where_a_kind_can_reconcile() {
         google_source("reconcile_schedule = \"0 0 */6 * * *\"\n")
     );
     assert_eq!(
-        ok(&text).sources[0].reconcile_schedule.as_deref(),
+        ok(&text).sources[0]
+            .reconcile_schedule
+            .as_ref()
+            .map(|s| s.as_str()),
         Some("0 0 */6 * * *")
     );
     // A file source cannot reconcile: no schedule, and the key is refused.
@@ -1374,8 +1380,11 @@ fn the_example_config_loads_with_the_documented_values() -> std::io::Result<()> 
 
     let google = &config.sources[0];
     assert_eq!(google.name.as_str(), "acme-google");
-    assert_eq!(google.schedule, "0 */15 * * * *");
-    assert_eq!(google.reconcile_schedule.as_deref(), Some("0 30 3 * * *"));
+    assert_eq!(google.schedule.as_str(), "0 */15 * * * *");
+    assert_eq!(
+        google.reconcile_schedule.as_ref().map(|s| s.as_str()),
+        Some("0 30 3 * * *")
+    );
     assert_eq!(google.requests_per_minute.get(), 300);
     let SourceKind::GoogleBusinessProfile(settings) = &google.kind else {
         panic!("the first example source is google_business_profile");

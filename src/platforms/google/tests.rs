@@ -33,7 +33,7 @@ fn client_for(api_base_url: &str, token_url: &str, refresh_token: &str) -> Googl
     };
     let source = SourceConfig {
         name: SourceName::new("test-google"),
-        schedule: "0 */15 * * * *".into(),
+        schedule: crate::schedule::Schedule::parse("0 */15 * * * *").expect("cron"),
         reconcile_schedule: None,
         requests_per_minute: NonZeroU32::new(6000).unwrap_or(NonZeroU32::MIN),
         timeout: Duration::from_secs(5),
