@@ -11,6 +11,8 @@ pub mod google;
 pub mod http;
 pub mod places;
 mod records;
+#[cfg(test)]
+mod test_server;
 pub mod trustpilot;
 pub mod yelp;
 

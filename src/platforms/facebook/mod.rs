@@ -38,7 +38,6 @@ use crate::domain::LocationId;
 use crate::ledger::PollState;
 use crate::platforms::records::TokenPaging;
 use chrono::{DateTime, TimeDelta, Utc};
-use reqwest::header::HeaderMap;
 use serde_json::Value;
 use url::Url;
 
@@ -147,10 +146,10 @@ impl FacebookClient {
         let url = self.ratings_url(page, after)?;
         let version = self.cfg.graph_version.as_str();
         self.http
-            .get_json_judged(
+            .get_json(
                 &url,
                 |request| request.query(&[("access_token", token.expose())]),
-                |answer, headers| graph_verdict(&answer, headers, page, version),
+                |answer| graph_verdict(&answer, page, version),
             )
             .await
     }
@@ -220,12 +219,7 @@ impl FacebookPoll<'_> {
 }
 
 /// Judges Graph's error JSON by its `code`.
-fn graph_verdict(
-    answer: &ErrorAnswer<'_>,
-    _headers: &HeaderMap,
-    page: &LocationId,
-    version: &str,
-) -> ErrorVerdict {
+fn graph_verdict(answer: &ErrorAnswer<'_>, page: &LocationId, version: &str) -> ErrorVerdict {
     let error = answer.json.and_then(|j| j.get("error"));
     let code = error.and_then(|e| e.get("code")).and_then(Value::as_i64);
     let subcode = error

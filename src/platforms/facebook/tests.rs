@@ -10,7 +10,7 @@ use super::wire::{derived_id, map_page, page_derived_id, parse_graph_time};
 use super::*;
 use crate::config::SourceKind;
 use crate::domain::{Rating, Rejected, Review};
-use crate::platforms::http::test_server::{Answer, Server};
+use crate::platforms::test_server::{Answer, Server};
 use crate::platforms::test_support::source_from_toml;
 use crate::retry::Backoff;
 use crate::timestamps::travtus_format;

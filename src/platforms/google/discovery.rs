@@ -165,7 +165,7 @@ impl GoogleClient {
             .get_json(
                 &url,
                 |request| request,
-                |answer| google_error(&answer, &what),
+                |answer| google_error(&answer, &what).into(),
             )
             .await
     }

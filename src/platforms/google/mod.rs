@@ -59,9 +59,6 @@ pub const MAX_PAGES: u32 = 10_000;
 /// reviews added while paging.
 pub const PAGING_SLACK: u64 = 10 * PAGE_SIZE as u64;
 
-/// The most of Google's error message we keep in an error.
-const MAX_MESSAGE_CHARS: usize = 300;
-
 /// The client of one `google_business_profile` source.
 pub struct GoogleClient {
     http: PlatformHttp,
@@ -154,7 +151,7 @@ impl GoogleClient {
             .get_json(
                 &url,
                 |request| request,
-                |answer| google_error(&answer, location),
+                |answer| google_error(&answer, location).into(),
             )
             .await
     }
@@ -275,33 +272,12 @@ pub fn fuzz_parse_page(bytes: &[u8]) {
 /// Maps Google's error JSON (`{"error":{"code","message","status"}}`, with
 /// an optional legacy `errors[]`) to a [`PlatformError`].
 fn google_error(answer: &ErrorAnswer<'_>, location: &LocationId) -> PlatformError {
-    let error = answer.json.and_then(|j| j.get("error"));
-    let status_word = error
-        .and_then(|e| e.get("status"))
-        .and_then(Value::as_str)
-        .unwrap_or("");
-    let message = error
-        .and_then(|e| e.get("message"))
-        .and_then(Value::as_str)
-        .or_else(|| {
-            error
-                .and_then(|e| e.pointer("/errors/0/message"))
-                .and_then(Value::as_str)
-        })
-        .unwrap_or("");
-    let detail = {
-        let message: String = message.chars().take(MAX_MESSAGE_CHARS).collect();
-        match (status_word.is_empty(), message.is_empty()) {
-            (false, false) => format!("{status_word}: {message}"),
-            (false, true) => status_word.to_owned(),
-            (true, false) => message,
-            (true, true) => answer
-                .status
-                .canonical_reason()
-                .unwrap_or("no error message")
-                .to_owned(),
-        }
+    let status_word = answer.text("/error/status");
+    let message = match answer.text("/error/message") {
+        "" => answer.text("/error/errors/0/message"),
+        message => message,
     };
+    let detail = answer.detail(status_word, message);
     match answer.status.as_u16() {
         401 => PlatformError::Unauthorized(format!(
             "Google refused a freshly renewed access token ({detail})"

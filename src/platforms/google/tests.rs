@@ -6,7 +6,7 @@
 use super::*;
 use crate::config::{Secret, SourceKind};
 use crate::domain::SourceName;
-use crate::platforms::http::test_server::{Answer, Server};
+use crate::platforms::test_server::{Answer, Server};
 use crate::retry::Backoff;
 use crate::timestamps::travtus_format;
 use reqwest::StatusCode;
@@ -443,6 +443,7 @@ fn google_error_bodies_are_mapped() {
             &ErrorAnswer {
                 status,
                 json: Some(&body),
+                headers: &reqwest::header::HeaderMap::new(),
                 retries_exhausted: false,
             },
             &location,

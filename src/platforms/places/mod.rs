@@ -29,7 +29,7 @@ mod wire;
 mod tests;
 
 use super::http::{ErrorAnswer, PlatformHttp};
-use super::{FetchedPage, PlatformError, short_message};
+use super::{FetchedPage, PlatformError};
 use crate::config::{PlacesConfig, Secret, SourceConfig};
 use crate::domain::LocationId;
 use crate::ledger::PollState;
@@ -41,9 +41,6 @@ use url::Url;
 /// `reviews` is in the top tier anyway; `id` and `displayName` cost nothing
 /// more and make a wrong place id visible in the logs.
 pub const FIELD_MASK: &str = "id,displayName,reviews";
-
-/// The most of Google's error message kept in an error.
-const MAX_MESSAGE_CHARS: usize = 300;
 
 /// The client of one `google_places` source.
 pub struct PlacesClient {
@@ -117,7 +114,7 @@ impl PlacesClient {
                         .header("X-Goog-Api-Key", self.api_key.expose())
                         .header("X-Goog-FieldMask", FIELD_MASK)
                 },
-                |answer| places_error(&answer, place),
+                |answer| places_error(&answer, place).into(),
             )
             .await
     }
@@ -169,17 +166,10 @@ impl PlacesPoll<'_> {
 /// Maps Google's error JSON (`{"error":{"code","message","status","details"}}`)
 /// to a [`PlatformError`], naming a refused key as such.
 fn places_error(answer: &ErrorAnswer<'_>, place: &LocationId) -> PlatformError {
-    let error = answer.json.and_then(|j| j.get("error"));
-    let text = |key: &str| {
-        error
-            .and_then(|e| e.get(key))
-            .and_then(Value::as_str)
-            .unwrap_or("")
-    };
-    let status_word = text("status");
-    let message = short_message(text("message"), MAX_MESSAGE_CHARS);
-    let reasons: Vec<&str> = error
-        .and_then(|e| e.get("details"))
+    let message = answer.text("/error/message");
+    let reasons: Vec<&str> = answer
+        .json
+        .and_then(|j| j.pointer("/error/details"))
         .and_then(Value::as_array)
         .map(|details| {
             details
@@ -188,16 +178,7 @@ fn places_error(answer: &ErrorAnswer<'_>, place: &LocationId) -> PlatformError {
                 .collect()
         })
         .unwrap_or_default();
-    let detail = match (status_word.is_empty(), message.is_empty()) {
-        (false, false) => format!("{status_word}: {message}"),
-        (false, true) => status_word.to_owned(),
-        (true, false) => message.clone(),
-        (true, true) => answer
-            .status
-            .canonical_reason()
-            .unwrap_or("no error message")
-            .to_owned(),
-    };
+    let detail = answer.detail(answer.text("/error/status"), message);
     let key_refused = reasons
         .iter()
         .any(|r| matches!(*r, "API_KEY_INVALID" | "API_KEY_EXPIRED"))

@@ -7,7 +7,7 @@ use super::wire::map_place;
 use super::*;
 use crate::config::SourceKind;
 use crate::domain::{Rating, Rejected, Review};
-use crate::platforms::http::test_server::{Answer, Server};
+use crate::platforms::test_server::{Answer, Server};
 use crate::platforms::test_support::source_from_toml;
 use crate::retry::Backoff;
 use crate::timestamps::travtus_format;

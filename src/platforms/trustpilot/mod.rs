@@ -51,7 +51,7 @@ mod wire;
 mod tests;
 
 use super::http::{ErrorAnswer, PlatformHttp};
-use super::{FetchedPage, PlatformError, short_message};
+use super::{FetchedPage, PlatformError};
 use crate::config::{Secret, SourceConfig, TrustpilotConfig};
 use crate::domain::LocationId;
 use crate::ledger::PollState;
@@ -73,9 +73,6 @@ pub const PER_PAGE: u32 = 100;
 /// The most pages one poll reads: a million reviews, past any business
 /// unit, so only a server that pages forever hits it.
 pub const MAX_PAGES: u32 = 10_000;
-
-/// The most of Trustpilot's error message kept in an error.
-const MAX_MESSAGE_CHARS: usize = 300;
 
 /// The client of one `trustpilot` source.
 pub struct TrustpilotClient {
@@ -181,7 +178,7 @@ impl TrustpilotClient {
                         request.header("apikey", self.api_key.expose())
                     }
                 },
-                |answer| trustpilot_error(&answer, unit),
+                |answer| trustpilot_error(&answer, unit).into(),
             )
             .await
     }
@@ -328,30 +325,18 @@ impl TrustpilotPoll<'_> {
 
 /// Maps Trustpilot's error bodies (several shapes, see the module notes).
 fn trustpilot_error(answer: &ErrorAnswer<'_>, unit: &LocationId) -> PlatformError {
-    let json = answer.json;
-    let pick = |pointer: &str| {
-        json.and_then(|j| j.pointer(pointer))
-            .and_then(Value::as_str)
-            .filter(|s| !s.trim().is_empty())
-    };
-    let message = pick("/fault/faultstring")
-        .or_else(|| pick("/message"))
-        .or_else(|| pick("/error_description"))
-        .or_else(|| pick("/error"))
-        .or_else(|| pick("/details"));
-    let code = pick("/fault/detail/errorcode");
-    let detail = match (code, message) {
-        (Some(code), Some(message)) => {
-            format!("{code}: {}", short_message(message, MAX_MESSAGE_CHARS))
-        }
-        (None, Some(message)) => short_message(message, MAX_MESSAGE_CHARS),
-        (Some(code), None) => code.to_owned(),
-        (None, None) => answer
-            .status
-            .canonical_reason()
-            .unwrap_or("no error message")
-            .to_owned(),
-    };
+    let message = [
+        "/fault/faultstring",
+        "/message",
+        "/error_description",
+        "/error",
+        "/details",
+    ]
+    .into_iter()
+    .map(|pointer| answer.text(pointer))
+    .find(|text| !text.trim().is_empty())
+    .unwrap_or_default();
+    let detail = answer.detail(answer.text("/fault/detail/errorcode"), message);
     match answer.status.as_u16() {
         401 | 403 => PlatformError::Unauthorized(format!(
             "Trustpilot refused the credentials for business unit {unit} ({detail})"

@@ -41,9 +41,6 @@ use reqwest::header::HeaderMap;
 use serde_json::Value;
 use url::Url;
 
-/// The most of Yelp's error description kept in an error.
-const MAX_MESSAGE_CHARS: usize = 300;
-
 /// The client of one `yelp` source.
 pub struct YelpClient {
     http: PlatformHttp,
@@ -112,10 +109,10 @@ impl YelpClient {
     async fn reviews(&self, business: &LocationId) -> Result<Value, PlatformError> {
         let url = self.reviews_url(business)?;
         self.http
-            .get_json_judged(
+            .get_json(
                 &url,
                 |request| request.bearer_auth(self.api_key.expose()),
-                |answer, headers| yelp_verdict(&answer, headers, business),
+                |answer| yelp_verdict(&answer, business),
             )
             .await
     }
@@ -165,30 +162,10 @@ impl YelpPoll<'_> {
 }
 
 /// Judges Yelp's `{"error":{"code","description"}}` answers.
-fn yelp_verdict(
-    answer: &ErrorAnswer<'_>,
-    headers: &HeaderMap,
-    business: &LocationId,
-) -> ErrorVerdict {
-    let error = answer.json.and_then(|j| j.get("error"));
-    let text = |key: &str| {
-        error
-            .and_then(|e| e.get(key))
-            .and_then(Value::as_str)
-            .unwrap_or("")
-    };
-    let code = text("code");
-    let description = short_message(text("description"), MAX_MESSAGE_CHARS);
-    let detail = match (code.is_empty(), description.is_empty()) {
-        (false, false) => format!("{code}: {description}"),
-        (false, true) => code.to_owned(),
-        (true, false) => description.clone(),
-        (true, true) => answer
-            .status
-            .canonical_reason()
-            .unwrap_or("no error message")
-            .to_owned(),
-    };
+fn yelp_verdict(answer: &ErrorAnswer<'_>, business: &LocationId) -> ErrorVerdict {
+    let headers = answer.headers;
+    let code = answer.text("/error/code");
+    let detail = answer.detail(code, answer.text("/error/description"));
     let status = answer.status.as_u16();
     match code {
         "ACCESS_LIMIT_REACHED" => {

@@ -8,7 +8,7 @@ use super::wire::{MISSING_ID, YELP_TIME_ZONE, map_reviews, parse_time_created};
 use super::*;
 use crate::config::SourceKind;
 use crate::domain::{Rating, Rejected, Review};
-use crate::platforms::http::test_server::{Answer, Server};
+use crate::platforms::test_server::{Answer, Server};
 use crate::platforms::test_support::source_from_toml;
 use crate::retry::Backoff;
 use crate::timestamps::travtus_format;
