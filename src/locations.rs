@@ -17,8 +17,7 @@
 
 use crate::config::{Config, SourceConfig, SourceKind};
 use crate::domain::{GroupRef, LocationId};
-use crate::platforms::google::{DiscoveredLocation, Discovery};
-use crate::platforms::{PlatformError, SourceClient};
+use crate::platforms::{DiscoveredLocation, Discovery, PlatformError, SourceClient};
 use std::collections::{HashMap, HashSet};
 
 /// One location a pass reads.
@@ -74,8 +73,11 @@ pub struct Plan {
 
 /// The locations `source` reads now: discovery (when configured) runs here,
 /// through the source's own client (its token, rate limit and retries).
-pub async fn plan(source: &SourceConfig, client: &SourceClient) -> Plan {
-    let discovery = client.discover().await;
+pub async fn plan(source: &SourceConfig, client: &dyn SourceClient) -> Plan {
+    let discovery = match client.discover() {
+        Some(discovering) => Some(discovering.await),
+        None => None,
+    };
     plan_from(source, discovery)
 }
 
@@ -99,7 +101,7 @@ pub fn plan_from(source: &SourceConfig, discovery: Option<Discovery>) -> Plan {
     };
     let configured: HashSet<&LocationId> = source.locations.iter().map(|l| &l.id).collect();
     let mut report = DiscoveryReport {
-        accounts: discover_accounts(source).len(),
+        accounts: discovery.accounts,
         found: discovery.locations.len(),
         ..DiscoveryReport::default()
     };
@@ -206,10 +208,11 @@ impl DiscoveredGroups {
             {
                 continue;
             }
-            let client = SourceClient::new(source, http.clone());
-            let Some(discovery) = client.discover().await else {
+            let client = crate::platforms::client(source, http.clone());
+            let Some(discovering) = client.discover() else {
                 continue;
             };
+            let discovery = discovering.await;
             for (account, error) in discovery.failures {
                 out.failures
                     .push((source.name.to_string(), account, error.to_string()));
@@ -287,6 +290,7 @@ mod tests {
     #[test]
     fn explicit_mappings_win_store_codes_map_and_the_rest_is_held() {
         let discovery = Discovery {
+            accounts: 2,
             locations: vec![
                 found("accounts/1/locations/1", Some("Oak"), Some("portfolio-1")),
                 found("accounts/1/locations/2", Some("Elm \"House\""), None),
@@ -358,6 +362,7 @@ mod tests {
     #[test]
     fn a_refused_credential_stops_the_source_and_no_discovery_means_config_only() {
         let discovery = Discovery {
+            accounts: 1,
             locations: Vec::new(),
             failures: vec![(
                 "accounts/1".into(),

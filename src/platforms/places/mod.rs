@@ -29,11 +29,10 @@ mod wire;
 mod tests;
 
 use super::http::{ErrorAnswer, PlatformHttp};
-use super::{FetchedPage, PlatformError};
+use super::{Next, Page, PageRequest, Paging, PagingStyle, PlatformError, SourceClient};
 use crate::config::{PlacesConfig, Secret, SourceConfig};
 use crate::domain::LocationId;
-use crate::ledger::PollState;
-use chrono::{DateTime, Utc};
+use futures_util::future::BoxFuture;
 use serde_json::Value;
 use url::Url;
 
@@ -61,27 +60,6 @@ impl PlacesClient {
             api_key: cfg.api_key.clone(),
             language_code: cfg.language_code.clone(),
         }
-    }
-
-    /// Starts a poll of one place. Nothing is sent until the page is asked for.
-    pub fn start_poll(&self, location: &LocationId, state: PollState) -> PlacesPoll<'_> {
-        PlacesPoll {
-            client: self,
-            location: location.clone(),
-            state,
-            newest: None,
-            done: false,
-        }
-    }
-
-    /// Every HTTP request this client made, retries included.
-    pub fn requests(&self) -> u64 {
-        self.http.requests()
-    }
-
-    /// The last request sent or tried, without its query (`check --online`).
-    pub fn last_request(&self) -> Option<String> {
-        self.http.last_request()
     }
 
     /// `{api_base_url}/v1/places/{placeId}`, the id escaped as one segment.
@@ -120,46 +98,30 @@ impl PlacesClient {
     }
 }
 
-/// A poll of one place: a single request.
-pub struct PlacesPoll<'a> {
-    client: &'a PlacesClient,
-    location: LocationId,
-    /// The state the poll started from (its cursor is passed through).
-    state: PollState,
-    /// The newest `publishTime` seen.
-    newest: Option<DateTime<Utc>>,
-    done: bool,
-}
-
-impl PlacesPoll<'_> {
-    /// The place's reviews, then `None`.
-    pub async fn next_page(&mut self) -> Result<Option<FetchedPage>, PlatformError> {
-        if self.done {
-            return Ok(None);
+impl SourceClient for PlacesClient {
+    /// One request answers all Google gives (at most five reviews, by
+    /// relevance: no order to stop on).
+    fn paging(&self) -> Paging {
+        Paging {
+            style: PagingStyle::Single,
+            overlap: None,
+            max_pages: 1,
         }
-        self.done = true;
-        let json = self.client.details(&self.location).await?;
-        let mapped = wire::map_place(&json)?;
-        self.newest = mapped.newest;
-        tracing::debug!(
-            location = %self.location,
-            reviews = mapped.page.reviews.len(),
-            rejected = mapped.page.rejected.len(),
-            "places details"
-        );
-        Ok(Some(mapped.page))
     }
 
-    /// Whether the poll is over: the next [`Self::next_page`] would
-    /// answer `None` without a request (a pass bound is only hit when more
-    /// pages remain).
-    pub fn is_done(&self) -> bool {
-        self.done
+    fn fetch<'a>(&'a self, request: PageRequest<'a>) -> BoxFuture<'a, Result<Page, PlatformError>> {
+        Box::pin(async move {
+            let json = self.details(request.location).await?;
+            Ok(Page::new(wire::map_place(&json)?, Next::Last))
+        })
     }
 
-    /// The state to store: the newest `publishTime` seen, never backwards.
-    pub fn finish(self) -> PollState {
-        self.state.advanced_to(self.newest)
+    fn requests(&self) -> u64 {
+        self.http.requests()
+    }
+
+    fn last_request(&self) -> Option<String> {
+        self.http.last_request()
     }
 }
 

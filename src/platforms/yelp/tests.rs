@@ -8,10 +8,14 @@ use super::wire::{MISSING_ID, YELP_TIME_ZONE, map_reviews, parse_time_created};
 use super::*;
 use crate::config::SourceKind;
 use crate::domain::{Rating, Rejected, Review};
+use crate::platforms::FetchedPage;
 use crate::platforms::test_server::{Answer, Server};
 use crate::platforms::test_support::source_from_toml;
+use crate::poll::Cursor;
+use crate::poll::location::LocationPoll;
 use crate::retry::Backoff;
 use crate::timestamps::travtus_format;
+use chrono::{DateTime, Utc};
 use chrono::{LocalResult, NaiveDate, NaiveDateTime, Offset, TimeDelta, TimeZone};
 use proptest::prelude::*;
 use sandbox::{Endpoint, Fault, NewYelpReview, Sandbox, SandboxOptions};
@@ -422,7 +426,7 @@ async fn sandbox() -> Sandbox {
 }
 
 async fn poll_all(client: &YelpClient, business: &str) -> Result<Vec<FetchedPage>, PlatformError> {
-    let mut poll = client.start_poll(&LocationId::new(business), PollState::default());
+    let mut poll = LocationPoll::new(client, &LocationId::new(business), Cursor::default());
     let mut pages = Vec::new();
     while let Some(page) = poll.next_page().await? {
         pages.push(page);
