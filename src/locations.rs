@@ -15,7 +15,7 @@
 //! `poll`, `dry_run`, `check --online` and `ledger retry` all resolve
 //! locations here, so they agree on where a review goes.
 
-use crate::config::{Config, SourceConfig, SourceKind};
+use crate::config::{Config, SourceConfig};
 use crate::domain::{GroupRef, LocationId};
 use crate::platforms::{DiscoveredLocation, Discovery, PlatformError, SourceClient};
 use std::collections::{HashMap, HashSet};
@@ -174,14 +174,6 @@ pub fn hold_reason(location: &DiscoveredLocation) -> String {
     }
 }
 
-/// The `discover_accounts` of a source (empty for kinds without discovery).
-fn discover_accounts(source: &SourceConfig) -> &[String] {
-    match &source.kind {
-        SourceKind::GoogleBusinessProfile(g) => &g.discover_accounts,
-        _ => &[],
-    }
-}
-
 /// The groups that discovery gives now, for `ledger retry`: a held review
 /// of a discovered location goes back to `pending` once the location has a
 /// store code on the platform (an explicit mapping still wins: the caller
@@ -203,9 +195,7 @@ impl DiscoveredGroups {
     ) -> DiscoveredGroups {
         let mut out = DiscoveredGroups::default();
         for source in &config.sources {
-            if discover_accounts(source).is_empty()
-                || only.is_some_and(|name| name != source.name.as_str())
-            {
+            if !source.kind.discovers() || only.is_some_and(|name| name != source.name.as_str()) {
                 continue;
             }
             let client = crate::platforms::client(source, http.clone());
@@ -234,49 +224,26 @@ impl DiscoveredGroups {
 
     /// Whether any source of `config` discovers (so `ledger retry` should ask).
     pub fn wanted(config: &Config) -> bool {
-        config
-            .sources
-            .iter()
-            .any(|s| !discover_accounts(s).is_empty())
+        config.sources.iter().any(|s| s.kind.discovers())
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{GoogleConfig, GroupFrom, LocationConfig, Secret};
-    use crate::domain::SourceName;
-    use std::num::NonZeroU32;
-    use std::time::Duration;
-    use url::Url;
+    use crate::platforms::test_support::source_from_toml;
 
+    /// A discovering source with these (location, `group_id`) mappings.
     fn source(locations: &[(&str, &str)]) -> SourceConfig {
-        let url = Url::parse("https://example.com").expect("url");
-        SourceConfig {
-            name: SourceName::new("g"),
-            schedule: crate::schedule::Schedule::parse("0 * * * * *").expect("cron"),
-            reconcile_schedule: None,
-            requests_per_minute: NonZeroU32::MIN,
-            timeout: Duration::from_secs(1),
-            pass_bounds: Default::default(),
-            kind: SourceKind::GoogleBusinessProfile(GoogleConfig {
-                client_id: "id".into(),
-                client_secret: Secret::new("s"),
-                refresh_token: Secret::new("r"),
-                api_base_url: url.clone(),
-                token_url: url.clone(),
-                discover_accounts: vec!["accounts/1".into(), "accounts/2".into()],
-                group_external_ref_from: Some(GroupFrom::StoreCode),
-                business_information_base_url: url,
-            }),
-            locations: locations
-                .iter()
-                .map(|(id, group)| LocationConfig {
-                    id: LocationId::new(*id),
-                    group: GroupRef::Id((*group).into()),
-                })
-                .collect(),
+        let mut toml = String::from(
+            "[[source]]\nname = \"g\"\nkind = \"google_business_profile\"\nschedule = \"0 * * * * *\"\nclient_id = \"id\"\nclient_secret = \"s\"\nrefresh_token = \"r\"\ndiscover_accounts = [\"accounts/1\", \"accounts/2\"]\ngroup_external_ref_from = \"store_code\"\n",
+        );
+        for (id, group) in locations {
+            toml.push_str(&format!(
+                "\n  [[source.location]]\n  id = \"{id}\"\n  group_id = \"{group}\"\n"
+            ));
         }
+        source_from_toml(&toml)
     }
 
     fn found(id: &str, title: Option<&str>, store_code: Option<&str>) -> DiscoveredLocation {

@@ -13,12 +13,14 @@ pub mod google;
 pub mod http;
 pub mod places;
 mod records;
+pub(crate) mod registry;
+pub use registry::sandbox_sources;
 #[cfg(test)]
 mod test_server;
 pub mod trustpilot;
 pub mod yelp;
 
-use crate::config::{SourceConfig, SourceKind};
+use crate::config::SourceConfig;
 use crate::domain::{LocationId, Rejected, Review};
 use chrono::{DateTime, TimeDelta, Utc};
 use futures_util::future::BoxFuture;
@@ -348,19 +350,24 @@ pub struct Discovery {
     pub failures: Vec<(String, PlatformError)>,
 }
 
-/// The client of a configured source.
+/// The client of a configured source, built by its platform.
 pub fn client(source: &SourceConfig, http: reqwest::Client) -> Box<dyn SourceClient> {
-    match &source.kind {
-        SourceKind::GoogleBusinessProfile(cfg) => {
-            Box::new(google::GoogleClient::new(source, cfg, http))
-        }
-        SourceKind::GooglePlaces(cfg) => Box::new(places::PlacesClient::new(source, cfg, http)),
-        SourceKind::Yelp(cfg) => Box::new(yelp::YelpClient::new(source, cfg, http)),
-        SourceKind::Facebook(cfg) => Box::new(facebook::FacebookClient::new(source, cfg, http)),
-        SourceKind::Trustpilot(cfg) => {
-            Box::new(trustpilot::TrustpilotClient::new(source, cfg, http))
-        }
-        SourceKind::File(cfg) => Box::new(file::FileReader::new(cfg)),
+    source.kind.client(source, http)
+}
+
+/// Checks a location id that goes into a URL path as one segment (`bare`,
+/// the id as written being `id`); the problem names it as `what`.
+pub(crate) fn path_segment_id(bare: &str, id: &str, what: &str) -> Result<(), String> {
+    let one_segment = !bare.is_empty()
+        && !bare.chars().any(|c| {
+            matches!(c, '/' | '?' | '#' | '%' | '\\') || c.is_whitespace() || c.is_control()
+        });
+    if one_segment {
+        Ok(())
+    } else {
+        Err(format!(
+            "id: {id:?} is not {what} (one URL path segment: no '/', '?', '#', '%' or spaces)"
+        ))
     }
 }
 

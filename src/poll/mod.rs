@@ -529,16 +529,7 @@ impl<S: PassSink> Pass<'_, S> {
 
 /// The platform name recorded for quarantined records of a source.
 fn default_platform(config: &SourceConfig) -> String {
-    match &config.kind {
-        crate::config::SourceKind::GoogleBusinessProfile(_)
-        | crate::config::SourceKind::GooglePlaces(_) => "google".to_owned(),
-        crate::config::SourceKind::Yelp(_) => "yelp".to_owned(),
-        crate::config::SourceKind::Facebook(_) => "facebook".to_owned(),
-        crate::config::SourceKind::Trustpilot(_) => "trustpilot".to_owned(),
-        crate::config::SourceKind::File(f) => {
-            f.platform.clone().unwrap_or_else(|| "file".to_owned())
-        }
-    }
+    config.kind.review_platform().to_owned()
 }
 
 /// The cursor of a location as the ledger stores it.

@@ -26,7 +26,11 @@
 //!   are transient: those are retried with the shared backoff;
 //! - `limit=100` is accepted (a smaller cap only means more pages).
 
+mod settings;
 mod wire;
+
+pub use settings::FacebookConfig;
+pub(crate) use settings::PLATFORM;
 
 #[cfg(test)]
 mod tests;
@@ -36,7 +40,7 @@ use super::{
     Next, Page, PageAt, PageRequest, Paging, PagingStyle, PlatformError, SourceClient,
     short_message,
 };
-use crate::config::{FacebookConfig, SourceConfig};
+use crate::config::SourceConfig;
 use crate::domain::LocationId;
 use chrono::TimeDelta;
 use futures_util::future::BoxFuture;

@@ -8,7 +8,6 @@
 
 use super::wire::{derived_id, map_page, page_derived_id, parse_graph_time};
 use super::*;
-use crate::config::SourceKind;
 use crate::domain::{Rating, Rejected, Review};
 use crate::platforms::FetchedPage;
 use crate::platforms::test_server::{Answer, Server};
@@ -640,7 +639,7 @@ fn client_with(
         }
     }
     let source = source_from_toml(&text);
-    let SourceKind::Facebook(cfg) = &source.kind else {
+    let Some(cfg) = source.kind.settings::<FacebookConfig>() else {
         panic!("expected facebook");
     };
     let client = FacebookClient::new(

@@ -44,10 +44,13 @@
 //! Google (see `google::wire`).
 
 mod rows;
+mod settings;
+
+pub use settings::FileConfig;
+pub(crate) use settings::PLATFORM;
 
 use super::records::{check_review_id, json_kind};
 use super::{FetchedPage, PageStream, Paging, PagingStyle, PlatformError, SourceClient};
-use crate::config::FileConfig;
 use crate::domain::{LocationId, Platform, Rating, Rejected, Review, ReviewId};
 use crate::local_file::{self, LocalFileError};
 use crate::timestamps::{self, TimestampError};

@@ -18,7 +18,11 @@
 //!   late: hence [`OVERLAP`].
 
 mod discovery;
+mod settings;
 mod wire;
+
+pub(crate) use settings::PLATFORM;
+pub use settings::{GoogleConfig, GroupFrom};
 
 #[cfg(test)]
 mod proptests;
@@ -29,7 +33,7 @@ use super::http::{ErrorAnswer, PlatformHttp};
 use super::{
     Discovery, Next, Page, PageAt, PageRequest, Paging, PagingStyle, PlatformError, SourceClient,
 };
-use crate::config::{GoogleConfig, SourceConfig};
+use crate::config::SourceConfig;
 use crate::domain::LocationId;
 use crate::oauth::{Grant, TokenCache};
 use chrono::TimeDelta;

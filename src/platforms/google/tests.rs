@@ -4,10 +4,9 @@
 //! pure tests of URL building and error mapping; a recorded real list page.
 
 use super::*;
-use crate::config::{Secret, SourceKind};
-use crate::domain::SourceName;
 use crate::platforms::FetchedPage;
 use crate::platforms::test_server::{Answer, Server};
+use crate::platforms::test_support::source_from_toml;
 use crate::poll::Cursor;
 use crate::poll::location::LocationPoll;
 use crate::retry::Backoff;
@@ -15,7 +14,6 @@ use crate::timestamps::travtus_format;
 use chrono::{DateTime, Utc};
 use reqwest::StatusCode;
 use sandbox::{Endpoint, Fault, GoogleSeed, NewGoogleReview, Sandbox, SandboxOptions};
-use std::num::NonZeroU32;
 use std::time::Duration;
 
 /// Retries in milliseconds, so fault tests stay fast.
@@ -25,29 +23,17 @@ const FAST: Backoff = Backoff {
 };
 
 fn client_for(api_base_url: &str, token_url: &str, refresh_token: &str) -> GoogleClient {
-    let cfg = GoogleConfig {
-        client_id: sandbox::GOOGLE_CLIENT_ID.into(),
-        client_secret: Secret::new(sandbox::GOOGLE_CLIENT_SECRET),
-        refresh_token: Secret::new(refresh_token),
-        api_base_url: Url::parse(api_base_url).expect("api url"),
-        token_url: Url::parse(token_url).expect("token url"),
-        discover_accounts: Vec::new(),
-        group_external_ref_from: None,
-        business_information_base_url: Url::parse(api_base_url).expect("api url"),
-    };
-    let source = SourceConfig {
-        name: SourceName::new("test-google"),
-        schedule: crate::schedule::Schedule::parse("0 */15 * * * *").expect("cron"),
-        reconcile_schedule: None,
-        requests_per_minute: NonZeroU32::new(6000).unwrap_or(NonZeroU32::MIN),
-        timeout: Duration::from_secs(5),
-        pass_bounds: Default::default(),
-        kind: SourceKind::GoogleBusinessProfile(cfg.clone()),
-        locations: Vec::new(),
+    let source = source_from_toml(&format!(
+        "[[source]]\nname = \"test-google\"\nkind = \"google_business_profile\"\nschedule = \"0 */15 * * * *\"\nrequests_per_minute = 6000\ntimeout = \"5s\"\nclient_id = \"{}\"\nclient_secret = \"{}\"\nrefresh_token = \"{refresh_token}\"\napi_base_url = \"{api_base_url}\"\ntoken_url = \"{token_url}\"\n\n  [[source.location]]\n  id = \"accounts/1/locations/1\"\n  group_id = \"g\"\n",
+        sandbox::GOOGLE_CLIENT_ID,
+        sandbox::GOOGLE_CLIENT_SECRET,
+    ));
+    let Some(cfg) = source.kind.settings::<GoogleConfig>() else {
+        panic!("expected google_business_profile");
     };
     let client = GoogleClient::new(
         &source,
-        &cfg,
+        cfg,
         crate::app::http_client().expect("http client"),
     );
     GoogleClient {

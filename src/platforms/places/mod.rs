@@ -23,14 +23,18 @@
 //! A location id is a place id; `places/{id}` (the resource name) is
 //! accepted too.
 
+mod settings;
 mod wire;
+
+pub(crate) use settings::PLATFORM;
+pub use settings::PlacesConfig;
 
 #[cfg(test)]
 mod tests;
 
 use super::http::{ErrorAnswer, PlatformHttp};
 use super::{Next, Page, PageRequest, Paging, PagingStyle, PlatformError, SourceClient};
-use crate::config::{PlacesConfig, Secret, SourceConfig};
+use crate::config::{Secret, SourceConfig};
 use crate::domain::LocationId;
 use futures_util::future::BoxFuture;
 use serde_json::Value;

@@ -5,7 +5,6 @@
 
 use super::wire::map_place;
 use super::*;
-use crate::config::SourceKind;
 use crate::domain::{Rating, Rejected, Review};
 use crate::platforms::FetchedPage;
 use crate::platforms::test_server::{Answer, Server};
@@ -232,7 +231,7 @@ fn client_for(api_base_url: &str, api_key: &str, extra: &str) -> PlacesClient {
     let source = source_from_toml(&format!(
         "[[source]]\nname = \"p\"\nkind = \"google_places\"\nschedule = \"0 * * * * *\"\nrequests_per_minute = 6000\ntimeout = \"5s\"\napi_key = \"{api_key}\"\napi_base_url = \"{api_base_url}\"\n{extra}\n  [[source.location]]\n  id = \"x\"\n  group_id = \"g\"\n"
     ));
-    let SourceKind::GooglePlaces(cfg) = &source.kind else {
+    let Some(cfg) = source.kind.settings::<PlacesConfig>() else {
         panic!("expected google_places");
     };
     let client = PlacesClient::new(

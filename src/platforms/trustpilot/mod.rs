@@ -45,14 +45,18 @@
 //!   may change `perPage`: the stop rules do not depend on the page size
 //!   when links are there.
 
+mod settings;
 mod wire;
+
+pub(crate) use settings::PLATFORM;
+pub use settings::{TrustpilotConfig, TrustpilotLogin};
 
 #[cfg(test)]
 mod tests;
 
 use super::http::{ErrorAnswer, PlatformHttp};
 use super::{Next, Page, PageAt, PageRequest, Paging, PagingStyle, PlatformError, SourceClient};
-use crate::config::{Secret, SourceConfig, TrustpilotConfig};
+use crate::config::{Secret, SourceConfig};
 use crate::domain::LocationId;
 use crate::oauth::{Grant, TokenCache};
 use chrono::TimeDelta;

@@ -8,7 +8,6 @@
 
 use super::wire::map_page;
 use super::*;
-use crate::config::SourceKind;
 use crate::domain::{Rating, Rejected, Review};
 use crate::platforms::FetchedPage;
 use crate::platforms::test_server::{Answer, Server};
@@ -340,7 +339,7 @@ fn client_for(base: &str, extra: &str) -> TrustpilotClient {
     let source = source_from_toml(&format!(
         "[[source]]\nname = \"t\"\nkind = \"trustpilot\"\nschedule = \"0 * * * * *\"\nrequests_per_minute = 6000\ntimeout = \"5s\"\napi_base_url = \"{base}\"\n{extra}\n  [[source.location]]\n  id = \"x\"\n  group_id = \"g\"\n"
     ));
-    let SourceKind::Trustpilot(cfg) = &source.kind else {
+    let Some(cfg) = source.kind.settings::<TrustpilotConfig>() else {
         panic!("expected trustpilot");
     };
     let client = TrustpilotClient::new(

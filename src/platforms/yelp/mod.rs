@@ -26,7 +26,11 @@
 //!   total (the gap would never close);
 //! - more than three reviews in an answer (a premium plan) are all taken.
 
+mod settings;
 mod wire;
+
+pub(crate) use settings::PLATFORM;
+pub use settings::YelpConfig;
 
 #[cfg(test)]
 mod tests;
@@ -35,7 +39,7 @@ use super::http::{ErrorAnswer, ErrorVerdict, PlatformHttp};
 use super::{
     Next, Page, PageRequest, Paging, PagingStyle, PlatformError, SourceClient, short_message,
 };
-use crate::config::{Secret, SourceConfig, YelpConfig};
+use crate::config::{Secret, SourceConfig};
 use crate::domain::LocationId;
 use futures_util::future::BoxFuture;
 use reqwest::header::HeaderMap;

@@ -6,7 +6,6 @@
 
 use super::wire::{MISSING_ID, YELP_TIME_ZONE, map_reviews, parse_time_created};
 use super::*;
-use crate::config::SourceKind;
 use crate::domain::{Rating, Rejected, Review};
 use crate::platforms::FetchedPage;
 use crate::platforms::test_server::{Answer, Server};
@@ -403,7 +402,7 @@ fn client_for(api_base_url: &str, api_key: &str, extra: &str) -> YelpClient {
     let source = source_from_toml(&format!(
         "[[source]]\nname = \"y\"\nkind = \"yelp\"\nschedule = \"0 * * * * *\"\nrequests_per_minute = 6000\ntimeout = \"5s\"\napi_key = \"{api_key}\"\napi_base_url = \"{api_base_url}\"\n{extra}\n  [[source.location]]\n  id = \"x\"\n  group_id = \"g\"\n"
     ));
-    let SourceKind::Yelp(cfg) = &source.kind else {
+    let Some(cfg) = source.kind.settings::<YelpConfig>() else {
         panic!("expected yelp");
     };
     let client = YelpClient::new(
