@@ -5,20 +5,20 @@
 //! maps its records, and says what the page tells about the next one; the
 //! poll pages, stops and keeps the cursor, and the pass records each page.
 
-pub mod facebook;
-pub mod file;
 #[doc(hidden)]
 pub mod fuzzing;
-pub mod google;
 pub mod http;
-pub mod places;
 mod records;
+#[macro_use]
 pub(crate) mod registry;
 pub use registry::sandbox_sources;
 #[cfg(test)]
 mod test_server;
-pub mod trustpilot;
-pub mod yelp;
+
+// The registry: every platform, each a folder `src/platforms/<name>/` whose
+// `PLATFORM` is its entry, in the order `check`, the sandbox's config and
+// "unknown kind" messages list them. The only place that lists platforms.
+platforms!(google, places, yelp, facebook, trustpilot, file);
 
 use crate::config::SourceConfig;
 use crate::domain::{LocationId, Rejected, Review};

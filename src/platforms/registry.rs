@@ -1,13 +1,17 @@
-//! The one list of platforms ([`PLATFORMS`]): the only place, outside each
-//! platform's own folder, that names them. Everything else reaches a
+//! The platform registry: what an entry says of a platform ([`Platform`]),
+//! and what the rest of the program asks of the list. The list itself is
+//! the one `platforms!` line in `platforms/mod.rs`, the only place outside
+//! each platform's own folder that names them. Everything else reaches a
 //! platform through its entry: config validation (its `kind`, keys,
 //! defaults, location ids and settings), the client of a source, what
 //! `ledger stats` says it cannot see, and its part of the sandbox's config.
 //!
 //! Adding a platform is a folder (`src/platforms/<name>/`, with a
-//! `PLATFORM` entry) and a line here: ARCHITECTURE.md, "Adding a platform".
+//! `PLATFORM` entry) and its name on that line: ARCHITECTURE.md, "Adding a
+//! platform".
 
-use super::{SourceClient, facebook, file, google, places, trustpilot, yelp};
+pub(crate) use super::PLATFORMS;
+use super::SourceClient;
 use crate::config::SourceConfig;
 use crate::config::keys::{Key, SourceKeys};
 use std::any::Any;
@@ -15,16 +19,16 @@ use std::num::NonZeroU32;
 use std::sync::Arc;
 use url::Url;
 
-/// Every platform, in the order `check`, the sandbox's config and "unknown
-/// kind" messages list them.
-pub(crate) static PLATFORMS: [&Platform; 6] = [
-    &google::PLATFORM,
-    &places::PLATFORM,
-    &yelp::PLATFORM,
-    &facebook::PLATFORM,
-    &trustpilot::PLATFORM,
-    &file::PLATFORM,
-];
+/// Declares the platforms: each name is a module (its folder) and its
+/// `PLATFORM` an entry of `PLATFORMS`, in order.
+macro_rules! platforms {
+    ($($name:ident),* $(,)?) => {
+        $(pub mod $name;)*
+
+        /// Every platform's registry entry, in the order they are declared.
+        pub(crate) static PLATFORMS: &[&registry::Platform] = &[$(&$name::PLATFORM),*];
+    };
+}
 
 /// What the program knows of one platform, beyond its client: one per
 /// platform folder, listed in [`PLATFORMS`].
@@ -82,7 +86,11 @@ pub(crate) fn by_kind(kind: &str) -> Option<&'static Platform> {
 
 /// Every kind, for messages: `a, b, c`.
 pub(crate) fn kinds() -> String {
-    PLATFORMS.map(|p| p.kind).join(", ")
+    PLATFORMS
+        .iter()
+        .map(|p| p.kind)
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// The `[[source]]` keys of every platform (each once): the config's first

@@ -347,8 +347,8 @@ fn every_url_key_refuses_plain_http_except_to_loopback() {
     // The common sections are validated in `src/config/`, each platform's
     // keys in its folder's `settings.rs`.
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-    let mut validator = std::fs::read_to_string(root.join("src/config/validate.rs"))
-        .expect("validate.rs");
+    let mut validator =
+        std::fs::read_to_string(root.join("src/config/validate.rs")).expect("validate.rs");
     for platform in std::fs::read_dir(root.join("src/platforms")).expect("platforms") {
         let settings = platform.expect("entry").path().join("settings.rs");
         if settings.exists() {

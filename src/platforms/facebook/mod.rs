@@ -27,7 +27,10 @@
 //! - `limit=100` is accepted (a smaller cap only means more pages).
 
 mod settings;
+mod webhook;
 mod wire;
+
+pub use webhook::FacebookWebhook;
 
 pub use settings::FacebookConfig;
 pub(crate) use settings::PLATFORM;

@@ -46,7 +46,10 @@
 //!   when links are there.
 
 mod settings;
+mod webhook;
 mod wire;
+
+pub use webhook::TrustpilotWebhook;
 
 pub(crate) use settings::PLATFORM;
 pub use settings::{TrustpilotConfig, TrustpilotLogin};
