@@ -16,7 +16,7 @@ pub mod location;
 pub(crate) mod sink;
 
 use crate::config::SourceConfig;
-use crate::domain::Rejected;
+use crate::domain::{LocationId, Rejected};
 use crate::ledger::{
     IncomingReview, LedgerError, LedgerHandle, PageCounts, PageRecord, PollLog, PollState,
     QuarantineRecord,
@@ -194,6 +194,24 @@ impl SourcePoller {
         .await
     }
 
+    /// An incremental read of one location now, through the same plan
+    /// (its group, or held when unmapped), paging, bounds, cursor and ledger
+    /// as a scheduled pass: what a push hint starts. A location the source
+    /// does not read (neither configured nor discovered) reads nothing; the
+    /// caller keeps passes of one source from overlapping, as for a pass.
+    pub async fn read_location(&self, location: &LocationId) -> SourceReport {
+        Pass {
+            config: &self.config,
+            client: self.client.as_ref(),
+            sink: &self.ledger,
+            needs_consent: &self.needs_consent,
+            stop: &PassStop::never(),
+            progress: &PassProgress::default(),
+        }
+        .run_on(PassKind::Incremental, Some(location))
+        .await
+    }
+
     /// The platform its reviews are recorded under (a file source's
     /// `platform`, or the kind's), also for its quarantined records.
     pub fn platform(&self) -> String {
@@ -221,6 +239,12 @@ impl<S: PassSink> Pass<'_, S> {
     /// Runs the pass: plans the locations, reads them (a few at once), and
     /// reports.
     pub(crate) async fn run(&self, kind: PassKind) -> SourceReport {
+        self.run_on(kind, None).await
+    }
+
+    /// [`Pass::run`] over the planned locations, or only `only` of them
+    /// (a location another source's plan does not have reads nothing).
+    async fn run_on(&self, kind: PassKind, only: Option<&LocationId>) -> SourceReport {
         let (stop, progress) = (self.stop, self.progress);
         let source = self.name().to_owned();
         if let Some(reason) = self.lock_consent().clone() {
@@ -272,11 +296,15 @@ impl<S: PassSink> Pass<'_, S> {
         }
         // Futures collected first: mapping a borrowed iterator inside the
         // stream trips rustc's higher-ranked lifetime check once spawned.
-        PassProgress::add(&progress.locations, plan.targets.len() as u64);
-        let polls: Vec<_> = plan
+        let targets: Vec<(usize, &Target)> = plan
             .targets
             .iter()
             .enumerate()
+            .filter(|(_, target)| only.is_none_or(|id| target.id == *id))
+            .collect();
+        PassProgress::add(&progress.locations, targets.len() as u64);
+        let polls: Vec<_> = targets
+            .into_iter()
             .map(|(index, target)| self.poll_location(index, target, kind))
             .collect();
         let locations: Vec<LocationReport> = futures_util::stream::iter(polls)
