@@ -33,7 +33,7 @@ pub async fn check(
     for warning in &config.warnings {
         println!("warning: {}", Escaped(warning));
     }
-    file_matches(&config, !online)?;
+    file_matches(&config, !online);
     if !online {
         return Ok(ExitCode::SUCCESS);
     }
@@ -49,12 +49,10 @@ pub async fn check(
 /// location: what it matches now, relative ids starting at the config's
 /// folder), and, when `warn`, every problem a poll would meet (online, the
 /// read itself reports them).
-fn file_matches(config: &Config, warn: bool) -> anyhow::Result<()> {
-    let http = http_client()?;
+fn file_matches(config: &Config, warn: bool) {
     for source in &config.sources {
-        let client = review_sync::platforms::client(source, http.clone());
         for location in &source.locations {
-            let Some((summary, problems)) = client.inspect(&location.id) else {
+            let Some((summary, problems)) = source.kind.inspect(&location.id) else {
                 continue;
             };
             println!("{} {}: {summary}", source.name, location.id);
@@ -65,7 +63,6 @@ fn file_matches(config: &Config, warn: bool) -> anyhow::Result<()> {
             }
         }
     }
-    Ok(())
 }
 
 async fn check_online(config: &Config) -> anyhow::Result<bool> {

@@ -217,6 +217,13 @@ impl SourceKind {
         settings.downcast_ref()
     }
 
+    /// What offline `check` says about `location` without asking the
+    /// platform (a file location: what it matches now): a line, and
+    /// problems worth a warning; `None` when there is nothing to say.
+    pub fn inspect(&self, location: &LocationId) -> Option<(String, Vec<String>)> {
+        self.settings.inspect(location)
+    }
+
     /// Every URL a credential of this source is sent to.
     pub(crate) fn urls(&self) -> Vec<&Url> {
         self.settings.urls()

@@ -294,13 +294,6 @@ pub trait SourceClient: Send + Sync {
         None
     }
 
-    /// What `check` says about a location without asking the platform
-    /// (`None`: nothing): a line, and problems worth a warning.
-    fn inspect(&self, location: &LocationId) -> Option<(String, Vec<String>)> {
-        let _ = location;
-        None
-    }
-
     /// `check --online` for a platform whose first page says too little (a
     /// file source reads every file): a line, or every problem found.
     /// `None`: the first page is read, as for any platform.

@@ -14,6 +14,7 @@ pub(crate) use super::PLATFORMS;
 use super::SourceClient;
 use crate::config::SourceConfig;
 use crate::config::keys::{Key, SourceKeys};
+use crate::domain::LocationId;
 use std::any::Any;
 use std::num::NonZeroU32;
 use std::sync::Arc;
@@ -77,6 +78,12 @@ pub(crate) trait Settings: std::fmt::Debug + Send + Sync + Any {
     }
     /// Every URL a credential of this source is sent to.
     fn urls(&self) -> Vec<&Url>;
+    /// What offline `check` says about a location without asking the
+    /// platform (`None`: nothing): a line, and problems worth a warning.
+    fn inspect(&self, location: &LocationId) -> Option<(String, Vec<String>)> {
+        let _ = location;
+        None
+    }
 }
 
 /// The platform of `kind`.

@@ -223,11 +223,6 @@ impl SourceClient for FileReader {
         Box::new(self.start_poll(location, position))
     }
 
-    fn inspect(&self, location: &LocationId) -> Option<(String, Vec<String>)> {
-        let inspection = FileReader::inspect(self, location);
-        Some((inspection.summary(), inspection.problems))
-    }
-
     fn check_whole(&self, location: &LocationId) -> Option<Result<String, Vec<String>>> {
         Some(self.check_location(location))
     }

@@ -3,6 +3,7 @@
 
 use super::FileReader;
 use crate::config::SourceConfig;
+use crate::domain::LocationId;
 use crate::config::keys::{Key, SourceKeys};
 use crate::platforms::SourceClient;
 use crate::platforms::registry::{Platform, SandboxGroups, Settings};
@@ -57,6 +58,13 @@ impl Settings for FileConfig {
 
     fn urls(&self) -> Vec<&Url> {
         Vec::new()
+    }
+
+    /// What the location matches now (relative ids start at the config's
+    /// folder), and every match a poll could not read.
+    fn inspect(&self, location: &LocationId) -> Option<(String, Vec<String>)> {
+        let inspection = FileReader::new(self).inspect(location);
+        Some((inspection.summary(), inspection.problems))
     }
 }
 
