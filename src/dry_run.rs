@@ -1,20 +1,27 @@
-//! `sync --dry-run`: reads the platforms exactly as a pass would, and
-//! returns the exact bodies that would be POSTed (new and edited reviews,
-//! and what is already pending), without writing anything: the ledger is
-//! opened read-only (or not at all when it does not exist yet) and Travtus
-//! is not contacted.
+//! `sync --dry-run`: the same pass as `sync` (the same locations, pages,
+//! bounds and mapping), with a sink that writes nothing: each page's bodies
+//! are kept when the review is new or edited by the ledger's content hash,
+//! and printed instead of POSTed, after what is already pending. The ledger
+//! is opened read-only (or not at all when it does not exist yet) and
+//! Travtus is not contacted.
 
 use crate::app::{AppError, http_client};
 use crate::config::Config;
-use crate::ledger::{Ledger, LedgerError, LedgerHandle, PollState, ReviewFilter, Status};
-use crate::platforms::SourceClient;
-use crate::poll::ReadBound;
-use crate::travtus::build_payload;
+use crate::ledger::{
+    Ledger, LedgerError, LedgerHandle, PageCounts, PageRecord, PollLog, ReviewFilter, Sightings,
+    Status,
+};
+use crate::poll::sink::PassSink;
+use crate::poll::{Cursor, Pass, PassKind, PassProgress, PassStop};
+use chrono::{DateTime, Utc};
+use std::collections::BTreeMap;
+use std::sync::Mutex;
 
 /// What a dry run found.
 #[derive(Debug, Default)]
 pub struct DryRun {
-    /// Bodies that would be POSTed, in order.
+    /// Bodies that would be POSTed, in order: what is pending, then each
+    /// source's in the config's order, each location's in its plan's order.
     pub bodies: Vec<String>,
     /// Of those, reviews not in the ledger yet.
     pub new: u64,
@@ -66,84 +73,131 @@ pub async fn dry_run(config: &Config, names: &[String]) -> Result<DryRun, AppErr
         if !names.is_empty() && !names.iter().any(|n| n == source.name.as_str()) {
             continue;
         }
-        let client = SourceClient::new(source, http.clone());
-        // The same locations and mapping a pass would use, discovered ones
-        // included (discovery only reads the platform).
-        let plan = crate::locations::plan(source, &client).await;
-        if let Some(discovery) = &plan.discovery {
+        let client = crate::platforms::client(source, http.clone());
+        let sink = DrySink {
+            ledger: ledger.as_ref(),
+            found: Mutex::default(),
+        };
+        let report = Pass {
+            config: source,
+            client: client.as_ref(),
+            sink: &sink,
+            needs_consent: &Mutex::new(None),
+            stop: &PassStop::never(),
+            progress: &PassProgress::default(),
+        }
+        .run(PassKind::Incremental)
+        .await;
+        let found = sink.found.into_inner().unwrap_or_else(|p| p.into_inner());
+        out.bodies.extend(found.bodies.into_values().flatten());
+        out.new += found.new;
+        out.edited += found.edited;
+        out.held += found.held;
+        out.quarantined += found.quarantined;
+        let name = source.name.to_string();
+        if let Some(discovery) = &report.discovery {
             for (account, error) in &discovery.failures {
                 out.failures.push((
-                    source.name.to_string(),
+                    name.clone(),
                     account.clone(),
                     format!("discovery failed: {error}"),
                 ));
             }
         }
-        for loc in &plan.targets {
-            let state = match &ledger {
-                Some(l) => {
-                    let (s, id) = (source.name.to_string(), loc.id.to_string());
-                    l.run(move |x| x.poll_state(&s, &id)).await?
-                }
-                None => PollState::default(),
-            };
-            // The bounds of a real pass: a platform that pages forever
-            // costs this location here too.
-            let bound = ReadBound::of(&source.pass_bounds, state.high_water.is_none());
-            let bound_at = tokio::time::Instant::now() + bound.time;
-            let mut pages = 0u64;
-            let mut poll = client.start_poll(&loc.id, state);
-            loop {
-                let fail = |out: &mut DryRun, e: String| {
-                    out.failures
-                        .push((source.name.to_string(), loc.id.to_string(), e));
-                };
-                if pages >= u64::from(bound.pages) && !poll.is_done() {
-                    fail(&mut out, bound.pages_message());
-                    break;
-                }
-                let page = match tokio::time::timeout_at(bound_at, poll.next_page()).await {
-                    Ok(Ok(Some(page))) => page,
-                    Ok(Ok(None)) => break,
-                    Ok(Err(e)) => {
-                        fail(&mut out, e.to_string());
-                        break;
-                    }
-                    Err(_) => {
-                        fail(&mut out, bound.time_message(pages));
-                        break;
-                    }
-                };
-                pages += 1;
-                out.quarantined += page.rejected.len() as u64;
-                for review in &page.reviews {
-                    let payload = build_payload(review, loc.group.as_ref());
-                    let known = match &ledger {
-                        Some(l) => {
-                            let (p, id) =
-                                (review.platform.to_string(), review.review_id.to_string());
-                            l.run(move |x| x.show(&p, &id)).await?.map(|(row, _)| row)
-                        }
-                        None => None,
-                    };
-                    let is_new = match known {
-                        None => true,
-                        Some(row) if row.content_hash != payload.content_hash => false,
-                        Some(_) => continue,
-                    };
-                    if loc.group.is_none() {
-                        out.held += 1;
-                        continue;
-                    }
-                    if is_new {
-                        out.new += 1;
-                    } else {
-                        out.edited += 1;
-                    }
-                    out.bodies.push(payload.json);
-                }
+        for location in report.locations {
+            if let Some(error) = location.error {
+                out.failures
+                    .push((name.clone(), location.location_id, error));
             }
         }
     }
     Ok(out)
+}
+
+/// What the pages of one source's dry pass would send.
+#[derive(Debug, Default)]
+struct Found {
+    /// Bodies by the location's place in the pass's plan.
+    bodies: BTreeMap<usize, Vec<String>>,
+    new: u64,
+    edited: u64,
+    held: u64,
+    quarantined: u64,
+}
+
+/// A sink that writes nothing: it reads the ledger (when there is one) for
+/// each location's cursor and each review's stored version, and keeps the
+/// bodies that would be sent.
+struct DrySink<'l> {
+    ledger: Option<&'l LedgerHandle>,
+    found: Mutex<Found>,
+}
+
+impl PassSink for DrySink<'_> {
+    const KEPT: &'static str = "";
+    const PASS: &'static str = "dry-run pass (nothing recorded)";
+
+    async fn cursor(&self, source: &str, location: &str) -> Result<Cursor, LedgerError> {
+        let Some(ledger) = self.ledger else {
+            return Ok(Cursor::default());
+        };
+        let (s, l) = (source.to_owned(), location.to_owned());
+        Ok(ledger.run(move |x| x.poll_state(&s, &l)).await?.into())
+    }
+
+    /// New when the ledger does not know the review, edited when its
+    /// content hash differs, else nothing to send; a review of an unmapped
+    /// location would be held rather than sent.
+    async fn take(
+        &self,
+        index: usize,
+        page: PageRecord,
+        _seen_at: DateTime<Utc>,
+        _sightings: Sightings,
+    ) -> Result<PageCounts, LedgerError> {
+        let mut counts = PageCounts {
+            quarantined: page.quarantined.len() as u64,
+            ..PageCounts::default()
+        };
+        let mut bodies = Vec::new();
+        for review in page.reviews {
+            let stored = match self.ledger {
+                Some(ledger) => {
+                    let (p, id) = (review.platform.clone(), review.review_id.clone());
+                    ledger
+                        .run(move |x| x.show(&p, &id))
+                        .await?
+                        .map(|(row, _)| row.content_hash)
+                }
+                None => None,
+            };
+            match stored {
+                None => counts.new += 1,
+                Some(hash) if hash != review.content_hash => counts.edited += 1,
+                Some(_) => {
+                    counts.unchanged += 1;
+                    continue;
+                }
+            }
+            if page.group.is_some() {
+                bodies.push(review.payload);
+            }
+        }
+        let mut found = self.found.lock().unwrap_or_else(|p| p.into_inner());
+        if page.group.is_some() {
+            found.new += counts.new;
+            found.edited += counts.edited;
+        } else {
+            found.held += counts.new + counts.edited;
+        }
+        found.quarantined += counts.quarantined;
+        found.bodies.entry(index).or_default().extend(bodies);
+        Ok(counts)
+    }
+
+    async fn finish(&self, _log: PollLog, _cursor: Option<Cursor>) {}
+
+    fn ledger(&self) -> Option<&LedgerHandle> {
+        None
+    }
 }

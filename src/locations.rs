@@ -15,10 +15,9 @@
 //! `poll`, `dry_run`, `check --online` and `ledger retry` all resolve
 //! locations here, so they agree on where a review goes.
 
-use crate::config::{Config, SourceConfig, SourceKind};
+use crate::config::{Config, SourceConfig};
 use crate::domain::{GroupRef, LocationId};
-use crate::platforms::google::{DiscoveredLocation, Discovery};
-use crate::platforms::{PlatformError, SourceClient};
+use crate::platforms::{DiscoveredLocation, Discovery, PlatformError, SourceClient};
 use std::collections::{HashMap, HashSet};
 
 /// One location a pass reads.
@@ -74,8 +73,11 @@ pub struct Plan {
 
 /// The locations `source` reads now: discovery (when configured) runs here,
 /// through the source's own client (its token, rate limit and retries).
-pub async fn plan(source: &SourceConfig, client: &SourceClient) -> Plan {
-    let discovery = client.discover().await;
+pub async fn plan(source: &SourceConfig, client: &dyn SourceClient) -> Plan {
+    let discovery = match client.discover() {
+        Some(discovering) => Some(discovering.await),
+        None => None,
+    };
     plan_from(source, discovery)
 }
 
@@ -99,7 +101,7 @@ pub fn plan_from(source: &SourceConfig, discovery: Option<Discovery>) -> Plan {
     };
     let configured: HashSet<&LocationId> = source.locations.iter().map(|l| &l.id).collect();
     let mut report = DiscoveryReport {
-        accounts: discover_accounts(source).len(),
+        accounts: discovery.accounts,
         found: discovery.locations.len(),
         ..DiscoveryReport::default()
     };
@@ -172,14 +174,6 @@ pub fn hold_reason(location: &DiscoveredLocation) -> String {
     }
 }
 
-/// The `discover_accounts` of a source (empty for kinds without discovery).
-fn discover_accounts(source: &SourceConfig) -> &[String] {
-    match &source.kind {
-        SourceKind::GoogleBusinessProfile(g) => &g.discover_accounts,
-        _ => &[],
-    }
-}
-
 /// The groups that discovery gives now, for `ledger retry`: a held review
 /// of a discovered location goes back to `pending` once the location has a
 /// store code on the platform (an explicit mapping still wins: the caller
@@ -201,15 +195,14 @@ impl DiscoveredGroups {
     ) -> DiscoveredGroups {
         let mut out = DiscoveredGroups::default();
         for source in &config.sources {
-            if discover_accounts(source).is_empty()
-                || only.is_some_and(|name| name != source.name.as_str())
-            {
+            if !source.kind.discovers() || only.is_some_and(|name| name != source.name.as_str()) {
                 continue;
             }
-            let client = SourceClient::new(source, http.clone());
-            let Some(discovery) = client.discover().await else {
+            let client = crate::platforms::client(source, http.clone());
+            let Some(discovering) = client.discover() else {
                 continue;
             };
+            let discovery = discovering.await;
             for (account, error) in discovery.failures {
                 out.failures
                     .push((source.name.to_string(), account, error.to_string()));
@@ -231,49 +224,26 @@ impl DiscoveredGroups {
 
     /// Whether any source of `config` discovers (so `ledger retry` should ask).
     pub fn wanted(config: &Config) -> bool {
-        config
-            .sources
-            .iter()
-            .any(|s| !discover_accounts(s).is_empty())
+        config.sources.iter().any(|s| s.kind.discovers())
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{GoogleConfig, GroupFrom, LocationConfig, Secret};
-    use crate::domain::SourceName;
-    use std::num::NonZeroU32;
-    use std::time::Duration;
-    use url::Url;
+    use crate::platforms::test_support::source_from_toml;
 
+    /// A discovering source with these (location, `group_id`) mappings.
     fn source(locations: &[(&str, &str)]) -> SourceConfig {
-        let url = Url::parse("https://example.com").expect("url");
-        SourceConfig {
-            name: SourceName::new("g"),
-            schedule: "0 * * * * *".into(),
-            reconcile_schedule: None,
-            requests_per_minute: NonZeroU32::MIN,
-            timeout: Duration::from_secs(1),
-            pass_bounds: Default::default(),
-            kind: SourceKind::GoogleBusinessProfile(GoogleConfig {
-                client_id: "id".into(),
-                client_secret: Secret::new("s"),
-                refresh_token: Secret::new("r"),
-                api_base_url: url.clone(),
-                token_url: url.clone(),
-                discover_accounts: vec!["accounts/1".into(), "accounts/2".into()],
-                group_external_ref_from: Some(GroupFrom::StoreCode),
-                business_information_base_url: url,
-            }),
-            locations: locations
-                .iter()
-                .map(|(id, group)| LocationConfig {
-                    id: LocationId::new(*id),
-                    group: GroupRef::Id((*group).into()),
-                })
-                .collect(),
+        let mut toml = String::from(
+            "[[source]]\nname = \"g\"\nkind = \"google_business_profile\"\nschedule = \"0 * * * * *\"\nclient_id = \"id\"\nclient_secret = \"s\"\nrefresh_token = \"r\"\ndiscover_accounts = [\"accounts/1\", \"accounts/2\"]\ngroup_external_ref_from = \"store_code\"\n",
+        );
+        for (id, group) in locations {
+            toml.push_str(&format!(
+                "\n  [[source.location]]\n  id = \"{id}\"\n  group_id = \"{group}\"\n"
+            ));
         }
+        source_from_toml(&toml)
     }
 
     fn found(id: &str, title: Option<&str>, store_code: Option<&str>) -> DiscoveredLocation {
@@ -287,6 +257,7 @@ mod tests {
     #[test]
     fn explicit_mappings_win_store_codes_map_and_the_rest_is_held() {
         let discovery = Discovery {
+            accounts: 2,
             locations: vec![
                 found("accounts/1/locations/1", Some("Oak"), Some("portfolio-1")),
                 found("accounts/1/locations/2", Some("Elm \"House\""), None),
@@ -358,6 +329,7 @@ mod tests {
     #[test]
     fn a_refused_credential_stops_the_source_and_no_discovery_means_config_only() {
         let discovery = Discovery {
+            accounts: 1,
             locations: Vec::new(),
             failures: vec![(
                 "accounts/1".into(),

@@ -15,7 +15,8 @@
 //! design, so "not seen" means nothing).
 
 use crate::config::SourceConfig;
-use crate::ledger::{LedgerError, LedgerHandle, PollState};
+use crate::ledger::{LedgerError, LedgerHandle};
+use crate::poll::Cursor;
 use chrono::{DateTime, Utc};
 
 /// Which kind of pass over a source.
@@ -51,26 +52,26 @@ impl PassKind {
         }
     }
 
-    /// The state a location's poll starts from: the stored one, or, for a
+    /// The cursor a location's read starts from: the stored one, or, for a
     /// full read, none at all.
-    pub fn start_state(self, stored: &PollState) -> PollState {
+    pub fn start_cursor(self, stored: &Cursor) -> Cursor {
         match self {
             PassKind::Incremental => stored.clone(),
-            PassKind::Reconcile => PollState::default(),
+            PassKind::Reconcile => Cursor::default(),
         }
     }
 
-    /// The state to store after every page was read: what the cursor says,
-    /// except that a full read never moves the high-water mark backwards
-    /// (the newest review may have been deleted since it was read).
-    pub fn end_state(self, stored: &PollState, read: PollState) -> PollState {
+    /// The cursor to store after every page was read: what the read ended
+    /// with, except that a full read never moves the high-water mark
+    /// backwards (the newest review may have been deleted since it was read).
+    pub fn end_cursor(self, stored: &Cursor, read: Cursor) -> Cursor {
         match self {
             PassKind::Incremental => read,
             PassKind::Reconcile => {
                 let newest = read.high_water;
-                PollState {
+                Cursor {
                     high_water: stored.high_water,
-                    cursor: read.cursor,
+                    position: read.position,
                 }
                 .advanced_to(newest)
             }
@@ -163,34 +164,31 @@ mod tests {
 
     #[test]
     fn a_full_read_starts_from_nothing() {
-        let stored = PollState {
+        let stored = Cursor {
             high_water: at(5),
-            cursor: Some("c".into()),
+            position: Some("c".into()),
         };
-        assert_eq!(PassKind::Incremental.start_state(&stored), stored);
-        assert_eq!(
-            PassKind::Reconcile.start_state(&stored),
-            PollState::default()
-        );
+        assert_eq!(PassKind::Incremental.start_cursor(&stored), stored);
+        assert_eq!(PassKind::Reconcile.start_cursor(&stored), Cursor::default());
     }
 
     #[test]
     fn a_full_read_never_moves_the_high_water_mark_back() {
-        let stored = PollState {
+        let stored = Cursor {
             high_water: at(5),
-            cursor: None,
+            position: None,
         };
-        let read = |h| PollState {
+        let read = |h| Cursor {
             high_water: h,
-            cursor: Some("new".into()),
+            position: Some("new".into()),
         };
-        let end = |r| PassKind::Reconcile.end_state(&stored, r);
+        let end = |r| PassKind::Reconcile.end_cursor(&stored, r);
         assert_eq!(end(read(at(3))).high_water, at(5));
         assert_eq!(end(read(at(7))).high_water, at(7));
         assert_eq!(end(read(None)).high_water, at(5));
-        assert_eq!(end(read(at(3))).cursor.as_deref(), Some("new"));
+        assert_eq!(end(read(at(3))).position.as_deref(), Some("new"));
         assert_eq!(
-            PassKind::Incremental.end_state(&stored, read(at(3))),
+            PassKind::Incremental.end_cursor(&stored, read(at(3))),
             read(at(3))
         );
     }

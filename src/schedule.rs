@@ -28,6 +28,15 @@ pub struct Schedule {
     cron: Cron,
 }
 
+/// Two schedules are equal when written the same way.
+impl PartialEq for Schedule {
+    fn eq(&self, other: &Schedule) -> bool {
+        self.as_str() == other.as_str()
+    }
+}
+
+impl Eq for Schedule {}
+
 /// A cron expression that does not parse.
 #[derive(Debug, thiserror::Error)]
 #[error("{reason}")]
@@ -37,8 +46,9 @@ pub struct ScheduleError {
 }
 
 impl Schedule {
-    /// Parses `expression` (what config validation and the daemon both use,
-    /// so a schedule `check` accepts is one `run` can follow).
+    /// Parses `expression`. Config validation parses each schedule once and
+    /// keeps the result in the config, so a schedule `check` accepts is the
+    /// one `run` follows.
     pub fn parse(expression: &str) -> Result<Schedule, ScheduleError> {
         let parser = CronParser::builder()
             .seconds(Seconds::Required)
@@ -50,6 +60,11 @@ impl Schedule {
             .map_err(|e| ScheduleError {
                 reason: e.to_string().trim_end_matches('.').to_owned(),
             })
+    }
+
+    /// The expression as written.
+    pub fn as_str(&self) -> &str {
+        self.cron.as_str()
     }
 
     /// The first fire time strictly after `after` (whole seconds), or

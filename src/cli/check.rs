@@ -6,11 +6,9 @@
 //! the terminal.
 
 use review_sync::app::http_client;
-use review_sync::config::{Config, LoadOptions, SourceKind, TravtusAuth};
+use review_sync::config::{Config, LoadOptions, TravtusAuth};
 use review_sync::escape::Escaped;
 use review_sync::oauth::{Grant, TokenCache};
-use review_sync::platforms::SourceClient;
-use review_sync::platforms::file::FileReader;
 use review_sync::platforms::http::shown_url;
 use std::path::Path;
 use std::process::ExitCode;
@@ -47,20 +45,19 @@ pub async fn check(
     })
 }
 
-/// What each `file` location matches now (relative ids start at the
-/// config's folder), and, when `warn`, every match a poll could not read
-/// (online, the read itself reports them).
+/// What each location says without asking its platform (a `file`
+/// location: what it matches now, relative ids starting at the config's
+/// folder), and, when `warn`, every problem a poll would meet (online, the
+/// read itself reports them).
 fn file_matches(config: &Config, warn: bool) {
     for source in &config.sources {
-        let SourceKind::File(cfg) = &source.kind else {
-            continue;
-        };
-        let reader = FileReader::new(cfg);
         for location in &source.locations {
-            let inspection = reader.inspect(&location.id);
-            println!("{} {}: {}", source.name, location.id, inspection.summary());
+            let Some((summary, problems)) = source.kind.inspect(&location.id) else {
+                continue;
+            };
+            println!("{} {}: {summary}", source.name, location.id);
             if warn {
-                for problem in &inspection.problems {
+                for problem in &problems {
                     println!("warning: {} {}: {problem}", source.name, location.id);
                 }
             }
@@ -103,9 +100,9 @@ async fn check_online(config: &Config) -> anyhow::Result<bool> {
         }
     }
     for source in &config.sources {
-        let client = SourceClient::new(source, http.clone());
+        let client = review_sync::platforms::client(source, http.clone());
         // Discovered locations are listed too: they are polled like the others.
-        let plan = review_sync::locations::plan(source, &client).await;
+        let plan = review_sync::locations::plan(source, client.as_ref()).await;
         if let Some(d) = &plan.discovery {
             println!(
                 "{}: discovered {} location(s) in {} account(s), {} without a store code (their reviews would be held)",
@@ -125,7 +122,9 @@ async fn check_online(config: &Config) -> anyhow::Result<bool> {
             }
         }
         let ids: Vec<_> = plan.targets.iter().map(|t| t.id.clone()).collect();
-        for (location, result) in client.check_online(&ids).await {
+        for (location, result) in
+            review_sync::poll::location::check_online(client.as_ref(), &ids).await
+        {
             let (name, location) = (Escaped(&source.name), Escaped(location));
             match result {
                 Ok(line) => println!("{name} {location}: {}", Escaped(line)),

@@ -2,7 +2,7 @@
 //! `fuzz/` and the kept inputs in `tests/it/regressions/` feed it bytes.
 //! Not part of the API.
 
-use super::{Config, SourceKind, TravtusAuth, load_str_with_env};
+use super::{Config, TravtusAuth, load_str_with_env};
 use std::path::Path;
 use url::Url;
 
@@ -105,25 +105,7 @@ fn urls(config: &Config) -> Vec<&Url> {
         urls.push(token_url);
     }
     for source in &config.sources {
-        match &source.kind {
-            SourceKind::GoogleBusinessProfile(g) => {
-                urls.extend([
-                    &g.api_base_url,
-                    &g.token_url,
-                    &g.business_information_base_url,
-                ]);
-            }
-            SourceKind::GooglePlaces(p) => urls.push(&p.api_base_url),
-            SourceKind::Yelp(y) => urls.push(&y.api_base_url),
-            SourceKind::Facebook(f) => urls.push(&f.api_base_url),
-            SourceKind::Trustpilot(t) => {
-                urls.push(&t.api_base_url);
-                if let Some(login) = &t.business_login {
-                    urls.push(&login.token_url);
-                }
-            }
-            SourceKind::File(_) => {}
-        }
+        urls.extend(source.kind.urls());
     }
     urls
 }

@@ -5,6 +5,7 @@
 
 #[doc(hidden)]
 pub mod fuzzing;
+pub(crate) mod keys;
 mod raw;
 mod secret;
 mod sources;
@@ -20,8 +21,11 @@ pub use validate::{
 };
 
 use crate::domain::{GroupRef, LocationId, SourceName};
+use crate::platforms::registry::{Platform, Settings};
+use crate::schedule::Schedule;
 use std::num::{NonZeroU32, NonZeroUsize};
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 use url::Url;
 
@@ -112,16 +116,15 @@ pub struct MetricsConfig {
 pub struct SourceConfig {
     /// `name`: unique among sources.
     pub name: SourceName,
-    /// `schedule`: a cron expression with a seconds field, already checked
-    /// with the same parser the scheduler uses.
-    pub schedule: String,
+    /// `schedule`: a cron expression with a seconds field, parsed once here
+    /// and followed as parsed by the scheduler.
+    pub schedule: Schedule,
     /// `reconcile_schedule`: when full reconciliation passes run (same cron
     /// form as `schedule`; default daily, [`DEFAULT_RECONCILE_SCHEDULE`]).
     /// `None` for kinds that cannot list every review of a location.
-    pub reconcile_schedule: Option<String>,
+    pub reconcile_schedule: Option<Schedule>,
     /// `requests_per_minute`: the budget of platform requests. Default: the
-    /// platform's published quota (300 for Google Business Profile; for `file`
-    /// it is unused and defaults to 600).
+    /// platform's published quota (its registry entry's).
     pub requests_per_minute: NonZeroU32,
     /// `timeout` for one platform request. Default 30s.
     pub timeout: Duration,
@@ -175,176 +178,73 @@ impl Default for PassBounds {
     }
 }
 
-/// The kind-specific part of a source (`kind = "..."`).
-#[derive(Debug, Clone)]
-#[allow(
-    clippy::large_enum_variant,
-    reason = "one per source, built once at load: boxing would only add noise for callers"
-)]
-pub enum SourceKind {
-    /// `google_business_profile`.
-    GoogleBusinessProfile(GoogleConfig),
-    /// `google_places`.
-    GooglePlaces(PlacesConfig),
-    /// `yelp`.
-    Yelp(YelpConfig),
-    /// `facebook`.
-    Facebook(FacebookConfig),
-    /// `trustpilot`.
-    Trustpilot(TrustpilotConfig),
-    /// `file`.
-    File(FileConfig),
+/// The kind-specific part of a source (`kind = "..."`): its platform's
+/// registry entry and the settings its platform validated
+/// (`src/platforms/<name>/settings.rs`).
+#[derive(Clone)]
+pub struct SourceKind {
+    platform: &'static Platform,
+    settings: Arc<dyn Settings>,
 }
 
 impl SourceKind {
     /// The `kind` string as written in the config.
     pub fn kind_name(&self) -> &'static str {
-        match self {
-            SourceKind::GoogleBusinessProfile(_) => "google_business_profile",
-            SourceKind::GooglePlaces(_) => "google_places",
-            SourceKind::Yelp(_) => "yelp",
-            SourceKind::Facebook(_) => "facebook",
-            SourceKind::Trustpilot(_) => "trustpilot",
-            SourceKind::File(_) => "file",
-        }
+        self.platform.kind
     }
 
     /// What this kind of source cannot see, for `ledger stats`: `None` when
     /// the platform lets us read every review of a location.
     pub fn coverage_note(&self) -> Option<&'static str> {
-        match self {
-            SourceKind::GoogleBusinessProfile(_)
-            | SourceKind::Trustpilot(_)
-            | SourceKind::File(_) => None,
-            SourceKind::GooglePlaces(_) => Some(
-                "Google Places returns at most 5 reviews per place, chosen by relevance: this source cannot be complete",
-            ),
-            SourceKind::Yelp(_) => Some(
-                "Yelp returns at most 3 review excerpts per business (text cut at about 160 characters): this source cannot be complete",
-            ),
-            SourceKind::Facebook(_) => Some(
-                "at risk: Graph v22.0+ removed the ratings edge; this source works only while Meta serves the pinned graph_version",
-            ),
-        }
+        self.platform.coverage_note
+    }
+
+    /// The `review.source` its reviews and quarantined records are recorded
+    /// under (a file source's `platform`).
+    pub fn review_platform(&self) -> &str {
+        self.settings.review_platform()
+    }
+
+    /// Whether the source discovers its locations on the platform.
+    pub fn discovers(&self) -> bool {
+        self.settings.discovers()
+    }
+
+    /// The platform's own settings, when they are of type `T` (a platform
+    /// reading its own, and tests).
+    pub fn settings<T: 'static>(&self) -> Option<&T> {
+        let settings: &dyn std::any::Any = self.settings.as_ref();
+        settings.downcast_ref()
+    }
+
+    /// What offline `check` says about `location` without asking the
+    /// platform (a file location: what it matches now): a line, and
+    /// problems worth a warning; `None` when there is nothing to say.
+    pub fn inspect(&self, location: &LocationId) -> Option<(String, Vec<String>)> {
+        self.settings.inspect(location)
+    }
+
+    /// Every URL a credential of this source is sent to.
+    pub(crate) fn urls(&self) -> Vec<&Url> {
+        self.settings.urls()
+    }
+
+    /// The platform client of `source`.
+    pub(crate) fn client(
+        &self,
+        source: &SourceConfig,
+        http: reqwest::Client,
+    ) -> Box<dyn crate::platforms::SourceClient> {
+        self.settings.client(source, http)
     }
 }
 
-/// Settings of a `google_business_profile` source.
-#[derive(Debug, Clone)]
-pub struct GoogleConfig {
-    /// `client_id` of the OAuth client.
-    pub client_id: String,
-    /// `client_secret`.
-    pub client_secret: Secret,
-    /// `refresh_token` granted with `access_type=offline`.
-    pub refresh_token: Secret,
-    /// `api_base_url`, default `https://mybusiness.googleapis.com`.
-    pub api_base_url: Url,
-    /// `token_url`, default `https://oauth2.googleapis.com/token`.
-    pub token_url: Url,
-    /// `discover_accounts`: accounts (`accounts/{id}`) whose every location
-    /// is listed on each pass. Empty when the source does not discover.
-    pub discover_accounts: Vec<String>,
-    /// `group_external_ref_from`: how a discovered location maps to a group.
-    /// Always set when `discover_accounts` is not empty.
-    pub group_external_ref_from: Option<GroupFrom>,
-    /// `business_information_base_url`, default
-    /// `https://mybusinessbusinessinformation.googleapis.com`.
-    pub business_information_base_url: Url,
-}
-
-/// `group_external_ref_from`: what names a discovered location's group.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum GroupFrom {
-    /// `"store_code"`: the location's store code is the external reference
-    /// of its Travtus group.
-    StoreCode,
-}
-
-/// Settings of a `google_places` source (Places API (New), Place Details).
-#[derive(Debug, Clone)]
-pub struct PlacesConfig {
-    /// `api_key`, sent as `X-Goog-Api-Key`.
-    pub api_key: Secret,
-    /// `api_base_url`, default `https://places.googleapis.com`.
-    pub api_base_url: Url,
-    /// `language_code`: the `languageCode` asked for (translations come in
-    /// this language; the original text is sent whatever it is).
-    pub language_code: Option<String>,
-}
-
-/// Settings of a `yelp` source (Yelp Fusion / Places API, business reviews).
-#[derive(Debug, Clone)]
-pub struct YelpConfig {
-    /// `api_key`, sent as a bearer token.
-    pub api_key: Secret,
-    /// `api_base_url`, default `https://api.yelp.com`.
-    pub api_base_url: Url,
-    /// `locale`, e.g. `en_US`: Yelp then returns reviews in that language only.
-    pub locale: Option<String>,
-}
-
-/// Settings of a `facebook` source (Graph API Page ratings).
-#[derive(Debug, Clone)]
-pub struct FacebookConfig {
-    /// `access_token` of the source: the Page access token of every location
-    /// that has none of its own.
-    pub access_token: Option<Secret>,
-    /// `[[source.location]] access_token`, by location id: wins over the
-    /// source's. Validation guarantees every location has one or the other.
-    pub location_tokens: std::collections::BTreeMap<LocationId, Secret>,
-    /// `graph_version`, e.g. `v21.0` (default); always below `v22.0`.
-    pub graph_version: String,
-    /// `api_base_url`, default `https://graph.facebook.com`.
-    pub api_base_url: Url,
-}
-
-impl FacebookConfig {
-    /// The Page access token for `location`: its own, else the source's.
-    pub fn token_for(&self, location: &LocationId) -> Option<&Secret> {
-        self.location_tokens
-            .get(location)
-            .or(self.access_token.as_ref())
+impl std::fmt::Debug for SourceKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple(self.platform.kind)
+            .field(&self.settings)
+            .finish()
     }
-}
-
-/// Settings of a `trustpilot` source (Business Units reviews).
-#[derive(Debug, Clone)]
-pub struct TrustpilotConfig {
-    /// `api_key`: the `apikey` header of the public endpoint, and the Basic
-    /// auth user of the token endpoint.
-    pub api_key: Secret,
-    /// `api_base_url`, default `https://api.trustpilot.com`.
-    pub api_base_url: Url,
-    /// `api_secret` + `username` + `password`: read the private endpoint
-    /// with a business-user token instead of the public one.
-    pub business_login: Option<TrustpilotLogin>,
-}
-
-/// Trustpilot business-user credentials (OAuth password grant).
-#[derive(Debug, Clone)]
-pub struct TrustpilotLogin {
-    /// `api_secret`, the Basic auth password of the token endpoint.
-    pub api_secret: Secret,
-    /// `username` of the business user.
-    pub username: Secret,
-    /// `password` of the business user.
-    pub password: Secret,
-    /// `token_url`, default
-    /// `https://api.trustpilot.com/v1/oauth/oauth-business-users-for-applications/accesstoken`.
-    pub token_url: Url,
-}
-
-/// Settings of a `file` source.
-#[derive(Debug, Clone)]
-pub struct FileConfig {
-    /// `platform`: the `review.source` for rows that do not carry their own.
-    pub platform: Option<String>,
-    /// The config file's folder: a relative location `id` (path or glob)
-    /// starts here, like every other relative path in the config, whatever
-    /// the daemon's working directory. The `id` itself stays as written: it
-    /// is the location's identity in the ledger.
-    pub base_dir: PathBuf,
 }
 
 /// One `[[source.location]]`.
@@ -405,7 +305,7 @@ impl SourceMap {
             .map(|source| MappedSource {
                 kind: source.kind.kind_name(),
                 coverage_note: source.kind.coverage_note(),
-                discovers: matches!(&source.kind, SourceKind::GoogleBusinessProfile(g) if !g.discover_accounts.is_empty()),
+                discovers: source.kind.discovers(),
                 name: source.name,
                 locations: source.locations,
             })

@@ -16,13 +16,101 @@ use toml::Spanned;
 use toml::de::{DeString, DeTable, DeValue};
 
 /// A value as written, with where its key and its value are.
-pub(super) struct Field<T> {
+pub(crate) struct Field<T> {
     /// The value, converted to the type the key expects.
-    pub(super) value: T,
+    pub(crate) value: T,
     /// The key, for "this key does not belong here" messages.
-    pub(super) key: Span,
+    pub(crate) key: Span,
     /// The value (for a table: its `[header]` or its `{`).
-    pub(super) span: Span,
+    pub(crate) span: Span,
+}
+
+/// The type a platform's own key takes ([`Key`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum KeyType {
+    /// A string.
+    String,
+    /// A secret: a string, or `{ env | file | credential = .. }`.
+    Secret,
+    /// An array of strings.
+    StringList,
+}
+
+/// A key a platform takes in `[[source]]` or `[[source.location]]`, beyond
+/// the keys every source takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Key {
+    /// The key as written.
+    pub(crate) name: &'static str,
+    /// Its type.
+    pub(crate) ty: KeyType,
+}
+
+impl Key {
+    /// A string key.
+    pub(crate) const fn string(name: &'static str) -> Key {
+        Key {
+            name,
+            ty: KeyType::String,
+        }
+    }
+
+    /// A secret key.
+    pub(crate) const fn secret(name: &'static str) -> Key {
+        Key {
+            name,
+            ty: KeyType::Secret,
+        }
+    }
+
+    /// A key taking an array of strings.
+    pub(crate) const fn list(name: &'static str) -> Key {
+        Key {
+            name,
+            ty: KeyType::StringList,
+        }
+    }
+}
+
+/// A platform key's value as written, converted to its [`KeyType`].
+pub(crate) enum RawValue {
+    /// [`KeyType::String`].
+    String(Field<String>),
+    /// [`KeyType::Secret`].
+    Secret(Field<RawSecret>),
+    /// [`KeyType::StringList`].
+    StringList(Field<Vec<String>>),
+}
+
+impl RawValue {
+    /// Where its key is written.
+    pub(crate) fn key_span(&self) -> &Span {
+        match self {
+            RawValue::String(f) => &f.key,
+            RawValue::Secret(f) => &f.key,
+            RawValue::StringList(f) => &f.key,
+        }
+    }
+
+    /// Reads `value` as `key` declares it; `None` (the problem recorded)
+    /// when it has another type.
+    fn read(
+        key: Key,
+        name: Spanned<DeString<'_>>,
+        value: Spanned<DeValue<'_>>,
+        problems: &mut Findings,
+    ) -> Option<RawValue> {
+        Some(match key.ty {
+            KeyType::String => RawValue::String(read_field(name, value, problems)?),
+            KeyType::Secret => RawValue::Secret(read_field(name, value, problems)?),
+            KeyType::StringList => RawValue::StringList(read_field(name, value, problems)?),
+        })
+    }
+}
+
+/// No platform keys: a table whose keys are all its own.
+fn no_platform_keys() -> Vec<Key> {
+    Vec::new()
 }
 
 /// A TOML value turned into one of the raw types, or a problem recorded.
@@ -71,44 +159,60 @@ fn document<'i>(text: &'i str, problems: &mut Findings) -> Option<Spanned<DeTabl
 }
 
 /// Declares a raw table: a struct of optional [`Field`]s, the closed list of
-/// its keys, and the [`FromToml`] walker that fills it.
+/// its keys, and the [`FromToml`] walker that fills it. `$platform_keys`
+/// gives the keys the platforms add to the table (their union: a key of
+/// another kind is then "not used by this kind" rather than a typo); their
+/// values are in `platform`, converted to the type each declares.
 macro_rules! raw_table {
     (
         $(#[$doc:meta])*
-        $name:ident $place:literal {
+        $name:ident $place:literal $platform_keys:path {
             $($(#[$field_doc:meta])* $field:ident: $ty:ty,)*
         }
     ) => {
         $(#[$doc])*
         #[derive(Default)]
-        pub(super) struct $name {
+        pub(crate) struct $name {
             /// Where the table is written: its `[header]` or its `{`.
             #[allow(dead_code, reason = "generated for every table, read for some")]
-            pub(super) span: Span,
-            $($(#[$field_doc])* pub(super) $field: Option<Field<$ty>>,)*
+            pub(crate) span: Span,
+            $($(#[$field_doc])* pub(crate) $field: Option<Field<$ty>>,)*
+            /// The platforms' keys written with a value of their type.
+            #[allow(dead_code, reason = "generated for every table, used by some")]
+            pub(crate) platform: Vec<(&'static str, RawValue)>,
             /// Keys written with a value that was refused (and reported):
             /// their field is `None`, but they must not be called missing.
-            pub(super) invalid: Vec<&'static str>,
+            pub(crate) invalid: Vec<&'static str>,
         }
 
         impl $name {
-            /// Every key this table accepts.
+            /// The table's own keys.
             const KEYS: &[&str] = &[$(stringify!($field)),*];
 
             /// Whether `key` was written, even with a refused value.
             #[allow(dead_code, reason = "generated for every table, used by some")]
-            pub(super) fn written(&self, key: &str) -> bool {
+            pub(crate) fn written(&self, key: &str) -> bool {
                 self.present().iter().any(|(k, _)| *k == key) || self.invalid.contains(&key)
             }
 
-            /// The keys present, each with the span of the key.
+            /// The keys present with a value of their type, each with the
+            /// span of the key: the table's own, then the platforms'.
             #[allow(dead_code, reason = "generated for every table, used by some")]
-            pub(super) fn present(&self) -> Vec<(&'static str, Span)> {
+            pub(crate) fn present(&self) -> Vec<(&'static str, Span)> {
                 let mut keys = Vec::new();
                 $(if let Some(field) = &self.$field {
                     keys.push((stringify!($field), field.key.clone()));
                 })*
+                for (key, value) in &self.platform {
+                    keys.push((*key, value.key_span().clone()));
+                }
                 keys
+            }
+
+            /// A platform key's value, when written with its type.
+            #[allow(dead_code, reason = "generated for every table, used by some")]
+            pub(crate) fn platform_value(&self, key: &str) -> Option<&RawValue> {
+                self.platform.iter().find(|(k, _)| *k == key).map(|(_, v)| v)
             }
         }
 
@@ -120,6 +224,7 @@ macro_rules! raw_table {
             ) -> Option<Self> {
                 let span = value.span();
                 let table = into_table(key, value, problems)?;
+                let platform_keys = $platform_keys();
                 let mut raw = $name { span, ..$name::default() };
                 for (key, value) in table {
                     match key.get_ref().as_ref() {
@@ -129,7 +234,17 @@ macro_rules! raw_table {
                                 raw.invalid.push(stringify!($field));
                             }
                         })*
-                        _ => unknown_key(&key, $place, Self::KEYS, problems),
+                        name => match platform_keys.iter().find(|k| k.name == name) {
+                            Some(spec) => match RawValue::read(*spec, key, value, problems) {
+                                Some(read) => raw.platform.push((spec.name, read)),
+                                None => raw.invalid.push(spec.name),
+                            },
+                            None => {
+                                let mut known = Self::KEYS.to_vec();
+                                known.extend(platform_keys.iter().map(|k| k.name));
+                                unknown_key(&key, $place, &known, problems)
+                            }
+                        },
                     }
                 }
                 Some(raw)
@@ -140,7 +255,7 @@ macro_rules! raw_table {
 
 raw_table! {
     /// The whole document.
-    RawConfig "at the top level" {
+    RawConfig "at the top level" no_platform_keys {
         /// `[travtus]`.
         travtus: RawTravtus,
         /// `[ledger]`.
@@ -154,7 +269,7 @@ raw_table! {
 
 raw_table! {
     /// `[travtus]`.
-    RawTravtus "in [travtus]" {
+    RawTravtus "in [travtus]" no_platform_keys {
         /// Where `/messages/` lives.
         base_url: String,
         /// The OAuth2 token endpoint.
@@ -174,7 +289,7 @@ raw_table! {
 
 raw_table! {
     /// `[ledger]`.
-    RawLedger "in [ledger]" {
+    RawLedger "in [ledger]" no_platform_keys {
         /// The SQLite file.
         path: String,
         /// Days after delivery that review text is kept.
@@ -186,17 +301,16 @@ raw_table! {
 
 raw_table! {
     /// `[metrics]`.
-    RawMetrics "in [metrics]" {
+    RawMetrics "in [metrics]" no_platform_keys {
         /// `IP:PORT` of the Prometheus endpoint.
         listen: String,
     }
 }
 
 raw_table! {
-    /// One `[[source]]`: the union of the keys of every kind, so that a key
-    /// of another kind is reported as "not used by this kind" rather than as
-    /// a typo.
-    RawSource "in [[source]]" {
+    /// One `[[source]]`: the keys every kind takes, and those of every
+    /// platform (`crate::platforms::registry`).
+    RawSource "in [[source]]" crate::platforms::registry::source_keys {
         /// Unique name.
         name: String,
         /// Which platform.
@@ -215,64 +329,29 @@ raw_table! {
         max_pages_per_full_read: i64,
         /// Time one location's full read may take.
         max_full_read_time: String,
-        /// OAuth2 client id (google_business_profile).
-        client_id: String,
-        /// OAuth2 client secret (google_business_profile).
-        client_secret: RawSecret,
-        /// OAuth2 refresh token (google_business_profile).
-        refresh_token: RawSecret,
-        /// The platform's API host.
-        api_base_url: String,
-        /// The platform's token endpoint.
-        token_url: String,
-        /// Accounts whose locations are discovered (google_business_profile).
-        discover_accounts: Vec<String>,
-        /// How a discovered location maps to a group (google_business_profile).
-        group_external_ref_from: String,
-        /// The Business Information API host (google_business_profile).
-        business_information_base_url: String,
         /// Cron of full reconciliation passes (kinds that list every review).
         reconcile_schedule: String,
-        /// `review.source` for file rows without one (file).
-        platform: String,
-        /// API key (google_places, yelp, trustpilot).
-        api_key: RawSecret,
-        /// Page token (facebook).
-        access_token: RawSecret,
-        /// Graph API version (facebook).
-        graph_version: String,
-        /// Language of translated texts (google_places).
-        language_code: String,
-        /// Review language filter, e.g. `en_US` (yelp).
-        locale: String,
-        /// API secret for the business-user token (trustpilot).
-        api_secret: RawSecret,
-        /// Business user name (trustpilot).
-        username: RawSecret,
-        /// Business user password (trustpilot).
-        password: RawSecret,
         /// Every `[[source.location]]`.
         location: Vec<RawLocation>,
     }
 }
 
 raw_table! {
-    /// One `[[source.location]]`.
-    RawLocation "in [[source.location]]" {
+    /// One `[[source.location]]`: the keys every location takes, and those
+    /// the platforms add.
+    RawLocation "in [[source.location]]" crate::platforms::registry::location_keys {
         /// The platform's location id (for `file`: a path or glob).
         id: String,
         /// The Travtus group's external reference.
         group_external_ref: String,
         /// The Travtus group's id.
         group_id: String,
-        /// A per-location page token (facebook).
-        access_token: RawSecret,
     }
 }
 
 /// A secret as written. Holds a plain secret's value, so it is deliberately
 /// not `Debug`.
-pub(super) enum RawSecret {
+pub(crate) enum RawSecret {
     /// `key = "value"`.
     Plain(String),
     /// `{ env = "NAME" }`.

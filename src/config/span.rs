@@ -7,7 +7,7 @@ use std::ops::Range;
 use std::path::Path;
 
 /// A byte range in the config text, as the TOML parser reports it.
-pub(super) type Span = Range<usize>;
+pub(crate) type Span = Range<usize>;
 
 /// Where every line starts, to turn byte offsets into `line:column`.
 pub(super) struct LineIndex<'a> {

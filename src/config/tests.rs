@@ -3,6 +3,12 @@
 //! warning, and the commented example config.
 
 use super::*;
+use crate::platforms::facebook::FacebookConfig;
+use crate::platforms::file::FileConfig;
+use crate::platforms::google::{GoogleConfig, GroupFrom};
+use crate::platforms::places::PlacesConfig;
+use crate::platforms::trustpilot::TrustpilotConfig;
+use crate::platforms::yelp::YelpConfig;
 use std::collections::HashMap;
 use std::path::Path;
 
@@ -113,10 +119,12 @@ fn defaults_fill_every_optional_key() {
     assert_eq!(source.name.as_str(), "imports");
     assert_eq!(source.requests_per_minute.get(), 600);
     assert_eq!(source.timeout, std::time::Duration::from_secs(30));
-    assert!(matches!(
-        &source.kind,
-        SourceKind::File(FileConfig { platform: None, .. })
-    ));
+    assert!(
+        source
+            .kind
+            .settings::<FileConfig>()
+            .is_some_and(|f| f.platform.is_none())
+    );
     assert_eq!(
         source.locations[0].group,
         GroupRef::ExternalRef("portfolio-1".into())
@@ -158,7 +166,7 @@ refresh_token = "gr"
     assert_eq!(client_secret.expose(), "s");
     let source = &config.sources[0];
     assert_eq!(source.requests_per_minute.get(), 300);
-    let SourceKind::GoogleBusinessProfile(google) = &source.kind else {
+    let Some(google) = source.kind.settings::<GoogleConfig>() else {
         panic!("expected google");
     };
     assert_eq!(
@@ -535,11 +543,20 @@ fn kinds_are_supported_or_unknown() {
             "7:3: location \"x\" has no access_token: set a Page access token on the location, or `access_token` on the source"
         ]
     );
+    // The kinds SPEC names, then any platform added since: the registry's.
+    let unknown = short(&source_of_kind("tripadvisor"));
     assert_eq!(
-        short(&source_of_kind("tripadvisor")),
-        [
-            "5:8: unknown kind \"tripadvisor\" (expected one of google_business_profile, google_places, yelp, facebook, trustpilot, file)"
-        ]
+        unknown,
+        [format!(
+            "5:8: unknown kind \"tripadvisor\" (expected one of {})",
+            crate::platforms::registry::kinds()
+        )]
+    );
+    assert!(
+        unknown[0].contains(
+            "(expected one of google_business_profile, google_places, yelp, facebook, trustpilot, file"
+        ),
+        "{unknown:?}"
     );
 }
 
@@ -714,7 +731,7 @@ fn keys_of_other_kinds_are_refused() {
 fn google_discovery_keys_and_their_defaults() {
     let extra = "discover_accounts = [\"accounts/1\", \"accounts/22\"]\ngroup_external_ref_from = \"store_code\"\n";
     let config = ok(&format!("{TRAVTUS}{}", google_source(extra)));
-    let SourceKind::GoogleBusinessProfile(google) = &config.sources[0].kind else {
+    let Some(google) = config.sources[0].kind.settings::<GoogleConfig>() else {
         panic!("a google source");
     };
     assert_eq!(google.discover_accounts, ["accounts/1", "accounts/22"]);
@@ -727,7 +744,7 @@ fn google_discovery_keys_and_their_defaults() {
     let extra =
         format!("{extra}business_information_base_url = \"http://127.0.0.1:9/google-bi\"\n");
     let config = ok(&format!("{TRAVTUS}{}", google_source(&extra)));
-    let SourceKind::GoogleBusinessProfile(google) = &config.sources[0].kind else {
+    let Some(google) = config.sources[0].kind.settings::<GoogleConfig>() else {
         panic!("a google source");
     };
     assert_eq!(
@@ -737,7 +754,7 @@ fn google_discovery_keys_and_their_defaults() {
 
     // Without discovery: nothing discovered, and the default host anyway.
     let config = ok(&format!("{TRAVTUS}{}", google_source("")));
-    let SourceKind::GoogleBusinessProfile(google) = &config.sources[0].kind else {
+    let Some(google) = config.sources[0].kind.settings::<GoogleConfig>() else {
         panic!("a google source");
     };
     assert!(google.discover_accounts.is_empty());
@@ -819,7 +836,10 @@ fn discover_accounts_rules() {
 fn reconcile_schedule_defaults_to_daily_where_a_kind_can_reconcile() {
     let config = ok(&format!("{TRAVTUS}{}", google_source("")));
     assert_eq!(
-        config.sources[0].reconcile_schedule.as_deref(),
+        config.sources[0]
+            .reconcile_schedule
+            .as_ref()
+            .map(|s| s.as_str()),
         Some(DEFAULT_RECONCILE_SCHEDULE)
     );
     assert_eq!(DEFAULT_RECONCILE_SCHEDULE, "0 30 3 * * *");
@@ -828,7 +848,10 @@ fn reconcile_schedule_defaults_to_daily_where_a_kind_can_reconcile() {
         google_source("reconcile_schedule = \"0 0 */6 * * *\"\n")
     );
     assert_eq!(
-        ok(&text).sources[0].reconcile_schedule.as_deref(),
+        ok(&text).sources[0]
+            .reconcile_schedule
+            .as_ref()
+            .map(|s| s.as_str()),
         Some("0 0 */6 * * *")
     );
     // A file source cannot reconcile: no schedule, and the key is refused.
@@ -873,10 +896,13 @@ fn file_platform_is_optional() {
         FILE_SOURCE.replace("kind", "platform = \"yelp\"\nkind")
     );
     let config = ok(&text);
-    assert!(matches!(
-        &config.sources[0].kind,
-        SourceKind::File(FileConfig { platform: Some(p), .. }) if p == "yelp"
-    ));
+    assert_eq!(
+        config.sources[0]
+            .kind
+            .settings::<FileConfig>()
+            .and_then(|f| f.platform.as_deref()),
+        Some("yelp")
+    );
 }
 
 // -------------------------------------------------------------- locations
@@ -1378,10 +1404,13 @@ fn the_example_config_loads_with_the_documented_values() -> std::io::Result<()> 
 
     let google = &config.sources[0];
     assert_eq!(google.name.as_str(), "acme-google");
-    assert_eq!(google.schedule, "0 */15 * * * *");
-    assert_eq!(google.reconcile_schedule.as_deref(), Some("0 30 3 * * *"));
+    assert_eq!(google.schedule.as_str(), "0 */15 * * * *");
+    assert_eq!(
+        google.reconcile_schedule.as_ref().map(|s| s.as_str()),
+        Some("0 30 3 * * *")
+    );
     assert_eq!(google.requests_per_minute.get(), 300);
-    let SourceKind::GoogleBusinessProfile(settings) = &google.kind else {
+    let Some(settings) = google.kind.settings::<GoogleConfig>() else {
         panic!("the first example source is google_business_profile");
     };
     assert_eq!(
@@ -1427,10 +1456,12 @@ fn the_example_config_loads_with_the_documented_values() -> std::io::Result<()> 
     assert_eq!(file.name.as_str(), "acme-imports");
     assert_eq!(file.requests_per_minute.get(), 600);
     assert_eq!(file.reconcile_schedule, None, "files cannot reconcile");
-    assert!(matches!(
-        &file.kind,
-        SourceKind::File(FileConfig { platform: Some(p), .. }) if p == "google"
-    ));
+    assert_eq!(
+        file.kind
+            .settings::<FileConfig>()
+            .and_then(|f| f.platform.as_deref()),
+        Some("google")
+    );
     assert_eq!(
         file.locations[0].id.as_str(),
         "/var/lib/review-sync/import/acme-*.jsonl"
@@ -1442,7 +1473,7 @@ fn the_example_config_loads_with_the_documented_values() -> std::io::Result<()> 
         places.reconcile_schedule, None,
         "Places cannot list every review"
     );
-    let SourceKind::GooglePlaces(settings) = &places.kind else {
+    let Some(settings) = places.kind.settings::<PlacesConfig>() else {
         panic!("the third example source is google_places");
     };
     assert_eq!(settings.api_key.expose(), "google_places_api_key-value");
@@ -1458,7 +1489,7 @@ fn the_example_config_loads_with_the_documented_values() -> std::io::Result<()> 
 
     let yelp = &config.sources[3];
     assert_eq!(yelp.requests_per_minute.get(), 60);
-    let SourceKind::Yelp(settings) = &yelp.kind else {
+    let Some(settings) = yelp.kind.settings::<YelpConfig>() else {
         panic!("the fourth example source is yelp");
     };
     assert_eq!(settings.api_key.expose(), "yelp_api_key-value");
@@ -1467,7 +1498,7 @@ fn the_example_config_loads_with_the_documented_values() -> std::io::Result<()> 
 
     let facebook = &config.sources[4];
     assert_eq!(facebook.requests_per_minute.get(), 3);
-    let SourceKind::Facebook(settings) = &facebook.kind else {
+    let Some(settings) = facebook.kind.settings::<FacebookConfig>() else {
         panic!("the fifth example source is facebook");
     };
     assert_eq!(settings.graph_version, "v21.0");
@@ -1490,7 +1521,7 @@ fn the_example_config_loads_with_the_documented_values() -> std::io::Result<()> 
 
     let trustpilot = &config.sources[5];
     assert_eq!(trustpilot.requests_per_minute.get(), 166);
-    let SourceKind::Trustpilot(settings) = &trustpilot.kind else {
+    let Some(settings) = trustpilot.kind.settings::<TrustpilotConfig>() else {
         panic!("the sixth example source is trustpilot");
     };
     assert_eq!(settings.api_key.expose(), "trustpilot_api_key-value");
@@ -1577,7 +1608,7 @@ fn new_kinds_default_to_the_real_hosts_and_published_quotas() {
     ));
     let source = &config.sources[0];
     assert_eq!(source.requests_per_minute.get(), 600);
-    let SourceKind::GooglePlaces(places) = &source.kind else {
+    let Some(places) = source.kind.settings::<PlacesConfig>() else {
         panic!("expected google_places");
     };
     assert_eq!(places.api_key.expose(), "k");
@@ -1595,7 +1626,7 @@ fn new_kinds_default_to_the_real_hosts_and_published_quotas() {
     ));
     let source = &config.sources[0];
     assert_eq!(source.requests_per_minute.get(), 60);
-    let SourceKind::Yelp(yelp) = &source.kind else {
+    let Some(yelp) = source.kind.settings::<YelpConfig>() else {
         panic!("expected yelp");
     };
     assert_eq!(yelp.api_base_url.as_str(), "https://api.yelp.com/");
@@ -1609,7 +1640,7 @@ fn new_kinds_default_to_the_real_hosts_and_published_quotas() {
     ));
     let source = &config.sources[0];
     assert_eq!(source.requests_per_minute.get(), 3);
-    let SourceKind::Facebook(facebook) = &source.kind else {
+    let Some(facebook) = source.kind.settings::<FacebookConfig>() else {
         panic!("expected facebook");
     };
     assert_eq!(facebook.graph_version, "v21.0");
@@ -1633,7 +1664,7 @@ fn new_kinds_default_to_the_real_hosts_and_published_quotas() {
     ));
     let source = &config.sources[0];
     assert_eq!(source.requests_per_minute.get(), 166);
-    let SourceKind::Trustpilot(trustpilot) = &source.kind else {
+    let Some(trustpilot) = source.kind.settings::<TrustpilotConfig>() else {
         panic!("expected trustpilot");
     };
     assert_eq!(
@@ -1744,7 +1775,8 @@ fn language_codes_and_locales_are_checked() {
             "p",
             "",
         );
-        let SourceKind::GooglePlaces(places) = &ok(&text).sources[0].kind else {
+        let config = ok(&text);
+        let Some(places) = config.sources[0].kind.settings::<PlacesConfig>() else {
             panic!("expected google_places");
         };
         assert_eq!(places.language_code.as_deref(), Some(good));
@@ -1775,7 +1807,8 @@ fn graph_version_must_still_serve_ratings() {
             "1",
             "",
         );
-        let SourceKind::Facebook(facebook) = &ok(&text).sources[0].kind else {
+        let config = ok(&text);
+        let Some(facebook) = config.sources[0].kind.settings::<FacebookConfig>() else {
             panic!("expected facebook");
         };
         assert_eq!(facebook.graph_version, good);
@@ -1811,7 +1844,8 @@ fn graph_version_must_still_serve_ratings() {
 fn every_facebook_location_needs_a_token_and_its_own_wins() {
     // Per location only: the source needs none.
     let text = platform_source("facebook", "", "1", "  access_token = \"own\"\n");
-    let SourceKind::Facebook(facebook) = &ok(&text).sources[0].kind else {
+    let config = ok(&text);
+    let Some(facebook) = config.sources[0].kind.settings::<FacebookConfig>() else {
         panic!("expected facebook");
     };
     assert_eq!(facebook.access_token.as_ref().map(Secret::expose), None);
@@ -1832,7 +1866,8 @@ fn every_facebook_location_needs_a_token_and_its_own_wins() {
             "  access_token = \"own\"\n"
         )
     );
-    let SourceKind::Facebook(facebook) = &ok(&text).sources[0].kind else {
+    let config = ok(&text);
+    let Some(facebook) = config.sources[0].kind.settings::<FacebookConfig>() else {
         panic!("expected facebook");
     };
     let token = |id: &str| facebook.token_for(&LocationId::new(id)).map(Secret::expose);
@@ -1870,7 +1905,8 @@ fn trustpilot_business_login_is_all_or_nothing() {
         "u1",
         "",
     );
-    let SourceKind::Trustpilot(trustpilot) = &ok(&text).sources[0].kind else {
+    let config = ok(&text);
+    let Some(trustpilot) = config.sources[0].kind.settings::<TrustpilotConfig>() else {
         panic!("expected trustpilot");
     };
     let login = trustpilot.business_login.as_ref().expect("login");

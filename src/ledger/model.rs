@@ -112,29 +112,15 @@ impl std::ops::AddAssign for PageCounts {
     }
 }
 
-/// How far a location has been read.
+/// How far a location has been read, as stored (`poll_state`): what it
+/// means is the poll's business (`crate::poll::Cursor`); the ledger keeps
+/// the mark and an opaque string.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct PollState {
-    /// The newest platform update time seen at this location.
+    /// The newest platform time seen at this location.
     pub high_water: Option<DateTime<Utc>>,
-    /// A platform-specific cursor (e.g. a file source's content fingerprints).
+    /// Opaque to the ledger (a file source's content fingerprints).
     pub cursor: Option<String>,
-}
-
-impl PollState {
-    /// This state with `newest` seen: the high-water mark moves forward,
-    /// never backwards (the newest review may have been deleted since, and
-    /// a later pass must not read the same reviews again as new).
-    pub fn advanced_to(self, newest: Option<DateTime<Utc>>) -> PollState {
-        let high_water = match (self.high_water, newest) {
-            (Some(old), Some(new)) => Some(old.max(new)),
-            (old, new) => old.or(new),
-        };
-        PollState {
-            high_water,
-            cursor: self.cursor,
-        }
-    }
 }
 
 /// One row of the poll log (table `polls`).

@@ -70,16 +70,21 @@ async fn wait_for_budget(limiter: &DefaultDirectRateLimiter) {
 }
 
 /// An error answer (after retries, if it was retryable), handed to the
-/// platform's mapper so it can read its own error shape.
+/// platform's judge so it can read its own error shape.
 #[derive(Debug)]
 pub struct ErrorAnswer<'a> {
     /// The HTTP status.
     pub status: StatusCode,
     /// The body, when it was JSON (and not over the error-body cap).
     pub json: Option<&'a serde_json::Value>,
+    /// The answer's headers (Yelp's `RateLimit-*`, say).
+    pub headers: &'a HeaderMap,
     /// Whether the status was retried until [`MAX_RETRIES`] ran out.
     pub retries_exhausted: bool,
 }
+
+/// The most of a platform's own error message kept in an error.
+const MAX_MESSAGE_CHARS: usize = 300;
 
 impl ErrorAnswer<'_> {
     /// A mapping that knows no platform specifics: 401/403 → `Unauthorized`,
@@ -97,6 +102,32 @@ impl ErrorAnswer<'_> {
             },
         }
     }
+
+    /// The detail of an error from the platform's own words: `code:
+    /// message` (the message cut to 300 characters), either one alone when
+    /// the other is blank, else the status's reason phrase.
+    pub fn detail(&self, code: &str, message: &str) -> String {
+        let (code, message) = (code.trim(), message.trim());
+        let message = super::short_message(message, MAX_MESSAGE_CHARS);
+        match (code.is_empty(), message.is_empty()) {
+            (false, false) => format!("{code}: {message}"),
+            (false, true) => code.to_owned(),
+            (true, false) => message,
+            (true, true) => self
+                .status
+                .canonical_reason()
+                .unwrap_or("no error message")
+                .to_owned(),
+        }
+    }
+
+    /// A string at `pointer` in the JSON body; empty when absent.
+    pub fn text(&self, pointer: &str) -> &str {
+        self.json
+            .and_then(|json| json.pointer(pointer))
+            .and_then(serde_json::Value::as_str)
+            .unwrap_or_default()
+    }
 }
 
 /// What a platform's judge makes of an error answer.
@@ -113,6 +144,13 @@ pub enum ErrorVerdict {
     /// policy retries (a platform that throttles with a 400), then return
     /// this error.
     Retry(PlatformError),
+}
+
+/// A mapped error under the shared retry policy.
+impl From<PlatformError> for ErrorVerdict {
+    fn from(error: PlatformError) -> ErrorVerdict {
+        ErrorVerdict::Default(error)
+    }
 }
 
 /// The request machinery of one source: shared connection pool, the source's
@@ -225,9 +263,9 @@ impl PlatformHttp {
         &self,
         url: &Url,
         build: impl Fn(RequestBuilder) -> RequestBuilder,
-        on_error: impl Fn(ErrorAnswer<'_>) -> PlatformError,
+        judge: impl Fn(ErrorAnswer<'_>) -> ErrorVerdict,
     ) -> Result<serde_json::Value, PlatformError> {
-        self.request_json(Method::GET, url, build, on_error).await
+        self.request_json(Method::GET, url, build, judge).await
     }
 
     /// Sends a request and returns its JSON body.
@@ -236,44 +274,18 @@ impl PlatformHttp {
     /// for every attempt. The bearer token (when this source has a token
     /// cache) is added after it. A 401 renews the token once and tries again
     /// at once; 408, 429, 5xx, timeouts and connection errors are retried up
-    /// to `MAX_RETRIES` times with backoff (`Retry-After` wins). An error
-    /// status that is final goes through `on_error`.
+    /// to `MAX_RETRIES` times with backoff (`Retry-After` wins). Every error
+    /// answer (its body read up to a small cap) goes through the platform's
+    /// `judge`, which maps it and says whether the shared retry policy
+    /// applies ([`ErrorVerdict`]: Yelp's daily limit is a 429 that only
+    /// midnight cures; Graph throttles with a 400). Only a GET follows a
+    /// redirect (`crate::redirect`).
     pub async fn request_json(
         &self,
         method: Method,
         url: &Url,
         build: impl Fn(RequestBuilder) -> RequestBuilder,
-        on_error: impl Fn(ErrorAnswer<'_>) -> PlatformError,
-    ) -> Result<serde_json::Value, PlatformError> {
-        self.request_judged(method, url, build, |answer, _| {
-            ErrorVerdict::Default(on_error(answer))
-        })
-        .await
-    }
-
-    /// `GET url` expecting a JSON body, for platforms whose error bodies
-    /// decide whether an error status is worth retrying (Yelp's daily limit
-    /// is a 429 that only midnight cures; Graph throttles with a 400). See
-    /// [`PlatformHttp::request_judged`].
-    pub async fn get_json_judged(
-        &self,
-        url: &Url,
-        build: impl Fn(RequestBuilder) -> RequestBuilder,
-        judge: impl Fn(ErrorAnswer<'_>, &HeaderMap) -> ErrorVerdict,
-    ) -> Result<serde_json::Value, PlatformError> {
-        self.request_judged(Method::GET, url, build, judge).await
-    }
-
-    /// [`PlatformHttp::request_json`] with a platform judge: every error
-    /// answer (body read, up to a small cap) goes through `judge` with its
-    /// headers, which maps it and says whether the shared retry policy
-    /// applies ([`ErrorVerdict`]).
-    pub async fn request_judged(
-        &self,
-        method: Method,
-        url: &Url,
-        build: impl Fn(RequestBuilder) -> RequestBuilder,
-        judge: impl Fn(ErrorAnswer<'_>, &HeaderMap) -> ErrorVerdict,
+        judge: impl Fn(ErrorAnswer<'_>) -> ErrorVerdict,
     ) -> Result<serde_json::Value, PlatformError> {
         let path = url.path();
         let mut retries = 0u32;
@@ -356,14 +368,12 @@ impl PlatformHttp {
                 Ok(body) => serde_json::from_slice::<serde_json::Value>(&body).ok(),
                 Err(_) => None,
             };
-            let verdict = judge(
-                ErrorAnswer {
-                    status,
-                    json: json.as_ref(),
-                    retries_exhausted: retryable && retries >= self.max_retries,
-                },
-                &headers,
-            );
+            let verdict = judge(ErrorAnswer {
+                status,
+                json: json.as_ref(),
+                headers: &headers,
+                retries_exhausted: retryable && retries >= self.max_retries,
+            });
             let error = match verdict {
                 ErrorVerdict::Final(error) => return Err(error),
                 ErrorVerdict::Default(error) if !retryable => return Err(error),
@@ -579,172 +589,11 @@ async fn read_capped(response: &mut Response, cap: usize) -> Result<Vec<u8>, Bod
 }
 
 #[cfg(test)]
-pub(crate) mod test_server {
-    //! A scripted HTTP/1.1 server on loopback for testing the retry machinery
-    //! without the sandbox: answers each path from its own queue (the last
-    //! answer repeats) and records every request head.
-
-    use std::collections::{HashMap, VecDeque};
-    use std::sync::{Arc, Mutex};
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    use tokio::net::TcpListener;
-
-    /// One scripted answer.
-    #[derive(Clone, Debug)]
-    pub struct Answer {
-        pub status: u16,
-        pub headers: Vec<(String, String)>,
-        pub body: String,
-        /// Never answer (to test timeouts).
-        pub hang: bool,
-    }
-
-    impl Answer {
-        pub fn json(status: u16, body: &str) -> Answer {
-            Answer {
-                status,
-                headers: vec![("content-type".into(), "application/json".into())],
-                body: body.to_owned(),
-                hang: false,
-            }
-        }
-        pub fn header(mut self, name: &str, value: &str) -> Answer {
-            self.headers.push((name.into(), value.into()));
-            self
-        }
-        pub fn hang() -> Answer {
-            Answer {
-                status: 200,
-                headers: vec![],
-                body: String::new(),
-                hang: true,
-            }
-        }
-    }
-
-    #[derive(Default)]
-    struct State {
-        script: HashMap<String, VecDeque<Answer>>,
-        seen: Vec<String>,
-    }
-
-    pub struct Server {
-        pub base: String,
-        state: Arc<Mutex<State>>,
-    }
-
-    impl Server {
-        pub async fn start() -> Server {
-            let listener = TcpListener::bind("127.0.0.1:0")
-                .await
-                .expect("bind loopback");
-            let base = format!("http://{}", listener.local_addr().expect("local addr"));
-            let state = Arc::new(Mutex::new(State::default()));
-            let shared = state.clone();
-            tokio::spawn(async move {
-                while let Ok((mut socket, _)) = listener.accept().await {
-                    let state = shared.clone();
-                    tokio::spawn(async move {
-                        let mut head = Vec::new();
-                        let mut buf = [0u8; 4096];
-                        while !head.windows(4).any(|w| w == b"\r\n\r\n") {
-                            match socket.read(&mut buf).await {
-                                Ok(0) | Err(_) => return,
-                                Ok(n) => head.extend_from_slice(&buf[..n]),
-                            }
-                        }
-                        // Drain the request body too: closing with unread
-                        // bytes would reset the connection under the answer.
-                        let end = head.windows(4).position(|w| w == b"\r\n\r\n").unwrap_or(0) + 4;
-                        let head_text = String::from_utf8_lossy(&head[..end]).to_ascii_lowercase();
-                        let body_len: usize = head_text
-                            .lines()
-                            .find_map(|l| l.strip_prefix("content-length:"))
-                            .and_then(|v| v.trim().parse().ok())
-                            .unwrap_or(0);
-                        let mut have = head.len() - end;
-                        while have < body_len {
-                            match socket.read(&mut buf).await {
-                                Ok(0) | Err(_) => break,
-                                Ok(n) => have += n,
-                            }
-                        }
-                        let head = String::from_utf8_lossy(&head[..end]).into_owned();
-                        let path = head
-                            .split_whitespace()
-                            .nth(1)
-                            .unwrap_or("/")
-                            .split('?')
-                            .next()
-                            .unwrap_or("/")
-                            .to_owned();
-                        let answer = {
-                            let mut st = state.lock().expect("lock");
-                            st.seen.push(head);
-                            match st.script.get_mut(&path) {
-                                Some(q) if q.len() > 1 => q.pop_front(),
-                                Some(q) => q.front().cloned(),
-                                None => None,
-                            }
-                        }
-                        .unwrap_or_else(|| Answer::json(404, r#"{"error":"no script"}"#));
-                        if answer.hang {
-                            tokio::time::sleep(std::time::Duration::from_secs(30)).await;
-                            return;
-                        }
-                        let mut out = format!(
-                            "HTTP/1.1 {} X\r\ncontent-length: {}\r\nconnection: close\r\n",
-                            answer.status,
-                            answer.body.len()
-                        );
-                        for (k, v) in &answer.headers {
-                            out.push_str(&format!("{k}: {v}\r\n"));
-                        }
-                        out.push_str("\r\n");
-                        out.push_str(&answer.body);
-                        let _ = socket.write_all(out.as_bytes()).await;
-                        let _ = socket.shutdown().await;
-                    });
-                }
-            });
-            Server { base, state }
-        }
-
-        /// Queues answers for `path` (the last one repeats).
-        pub fn script(&self, path: &str, answers: Vec<Answer>) {
-            self.state
-                .lock()
-                .expect("lock")
-                .script
-                .insert(path.to_owned(), answers.into());
-        }
-
-        /// Request heads received, in order.
-        pub fn seen(&self) -> Vec<String> {
-            self.state.lock().expect("lock").seen.clone()
-        }
-
-        /// Requests received for `path`.
-        pub fn count(&self, path: &str) -> usize {
-            let needle = format!(" {path}");
-            self.seen()
-                .iter()
-                .filter(|h| {
-                    h.lines().next().is_some_and(|l| {
-                        l.contains(&format!("{needle} ")) || l.contains(&format!("{needle}?"))
-                    })
-                })
-                .count()
-        }
-    }
-}
-
-#[cfg(test)]
 mod tests {
-    use super::test_server::{Answer, Server};
     use super::*;
     use crate::config::Secret;
     use crate::oauth::Grant;
+    use crate::platforms::test_server::{Answer, Server};
 
     const FAST: Backoff = Backoff {
         base: Duration::from_millis(1),
@@ -787,7 +636,7 @@ mod tests {
     }
 
     async fn get(http: &PlatformHttp, u: &Url) -> Result<serde_json::Value, PlatformError> {
-        http.get_json(u, |r| r, |answer| answer.generic("thing"))
+        http.get_json(u, |r| r, |answer| answer.generic("thing").into())
             .await
     }
 
@@ -973,7 +822,7 @@ mod tests {
             .get_json(
                 &url(&server, "/old"),
                 |r| r.header("x-api-key", "k3y"),
-                |answer| answer.generic("thing"),
+                |answer| answer.generic("thing").into(),
             )
             .await
             .expect("followed");
@@ -1096,14 +945,12 @@ mod tests {
             .get_json(
                 &url(&server, "/api"),
                 |r| r.query(&[("pageSize", "999")]),
-                |answer| PlatformError::Http {
-                    status: answer.status.as_u16(),
-                    detail: answer
-                        .json
-                        .and_then(|j| j.pointer("/error/message"))
-                        .and_then(|m| m.as_str())
-                        .unwrap_or("?")
-                        .to_owned(),
+                |answer| {
+                    PlatformError::Http {
+                        status: answer.status.as_u16(),
+                        detail: answer.text("/error/message").to_owned(),
+                    }
+                    .into()
                 },
             )
             .await

@@ -1,22 +1,32 @@
 //! Review platforms: one folder per platform, each turning the platform's
 //! wire format into domain [`Review`]s at the edge. Platform clients know
-//! nothing of delivery or the ledger: a poll of one location is a cursor that
-//! yields pages, and the caller (`poll`) records each page.
+//! nothing of delivery or the ledger: a client fetches one page of a
+//! location where the generic location poll (`crate::poll::location`) asks,
+//! maps its records, and says what the page tells about the next one; the
+//! poll pages, stops and keeps the cursor, and the pass records each page.
 
-pub mod facebook;
-pub mod file;
 #[doc(hidden)]
 pub mod fuzzing;
-pub mod google;
 pub mod http;
-pub mod places;
 mod records;
-pub mod trustpilot;
-pub mod yelp;
+#[macro_use]
+pub(crate) mod registry;
+pub use registry::sandbox_sources;
+#[cfg(test)]
+mod test_server;
 
-use crate::config::{SourceConfig, SourceKind};
+// The registry: every platform, each a folder `src/platforms/<name>/` whose
+// `PLATFORM` is its entry, in the order `check`, the sandbox's config and
+// "unknown kind" messages list them. The only place that lists platforms.
+platforms!(google, places, yelp, facebook, trustpilot, file);
+
+use crate::config::SourceConfig;
 use crate::domain::{LocationId, Rejected, Review};
-use crate::ledger::PollState;
+use chrono::{DateTime, TimeDelta, Utc};
+use futures_util::future::BoxFuture;
+pub(crate) use records::short_message;
+pub use records::{MAX_REVIEW_ID_BYTES, check_review_id};
+use url::Url;
 
 /// One page of a location's reviews, already mapped.
 #[derive(Debug, Default)]
@@ -28,32 +38,6 @@ pub struct FetchedPage {
     /// The platform's count of the location's reviews, when it reports one
     /// (Google's `totalReviewCount`).
     pub reported_total: Option<u64>,
-}
-
-/// Why a mapped review's times are implausible (before 2000, or more than a
-/// day ahead: [`crate::timestamps::check_review_time`]), naming the field;
-/// `None` when they are fine. Every platform applies it to every review, so
-/// a clock-skewed or hostile record is quarantined instead of sent, and its
-/// time never becomes a location's high-water mark.
-pub(crate) fn review_time_problem(review: &Review) -> Option<String> {
-    let now = chrono::Utc::now();
-    if let Err(e) = crate::timestamps::check_review_time(review.created_at, now) {
-        return Some(format!("created time: {e}"));
-    }
-    let updated = review.updated_at?;
-    crate::timestamps::check_review_time(updated, now)
-        .err()
-        .map(|e| format!("updated time: {e}"))
-}
-
-/// A time read from a rejected record, kept for the incremental stop rule
-/// only when it is plausible.
-pub(crate) fn plausible_time(
-    t: chrono::DateTime<chrono::Utc>,
-) -> Option<chrono::DateTime<chrono::Utc>> {
-    crate::timestamps::check_review_time(t, chrono::Utc::now())
-        .is_ok()
-        .then_some(t)
 }
 
 /// Why a poll of a location failed. Pages already yielded stay recorded.
@@ -128,262 +112,256 @@ impl PlatformError {
     }
 }
 
-/// A configured source's platform client.
-// One per source, built once per config: the size difference between
-// variants costs nothing worth a Box.
-#[allow(clippy::large_enum_variant)]
-pub enum SourceClient {
-    /// `google_business_profile`.
-    Google(google::GoogleClient),
-    /// `google_places`.
-    Places(places::PlacesClient),
-    /// `yelp`.
-    Yelp(yelp::YelpClient),
-    /// `facebook`.
-    Facebook(facebook::FacebookClient),
-    /// `trustpilot`.
-    Trustpilot(trustpilot::TrustpilotClient),
-    /// `file`.
-    File(file::FileReader),
+/// How a platform's pages follow each other, and how far back an
+/// incremental read of it goes: what the generic location poll
+/// (`crate::poll::location`) needs to know to read any location of it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Paging {
+    /// The paging style.
+    pub style: PagingStyle,
+    /// How far behind the stored high-water mark an incremental read keeps
+    /// reading, for reviews the platform lists a while after their time;
+    /// `None` when its answers have no order to stop on (every read reads
+    /// all it is given).
+    pub overlap: Option<TimeDelta>,
+    /// The most pages one read may take: the platform's own last resort
+    /// against a server that pages forever (the pass bounds come first).
+    pub max_pages: u32,
 }
 
-impl SourceClient {
-    /// Builds the client of a source. `http` is the process's shared
-    /// connection pool; the source's timeout and rate limit are its own.
-    pub fn new(source: &SourceConfig, http: reqwest::Client) -> SourceClient {
-        match &source.kind {
-            SourceKind::GoogleBusinessProfile(cfg) => {
-                SourceClient::Google(google::GoogleClient::new(source, cfg, http))
-            }
-            SourceKind::GooglePlaces(cfg) => {
-                SourceClient::Places(places::PlacesClient::new(source, cfg, http))
-            }
-            SourceKind::Yelp(cfg) => SourceClient::Yelp(yelp::YelpClient::new(source, cfg, http)),
-            SourceKind::Facebook(cfg) => {
-                SourceClient::Facebook(facebook::FacebookClient::new(source, cfg, http))
-            }
-            SourceKind::Trustpilot(cfg) => {
-                SourceClient::Trustpilot(trustpilot::TrustpilotClient::new(source, cfg, http))
-            }
-            SourceKind::File(cfg) => SourceClient::File(file::FileReader::new(cfg)),
+/// How a platform's pages follow each other.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PagingStyle {
+    /// One request answers everything there is (Places, Yelp).
+    Single,
+    /// Each page gives a token for the next (Google's `nextPageToken`,
+    /// Graph's `after` cursor); `what` names it in errors. A platform that
+    /// reports a total is also held to it: more than twice the total plus
+    /// ten pages of `page_size` records is a paging loop.
+    Tokens {
+        /// "page token", "cursor".
+        what: &'static str,
+        /// Records per full page.
+        page_size: u32,
+    },
+    /// Pages by number, or by the link a page gives to the next
+    /// (Trustpilot); a page with no records is past the end, and one that
+    /// says nothing about a next page is the last when shorter than
+    /// `per_page`.
+    Numbered {
+        /// Records per full page.
+        per_page: u32,
+    },
+    /// The platform reads on by itself from an opaque position that the
+    /// poll stores between reads ([`SourceClient::stream`]: files, whose
+    /// position is the content fingerprint of every file read).
+    Stream,
+}
+
+/// Where one page request goes.
+#[derive(Debug, Clone, Copy)]
+pub enum PageAt<'a> {
+    /// The first page (or the one request, for [`PagingStyle::Single`]).
+    First,
+    /// The page a token names.
+    Token(&'a str),
+    /// The page of the request's number ([`PagingStyle::Numbered`]).
+    Number,
+    /// The page a link of the previous page names, already checked to be on
+    /// the configured origin.
+    Link(&'a Url),
+}
+
+/// One page request of a location's read.
+#[derive(Debug, Clone, Copy)]
+pub struct PageRequest<'a> {
+    /// The location.
+    pub location: &'a LocationId,
+    /// The page's number in this read, 1-based: it names records without a
+    /// readable id ("page 2 item 7").
+    pub number: u32,
+    /// Where it is.
+    pub at: PageAt<'a>,
+}
+
+/// What a page says about the next one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Next {
+    /// This is the last page.
+    Last,
+    /// The token of the next page.
+    Token(String),
+    /// A link to the next page, on the configured origin.
+    Link(Url),
+    /// More pages follow, to be read by number (a link the poll may not
+    /// follow, to another origin).
+    More,
+    /// Nothing said: the next number, unless this page was short.
+    Unknown,
+}
+
+/// One page of a location, read and mapped by its platform: what the generic
+/// poll hands on, and what it needs to page on and to stop.
+#[derive(Debug)]
+pub struct Page {
+    /// The reviews, the rejected records and the reported total.
+    pub fetched: FetchedPage,
+    /// Records on the page, good and bad.
+    pub records: usize,
+    /// The oldest record time on the page (the platform's order: update or
+    /// creation), rejected records included when theirs is readable and
+    /// plausible: the incremental stop compares it with the mark.
+    pub oldest: Option<DateTime<Utc>>,
+    /// The newest one: what the high-water mark moves to.
+    pub newest: Option<DateTime<Utc>>,
+    /// What the page says about the next one.
+    pub next: Next,
+    /// The ids of the page's records, in order, for a numbered paging's
+    /// check that a server does not serve the same page again.
+    pub ids: Vec<String>,
+    /// Where the page was read from, for a paging that follows links (a
+    /// link back to a page already read is a loop).
+    pub url: Option<Url>,
+}
+
+impl Page {
+    /// A page of `mapped` records followed by `next`.
+    pub(crate) fn new(mapped: records::MappedRecords, next: Next) -> Page {
+        Page {
+            fetched: mapped.page,
+            records: mapped.records,
+            oldest: mapped.oldest,
+            newest: mapped.newest,
+            next,
+            ids: Vec::new(),
+            url: None,
         }
     }
+}
 
-    /// Starts reading one location from where `state` says it was left.
-    pub fn start_poll(&self, location: &LocationId, state: PollState) -> LocationPoll<'_> {
-        match self {
-            SourceClient::Google(c) => LocationPoll::Google(c.start_poll(location, state)),
-            SourceClient::Places(c) => LocationPoll::Places(c.start_poll(location, state)),
-            SourceClient::Yelp(c) => LocationPoll::Yelp(c.start_poll(location, state)),
-            SourceClient::Facebook(c) => LocationPoll::Facebook(c.start_poll(location, state)),
-            SourceClient::Trustpilot(c) => LocationPoll::Trustpilot(c.start_poll(location, state)),
-            SourceClient::File(c) => LocationPoll::File(c.start_poll(location, state)),
-        }
+/// A platform that reads on by itself ([`PagingStyle::Stream`]).
+pub trait PageStream: Send {
+    /// The next page, or `None` when the location is read up to date.
+    fn next_page(&mut self) -> BoxFuture<'_, Result<Option<FetchedPage>, PlatformError>>;
+    /// Whether the next [`PageStream::next_page`] would answer `None`
+    /// without reading anything.
+    fn is_done(&self) -> bool;
+    /// The position to store after a complete read.
+    fn position(self: Box<Self>) -> Option<String>;
+}
+
+/// A configured source's platform client: everything the poll, `check` and
+/// discovery ask of a platform. One per source, built from its settings.
+pub trait SourceClient: Send + Sync {
+    /// How its pages follow each other.
+    fn paging(&self) -> Paging;
+
+    /// Reads one page. Nothing is cached: each call is one request (and its
+    /// retries).
+    fn fetch<'a>(&'a self, request: PageRequest<'a>) -> BoxFuture<'a, Result<Page, PlatformError>> {
+        let _ = request;
+        Box::pin(std::future::ready(Err(PlatformError::InvalidResponse(
+            "this platform does not read pages by request".into(),
+        ))))
     }
 
-    /// Every location the platform lists for this source's discovery
-    /// settings (`discover_accounts` of `google_business_profile`), or `None`
-    /// when the source does not discover. See `crate::locations` for what
-    /// becomes of them.
-    pub async fn discover(&self) -> Option<google::Discovery> {
-        match self {
-            SourceClient::Google(c) if !c.discover_accounts().is_empty() => {
-                Some(c.discover().await)
-            }
-            _ => None,
-        }
+    /// Starts reading `location` on from `position`
+    /// ([`PagingStyle::Stream`] only).
+    fn stream<'a>(
+        &'a self,
+        location: &LocationId,
+        position: Option<&str>,
+    ) -> Box<dyn PageStream + 'a> {
+        let _ = (location, position);
+        Box::new(NoStream)
     }
 
-    /// `check --online`: fetches a token and lists each location once
-    /// (one page), returning a line per location for the operator: what it
-    /// found, or why it failed with the URL that failed (no query: it may
-    /// carry a token). A file location is read whole, and each match that
-    /// cannot be read is a line of its own.
-    pub async fn check_online(
-        &self,
-        locations: &[LocationId],
-    ) -> Vec<(LocationId, Result<String, String>)> {
-        let mut out = Vec::with_capacity(locations.len());
-        for location in locations {
-            if let SourceClient::File(reader) = self {
-                match reader.check_location(location) {
-                    Ok(line) => out.push((location.clone(), Ok(line))),
-                    Err(problems) => out.extend(
-                        problems
-                            .into_iter()
-                            .map(|problem| (location.clone(), Err(problem))),
-                    ),
-                }
-                continue;
-            }
-            let mut poll = self.start_poll(location, PollState::default());
-            let result = poll.next_page().await.map(|page| match page {
-                Some(p) => format!(
-                    "ok: {} reviews on the first page{}",
-                    p.reviews.len(),
-                    p.reported_total
-                        .map(|t| format!(", {t} in total"))
-                        .unwrap_or_default()
-                ),
-                None => "ok: no reviews".to_owned(),
-            });
-            drop(poll);
-            let result = result.map_err(|e| match self.last_request() {
-                Some(request) => format!("{e} ({request})"),
-                None => e.to_string(),
-            });
-            out.push((location.clone(), result));
-        }
-        out
+    /// Platform HTTP requests made so far (for the poll log and tests).
+    fn requests(&self) -> u64 {
+        0
     }
 
     /// The last platform request sent or tried, as `METHOD
-    /// scheme://host/path` (never the query).
-    pub fn last_request(&self) -> Option<String> {
-        match self {
-            SourceClient::Google(c) => c.last_request(),
-            SourceClient::Places(c) => c.last_request(),
-            SourceClient::Yelp(c) => c.last_request(),
-            SourceClient::Facebook(c) => c.last_request(),
-            SourceClient::Trustpilot(c) => c.last_request(),
-            SourceClient::File(_) => None,
-        }
+    /// scheme://host/path` (never the query): `check --online` names it.
+    fn last_request(&self) -> Option<String> {
+        None
     }
 
-    /// Platform HTTP requests made so far by this client (for the poll log
-    /// and tests).
-    pub fn requests(&self) -> u64 {
-        match self {
-            SourceClient::Google(c) => c.requests(),
-            SourceClient::Places(c) => c.requests(),
-            SourceClient::Yelp(c) => c.requests(),
-            SourceClient::Facebook(c) => c.requests(),
-            SourceClient::Trustpilot(c) => c.requests(),
-            SourceClient::File(_) => 0,
-        }
+    /// Every location the platform lists for this source's discovery
+    /// settings, or `None` when the source does not discover. See
+    /// `crate::locations` for what becomes of them.
+    fn discover(&self) -> Option<BoxFuture<'_, Discovery>> {
+        None
+    }
+
+    /// `check --online` for a platform whose first page says too little (a
+    /// file source reads every file): a line, or every problem found.
+    /// `None`: the first page is read, as for any platform.
+    fn check_whole(&self, location: &LocationId) -> Option<Result<String, Vec<String>>> {
+        let _ = location;
+        None
     }
 }
 
-/// A poll of one location in progress.
-pub enum LocationPoll<'a> {
-    /// Google Business Profile.
-    Google(google::GooglePoll<'a>),
-    /// Google Places.
-    Places(places::PlacesPoll<'a>),
-    /// Yelp.
-    Yelp(yelp::YelpPoll<'a>),
-    /// Facebook.
-    Facebook(facebook::FacebookPoll<'a>),
-    /// Trustpilot.
-    Trustpilot(trustpilot::TrustpilotPoll<'a>),
-    /// Files.
-    File(file::FilePoll),
-}
+/// The stream of a platform that has none.
+struct NoStream;
 
-impl LocationPoll<'_> {
-    /// The next page, or `None` when the location is read up to date.
-    pub async fn next_page(&mut self) -> Result<Option<FetchedPage>, PlatformError> {
-        match self {
-            LocationPoll::Google(p) => p.next_page().await,
-            LocationPoll::Places(p) => p.next_page().await,
-            LocationPoll::Yelp(p) => p.next_page().await,
-            LocationPoll::Facebook(p) => p.next_page().await,
-            LocationPoll::Trustpilot(p) => p.next_page().await,
-            LocationPoll::File(p) => p.next_page(),
-        }
+impl PageStream for NoStream {
+    fn next_page(&mut self) -> BoxFuture<'_, Result<Option<FetchedPage>, PlatformError>> {
+        Box::pin(std::future::ready(Err(PlatformError::InvalidResponse(
+            "this platform does not read by stream".into(),
+        ))))
     }
-
-    /// Whether the poll is over: no page remains to be asked for.
-    pub fn is_done(&self) -> bool {
-        match self {
-            LocationPoll::Google(p) => p.is_done(),
-            LocationPoll::Places(p) => p.is_done(),
-            LocationPoll::Yelp(p) => p.is_done(),
-            LocationPoll::Facebook(p) => p.is_done(),
-            LocationPoll::Trustpilot(p) => p.is_done(),
-            LocationPoll::File(p) => p.is_done(),
-        }
+    fn is_done(&self) -> bool {
+        false
     }
-
-    /// The polling state to store once every page has been read (never
-    /// called after an error, so a failed poll re-reads from the old mark).
-    pub fn finish(self) -> PollState {
-        match self {
-            LocationPoll::Google(p) => p.finish(),
-            LocationPoll::Places(p) => p.finish(),
-            LocationPoll::Yelp(p) => p.finish(),
-            LocationPoll::Facebook(p) => p.finish(),
-            LocationPoll::Trustpilot(p) => p.finish(),
-            LocationPoll::File(p) => p.finish(),
-        }
+    fn position(self: Box<Self>) -> Option<String> {
+        None
     }
 }
 
-/// The longest review id we accept, in bytes. Real ids are far shorter
-/// (Google's encrypted ids run to ~100); a longer one is garbage, and it ends
-/// up in the ledger's primary key and in every idempotency key.
-pub const MAX_REVIEW_ID_BYTES: usize = 1024;
-
-/// Checks a platform's review id before it becomes a [`crate::domain::ReviewId`]:
-/// not empty, at most [`MAX_REVIEW_ID_BYTES`], no control characters (which
-/// would corrupt logs, CSV exports and the `Idempotency-Key` header).
-/// The error says what is wrong, for a quarantine reason.
-pub fn check_review_id(id: &str) -> Result<(), String> {
-    if id.is_empty() {
-        return Err("empty".into());
-    }
-    if id.len() > MAX_REVIEW_ID_BYTES {
-        return Err(format!(
-            "{} bytes, more than {MAX_REVIEW_ID_BYTES}",
-            id.len()
-        ));
-    }
-    if id.chars().any(char::is_control) {
-        return Err("contains control characters".into());
-    }
-    Ok(())
+/// A location found on the platform by discovery.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DiscoveredLocation {
+    /// The id the platform's reviews API takes.
+    pub id: LocationId,
+    /// Its name on the platform, when it gives one.
+    pub title: Option<String>,
+    /// Its store code, trimmed; `None` when absent or blank.
+    pub store_code: Option<String>,
 }
 
-/// A JSON value's type in words, for rejection reasons ("a number is not a
-/// string"). Never the value itself: it may be long or personal.
-pub(crate) fn json_kind(value: &serde_json::Value) -> &'static str {
-    use serde_json::Value;
-    match value {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
-    }
+/// What one discovery found over every configured account.
+#[derive(Debug, Default)]
+pub struct Discovery {
+    /// Accounts (or whatever the platform groups locations by) listed.
+    pub accounts: usize,
+    /// Every location listed, in the platform's order, account after account.
+    pub locations: Vec<DiscoveredLocation>,
+    /// Accounts that could not be listed (completely), with why. Locations
+    /// read from an account before its failure are still in `locations`.
+    pub failures: Vec<(String, PlatformError)>,
 }
 
-/// A string field of a platform record; `Err("<key>: ...")` when present
-/// with another type. JSON `null` is absent.
-pub(crate) fn opt_str<'a>(
-    obj: &'a serde_json::Map<String, serde_json::Value>,
-    key: &str,
-) -> Result<Option<&'a str>, String> {
-    match obj.get(key) {
-        None | Some(serde_json::Value::Null) => Ok(None),
-        Some(serde_json::Value::String(s)) => Ok(Some(s)),
-        Some(other) => Err(format!("{key}: {} is not a string", json_kind(other))),
-    }
+/// The client of a configured source, built by its platform.
+pub fn client(source: &SourceConfig, http: reqwest::Client) -> Box<dyn SourceClient> {
+    source.kind.client(source, http)
 }
 
-/// Trimmed text, `None` when nothing is left.
-pub(crate) fn non_blank(text: &str) -> Option<String> {
-    let text = text.trim();
-    (!text.is_empty()).then(|| text.to_owned())
-}
-
-/// At most `max` characters of a platform's error message, for an error.
-pub(crate) fn short_message(message: &str, max: usize) -> String {
-    let mut out: String = message.chars().take(max).collect();
-    if message.chars().nth(max).is_some() {
-        out.push_str("...");
+/// Checks a location id that goes into a URL path as one segment (`bare`,
+/// the id as written being `id`); the problem names it as `what`.
+pub(crate) fn path_segment_id(bare: &str, id: &str, what: &str) -> Result<(), String> {
+    let one_segment = !bare.is_empty()
+        && !bare.chars().any(|c| {
+            matches!(c, '/' | '?' | '#' | '%' | '\\') || c.is_whitespace() || c.is_control()
+        });
+    if one_segment {
+        Ok(())
+    } else {
+        Err(format!(
+            "id: {id:?} is not {what} (one URL path segment: no '/', '?', '#', '%' or spaces)"
+        ))
     }
-    out
 }
 
 /// What the platform tests share: a source config read from TOML, as an
@@ -401,50 +379,5 @@ pub(crate) mod test_support {
             Ok(mut config) => config.sources.remove(0),
             Err(e) => panic!("test config refused:\n{e}"),
         }
-    }
-}
-
-#[cfg(test)]
-mod time_rule_tests {
-    use super::*;
-    use crate::domain::{Platform, ReviewId};
-    use chrono::{TimeZone, Utc};
-
-    fn review(created: chrono::DateTime<Utc>, updated: Option<chrono::DateTime<Utc>>) -> Review {
-        Review {
-            platform: Platform::new("yelp"),
-            review_id: ReviewId::new("r"),
-            title: None,
-            comment: None,
-            rating: None,
-            display_name: None,
-            is_anonymous: None,
-            created_at: created,
-            updated_at: updated,
-            notes: Default::default(),
-        }
-    }
-
-    #[test]
-    fn plausible_times_pass_and_implausible_ones_name_their_field() {
-        let ok = Utc
-            .with_ymd_and_hms(2024, 5, 1, 0, 0, 0)
-            .single()
-            .expect("date");
-        let old = Utc
-            .with_ymd_and_hms(1999, 5, 1, 0, 0, 0)
-            .single()
-            .expect("date");
-        let future = Utc::now() + chrono::Duration::days(30);
-        assert_eq!(review_time_problem(&review(ok, Some(ok))), None);
-        assert!(
-            review_time_problem(&review(old, None)).is_some_and(|r| r.starts_with("created time:"))
-        );
-        assert!(
-            review_time_problem(&review(ok, Some(future)))
-                .is_some_and(|r| r.starts_with("updated time:"))
-        );
-        assert_eq!(plausible_time(ok), Some(ok));
-        assert_eq!(plausible_time(future), None);
     }
 }

@@ -36,19 +36,17 @@ use tokio::time::Instant;
 pub enum HintChannel {
     /// A Cloud Pub/Sub message (Google Business Profile notifications).
     PubSub,
-    /// A verified Facebook Page webhook.
-    Facebook,
-    /// An authenticated Trustpilot webhook.
-    Trustpilot,
+    /// A verified webhook of the platform of this kind
+    /// (`crate::push::webhook::WebhookKind`).
+    Webhook(&'static str),
 }
 
 impl HintChannel {
-    /// The label used in logs and metrics.
+    /// The label used in logs and metrics: `pubsub`, or the platform's kind.
     pub fn as_str(self) -> &'static str {
         match self {
             HintChannel::PubSub => "pubsub",
-            HintChannel::Facebook => "facebook",
-            HintChannel::Trustpilot => "trustpilot",
+            HintChannel::Webhook(kind) => kind,
         }
     }
 }
@@ -602,12 +600,12 @@ mod tests {
         let other = Hint::new(
             SourceName::new("other"),
             LocationId::new("A"),
-            HintChannel::Facebook,
+            HintChannel::Webhook("facebook"),
         );
         assert_eq!(q.push(other), PushOutcome::Queued);
         assert_eq!(
             q.try_next().expect("other/A").channel,
-            HintChannel::Facebook
+            HintChannel::Webhook("facebook")
         );
     }
 
@@ -693,12 +691,12 @@ mod tests {
         let early = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000);
         let mut first = hint("L");
         first.received_at = early;
-        first.channel = HintChannel::Trustpilot;
+        first.channel = HintChannel::Webhook("trustpilot");
         q.push(first);
         q.push(hint("L"));
         let ticket = q.try_next().expect("read");
         assert_eq!(ticket.first_hint_at, early);
-        assert_eq!(ticket.channel, HintChannel::Trustpilot);
+        assert_eq!(ticket.channel, HintChannel::Webhook("trustpilot"));
         assert_eq!(ticket.hints, 2);
     }
 }

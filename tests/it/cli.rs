@@ -215,3 +215,140 @@ async fn ledger_commands_show_what_happened() {
         "platform,review_id,source_name,location_id,group_id,group_external_ref,status"
     ));
 }
+
+/// Issue 11's "Done when": `sync --dry-run` prints the same bodies, in the
+/// same order, on the demo's data (the sandbox's default seed, every
+/// platform, and the demo's file rows) as it did before the poll pass and
+/// the dry run became one. The snapshot was taken before that change.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dry_run_bodies_of_the_demo_data_are_unchanged() {
+    let sb = sandbox::Sandbox::start(sandbox::SandboxOptions::default())
+        .await
+        .expect("sandbox starts");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let rows = dir.path().join("imported.jsonl");
+    std::fs::write(&rows, DEMO_ROWS).expect("write rows");
+    let config_path = dir.path().join("config.toml");
+    std::fs::write(&config_path, demo_config(&sb, &rows)).expect("write config");
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&config_path, std::fs::Permissions::from_mode(0o600))
+            .expect("chmod");
+    }
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_review-sync"))
+        .arg("--config")
+        .arg(&config_path)
+        .args(["sync", "--dry-run"])
+        .env_remove("RUST_LOG")
+        .kill_on_drop(true)
+        .output()
+        .await
+        .expect("binary runs");
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("454 bodies would be POSTed (454 new, 0 edited, 0 already pending)"),
+        "{stderr}"
+    );
+    assert_eq!(sb.travtus().message_requests(), 0, "nothing POSTed");
+    insta::assert_snapshot!("dry_run_demo_bodies", stdout);
+}
+
+/// The demo's file rows (`review-sync demo`, before its second pass).
+const DEMO_ROWS: &str = r#"{"review_id":"yelp-001","comment":"Quiet building, friendly staff.","rating":4,"display_name":"Sam K.","created_datetime":"2026-10-02 14:05:00"}
+{"review_id":"yelp-002","comment":"Parking is a nightmare.","rating":2,"display_name":"Lee W.","created_datetime":"2026-10-05T09:30:00-07:00"}
+"#;
+
+/// The demo's config: every source of `review-sync sandbox`'s config, with
+/// its groups, and the demo's file source.
+fn demo_config(sb: &sandbox::Sandbox, rows: &std::path::Path) -> String {
+    let base = sb.base_url();
+    let mut text = format!(
+        r#"[travtus]
+base_url = "{base}/travtus"
+token_url = "{base}/travtus/oauth2/token"
+client_id = "{travtus_id}"
+client_secret = "{travtus_secret}"
+
+[ledger]
+path = "ledger.db"
+
+[[source]]
+name = "sandbox-google"
+kind = "google_business_profile"
+schedule = "0 */5 * * * *"
+client_id = "{g_id}"
+client_secret = "{g_secret}"
+refresh_token = "{g_refresh}"
+api_base_url = "{base}/google"
+token_url = "{base}/google/token"
+"#,
+        travtus_id = sandbox::TRAVTUS_CLIENT_ID,
+        travtus_secret = sandbox::TRAVTUS_CLIENT_SECRET,
+        g_id = sandbox::GOOGLE_CLIENT_ID,
+        g_secret = sandbox::GOOGLE_CLIENT_SECRET,
+        g_refresh = sandbox::GOOGLE_REFRESH_TOKEN,
+    );
+    let location = |text: &mut String, id: &str, group: usize| {
+        text.push_str(&format!(
+            "\n  [[source.location]]\n  id = \"{id}\"\n  group_external_ref = \"portfolio-{}\"\n",
+            group % 10 + 1
+        ));
+    };
+    for (i, id) in sb.google().locations().iter().enumerate() {
+        location(&mut text, id, i);
+    }
+    let mut group = 3;
+    let sources: [(&str, String, Vec<String>); 4] = [
+        (
+            "google_places",
+            format!(
+                "api_key = \"{}\"\napi_base_url = \"{base}/places\"",
+                sandbox::PLACES_API_KEY
+            ),
+            sb.places().place_ids(),
+        ),
+        (
+            "yelp",
+            format!(
+                "api_key = \"{}\"\napi_base_url = \"{base}/yelp\"",
+                sandbox::YELP_API_KEY
+            ),
+            sb.yelp().business_ids(),
+        ),
+        (
+            "facebook",
+            format!(
+                "access_token = \"{}\"\ngraph_version = \"v21.0\"\napi_base_url = \"{base}/facebook\"",
+                sandbox::FACEBOOK_ACCESS_TOKEN
+            ),
+            sb.facebook().page_ids(),
+        ),
+        (
+            "trustpilot",
+            format!(
+                "api_key = \"{}\"\napi_base_url = \"{base}/trustpilot\"\napi_secret = \"{}\"\nusername = \"{}\"\npassword = \"{}\"\ntoken_url = \"{}\"",
+                sandbox::TRUSTPILOT_API_KEY,
+                sandbox::TRUSTPILOT_API_SECRET,
+                sandbox::TRUSTPILOT_USERNAME,
+                sandbox::TRUSTPILOT_PASSWORD,
+                sb.trustpilot_token_url()
+            ),
+            sb.trustpilot().business_unit_ids(),
+        ),
+    ];
+    for (kind, keys, ids) in sources {
+        text.push_str(&format!(
+            "\n[[source]]\nname = \"sandbox-{kind}\"\nkind = \"{kind}\"\nschedule = \"0 0 * * * *\"\nrequests_per_minute = 600\n{keys}\n"
+        ));
+        for id in ids {
+            location(&mut text, &id, group);
+            group += 1;
+        }
+    }
+    text.push_str(&format!(
+        "\n[[source]]\nname = \"csv-import\"\nkind = \"file\"\nschedule = \"0 0 * * * *\"\nplatform = \"yelp\"\n\n  [[source.location]]\n  id = \"{}\"\n  group_external_ref = \"portfolio-9\"\n",
+        rows.display()
+    ));
+    text
+}

@@ -396,3 +396,53 @@ async fn a_first_read_longer_than_the_incremental_bound_completes_in_one_pass() 
     assert!(out.status.success(), "{:?}", text(&out));
     assert_eq!(env.sb.google().list_requests(&location), 203, "one page");
 }
+
+/// The seam push hints (issue 14) read through: `SourcePoller::read_location`
+/// reads one location at once, incrementally, with the same plan, paging,
+/// cursor and ledger as a pass, and asks nothing of the others.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_location_is_read_at_once_through_the_same_pass() {
+    let env = spawn_env(seed(5)).await;
+    let app = env.app().await;
+    app.poll(&app.pollers).await;
+    let google = env.sb.google();
+    let locations = google.locations();
+    google.add_review(
+        &locations[1],
+        NewGoogleReview {
+            star_rating: Some(2),
+            comment: Some("The lift is broken again.".into()),
+            display_name: "Kim".into(),
+            is_anonymous: false,
+        },
+    );
+    let before: Vec<u64> = locations.iter().map(|l| google.list_requests(l)).collect();
+    let poller = &app.pollers[0];
+    let report = poller
+        .read_location(&review_sync::domain::LocationId::new(&locations[1]))
+        .await;
+    let [read] = report.locations.as_slice() else {
+        panic!("one location read: {report:?}");
+    };
+    assert_eq!(read.location_id, locations[1]);
+    assert_eq!((read.counts.new, read.error.as_deref()), (1, None));
+    assert_eq!(read.pages, 1, "incremental: from the high-water mark");
+    for (location, b) in locations.iter().zip(&before) {
+        let asked = google.list_requests(location) - b;
+        assert_eq!(asked, u64::from(*location == locations[1]), "{location}");
+    }
+    let pending = env
+        .rows()
+        .into_iter()
+        .filter(|r| r.status == review_sync::ledger::Status::Pending)
+        .count();
+    assert!(pending >= 1, "the new review is recorded, due for delivery");
+
+    // A location the source does not read reads nothing.
+    let report = poller
+        .read_location(&review_sync::domain::LocationId::new(
+            "accounts/9/locations/9",
+        ))
+        .await;
+    assert!(report.locations.is_empty(), "{report:?}");
+}

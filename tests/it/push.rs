@@ -8,10 +8,12 @@ use crate::helpers::wait_until;
 use review_sync::config::Secret;
 use review_sync::domain::{LocationId, SourceName};
 use review_sync::oauth::{TokenCache, TokenError};
+use review_sync::platforms::facebook::FacebookWebhook;
+use review_sync::platforms::trustpilot::TrustpilotWebhook;
 use review_sync::push::notification::{self, NotificationKind};
 use review_sync::push::pubsub::{PubSubClient, PubSubError, SubscriptionName};
 use review_sync::push::service_account::ServiceAccountKey;
-use review_sync::push::webhook::{self, WebhookAuth, WebhookSource, WebhookStats};
+use review_sync::push::webhook::{self, WebhookSource, WebhookStats};
 use review_sync::push::{HintChannel, HintQueue, HintQueueLimits, ReadOutcome};
 use sandbox::{
     Endpoint, Fault, NewGoogleReview, NewRecommendation, NewTrustpilotReview, NotificationStyle,
@@ -377,10 +379,10 @@ const VERIFY_TOKEN: &str = "fb-verify-token";
 fn facebook_source(pages: &[String]) -> WebhookSource {
     WebhookSource {
         name: SourceName::new("acme-facebook"),
-        auth: WebhookAuth::Facebook {
+        auth: Arc::new(FacebookWebhook {
             app_secret: Secret::new(APP_SECRET),
             verify_token: Secret::new(VERIFY_TOKEN),
-        },
+        }),
         locations: pages.iter().map(LocationId::new).collect(),
     }
 }
@@ -429,7 +431,7 @@ async fn a_signed_facebook_webhook_is_a_hint_and_a_forged_one_is_refused() {
     assert_eq!(sb.facebook().webhook_deliveries()[0].status, Some(200));
     let ticket = r.queue.try_next().expect("a read of the Page");
     assert_eq!(ticket.location.as_str(), pages[0]);
-    assert_eq!(ticket.channel, HintChannel::Facebook);
+    assert_eq!(ticket.channel, HintChannel::Webhook("facebook"));
     assert_eq!(ticket.source.as_str(), "acme-facebook");
     ticket.finish(ReadOutcome::Committed);
 
@@ -519,9 +521,9 @@ async fn a_trustpilot_webhook_with_the_secret_in_its_url_is_a_hint_and_without_i
     let r = receiver(
         vec![WebhookSource {
             name: SourceName::new("acme-trustpilot"),
-            auth: WebhookAuth::Trustpilot {
+            auth: Arc::new(TrustpilotWebhook {
                 secret: Secret::new("tp-s3cret"),
-            },
+            }),
             locations: units.iter().map(LocationId::new).collect(),
         }],
         webhook::DEFAULT_BODY_LIMIT,
@@ -572,7 +574,7 @@ async fn a_trustpilot_webhook_with_the_secret_in_its_url_is_a_hint_and_without_i
     assert_eq!(sb.trustpilot().webhook_deliveries()[1].status, Some(200));
     let ticket = r.queue.try_next().expect("a read of the unit");
     assert_eq!(ticket.location.as_str(), units[1]);
-    assert_eq!(ticket.channel, HintChannel::Trustpilot);
+    assert_eq!(ticket.channel, HintChannel::Webhook("trustpilot"));
     assert!(r.queue.try_next().is_none(), "only the named unit");
     drop(ticket);
 

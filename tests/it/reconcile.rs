@@ -291,7 +291,10 @@ async fn the_daemon_runs_reconciliation_on_its_own_schedule() {
     );
     let config = review_sync::config::load(&env.config_path).expect("config");
     assert_eq!(
-        config.sources[0].reconcile_schedule.as_deref(),
+        config.sources[0]
+            .reconcile_schedule
+            .as_ref()
+            .map(|s| s.as_str()),
         Some("*/2 * * * * *")
     );
     let (control, rx) = tokio::sync::mpsc::channel(1);

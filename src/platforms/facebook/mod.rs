@@ -26,19 +26,27 @@
 //!   are transient: those are retried with the shared backoff;
 //! - `limit=100` is accepted (a smaller cap only means more pages).
 
+mod settings;
+mod webhook;
 mod wire;
+
+pub use webhook::FacebookWebhook;
+
+pub use settings::FacebookConfig;
+pub(crate) use settings::PLATFORM;
 
 #[cfg(test)]
 mod tests;
 
 use super::http::{ErrorAnswer, ErrorVerdict, PlatformHttp};
-use super::{FetchedPage, PlatformError, short_message};
-use crate::config::{FacebookConfig, SourceConfig};
+use super::{
+    Next, Page, PageAt, PageRequest, Paging, PagingStyle, PlatformError, SourceClient,
+    short_message,
+};
+use crate::config::SourceConfig;
 use crate::domain::LocationId;
-use crate::ledger::PollState;
-use crate::platforms::records::TokenPaging;
-use chrono::{DateTime, TimeDelta, Utc};
-use reqwest::header::HeaderMap;
+use chrono::TimeDelta;
+use futures_util::future::BoxFuture;
 use serde_json::Value;
 use url::Url;
 
@@ -84,28 +92,6 @@ impl FacebookClient {
         }
     }
 
-    /// Starts a poll of one Page from the high-water mark in `state`.
-    pub fn start_poll(&self, location: &LocationId, state: PollState) -> FacebookPoll<'_> {
-        FacebookPoll {
-            client: self,
-            location: location.clone(),
-            stop_before: state.high_water.map(|hw| hw - OVERLAP),
-            state,
-            newest: None,
-            paging: TokenPaging::new("cursor", MAX_PAGES),
-        }
-    }
-
-    /// Every HTTP request this client made, retries included.
-    pub fn requests(&self) -> u64 {
-        self.http.requests()
-    }
-
-    /// The last request sent or tried, without its query (`check --online`).
-    pub fn last_request(&self) -> Option<String> {
-        self.http.last_request()
-    }
-
     /// `{api_base_url}/{graph_version}/{page}/ratings?fields=..&limit=..[&after=..]`:
     /// everything but the token.
     fn ratings_url(&self, page: &LocationId, after: Option<&str>) -> Result<Url, PlatformError> {
@@ -147,85 +133,61 @@ impl FacebookClient {
         let url = self.ratings_url(page, after)?;
         let version = self.cfg.graph_version.as_str();
         self.http
-            .get_json_judged(
+            .get_json(
                 &url,
                 |request| request.query(&[("access_token", token.expose())]),
-                |answer, headers| graph_verdict(&answer, headers, page, version),
+                |answer| graph_verdict(&answer, page, version),
             )
             .await
     }
 }
 
-/// A poll of one Page in progress: pages newest-first until one reaches
-/// recommendations older than the old high-water mark minus [`OVERLAP`], or
-/// the last page.
-pub struct FacebookPoll<'a> {
-    client: &'a FacebookClient,
-    location: LocationId,
-    /// The state the poll started from (its cursor is passed through).
-    state: PollState,
-    /// `high_water - OVERLAP`; `None` on a first poll: read everything.
-    stop_before: Option<DateTime<Utc>>,
-    /// The newest `created_time` seen in this poll.
-    newest: Option<DateTime<Utc>>,
-    /// `after` cursors followed, the page bound, a loop held back as an
-    /// error.
-    paging: TokenPaging,
-}
-
-impl FacebookPoll<'_> {
-    /// The next page, or `None` when the Page is read up to date.
-    pub async fn next_page(&mut self) -> Result<Option<FetchedPage>, PlatformError> {
-        let Some(after) = self.paging.next_request()? else {
-            return Ok(None);
-        };
-        let json = self.client.ratings(&self.location, after).await?;
-        let page_number = self.paging.page_read();
-        let mapped = wire::map_page(&json, page_number, self.location.as_str().trim())?;
-        if let Some(newest) = mapped.newest {
-            self.newest = Some(self.newest.map_or(newest, |n| n.max(newest)));
+impl SourceClient for FacebookClient {
+    /// Pages newest-first by `after` cursor, stopping [`OVERLAP`] behind the
+    /// mark (the newest `created_time`: Graph has no update time).
+    fn paging(&self) -> Paging {
+        Paging {
+            style: PagingStyle::Tokens {
+                what: "cursor",
+                page_size: PAGE_SIZE,
+            },
+            overlap: Some(OVERLAP),
+            max_pages: MAX_PAGES,
         }
-        let reached_old = match (self.stop_before, mapped.oldest) {
-            (Some(stop), Some(oldest)) => oldest < stop,
-            _ => false,
-        };
-        if reached_old {
-            self.paging.stop();
-        } else {
-            self.paging.follow(mapped.next_cursor);
-        }
-        tracing::debug!(
-            location = %self.location,
-            page = page_number,
-            reviews = mapped.page.reviews.len(),
-            rejected = mapped.page.rejected.len(),
-            done = self.paging.is_done(),
-            "facebook ratings page"
-        );
-        Ok(Some(mapped.page))
     }
 
-    /// Whether the poll is over: the next [`Self::next_page`] would
-    /// answer `None` without a request (a pass bound is only hit when more
-    /// pages remain).
-    pub fn is_done(&self) -> bool {
-        self.paging.is_done()
+    fn fetch<'a>(&'a self, request: PageRequest<'a>) -> BoxFuture<'a, Result<Page, PlatformError>> {
+        Box::pin(async move {
+            let after = match request.at {
+                PageAt::Token(after) => Some(after),
+                _ => None,
+            };
+            let page = request.location;
+            let json = self.ratings(page, after).await?;
+            let mapped = wire::map_page(&json, request.number, page.as_str().trim())?;
+            Ok(Page {
+                fetched: mapped.page,
+                records: mapped.records,
+                oldest: mapped.oldest,
+                newest: mapped.newest,
+                next: mapped.next_cursor.map_or(Next::Last, Next::Token),
+                ids: Vec::new(),
+                url: None,
+            })
+        })
     }
 
-    /// The state to store after a complete poll: the newest `created_time`
-    /// seen (never backwards).
-    pub fn finish(self) -> PollState {
-        self.state.advanced_to(self.newest)
+    fn requests(&self) -> u64 {
+        self.http.requests()
+    }
+
+    fn last_request(&self) -> Option<String> {
+        self.http.last_request()
     }
 }
 
 /// Judges Graph's error JSON by its `code`.
-fn graph_verdict(
-    answer: &ErrorAnswer<'_>,
-    _headers: &HeaderMap,
-    page: &LocationId,
-    version: &str,
-) -> ErrorVerdict {
+fn graph_verdict(answer: &ErrorAnswer<'_>, page: &LocationId, version: &str) -> ErrorVerdict {
     let error = answer.json.and_then(|j| j.get("error"));
     let code = error.and_then(|e| e.get("code")).and_then(Value::as_i64);
     let subcode = error

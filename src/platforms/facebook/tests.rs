@@ -8,12 +8,15 @@
 
 use super::wire::{derived_id, map_page, page_derived_id, parse_graph_time};
 use super::*;
-use crate::config::SourceKind;
 use crate::domain::{Rating, Rejected, Review};
-use crate::platforms::http::test_server::{Answer, Server};
+use crate::platforms::FetchedPage;
+use crate::platforms::test_server::{Answer, Server};
 use crate::platforms::test_support::source_from_toml;
+use crate::poll::Cursor;
+use crate::poll::location::LocationPoll;
 use crate::retry::Backoff;
 use crate::timestamps::travtus_format;
+use chrono::DateTime;
 use chrono::{FixedOffset, Timelike};
 use proptest::prelude::*;
 use sandbox::{Endpoint, FacebookEmulator, Fault, NewRecommendation, Sandbox, SandboxOptions};
@@ -636,7 +639,7 @@ fn client_with(
         }
     }
     let source = source_from_toml(&text);
-    let SourceKind::Facebook(cfg) = &source.kind else {
+    let Some(cfg) = source.kind.settings::<FacebookConfig>() else {
         panic!("expected facebook");
     };
     let client = FacebookClient::new(
@@ -661,9 +664,9 @@ async fn sandbox() -> Sandbox {
 async fn poll_all(
     client: &FacebookClient,
     page: &str,
-    state: PollState,
-) -> Result<(Vec<FetchedPage>, PollState), PlatformError> {
-    let mut poll = client.start_poll(&LocationId::new(page), state);
+    state: Cursor,
+) -> Result<(Vec<FetchedPage>, Cursor), PlatformError> {
+    let mut poll = LocationPoll::new(client, &LocationId::new(page), state);
     let mut pages = Vec::new();
     while let Some(p) = poll.next_page().await? {
         pages.push(p);
@@ -684,7 +687,7 @@ async fn a_first_poll_pages_through_every_rating_and_a_quiet_poll_costs_one_requ
     let page = sb.facebook().page_ids()[0].clone();
     let token = format!("access_token = \"{}\"", sandbox::FACEBOOK_ACCESS_TOKEN);
     let client = client_with(&token, &sb.facebook_base_url(), &[(&page, None)]);
-    let (pages, state) = poll_all(&client, &page, PollState::default())
+    let (pages, state) = poll_all(&client, &page, Cursor::default())
         .await
         .expect("first poll");
     let all = sb.facebook().ratings(&page);
@@ -724,7 +727,7 @@ async fn a_first_poll_pages_through_every_rating_and_a_quiet_poll_costs_one_requ
     assert_eq!(state2, state);
 
     // A second poll sees the same derived ids: they are stable.
-    let (full_again, _) = poll_all(&client, &page, PollState::default())
+    let (full_again, _) = poll_all(&client, &page, Cursor::default())
         .await
         .expect("full");
     assert_eq!(ids(&full_again), got);
@@ -764,7 +767,7 @@ async fn a_storyless_rating_reaches_the_ledger_with_the_same_id_on_every_read() 
     let read = |page: String| {
         let client = &client;
         async move {
-            let (pages, _) = poll_all(client, &page, PollState::default())
+            let (pages, _) = poll_all(client, &page, Cursor::default())
                 .await
                 .expect("poll");
             assert!(
@@ -796,7 +799,7 @@ async fn graph_error_12_and_283_and_190_are_specific_and_final() {
     // v22.0+ is refused by the config; the emulator answers 12 for it too,
     // and for every version once Meta retires the edge.
     sb.facebook().deprecate_ratings_edge(true);
-    let err = poll_all(&client, &page, PollState::default())
+    let err = poll_all(&client, &page, Cursor::default())
         .await
         .expect_err("12");
     match &err {
@@ -830,7 +833,7 @@ async fn graph_error_12_and_283_and_190_are_specific_and_final() {
         ),
         api_base_url: client.api_base_url.clone(),
     };
-    let err = poll_all(&v22, &page, PollState::default())
+    let err = poll_all(&v22, &page, Cursor::default())
         .await
         .expect_err("12");
     assert!(
@@ -839,7 +842,7 @@ async fn graph_error_12_and_283_and_190_are_specific_and_final() {
     );
 
     sb.facebook().revoke_permission(&page, true);
-    let err = poll_all(&client, &page, PollState::default())
+    let err = poll_all(&client, &page, Cursor::default())
         .await
         .expect_err("283");
     match &err {
@@ -856,7 +859,7 @@ async fn graph_error_12_and_283_and_190_are_specific_and_final() {
         &sb.facebook_base_url(),
         &[(&page, None)],
     );
-    let err = poll_all(&client, &page, PollState::default())
+    let err = poll_all(&client, &page, Cursor::default())
         .await
         .expect_err("190");
     assert!(
@@ -865,7 +868,7 @@ async fn graph_error_12_and_283_and_190_are_specific_and_final() {
     );
 
     let client = client_with(&token, &sb.facebook_base_url(), &[("1", None)]);
-    let err = poll_all(&client, "1", PollState::default())
+    let err = poll_all(&client, "1", Cursor::default())
         .await
         .expect_err("unknown");
     assert!(
@@ -890,10 +893,10 @@ async fn a_location_token_wins_over_the_source_token() {
         &sb.facebook_base_url(),
         &[(&pages[0], None), (&pages[1], Some(&own))],
     );
-    poll_all(&client, &pages[0], PollState::default())
+    poll_all(&client, &pages[0], Cursor::default())
         .await
         .expect("source token");
-    poll_all(&client, &pages[1], PollState::default())
+    poll_all(&client, &pages[1], Cursor::default())
         .await
         .expect("location token");
 
@@ -902,7 +905,7 @@ async fn a_location_token_wins_over_the_source_token() {
         &sb.facebook_base_url(),
         &[(&pages[0], None), (&pages[1], None)],
     );
-    let err = poll_all(&client, &pages[1], PollState::default())
+    let err = poll_all(&client, &pages[1], Cursor::default())
         .await
         .expect_err("wrong page");
     assert!(
@@ -924,7 +927,7 @@ async fn throttling_codes_are_retried_even_on_a_400() {
         Fault::TooManyRequests { retry_after: None },
         1,
     );
-    let (pages, _) = poll_all(&client, &page, PollState::default())
+    let (pages, _) = poll_all(&client, &page, Cursor::default())
         .await
         .expect("retried");
     assert!(!pages.is_empty());
@@ -942,7 +945,7 @@ async fn throttling_codes_are_retried_even_on_a_400() {
         &format!("{}/g", server.base),
         &[("7", None)],
     );
-    poll_all(&client, "7", PollState::default())
+    poll_all(&client, "7", Cursor::default())
         .await
         .expect("a 400 with code 17 is retried");
     assert_eq!(server.count("/g/v21.0/7/ratings"), 2);
@@ -971,7 +974,7 @@ async fn the_token_is_a_query_parameter_and_next_urls_are_not_followed() {
         &format!("{}/g", server.base),
         &[("7", None)],
     );
-    let mut poll = client.start_poll(&LocationId::new("7"), PollState::default());
+    let mut poll = LocationPoll::new(&client, &LocationId::new("7"), Cursor::default());
     assert!(poll.next_page().await.expect("page 1").is_some());
     assert!(poll.next_page().await.expect("page 2").is_some());
     let err = poll.next_page().await.expect_err("the cursor repeats");

@@ -32,8 +32,11 @@
 //!
 //! No title, no anonymity flag. JSON `null` means absent for every field.
 
-use super::super::records::{Refusal, map_records, record_array};
-use super::super::{FetchedPage, PlatformError, check_review_id, json_kind, non_blank, opt_str};
+use super::super::records::{
+    RecordReader, Refusal, check_review_id, json_kind, map_records, non_blank, opt_str,
+    record_array,
+};
+use super::super::{FetchedPage, PlatformError};
 use crate::domain::{Platform, Rating, Review, ReviewId};
 use crate::timestamps::{self, TimestampError};
 use chrono::{DateTime, Utc};
@@ -52,6 +55,8 @@ const DERIVED_ID_HEX: usize = 32;
 pub(super) struct MappedPage {
     /// The reviews and rejected records.
     pub page: FetchedPage,
+    /// Records on the page, good and bad.
+    pub records: usize,
     /// The `after` cursor of the next page; `None` on the last page (no
     /// `paging.next`).
     pub next_cursor: Option<String>,
@@ -75,20 +80,39 @@ pub(super) fn map_page(
     let next_cursor = next_cursor(top.get("paging"))?;
     let mapped = map_records(
         items,
-        |item| map_recommendation(item, page_id),
-        |i| format!("page {page_number} item {}", i + 1),
-        |item| {
-            item.get("created_time")
-                .and_then(Value::as_str)
-                .and_then(|t| parse_graph_time(t).ok())
+        &Recommendations {
+            page_id,
+            page_number,
         },
+        Utc::now(),
     );
     Ok(MappedPage {
         page: mapped.page,
+        records: mapped.records,
         next_cursor,
         oldest: mapped.oldest,
         newest: mapped.newest,
     })
+}
+
+/// How a recommendation of one ratings page of a Page reads.
+struct Recommendations<'a> {
+    page_id: &'a str,
+    page_number: u32,
+}
+
+impl RecordReader for Recommendations<'_> {
+    fn map(&self, item: &Value) -> Result<Review, Refusal> {
+        map_recommendation(item, self.page_id)
+    }
+    fn unnamed(&self, index: usize) -> String {
+        format!("page {} item {}", self.page_number, index + 1)
+    }
+    fn refused_time(&self, item: &Value) -> Option<DateTime<Utc>> {
+        item.get("created_time")
+            .and_then(Value::as_str)
+            .and_then(|t| parse_graph_time(t).ok())
+    }
 }
 
 /// The `after` cursor when there is a next page: `paging.cursors.after`, or

@@ -44,14 +44,18 @@
 //! Google (see `google::wire`).
 
 mod rows;
+mod settings;
 
-use super::{FetchedPage, PlatformError, check_review_id};
-use crate::config::FileConfig;
+pub use settings::FileConfig;
+pub(crate) use settings::PLATFORM;
+
+use super::records::{check_review_id, json_kind};
+use super::{FetchedPage, PageStream, Paging, PagingStyle, PlatformError, SourceClient};
 use crate::domain::{LocationId, Platform, Rating, Rejected, Review, ReviewId};
-use crate::ledger::PollState;
 use crate::local_file::{self, LocalFileError};
 use crate::timestamps::{self, TimestampError};
 use chrono::{DateTime, Utc};
+use futures_util::future::BoxFuture;
 use rows::{Body, Lines, RawRow, Records};
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
@@ -97,10 +101,11 @@ impl FileReader {
         }
     }
 
-    /// Starts a poll of one path or glob. Nothing is read until the first
+    /// Starts a poll of one path or glob from the content fingerprints of
+    /// the last complete one (`position`). Nothing is read until the first
     /// page is asked for.
-    pub fn start_poll(&self, location: &LocationId, state: PollState) -> FilePoll {
-        let previous = match state.cursor.as_deref() {
+    fn start_poll(&self, location: &LocationId, position: Option<&str>) -> FilePoll {
+        let previous = match position {
             None => BTreeMap::new(),
             Some(text) => serde_json::from_str(text).unwrap_or_else(|_| {
                 // A cursor we cannot read costs a full re-read, which the
@@ -178,7 +183,7 @@ impl FileReader {
     /// `check --online`: reads every file of a location as a first poll
     /// would, and says what it found, or names every match it could not read.
     pub fn check_location(&self, location: &LocationId) -> Result<String, Vec<String>> {
-        let mut poll = self.start_poll(location, PollState::default());
+        let mut poll = self.start_poll(location, None);
         let (mut reviews, mut rejected) = (0, 0);
         loop {
             match poll.next_page() {
@@ -196,6 +201,30 @@ impl FileReader {
             line.push_str(&format!(", {rejected} row(s) that would be quarantined"));
         }
         Ok(line)
+    }
+}
+
+impl SourceClient for FileReader {
+    /// Files are read on by themselves: the position is the content
+    /// fingerprint of every file read, so an unchanged file costs a hash.
+    fn paging(&self) -> Paging {
+        Paging {
+            style: PagingStyle::Stream,
+            overlap: None,
+            max_pages: u32::MAX,
+        }
+    }
+
+    fn stream<'a>(
+        &'a self,
+        location: &LocationId,
+        position: Option<&str>,
+    ) -> Box<dyn PageStream + 'a> {
+        Box::new(self.start_poll(location, position))
+    }
+
+    fn check_whole(&self, location: &LocationId) -> Option<Result<String, Vec<String>>> {
+        Some(self.check_location(location))
     }
 }
 
@@ -233,7 +262,7 @@ impl Inspection {
 }
 
 /// A poll of one location (path or glob).
-pub struct FilePoll {
+struct FilePoll {
     /// The path or glob, resolved against the config's folder.
     pattern: String,
     /// The path, when the location is not a glob.
@@ -257,7 +286,7 @@ impl FilePoll {
     /// The next page of rows of a changed file, or `None` when every matched
     /// file is read up to date. Matches that cannot be read are an error
     /// after the last page.
-    pub fn next_page(&mut self) -> Result<Option<FetchedPage>, PlatformError> {
+    fn next_page(&mut self) -> Result<Option<FetchedPage>, PlatformError> {
         if self.queue.is_none() {
             let expansion = expand(&self.pattern, self.literal.as_deref())?;
             self.problems.extend(expansion.problems);
@@ -361,23 +390,24 @@ impl FilePoll {
             pages: 0,
         }))
     }
+}
 
-    /// Whether the poll is over: the next [`Self::next_page`] would
-    /// answer `None` without a request (a pass bound is only hit when more
-    /// pages remain).
-    pub fn is_done(&self) -> bool {
+impl PageStream for FilePoll {
+    fn next_page(&mut self) -> BoxFuture<'_, Result<Option<FetchedPage>, PlatformError>> {
+        Box::pin(std::future::ready(FilePoll::next_page(self)))
+    }
+
+    /// Whether the poll is over: the next page would be `None` without
+    /// reading (a pass bound is only hit when more pages remain).
+    fn is_done(&self) -> bool {
         self.queue.as_ref().is_some_and(VecDeque::is_empty)
     }
 
-    /// The cursor after a complete poll: the hash of every file matched now.
-    pub fn finish(self) -> PollState {
-        let cursor = (!self.current.is_empty())
+    /// The position after a complete poll: the hash of every file matched now.
+    fn position(self: Box<Self>) -> Option<String> {
+        (!self.current.is_empty())
             .then(|| serde_json::to_string(&self.current).ok())
-            .flatten();
-        PollState {
-            high_water: None,
-            cursor,
-        }
+            .flatten()
     }
 }
 
@@ -491,7 +521,7 @@ fn jsonl_row(line: &[u8], platform: Option<&str>, now: DateTime<Utc>) -> Result<
         })
         .and_then(|value| match value {
             Value::Object(map) => Ok(map),
-            other => Err(format!("row: {} is not an object", kind(&other))),
+            other => Err(format!("row: {} is not an object", json_kind(&other))),
         })
         .and_then(|row| map_row(&row, platform, now))
 }
@@ -748,7 +778,7 @@ fn map_row(
         None | Some(Value::Null) => return Err("review_id: missing".into()),
         Some(Value::String(s)) => s.trim().to_owned(),
         Some(Value::Number(n)) if n.is_u64() || n.is_i64() => n.to_string(),
-        Some(other) => return Err(format!("review_id: {} is not a string", kind(other))),
+        Some(other) => return Err(format!("review_id: {} is not a string", json_kind(other))),
     };
     check_review_id(&review_id).map_err(|e| format!("review_id: {e}"))?;
     let source = match text(row, "source")? {
@@ -778,7 +808,7 @@ fn map_row(
                 .ok_or_else(|| format!("rating: {shown:?} is not a whole number within 1..5"))?;
             Some(stars)
         }
-        Some(other) => return Err(format!("rating: {} is not a number", kind(other))),
+        Some(other) => return Err(format!("rating: {} is not a number", json_kind(other))),
     };
     let is_anonymous = match row.get("is_anonymous") {
         None | Some(Value::Null) => None,
@@ -815,7 +845,7 @@ fn text(row: &Map<String, Value>, key: &str) -> Result<Option<String>, String> {
             let s = s.trim();
             Ok((!s.is_empty()).then(|| s.to_owned()))
         }
-        Some(other) => Err(format!("{key}: {} is not a string", kind(other))),
+        Some(other) => Err(format!("{key}: {} is not a string", json_kind(other))),
     }
 }
 
@@ -835,7 +865,7 @@ fn datetime(
             Some(secs) => timestamps::from_unix_seconds(secs),
             None => timestamps::from_unix_seconds_f64(n.as_f64().unwrap_or(f64::NAN)),
         },
-        Some(other) => return Err(format!("{key}: {} is not a time", kind(other))),
+        Some(other) => return Err(format!("{key}: {} is not a time", json_kind(other))),
     };
     let time = parsed.map_err(|e| format!("{key}: {e}"))?;
     timestamps::check_review_time(time, now).map_err(|e| format!("{key}: {e}"))?;
@@ -889,17 +919,6 @@ pub fn fuzz_parse_csv(bytes: &[u8]) {
     let now = super::fuzzing::fuzz_now();
     let page = read_csv("fuzz.csv", bytes, Some("fuzz"), now);
     super::fuzzing::check_page(&page, Some(now));
-}
-
-fn kind(value: &Value) -> &'static str {
-    match value {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
-    }
 }
 
 #[cfg(test)]

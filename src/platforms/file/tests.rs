@@ -2,6 +2,8 @@
 //! `file:line`, and the per-file content cursor.
 
 use super::*;
+use crate::platforms::FetchedPage;
+use crate::poll::Cursor;
 use crate::timestamps::travtus_format;
 use std::fs;
 
@@ -13,13 +15,20 @@ fn reader(platform: Option<&str>) -> FileReader {
 }
 
 /// Reads every page of one poll; returns the pages and the new state.
-fn poll(reader: &FileReader, location: &str, state: PollState) -> (Vec<FetchedPage>, PollState) {
-    let mut poll = reader.start_poll(&LocationId::new(location), state);
+fn poll(reader: &FileReader, location: &str, state: Cursor) -> (Vec<FetchedPage>, Cursor) {
+    let mut poll = reader.start_poll(&LocationId::new(location), state.position.as_deref());
     let mut pages = Vec::new();
     while let Some(page) = poll.next_page().expect("poll") {
         pages.push(page);
     }
-    (pages, poll.finish())
+    let position = Box::new(poll).position();
+    (
+        pages,
+        Cursor {
+            high_water: state.high_water,
+            position,
+        },
+    )
 }
 
 fn jsonl(content: &str, platform: Option<&str>) -> FetchedPage {
@@ -275,7 +284,7 @@ fn files_are_read_once_per_content_version() {
     let pattern = format!("{}/*", dir.path().display());
     let reader = reader(Some("partner"));
 
-    let (pages, state) = poll(&reader, &pattern, PollState::default());
+    let (pages, state) = poll(&reader, &pattern, Cursor::default());
     let ids: Vec<Vec<&str>> = pages
         .iter()
         .map(|p| p.reviews.iter().map(|r| r.review_id.as_str()).collect())
@@ -286,7 +295,7 @@ fn files_are_read_once_per_content_version() {
         "sorted, one page per file"
     );
     let cursor: BTreeMap<String, String> =
-        serde_json::from_str(state.cursor.as_deref().expect("cursor"))
+        serde_json::from_str(state.position.as_deref().expect("cursor"))
             .expect("cursor is a JSON object");
     assert_eq!(cursor.len(), 2);
     assert_eq!(
@@ -314,7 +323,7 @@ fn files_are_read_once_per_content_version() {
     let counts: Vec<usize> = pages.iter().map(|p| p.reviews.len()).collect();
     assert_eq!(counts, vec![2, 0]);
     let cursor: BTreeMap<String, String> =
-        serde_json::from_str(next.cursor.as_deref().expect("cursor")).expect("json");
+        serde_json::from_str(next.position.as_deref().expect("cursor")).expect("json");
     let names: Vec<String> = cursor
         .keys()
         .filter_map(|k| {
@@ -336,22 +345,22 @@ fn a_single_path_a_missing_path_and_an_unreadable_cursor() {
     )
     .expect("write");
     let reader = reader(None);
-    let state = PollState {
+    let state = Cursor {
         high_water: None,
-        cursor: Some("not json".into()),
+        position: Some("not json".into()),
     };
     let (pages, _) = poll(&reader, &path.to_string_lossy(), state);
     assert_eq!(pages.len(), 1, "an unreadable cursor means read everything");
     assert_eq!(pages[0].reviews[0].platform.as_str(), "s");
 
     let missing = dir.path().join("nothing-*.jsonl");
-    let (pages, state) = poll(&reader, &missing.to_string_lossy(), PollState::default());
+    let (pages, state) = poll(&reader, &missing.to_string_lossy(), Cursor::default());
     assert!(pages.is_empty());
-    assert_eq!(state.cursor, None);
+    assert_eq!(state.position, None);
     let (pages, _) = poll(
         &reader,
         &dir.path().join("gone.csv").to_string_lossy(),
-        PollState::default(),
+        Cursor::default(),
     );
     assert!(pages.is_empty());
 }
@@ -360,7 +369,7 @@ fn a_single_path_a_missing_path_and_an_unreadable_cursor() {
 fn unreadable_files_and_bad_patterns_are_io_errors() {
     let dir = tempfile::tempdir().expect("tempdir");
     let reader = reader(None);
-    let mut poll = reader.start_poll(&LocationId::new("/tmp/[unclosed"), PollState::default());
+    let mut poll = reader.start_poll(&LocationId::new("/tmp/[unclosed"), None);
     assert!(matches!(poll.next_page(), Err(PlatformError::Io { .. })));
 
     // A file without read permission is an error naming it (unless the
@@ -372,10 +381,7 @@ fn unreadable_files_and_bad_patterns_are_io_errors() {
         use std::os::unix::fs::PermissionsExt;
         fs::set_permissions(&path, fs::Permissions::from_mode(0o000)).expect("chmod");
         if fs::read(&path).is_err() {
-            let mut poll = reader.start_poll(
-                &LocationId::new(path.to_string_lossy()),
-                PollState::default(),
-            );
+            let mut poll = reader.start_poll(&LocationId::new(path.to_string_lossy()), None);
             match poll.next_page() {
                 Err(PlatformError::Io { path: p, .. }) => assert!(p.ends_with("locked.jsonl")),
                 other => panic!("expected Io, got {other:?}"),
@@ -396,7 +402,7 @@ fn matches_that_cannot_be_read_fail_the_poll_after_the_readable_files() {
     fs::create_dir(dir.path().join("sub.jsonl")).expect("a directory named like a file");
     let pattern = format!("{}/*", dir.path().display());
     let reader = reader(Some("partner"));
-    let mut poll = reader.start_poll(&LocationId::new(&pattern), PollState::default());
+    let mut poll = reader.start_poll(&LocationId::new(&pattern), None);
     let page = poll
         .next_page()
         .expect("the readable file first")
@@ -440,11 +446,11 @@ fn relative_locations_start_at_the_config_folder() {
         platform: Some("p".into()),
         base_dir: base.clone(),
     });
-    let (pages, state) = poll(&reader, "drop/*.jsonl", PollState::default());
+    let (pages, state) = poll(&reader, "drop/*.jsonl", Cursor::default());
     assert_eq!(pages.len(), 1);
     assert!(
         state
-            .cursor
+            .position
             .is_some_and(|c| c.contains(&base.join("drop/a.jsonl").display().to_string()))
     );
     assert_eq!(
@@ -471,7 +477,7 @@ fn a_long_file_is_read_a_page_at_a_time() {
     let (pages, _) = poll(
         &reader,
         &dir.path().join("a.jsonl").to_string_lossy(),
-        PollState::default(),
+        Cursor::default(),
     );
     let sizes: Vec<usize> = pages.iter().map(|p| p.reviews.len()).collect();
     assert_eq!(sizes, [ROWS_PER_PAGE, ROWS_PER_PAGE, 5]);

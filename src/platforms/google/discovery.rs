@@ -20,7 +20,7 @@
 
 use super::{GoogleClient, google_error};
 use crate::domain::LocationId;
-use crate::platforms::PlatformError;
+use crate::platforms::{DiscoveredLocation, Discovery, PlatformError};
 use serde_json::Value;
 use std::collections::HashSet;
 use url::Url;
@@ -35,37 +35,14 @@ pub const MAX_LOCATION_PAGES: u32 = 1_000;
 /// The fields asked for (`readMask` is mandatory on this API).
 const READ_MASK: &str = "name,title,storeCode";
 
-/// A location found on the platform.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DiscoveredLocation {
-    /// `accounts/{a}/locations/{l}`: the name the reviews API takes.
-    pub id: LocationId,
-    /// `title` (the business name shown on Maps), when Google gives one.
-    pub title: Option<String>,
-    /// `storeCode`, trimmed; `None` when absent or blank.
-    pub store_code: Option<String>,
-}
-
-/// What one discovery found over every configured account.
-#[derive(Debug, Default)]
-pub struct Discovery {
-    /// Every location listed, in Google's order, account after account.
-    pub locations: Vec<DiscoveredLocation>,
-    /// Accounts that could not be listed (completely), with why. Locations
-    /// read from an account before its failure are still in `locations`.
-    pub failures: Vec<(String, PlatformError)>,
-}
-
 impl GoogleClient {
-    /// The `discover_accounts` of this source (empty: no discovery).
-    pub fn discover_accounts(&self) -> &[String] {
-        &self.discover_accounts
-    }
-
     /// Lists every location of every `discover_accounts` account. One
     /// account's failure does not stop the others.
-    pub async fn discover(&self) -> Discovery {
-        let mut discovery = Discovery::default();
+    pub(super) async fn discover_all(&self) -> Discovery {
+        let mut discovery = Discovery {
+            accounts: self.discover_accounts.len(),
+            ..Discovery::default()
+        };
         let mut seen = HashSet::new();
         for account in &self.discover_accounts {
             let (locations, error) = self.list_locations(account).await;
@@ -165,7 +142,7 @@ impl GoogleClient {
             .get_json(
                 &url,
                 |request| request,
-                |answer| google_error(&answer, &what),
+                |answer| google_error(&answer, &what).into(),
             )
             .await
     }

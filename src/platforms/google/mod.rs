@@ -18,23 +18,26 @@
 //!   late: hence [`OVERLAP`].
 
 mod discovery;
+mod settings;
 mod wire;
+
+pub(crate) use settings::PLATFORM;
+pub use settings::{GoogleConfig, GroupFrom};
 
 #[cfg(test)]
 mod proptests;
 #[cfg(test)]
 mod tests;
 
-pub use discovery::{DiscoveredLocation, Discovery};
-
 use super::http::{ErrorAnswer, PlatformHttp};
-use super::{FetchedPage, PlatformError};
-use crate::config::{GoogleConfig, SourceConfig};
+use super::{
+    Discovery, Next, Page, PageAt, PageRequest, Paging, PagingStyle, PlatformError, SourceClient,
+};
+use crate::config::SourceConfig;
 use crate::domain::LocationId;
-use crate::ledger::PollState;
 use crate::oauth::{Grant, TokenCache};
-use crate::platforms::records::TokenPaging;
-use chrono::{DateTime, TimeDelta, Utc};
+use chrono::TimeDelta;
+use futures_util::future::BoxFuture;
 use serde_json::Value;
 use url::Url;
 
@@ -50,17 +53,6 @@ pub const PAGE_SIZE: u32 = 50;
 /// The most pages one poll of one location reads: 500,000 reviews, far past
 /// any real property, so only a server that pages forever hits it.
 pub const MAX_PAGES: u32 = 10_000;
-
-/// The most records one poll may read past twice the location's reported
-/// `totalReviewCount` before it is called a paging loop. A server that hands
-/// out a fresh page token forever never repeats one; this catches it after a
-/// few pages instead of [`MAX_PAGES`] (half an hour at the default rate
-/// limit). Twice the total plus ten pages leaves room for a stale count and
-/// reviews added while paging.
-pub const PAGING_SLACK: u64 = 10 * PAGE_SIZE as u64;
-
-/// The most of Google's error message we keep in an error.
-const MAX_MESSAGE_CHARS: usize = 300;
 
 /// The client of one `google_business_profile` source.
 pub struct GoogleClient {
@@ -92,30 +84,6 @@ impl GoogleClient {
             business_information_base_url: cfg.business_information_base_url.clone(),
             discover_accounts: cfg.discover_accounts.clone(),
         }
-    }
-
-    /// Starts a poll of `location` (`accounts/{a}/locations/{l}`) from the
-    /// high-water mark in `state`. Nothing is sent until the first page is asked for.
-    pub fn start_poll(&self, location: &LocationId, state: PollState) -> GooglePoll<'_> {
-        GooglePoll {
-            client: self,
-            location: location.clone(),
-            stop_before: state.high_water.map(|hw| hw - OVERLAP),
-            state,
-            newest: None,
-            paging: TokenPaging::new("page token", MAX_PAGES),
-            records: 0,
-        }
-    }
-
-    /// Every HTTP request this client made: list calls, retries and token calls.
-    pub fn requests(&self) -> u64 {
-        self.http.requests()
-    }
-
-    /// The last request sent or tried, without its query (`check --online`).
-    pub fn last_request(&self) -> Option<String> {
-        self.http.last_request()
     }
 
     /// `{api_base_url}/v4/{location}/reviews`, each location segment escaped
@@ -154,87 +122,65 @@ impl GoogleClient {
             .get_json(
                 &url,
                 |request| request,
-                |answer| google_error(&answer, location),
+                |answer| google_error(&answer, location).into(),
             )
             .await
     }
 }
 
-/// A poll of one location in progress: pages newest-first until it reaches
-/// reviews older than the old high-water mark minus [`OVERLAP`], or the end.
-pub struct GooglePoll<'a> {
-    client: &'a GoogleClient,
-    location: LocationId,
-    /// The state the poll started from (its cursor is passed through).
-    state: PollState,
-    /// `high_water - OVERLAP`: the page on which an older record appears is
-    /// the last one read. `None` on a first poll: read everything.
-    stop_before: Option<DateTime<Utc>>,
-    /// The newest update (else create) time seen in this poll.
-    newest: Option<DateTime<Utc>>,
-    /// Page tokens followed, the page bound, a loop held back as an error.
-    paging: TokenPaging,
-    /// Records (reviews and rejected) read in this poll, for the paging
-    /// bound ([`PAGING_SLACK`]).
-    records: u64,
-}
-
-impl GooglePoll<'_> {
-    /// The next page, or `None` when the location is read up to date.
-    pub async fn next_page(&mut self) -> Result<Option<FetchedPage>, PlatformError> {
-        let Some(token) = self.paging.next_request()? else {
-            return Ok(None);
-        };
-        let json = self.client.list_page(&self.location, token).await?;
-        let page_number = self.paging.page_read();
-        let mapped = wire::map_page(&json, page_number)?;
-        self.records += (mapped.page.reviews.len() + mapped.page.rejected.len()) as u64;
-        let endless = mapped
-            .page
-            .reported_total
-            .filter(|total| self.records > total.saturating_mul(2).saturating_add(PAGING_SLACK));
-
-        if let Some(newest) = mapped.newest {
-            self.newest = Some(self.newest.map_or(newest, |n| n.max(newest)));
+impl SourceClient for GoogleClient {
+    /// Pages newest-first by `nextPageToken`, stopping [`OVERLAP`] behind
+    /// the mark. A server that hands out a fresh token forever never
+    /// repeats one: the reported `totalReviewCount` catches it after a few
+    /// pages instead of [`MAX_PAGES`] (half an hour at the default rate).
+    fn paging(&self) -> Paging {
+        Paging {
+            style: PagingStyle::Tokens {
+                what: "page token",
+                page_size: PAGE_SIZE,
+            },
+            overlap: Some(OVERLAP),
+            max_pages: MAX_PAGES,
         }
-        let reached_old_reviews = match (self.stop_before, mapped.oldest) {
-            (Some(stop), Some(oldest)) => oldest < stop,
-            _ => false,
-        };
-        match (mapped.next_page_token, endless) {
-            _ if reached_old_reviews => self.paging.stop(),
-            (None, _) => self.paging.stop(),
-            (Some(_), Some(total)) => {
-                self.paging
-                    .fail_after_this_page(PlatformError::InvalidResponse(format!(
-                        "paging loop: {} records in {page_number} pages, but the location reports {total} reviews",
-                        self.records,
-                    )));
-            }
-            (token, None) => self.paging.follow(token),
-        }
-        tracing::debug!(
-            location = %self.location,
-            page = page_number,
-            reviews = mapped.page.reviews.len(),
-            rejected = mapped.page.rejected.len(),
-            done = self.paging.is_done(),
-            "google list page"
-        );
-        Ok(Some(mapped.page))
     }
 
-    /// Whether the poll is over: the next [`Self::next_page`] would
-    /// answer `None` without a request (a pass bound is only hit when more
-    /// pages remain).
-    pub fn is_done(&self) -> bool {
-        self.paging.is_done()
+    fn fetch<'a>(&'a self, request: PageRequest<'a>) -> BoxFuture<'a, Result<Page, PlatformError>> {
+        Box::pin(async move {
+            let token = match request.at {
+                PageAt::Token(token) => Some(token),
+                _ => None,
+            };
+            let json = self.list_page(request.location, token).await?;
+            let mapped = wire::map_page(&json, request.number)?;
+            let next = match mapped.next_page_token {
+                Some(token) => Next::Token(token),
+                None => Next::Last,
+            };
+            Ok(Page {
+                fetched: mapped.page,
+                records: mapped.records,
+                oldest: mapped.oldest,
+                newest: mapped.newest,
+                next,
+                ids: Vec::new(),
+                url: None,
+            })
+        })
     }
 
-    /// The state to store after a complete poll: the high-water mark moved to
-    /// the newest update or create time seen (never backwards).
-    pub fn finish(self) -> PollState {
-        self.state.advanced_to(self.newest)
+    fn requests(&self) -> u64 {
+        self.http.requests()
+    }
+
+    fn last_request(&self) -> Option<String> {
+        self.http.last_request()
+    }
+
+    fn discover(&self) -> Option<BoxFuture<'_, Discovery>> {
+        if self.discover_accounts.is_empty() {
+            return None;
+        }
+        Some(Box::pin(self.discover_all()))
     }
 }
 
@@ -275,33 +221,12 @@ pub fn fuzz_parse_page(bytes: &[u8]) {
 /// Maps Google's error JSON (`{"error":{"code","message","status"}}`, with
 /// an optional legacy `errors[]`) to a [`PlatformError`].
 fn google_error(answer: &ErrorAnswer<'_>, location: &LocationId) -> PlatformError {
-    let error = answer.json.and_then(|j| j.get("error"));
-    let status_word = error
-        .and_then(|e| e.get("status"))
-        .and_then(Value::as_str)
-        .unwrap_or("");
-    let message = error
-        .and_then(|e| e.get("message"))
-        .and_then(Value::as_str)
-        .or_else(|| {
-            error
-                .and_then(|e| e.pointer("/errors/0/message"))
-                .and_then(Value::as_str)
-        })
-        .unwrap_or("");
-    let detail = {
-        let message: String = message.chars().take(MAX_MESSAGE_CHARS).collect();
-        match (status_word.is_empty(), message.is_empty()) {
-            (false, false) => format!("{status_word}: {message}"),
-            (false, true) => status_word.to_owned(),
-            (true, false) => message,
-            (true, true) => answer
-                .status
-                .canonical_reason()
-                .unwrap_or("no error message")
-                .to_owned(),
-        }
+    let status_word = answer.text("/error/status");
+    let message = match answer.text("/error/message") {
+        "" => answer.text("/error/errors/0/message"),
+        message => message,
     };
+    let detail = answer.detail(status_word, message);
     match answer.status.as_u16() {
         401 => PlatformError::Unauthorized(format!(
             "Google refused a freshly renewed access token ({detail})"

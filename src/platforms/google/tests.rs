@@ -4,14 +4,16 @@
 //! pure tests of URL building and error mapping; a recorded real list page.
 
 use super::*;
-use crate::config::{Secret, SourceKind};
-use crate::domain::SourceName;
-use crate::platforms::http::test_server::{Answer, Server};
+use crate::platforms::FetchedPage;
+use crate::platforms::test_server::{Answer, Server};
+use crate::platforms::test_support::source_from_toml;
+use crate::poll::Cursor;
+use crate::poll::location::LocationPoll;
 use crate::retry::Backoff;
 use crate::timestamps::travtus_format;
+use chrono::{DateTime, Utc};
 use reqwest::StatusCode;
 use sandbox::{Endpoint, Fault, GoogleSeed, NewGoogleReview, Sandbox, SandboxOptions};
-use std::num::NonZeroU32;
 use std::time::Duration;
 
 /// Retries in milliseconds, so fault tests stay fast.
@@ -21,29 +23,17 @@ const FAST: Backoff = Backoff {
 };
 
 fn client_for(api_base_url: &str, token_url: &str, refresh_token: &str) -> GoogleClient {
-    let cfg = GoogleConfig {
-        client_id: sandbox::GOOGLE_CLIENT_ID.into(),
-        client_secret: Secret::new(sandbox::GOOGLE_CLIENT_SECRET),
-        refresh_token: Secret::new(refresh_token),
-        api_base_url: Url::parse(api_base_url).expect("api url"),
-        token_url: Url::parse(token_url).expect("token url"),
-        discover_accounts: Vec::new(),
-        group_external_ref_from: None,
-        business_information_base_url: Url::parse(api_base_url).expect("api url"),
-    };
-    let source = SourceConfig {
-        name: SourceName::new("test-google"),
-        schedule: "0 */15 * * * *".into(),
-        reconcile_schedule: None,
-        requests_per_minute: NonZeroU32::new(6000).unwrap_or(NonZeroU32::MIN),
-        timeout: Duration::from_secs(5),
-        pass_bounds: Default::default(),
-        kind: SourceKind::GoogleBusinessProfile(cfg.clone()),
-        locations: Vec::new(),
+    let source = source_from_toml(&format!(
+        "[[source]]\nname = \"test-google\"\nkind = \"google_business_profile\"\nschedule = \"0 */15 * * * *\"\nrequests_per_minute = 6000\ntimeout = \"5s\"\nclient_id = \"{}\"\nclient_secret = \"{}\"\nrefresh_token = \"{refresh_token}\"\napi_base_url = \"{api_base_url}\"\ntoken_url = \"{token_url}\"\n\n  [[source.location]]\n  id = \"accounts/1/locations/1\"\n  group_id = \"g\"\n",
+        sandbox::GOOGLE_CLIENT_ID,
+        sandbox::GOOGLE_CLIENT_SECRET,
+    ));
+    let Some(cfg) = source.kind.settings::<GoogleConfig>() else {
+        panic!("expected google_business_profile");
     };
     let client = GoogleClient::new(
         &source,
-        &cfg,
+        cfg,
         crate::app::http_client().expect("http client"),
     );
     GoogleClient {
@@ -79,9 +69,9 @@ fn sandbox_client(sb: &Sandbox) -> GoogleClient {
 async fn poll_all(
     client: &GoogleClient,
     location: &str,
-    state: PollState,
-) -> Result<(Vec<FetchedPage>, PollState), PlatformError> {
-    let mut poll = client.start_poll(&LocationId::new(location), state);
+    state: Cursor,
+) -> Result<(Vec<FetchedPage>, Cursor), PlatformError> {
+    let mut poll = LocationPoll::new(client, &LocationId::new(location), state);
     let mut pages = Vec::new();
     while let Some(page) = poll.next_page().await? {
         pages.push(page);
@@ -112,7 +102,7 @@ async fn a_first_poll_reads_everything_and_a_quiet_poll_costs_one_request() {
     let location = sb.google().locations()[0].clone();
     let client = sandbox_client(&sb);
 
-    let (pages, state) = poll_all(&client, &location, PollState::default())
+    let (pages, state) = poll_all(&client, &location, Cursor::default())
         .await
         .expect("first poll");
     assert_eq!(pages.len(), 3, "120 reviews in pages of 50");
@@ -185,16 +175,16 @@ async fn paging_stops_after_the_page_that_reaches_the_overlap() {
         .and_then(Value::as_str)
         .and_then(|t| crate::timestamps::parse_rfc3339(t).ok())
         .expect("update time");
-    let state = PollState {
+    let state = Cursor {
         high_water: Some(mark),
-        cursor: Some("kept".into()),
+        position: Some("kept".into()),
     };
     let (pages, after) = poll_all(&client, &location, state).await.expect("poll");
     assert_eq!(pages.len(), 2);
     assert_eq!(sb.google().list_requests(&location), 2);
     assert_eq!(after.high_water, Some(newest_update_time(&sb, &location)));
     assert_eq!(
-        after.cursor.as_deref(),
+        after.position.as_deref(),
         Some("kept"),
         "the cursor is passed through"
     );
@@ -210,7 +200,7 @@ async fn server_errors_are_retried() {
     sb.faults().push(Endpoint::GoogleList, Fault::Drop, 1);
     sb.faults()
         .push(Endpoint::GoogleToken, Fault::Status(503), 1);
-    let (pages, _) = poll_all(&client, &location, PollState::default())
+    let (pages, _) = poll_all(&client, &location, Cursor::default())
         .await
         .expect("poll after retries");
     assert_eq!(ids(&pages).len(), 10);
@@ -229,7 +219,7 @@ async fn persistent_throttling_gives_up_with_the_status() {
     let client = sandbox_client(&sb);
     sb.faults()
         .push(Endpoint::GoogleList, Fault::Status(429), 100);
-    let err = poll_all(&client, &location, PollState::default())
+    let err = poll_all(&client, &location, Cursor::default())
         .await
         .expect_err("throttled");
     match &err {
@@ -252,7 +242,7 @@ async fn a_revoked_refresh_token_needs_consent() {
     let location = sb.google().locations()[0].clone();
     let client = sandbox_client(&sb);
     sb.google().revoke_refresh_token();
-    let err = poll_all(&client, &location, PollState::default())
+    let err = poll_all(&client, &location, Cursor::default())
         .await
         .expect_err("revoked");
     match &err {
@@ -273,11 +263,11 @@ async fn an_expired_access_token_is_renewed_once() {
     let sb = sandbox_with(5).await;
     let location = sb.google().locations()[0].clone();
     let client = sandbox_client(&sb);
-    poll_all(&client, &location, PollState::default())
+    poll_all(&client, &location, Cursor::default())
         .await
         .expect("first poll");
     sb.google().expire_all_tokens();
-    poll_all(&client, &location, PollState::default())
+    poll_all(&client, &location, Cursor::default())
         .await
         .expect("poll with a renewed token");
     assert_eq!(sb.google().token_requests(), 2);
@@ -291,12 +281,12 @@ async fn unknown_locations_and_trailing_slashes() {
     let base = format!("{}/", sb.google_base_url());
     let client = client_for(&base, &sb.google_token_url(), sandbox::GOOGLE_REFRESH_TOKEN);
     let location = sb.google().locations()[0].clone();
-    let (pages, _) = poll_all(&client, &format!("/{location}/"), PollState::default())
+    let (pages, _) = poll_all(&client, &format!("/{location}/"), Cursor::default())
         .await
         .expect("slashes tolerated");
     assert_eq!(ids(&pages).len(), 5);
 
-    let err = poll_all(&client, "accounts/1/locations/999999", PollState::default())
+    let err = poll_all(&client, "accounts/1/locations/999999", Cursor::default())
         .await
         .expect_err("unknown");
     assert!(
@@ -321,7 +311,7 @@ async fn malformed_records_are_rejected_and_the_page_goes_on() {
             .insert_raw_review(&location, serde_json::json!({"comment": "no id, no time"}))
     );
     let client = sandbox_client(&sb);
-    let (pages, _) = poll_all(&client, &location, PollState::default())
+    let (pages, _) = poll_all(&client, &location, Cursor::default())
         .await
         .expect("poll");
     assert_eq!(ids(&pages).len(), 3);
@@ -363,9 +353,10 @@ async fn a_repeated_page_token_is_a_paging_loop() {
         &format!("{}/token", server.base),
         "r",
     );
-    let mut poll = client.start_poll(
+    let mut poll = LocationPoll::new(
+        &client,
         &LocationId::new("accounts/1/locations/2"),
-        PollState::default(),
+        Cursor::default(),
     );
     assert!(poll.next_page().await.expect("page 1").is_some());
     assert!(
@@ -443,6 +434,7 @@ fn google_error_bodies_are_mapped() {
             &ErrorAnswer {
                 status,
                 json: Some(&body),
+                headers: &reqwest::header::HeaderMap::new(),
                 retries_exhausted: false,
             },
             &location,
@@ -527,7 +519,7 @@ async fn discovery_pages_through_every_location_of_every_account() {
     .await
     .expect("sandbox starts");
     let client = discovering_client(&sb, &["accounts/1000", "accounts/1001"]);
-    let discovery = client.discover().await;
+    let discovery = client.discover_all().await;
     assert!(discovery.failures.is_empty(), "{:?}", discovery.failures);
     let found: Vec<&str> = discovery.locations.iter().map(|l| l.id.as_str()).collect();
     assert_eq!(found, sb.google().locations(), "every location, in order");
@@ -555,7 +547,7 @@ async fn one_refused_account_does_not_stop_discovery_of_the_others() {
     sb.faults()
         .push(Endpoint::GoogleBusinessInfo, Fault::Status(503), 1);
     let client = discovering_client(&sb, &["accounts/404", "accounts/1000"]);
-    let discovery = client.discover().await;
+    let discovery = client.discover_all().await;
     assert_eq!(discovery.locations.len(), 2, "accounts/1000 is listed");
     let [(account, error)] = discovery.failures.as_slice() else {
         panic!("one failure expected: {:?}", discovery.failures);
@@ -598,7 +590,7 @@ async fn discovery_asks_for_the_documented_fields_and_page_size() {
             "r",
         )
     };
-    let discovery = client.discover().await;
+    let discovery = client.discover_all().await;
     assert!(discovery.failures.is_empty(), "{:?}", discovery.failures);
     let found: Vec<(&str, Option<&str>)> = discovery
         .locations

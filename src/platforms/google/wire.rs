@@ -1,5 +1,5 @@
 //! Google's `ListReviewsResponse` and `Review` JSON, turned into domain
-//! [`Review`]s (or [`Rejected`] records) right here; nothing outside this
+//! [`Review`]s (or [`Rejected`](crate::domain::Rejected) records) right here; nothing outside this
 //! module sees Google's field names.
 //!
 //! The records are read field by field from the JSON object rather than
@@ -28,12 +28,14 @@
 //!   takes text, stripping tags would change the resident's words, and
 //!   escaping is the renderer's job;
 //! - control characters in text are delivered (the JSON body escapes them);
-//!   in an id they are quarantined ([`check_review_id`]), as is an id over
-//!   1 kB.
+//!   in an id they are quarantined ([`check_review_id`](super::super::check_review_id)),
+//!   as is an id over 1 kB.
 
-use super::super::records::record_array;
-use super::super::{FetchedPage, PlatformError, check_review_id};
-use crate::domain::{Platform, Rating, Rejected, Review, ReviewId};
+use super::super::records::{
+    RecordReader, Refusal, checked_id, json_kind, map_records, opt_str, record_array,
+};
+use super::super::{FetchedPage, PlatformError};
+use crate::domain::{Platform, Rating, Review, ReviewId};
 use crate::timestamps;
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
@@ -49,6 +51,8 @@ const ORIGINAL_MARKER: &str = "(Original)";
 pub(super) struct MappedPage {
     /// Reviews and rejected records of the page, and `totalReviewCount`.
     pub page: FetchedPage,
+    /// Records on the page, good and bad.
+    pub records: usize,
     /// `nextPageToken`; `None` when absent or empty (the last page).
     pub next_page_token: Option<String>,
     /// The oldest change time (update, else create) of any record on the
@@ -60,7 +64,7 @@ pub(super) struct MappedPage {
 
 /// Maps one `ListReviewsResponse`. `page_number` (1-based) names records
 /// without a readable id in rejections. Only a page whose shape is wrong is
-/// an error; bad records become [`Rejected`].
+/// an error; bad records become [`Rejected`](crate::domain::Rejected).
 pub(super) fn map_page(json: &Value, page_number: u32) -> Result<MappedPage, PlatformError> {
     map_page_at(json, page_number, Utc::now())
 }
@@ -81,7 +85,7 @@ pub(super) fn map_page_at(
         Some(other) => {
             return Err(PlatformError::InvalidResponse(format!(
                 "nextPageToken is {}, not a string",
-                kind(other)
+                json_kind(other)
             )));
         }
     };
@@ -90,66 +94,54 @@ pub(super) fn map_page_at(
         Some(Value::String(s)) => s.trim().parse().ok(),
         _ => None,
     };
-
-    let mut page = FetchedPage {
-        reported_total,
-        ..FetchedPage::default()
-    };
-    let mut oldest: Option<DateTime<Utc>> = None;
-    let mut newest: Option<DateTime<Utc>> = None;
-    for (index, item) in items.iter().enumerate() {
-        let changed = match map_review(item, now) {
-            Ok(review) => {
-                let changed = review.last_changed();
-                page.reviews.push(review);
-                Some(changed)
-            }
-            Err(refusal) => {
-                let reference = refusal
-                    .id
-                    .unwrap_or_else(|| format!("page {page_number} item {}", index + 1));
-                page.rejected.push(Rejected {
-                    reference,
-                    reason: refusal.reason,
-                    raw: item.to_string(),
-                });
-                best_effort_change_time(item, now)
-            }
-        };
-        if let Some(t) = changed {
-            oldest = Some(oldest.map_or(t, |o| o.min(t)));
-            newest = Some(newest.map_or(t, |n| n.max(t)));
-        }
-    }
+    let mut mapped = map_records(items, &Reviews { page_number, now }, now);
+    mapped.page.reported_total = reported_total;
     Ok(MappedPage {
-        page,
+        page: mapped.page,
+        records: mapped.records,
         next_page_token,
-        oldest,
-        newest,
+        oldest: mapped.oldest,
+        newest: mapped.newest,
     })
 }
 
-/// Why a record could not become a review.
-#[derive(Debug)]
-struct Refusal {
-    /// The record's id, when it had a valid one (for the reference).
-    id: Option<String>,
-    /// "<field>: <what is wrong>".
-    reason: String,
+/// How a review of one list page reads: Google orders by update time.
+struct Reviews {
+    page_number: u32,
+    now: DateTime<Utc>,
+}
+
+impl RecordReader for Reviews {
+    fn map(&self, item: &Value) -> Result<Review, Refusal> {
+        map_review(item, self.now)
+    }
+    fn unnamed(&self, index: usize) -> String {
+        format!("page {} item {}", self.page_number, index + 1)
+    }
+    /// A rejected record's update (else create) time, if readable.
+    fn refused_time(&self, item: &Value) -> Option<DateTime<Utc>> {
+        let read = |key: &str| {
+            item.get(key)
+                .and_then(Value::as_str)
+                .and_then(|s| timestamps::parse_rfc3339(s).ok())
+                .filter(|t| timestamps::check_review_time(*t, self.now).is_ok())
+        };
+        read("updateTime").or_else(|| read("createTime"))
+    }
+    fn order_time(&self, review: &Review) -> DateTime<Utc> {
+        review.last_changed()
+    }
 }
 
 fn map_review(item: &Value, now: DateTime<Utc>) -> Result<Review, Refusal> {
     let Value::Object(obj) = item else {
-        return Err(Refusal {
-            id: None,
-            reason: format!("review: {} is not an object", kind(item)),
-        });
+        return Err((
+            None,
+            format!("review: {} is not an object", json_kind(item)),
+        ));
     };
-    let id = review_id(obj).map_err(|reason| Refusal { id: None, reason })?;
-    let refuse = |reason: String| Refusal {
-        id: Some(id.clone()),
-        reason,
-    };
+    let id = review_id(obj).map_err(|reason| (None, reason))?;
+    let refuse = |reason: String| (Some(id.clone()), reason);
 
     let rating = star_rating(obj.get("starRating")).map_err(&refuse)?;
     let comment = opt_str(obj, "comment")
@@ -169,7 +161,7 @@ fn map_review(item: &Value, now: DateTime<Utc>) -> Result<Review, Refusal> {
                 Some(other) => {
                     return Err(refuse(format!(
                         "reviewer.isAnonymous: {} is not a boolean",
-                        kind(other)
+                        json_kind(other)
                     )));
                 }
             };
@@ -178,7 +170,7 @@ fn map_review(item: &Value, now: DateTime<Utc>) -> Result<Review, Refusal> {
         Some(other) => {
             return Err(refuse(format!(
                 "reviewer: {} is not an object",
-                kind(other)
+                json_kind(other)
             )));
         }
     };
@@ -217,15 +209,13 @@ fn map_review(item: &Value, now: DateTime<Utc>) -> Result<Review, Refusal> {
 /// `reviewId`, else the last segment of `name`
 /// (`accounts/{a}/locations/{l}/reviews/{reviewId}`), checked.
 fn review_id(obj: &Map<String, Value>) -> Result<String, String> {
-    let (field, id) = match opt_str(obj, "reviewId")? {
-        Some(id) => ("reviewId", id),
+    match opt_str(obj, "reviewId")? {
+        Some(id) => checked_id("reviewId", id),
         None => match opt_str(obj, "name")? {
-            Some(name) => ("name", name.rsplit('/').next().unwrap_or(name)),
-            None => return Err("reviewId: missing (and no name)".into()),
+            Some(name) => checked_id("name", name.rsplit('/').next().unwrap_or(name)),
+            None => Err("reviewId: missing (and no name)".into()),
         },
-    };
-    check_review_id(id).map_err(|e| format!("{field}: {e}"))?;
-    Ok(id.to_owned())
+    }
 }
 
 fn star_rating(value: Option<&Value>) -> Result<Option<Rating>, String> {
@@ -249,7 +239,12 @@ fn star_rating(value: Option<&Value>) -> Result<Option<Rating>, String> {
             Some(s @ 1..=5) => s as u8,
             _ => return Err(format!("starRating: {n} is not within 1..5")),
         },
-        Some(other) => return Err(format!("starRating: {} is not a star word", kind(other))),
+        Some(other) => {
+            return Err(format!(
+                "starRating: {} is not a star word",
+                json_kind(other)
+            ));
+        }
     };
     Ok(Rating::new(stars))
 }
@@ -276,42 +271,10 @@ fn original_text(comment: &str) -> Option<String> {
     (!text.is_empty()).then(|| text.to_owned())
 }
 
-/// For the paging stop: a rejected record's update (else create) time, if readable.
-/// Implausible times are skipped: a record dated in the far future must not
-/// become the location's high-water mark.
-fn best_effort_change_time(item: &Value, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
-    let read = |key: &str| {
-        item.get(key)
-            .and_then(Value::as_str)
-            .and_then(|s| timestamps::parse_rfc3339(s).ok())
-            .filter(|t| timestamps::check_review_time(*t, now).is_ok())
-    };
-    read("updateTime").or_else(|| read("createTime"))
-}
-
-/// A string field; `Err("<key>: ...")` when present with another type.
-fn opt_str<'a>(obj: &'a Map<String, Value>, key: &str) -> Result<Option<&'a str>, String> {
-    match obj.get(key) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::String(s)) => Ok(Some(s)),
-        Some(other) => Err(format!("{key}: {} is not a string", kind(other))),
-    }
-}
-
-fn kind(value: &Value) -> &'static str {
-    match value {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::Rejected;
     use crate::timestamps::travtus_format;
     use serde_json::json;
 

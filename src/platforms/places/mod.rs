@@ -23,17 +23,20 @@
 //! A location id is a place id; `places/{id}` (the resource name) is
 //! accepted too.
 
+mod settings;
 mod wire;
+
+pub(crate) use settings::PLATFORM;
+pub use settings::PlacesConfig;
 
 #[cfg(test)]
 mod tests;
 
 use super::http::{ErrorAnswer, PlatformHttp};
-use super::{FetchedPage, PlatformError, short_message};
-use crate::config::{PlacesConfig, Secret, SourceConfig};
+use super::{Next, Page, PageRequest, Paging, PagingStyle, PlatformError, SourceClient};
+use crate::config::{Secret, SourceConfig};
 use crate::domain::LocationId;
-use crate::ledger::PollState;
-use chrono::{DateTime, Utc};
+use futures_util::future::BoxFuture;
 use serde_json::Value;
 use url::Url;
 
@@ -41,9 +44,6 @@ use url::Url;
 /// `reviews` is in the top tier anyway; `id` and `displayName` cost nothing
 /// more and make a wrong place id visible in the logs.
 pub const FIELD_MASK: &str = "id,displayName,reviews";
-
-/// The most of Google's error message kept in an error.
-const MAX_MESSAGE_CHARS: usize = 300;
 
 /// The client of one `google_places` source.
 pub struct PlacesClient {
@@ -64,27 +64,6 @@ impl PlacesClient {
             api_key: cfg.api_key.clone(),
             language_code: cfg.language_code.clone(),
         }
-    }
-
-    /// Starts a poll of one place. Nothing is sent until the page is asked for.
-    pub fn start_poll(&self, location: &LocationId, state: PollState) -> PlacesPoll<'_> {
-        PlacesPoll {
-            client: self,
-            location: location.clone(),
-            state,
-            newest: None,
-            done: false,
-        }
-    }
-
-    /// Every HTTP request this client made, retries included.
-    pub fn requests(&self) -> u64 {
-        self.http.requests()
-    }
-
-    /// The last request sent or tried, without its query (`check --online`).
-    pub fn last_request(&self) -> Option<String> {
-        self.http.last_request()
     }
 
     /// `{api_base_url}/v1/places/{placeId}`, the id escaped as one segment.
@@ -117,69 +96,46 @@ impl PlacesClient {
                         .header("X-Goog-Api-Key", self.api_key.expose())
                         .header("X-Goog-FieldMask", FIELD_MASK)
                 },
-                |answer| places_error(&answer, place),
+                |answer| places_error(&answer, place).into(),
             )
             .await
     }
 }
 
-/// A poll of one place: a single request.
-pub struct PlacesPoll<'a> {
-    client: &'a PlacesClient,
-    location: LocationId,
-    /// The state the poll started from (its cursor is passed through).
-    state: PollState,
-    /// The newest `publishTime` seen.
-    newest: Option<DateTime<Utc>>,
-    done: bool,
-}
-
-impl PlacesPoll<'_> {
-    /// The place's reviews, then `None`.
-    pub async fn next_page(&mut self) -> Result<Option<FetchedPage>, PlatformError> {
-        if self.done {
-            return Ok(None);
+impl SourceClient for PlacesClient {
+    /// One request answers all Google gives (at most five reviews, by
+    /// relevance: no order to stop on).
+    fn paging(&self) -> Paging {
+        Paging {
+            style: PagingStyle::Single,
+            overlap: None,
+            max_pages: 1,
         }
-        self.done = true;
-        let json = self.client.details(&self.location).await?;
-        let mapped = wire::map_place(&json)?;
-        self.newest = mapped.newest;
-        tracing::debug!(
-            location = %self.location,
-            reviews = mapped.page.reviews.len(),
-            rejected = mapped.page.rejected.len(),
-            "places details"
-        );
-        Ok(Some(mapped.page))
     }
 
-    /// Whether the poll is over: the next [`Self::next_page`] would
-    /// answer `None` without a request (a pass bound is only hit when more
-    /// pages remain).
-    pub fn is_done(&self) -> bool {
-        self.done
+    fn fetch<'a>(&'a self, request: PageRequest<'a>) -> BoxFuture<'a, Result<Page, PlatformError>> {
+        Box::pin(async move {
+            let json = self.details(request.location).await?;
+            Ok(Page::new(wire::map_place(&json)?, Next::Last))
+        })
     }
 
-    /// The state to store: the newest `publishTime` seen, never backwards.
-    pub fn finish(self) -> PollState {
-        self.state.advanced_to(self.newest)
+    fn requests(&self) -> u64 {
+        self.http.requests()
+    }
+
+    fn last_request(&self) -> Option<String> {
+        self.http.last_request()
     }
 }
 
 /// Maps Google's error JSON (`{"error":{"code","message","status","details"}}`)
 /// to a [`PlatformError`], naming a refused key as such.
 fn places_error(answer: &ErrorAnswer<'_>, place: &LocationId) -> PlatformError {
-    let error = answer.json.and_then(|j| j.get("error"));
-    let text = |key: &str| {
-        error
-            .and_then(|e| e.get(key))
-            .and_then(Value::as_str)
-            .unwrap_or("")
-    };
-    let status_word = text("status");
-    let message = short_message(text("message"), MAX_MESSAGE_CHARS);
-    let reasons: Vec<&str> = error
-        .and_then(|e| e.get("details"))
+    let message = answer.text("/error/message");
+    let reasons: Vec<&str> = answer
+        .json
+        .and_then(|j| j.pointer("/error/details"))
         .and_then(Value::as_array)
         .map(|details| {
             details
@@ -188,16 +144,7 @@ fn places_error(answer: &ErrorAnswer<'_>, place: &LocationId) -> PlatformError {
                 .collect()
         })
         .unwrap_or_default();
-    let detail = match (status_word.is_empty(), message.is_empty()) {
-        (false, false) => format!("{status_word}: {message}"),
-        (false, true) => status_word.to_owned(),
-        (true, false) => message.clone(),
-        (true, true) => answer
-            .status
-            .canonical_reason()
-            .unwrap_or("no error message")
-            .to_owned(),
-    };
+    let detail = answer.detail(answer.text("/error/status"), message);
     let key_refused = reasons
         .iter()
         .any(|r| matches!(*r, "API_KEY_INVALID" | "API_KEY_EXPIRED"))

@@ -5,10 +5,12 @@
 
 use super::wire::map_place;
 use super::*;
-use crate::config::SourceKind;
 use crate::domain::{Rating, Rejected, Review};
-use crate::platforms::http::test_server::{Answer, Server};
+use crate::platforms::FetchedPage;
+use crate::platforms::test_server::{Answer, Server};
 use crate::platforms::test_support::source_from_toml;
+use crate::poll::Cursor;
+use crate::poll::location::LocationPoll;
 use crate::retry::Backoff;
 use crate::timestamps::travtus_format;
 use sandbox::{Endpoint, Fault, NewPlacesReview, Sandbox, SandboxOptions};
@@ -229,7 +231,7 @@ fn client_for(api_base_url: &str, api_key: &str, extra: &str) -> PlacesClient {
     let source = source_from_toml(&format!(
         "[[source]]\nname = \"p\"\nkind = \"google_places\"\nschedule = \"0 * * * * *\"\nrequests_per_minute = 6000\ntimeout = \"5s\"\napi_key = \"{api_key}\"\napi_base_url = \"{api_base_url}\"\n{extra}\n  [[source.location]]\n  id = \"x\"\n  group_id = \"g\"\n"
     ));
-    let SourceKind::GooglePlaces(cfg) = &source.kind else {
+    let Some(cfg) = source.kind.settings::<PlacesConfig>() else {
         panic!("expected google_places");
     };
     let client = PlacesClient::new(
@@ -254,9 +256,9 @@ async fn sandbox() -> Sandbox {
 async fn poll_all(
     client: &PlacesClient,
     place: &str,
-    state: PollState,
-) -> Result<(Vec<FetchedPage>, PollState), PlatformError> {
-    let mut poll = client.start_poll(&LocationId::new(place), state);
+    state: Cursor,
+) -> Result<(Vec<FetchedPage>, Cursor), PlatformError> {
+    let mut poll = LocationPoll::new(client, &LocationId::new(place), state);
     let mut pages = Vec::new();
     while let Some(page) = poll.next_page().await? {
         pages.push(page);
@@ -269,7 +271,7 @@ async fn a_poll_is_one_request_for_the_five_most_relevant_reviews() {
     let sb = sandbox().await;
     let place = sb.places().place_ids()[0].clone();
     let client = client_for(&sb.places_base_url(), sandbox::PLACES_API_KEY, "");
-    let (pages, state) = poll_all(&client, &place, PollState::default())
+    let (pages, state) = poll_all(&client, &place, Cursor::default())
         .await
         .expect("poll");
     assert_eq!(pages.len(), 1);
@@ -313,7 +315,7 @@ async fn a_poll_is_one_request_for_the_five_most_relevant_reviews() {
             },
         )
         .expect("place exists");
-    let (pages, _) = poll_all(&client, &place, PollState::default())
+    let (pages, _) = poll_all(&client, &place, Cursor::default())
         .await
         .expect("third poll");
     let new = pages[0]
@@ -337,7 +339,7 @@ async fn the_key_and_field_mask_are_sent_as_headers_with_the_language() {
         "k3y-s3cret",
         "language_code = \"de\"",
     );
-    let (pages, _) = poll_all(&client, "ChIJabc", PollState::default())
+    let (pages, _) = poll_all(&client, "ChIJabc", Cursor::default())
         .await
         .expect("poll");
     assert!(pages[0].reviews.is_empty());
@@ -360,7 +362,7 @@ async fn refused_keys_unknown_places_and_throttling_are_specific_errors() {
     let place = sb.places().place_ids()[0].clone();
 
     let client = client_for(&sb.places_base_url(), "wrong-key-s3cret", "");
-    let err = poll_all(&client, &place, PollState::default())
+    let err = poll_all(&client, &place, Cursor::default())
         .await
         .expect_err("bad key");
     match &err {
@@ -377,14 +379,14 @@ async fn refused_keys_unknown_places_and_throttling_are_specific_errors() {
     assert_eq!(sb.places().requests(&place), 1, "not retried");
 
     let client = client_for(&sb.places_base_url(), sandbox::PLACES_API_KEY, "");
-    let err = poll_all(&client, "ChIJnowhere", PollState::default())
+    let err = poll_all(&client, "ChIJnowhere", Cursor::default())
         .await
         .expect_err("unknown");
     assert_eq!(err.to_string(), "not found: place ChIJnowhere");
 
     sb.faults()
         .push(Endpoint::PlacesDetails, Fault::Status(503), 1);
-    let (pages, _) = poll_all(&client, &place, PollState::default())
+    let (pages, _) = poll_all(&client, &place, Cursor::default())
         .await
         .expect("a 503 is retried");
     assert_eq!(pages[0].reviews.len(), 5);
@@ -396,7 +398,7 @@ async fn refused_keys_unknown_places_and_throttling_are_specific_errors() {
         },
         100,
     );
-    let err = poll_all(&client, &place, PollState::default())
+    let err = poll_all(&client, &place, Cursor::default())
         .await
         .expect_err("throttled");
     match &err {

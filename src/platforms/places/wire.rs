@@ -18,10 +18,14 @@
 //! fraction (both accepted); `publishTime` is RFC 3339; JSON `null` means
 //! absent for every field.
 
-use super::super::records::{MappedRecords, Refusal, map_records, record_array};
-use super::super::{PlatformError, check_review_id, json_kind, non_blank, opt_str};
+use super::super::PlatformError;
+use super::super::records::{
+    MappedRecords, RecordReader, Refusal, id_field, json_kind, map_records, non_blank, opt_str,
+    record_array,
+};
 use crate::domain::{Platform, Rating, Review, ReviewId};
 use crate::timestamps;
+use chrono::Utc;
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
 
@@ -33,12 +37,19 @@ pub(super) const PLATFORM: &str = "google";
 /// `newest` is the newest `publishTime`.
 pub(super) fn map_place(json: &Value) -> Result<MappedRecords, PlatformError> {
     let (_, items) = record_array(json, "place", "reviews")?;
-    Ok(map_records(
-        items,
-        map_review,
-        |i| format!("item {}", i + 1),
-        |_| None,
-    ))
+    Ok(map_records(items, &Reviews, Utc::now()))
+}
+
+/// How a Places review reads.
+struct Reviews;
+
+impl RecordReader for Reviews {
+    fn map(&self, item: &Value) -> Result<Review, Refusal> {
+        map_review(item)
+    }
+    fn unnamed(&self, index: usize) -> String {
+        format!("item {}", index + 1)
+    }
 }
 
 fn map_review(item: &Value) -> Result<Review, Refusal> {
@@ -48,7 +59,7 @@ fn map_review(item: &Value) -> Result<Review, Refusal> {
             format!("review: {} is not an object", json_kind(item)),
         ));
     };
-    let id = review_id(obj).map_err(|reason| (None, reason))?;
+    let id = id_field(obj, "name", "name: missing").map_err(|reason| (None, reason))?;
     let refuse = |reason: String| (Some(id.clone()), reason);
 
     let original = localized_text(obj, "originalText").map_err(&refuse)?;
@@ -93,13 +104,6 @@ fn map_review(item: &Value) -> Result<Review, Refusal> {
         updated_at: None,
         notes,
     })
-}
-
-/// `name`, checked.
-fn review_id(obj: &Map<String, Value>) -> Result<String, String> {
-    let id = opt_str(obj, "name")?.ok_or_else(|| "name: missing".to_owned())?;
-    check_review_id(id).map_err(|e| format!("name: {e}"))?;
-    Ok(id.to_owned())
 }
 
 /// A `LocalizedText` (`{text, languageCode}`): its text and language, or

@@ -45,20 +45,26 @@
 //!   may change `perPage`: the stop rules do not depend on the page size
 //!   when links are there.
 
+mod settings;
+mod webhook;
 mod wire;
+
+pub use webhook::TrustpilotWebhook;
+
+pub(crate) use settings::PLATFORM;
+pub use settings::{TrustpilotConfig, TrustpilotLogin};
 
 #[cfg(test)]
 mod tests;
 
 use super::http::{ErrorAnswer, PlatformHttp};
-use super::{FetchedPage, PlatformError, short_message};
-use crate::config::{Secret, SourceConfig, TrustpilotConfig};
+use super::{Next, Page, PageAt, PageRequest, Paging, PagingStyle, PlatformError, SourceClient};
+use crate::config::{Secret, SourceConfig};
 use crate::domain::LocationId;
-use crate::ledger::PollState;
 use crate::oauth::{Grant, TokenCache};
-use chrono::{DateTime, TimeDelta, Utc};
+use chrono::TimeDelta;
+use futures_util::future::BoxFuture;
 use serde_json::Value;
-use std::collections::HashSet;
 use url::Url;
 use wire::NextLink;
 
@@ -73,9 +79,6 @@ pub const PER_PAGE: u32 = 100;
 /// The most pages one poll reads: a million reviews, past any business
 /// unit, so only a server that pages forever hits it.
 pub const MAX_PAGES: u32 = 10_000;
-
-/// The most of Trustpilot's error message kept in an error.
-const MAX_MESSAGE_CHARS: usize = 300;
 
 /// The client of one `trustpilot` source.
 pub struct TrustpilotClient {
@@ -117,33 +120,6 @@ impl TrustpilotClient {
         }
     }
 
-    /// Starts a poll of one business unit from the high-water mark in `state`.
-    pub fn start_poll(&self, location: &LocationId, state: PollState) -> TrustpilotPoll<'_> {
-        TrustpilotPoll {
-            client: self,
-            location: location.clone(),
-            stop_before: state.high_water.map(|hw| hw - OVERLAP),
-            state,
-            newest: None,
-            page: 0,
-            previous_ids: Vec::new(),
-            next_url: None,
-            visited: HashSet::new(),
-            held_back: None,
-            done: false,
-        }
-    }
-
-    /// Every HTTP request this client made: list calls, retries and token calls.
-    pub fn requests(&self) -> u64 {
-        self.http.requests()
-    }
-
-    /// The last request sent or tried, without its query (`check --online`).
-    pub fn last_request(&self) -> Option<String> {
-        self.http.last_request()
-    }
-
     /// The reviews URL of `unit`, page `page`.
     fn reviews_url(&self, unit: &LocationId, page: u32) -> Result<Url, PlatformError> {
         let mut url = self.api_base_url.clone();
@@ -181,177 +157,101 @@ impl TrustpilotClient {
                         request.header("apikey", self.api_key.expose())
                     }
                 },
-                |answer| trustpilot_error(&answer, unit),
+                |answer| trustpilot_error(&answer, unit).into(),
             )
             .await
     }
 }
 
-/// A poll of one business unit in progress.
-pub struct TrustpilotPoll<'a> {
-    client: &'a TrustpilotClient,
-    location: LocationId,
-    /// The state the poll started from (its cursor is passed through).
-    state: PollState,
-    /// `high_water - OVERLAP`; `None` on a first poll: read every page.
-    stop_before: Option<DateTime<Utc>>,
-    /// The newest `createdAt` seen in this poll.
-    newest: Option<DateTime<Utc>>,
-    /// The last page number asked for (1-based).
-    page: u32,
-    /// The ids of the previous page, to catch a server that ignores `page`.
-    previous_ids: Vec<String>,
-    /// The next request when the last page linked to it (`next-page`, on
-    /// the configured origin); `None`: the next page number.
-    next_url: Option<Url>,
-    /// Every URL requested in this poll, to catch links that go round.
-    visited: HashSet<String>,
-    /// The error that ends the poll once the page that revealed it (whose
-    /// records are good) has been handed out.
-    held_back: Option<PlatformError>,
-    done: bool,
-}
-
-impl TrustpilotPoll<'_> {
-    /// The next page, or `None` when the business unit is read up to date.
-    pub async fn next_page(&mut self) -> Result<Option<FetchedPage>, PlatformError> {
-        if let Some(error) = self.held_back.take() {
-            self.done = true;
-            return Err(error);
-        }
-        if self.done {
-            return Ok(None);
-        }
-        if self.page >= MAX_PAGES {
-            self.done = true;
-            return Err(PlatformError::InvalidResponse(format!(
-                "more than {MAX_PAGES} pages in one poll"
-            )));
-        }
-        self.page += 1;
-        let url = match self.next_url.take() {
-            Some(url) => url,
-            None => self.client.reviews_url(&self.location, self.page)?,
-        };
-        self.visited.insert(url.as_str().to_owned());
-        let json = self.client.reviews(&self.location, &url).await?;
-        let mapped = wire::map_page(&json, self.page)?;
-        if mapped.records == 0 {
-            self.done = true;
-            return Ok(None);
-        }
-        if mapped.ids == self.previous_ids {
-            self.done = true;
-            return Err(PlatformError::InvalidResponse(format!(
-                "paging loop: page {} repeats page {}",
-                self.page,
-                self.page - 1
-            )));
-        }
-        if let Some(newest) = mapped.newest {
-            self.newest = Some(self.newest.map_or(newest, |n| n.max(newest)));
-        }
-        let reached_old = match (self.stop_before, mapped.oldest) {
-            (Some(stop), Some(oldest)) => oldest < stop,
-            _ => false,
-        };
-        if reached_old {
-            self.done = true;
-        } else {
-            self.plan_next(&url, &mapped.next, mapped.records);
-        }
-        self.previous_ids = mapped.ids;
-        tracing::debug!(
-            location = %self.location,
-            page = self.page,
-            reviews = mapped.page.reviews.len(),
-            rejected = mapped.page.rejected.len(),
-            done = self.done,
-            "trustpilot reviews page"
-        );
-        Ok(Some(mapped.page))
-    }
-
-    /// Whether the poll is over: the next [`Self::next_page`] would
-    /// answer `None` without a request (a pass bound is only hit when more
-    /// pages remain).
-    pub fn is_done(&self) -> bool {
-        self.done
-    }
-
-    /// After a page (read from `url`, with `records` records) that did not
-    /// reach the old reviews: where the next request goes, or that there is
-    /// none.
-    fn plan_next(&mut self, url: &Url, next: &NextLink, records: usize) {
-        match next {
-            NextLink::Last => self.done = true,
-            NextLink::Unknown => {
-                if records < PER_PAGE as usize {
-                    self.done = true;
+impl TrustpilotClient {
+    /// Where the page after the one read from `url` is, by what its
+    /// `links[]` said: a `next-page` link is followed only to the configured
+    /// origin; one elsewhere (or no URL at all) still says more pages
+    /// follow, so the next page number is read instead.
+    fn next_after(&self, url: &Url, link: NextLink, unit: &LocationId, page: u32) -> Next {
+        match link {
+            NextLink::Last => Next::Last,
+            NextLink::Unknown => Next::Unknown,
+            NextLink::Href(href) => match url.join(&href) {
+                Ok(target) if target.origin() == self.api_base_url.origin() => Next::Link(target),
+                Ok(target) => {
+                    tracing::debug!(
+                        location = %unit,
+                        page,
+                        origin = %crate::redirect::origin_text(&target),
+                        "trustpilot next-page link to another origin not followed; reading the next page number"
+                    );
+                    Next::More
                 }
-            }
-            NextLink::Href(href) => match url.join(href) {
-                Ok(target) if target.origin() == self.client.api_base_url.origin() => {
-                    if self.visited.contains(target.as_str()) {
-                        self.held_back = Some(PlatformError::InvalidResponse(format!(
-                            "paging loop: the next-page link of page {} leads to a page already read",
-                            self.page
-                        )));
-                    } else {
-                        self.next_url = Some(target);
-                    }
+                Err(_) => {
+                    tracing::debug!(
+                        location = %unit,
+                        page,
+                        "trustpilot next-page link is not a URL; reading the next page number"
+                    );
+                    Next::More
                 }
-                // Another origin (or no URL at all): its credentials would
-                // go along, so it is never requested. The link still says
-                // more pages follow: the next page number is read instead.
-                Ok(target) => tracing::debug!(
-                    location = %self.location,
-                    page = self.page,
-                    origin = %crate::redirect::origin_text(&target),
-                    "trustpilot next-page link to another origin not followed; reading the next page number"
-                ),
-                Err(_) => tracing::debug!(
-                    location = %self.location,
-                    page = self.page,
-                    "trustpilot next-page link is not a URL; reading the next page number"
-                ),
             },
         }
     }
+}
 
-    /// The state to store after a complete poll: the newest `createdAt`
-    /// seen (never backwards).
-    pub fn finish(self) -> PollState {
-        self.state.advanced_to(self.newest)
+impl SourceClient for TrustpilotClient {
+    /// Pages newest-first by `next-page` link, else by number, stopping
+    /// [`OVERLAP`] behind the mark (the newest `createdAt`).
+    fn paging(&self) -> Paging {
+        Paging {
+            style: PagingStyle::Numbered { per_page: PER_PAGE },
+            overlap: Some(OVERLAP),
+            max_pages: MAX_PAGES,
+        }
+    }
+
+    fn fetch<'a>(&'a self, request: PageRequest<'a>) -> BoxFuture<'a, Result<Page, PlatformError>> {
+        Box::pin(async move {
+            let unit = request.location;
+            let url = match request.at {
+                PageAt::Link(url) => url.clone(),
+                _ => self.reviews_url(unit, request.number)?,
+            };
+            let json = self.reviews(unit, &url).await?;
+            let mapped = wire::map_page(&json, request.number)?;
+            let next = self.next_after(&url, mapped.next, unit, request.number);
+            Ok(Page {
+                fetched: mapped.page,
+                records: mapped.records,
+                oldest: mapped.oldest,
+                newest: mapped.newest,
+                next,
+                ids: mapped.ids,
+                url: Some(url),
+            })
+        })
+    }
+
+    fn requests(&self) -> u64 {
+        self.http.requests()
+    }
+
+    fn last_request(&self) -> Option<String> {
+        self.http.last_request()
     }
 }
 
 /// Maps Trustpilot's error bodies (several shapes, see the module notes).
 fn trustpilot_error(answer: &ErrorAnswer<'_>, unit: &LocationId) -> PlatformError {
-    let json = answer.json;
-    let pick = |pointer: &str| {
-        json.and_then(|j| j.pointer(pointer))
-            .and_then(Value::as_str)
-            .filter(|s| !s.trim().is_empty())
-    };
-    let message = pick("/fault/faultstring")
-        .or_else(|| pick("/message"))
-        .or_else(|| pick("/error_description"))
-        .or_else(|| pick("/error"))
-        .or_else(|| pick("/details"));
-    let code = pick("/fault/detail/errorcode");
-    let detail = match (code, message) {
-        (Some(code), Some(message)) => {
-            format!("{code}: {}", short_message(message, MAX_MESSAGE_CHARS))
-        }
-        (None, Some(message)) => short_message(message, MAX_MESSAGE_CHARS),
-        (Some(code), None) => code.to_owned(),
-        (None, None) => answer
-            .status
-            .canonical_reason()
-            .unwrap_or("no error message")
-            .to_owned(),
-    };
+    let message = [
+        "/fault/faultstring",
+        "/message",
+        "/error_description",
+        "/error",
+        "/details",
+    ]
+    .into_iter()
+    .map(|pointer| answer.text(pointer))
+    .find(|text| !text.trim().is_empty())
+    .unwrap_or_default();
+    let detail = answer.detail(answer.text("/fault/detail/errorcode"), message);
     match answer.status.as_u16() {
         401 | 403 => PlatformError::Unauthorized(format!(
             "Trustpilot refused the credentials for business unit {unit} ({detail})"

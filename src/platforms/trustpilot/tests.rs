@@ -8,10 +8,12 @@
 
 use super::wire::map_page;
 use super::*;
-use crate::config::SourceKind;
 use crate::domain::{Rating, Rejected, Review};
-use crate::platforms::http::test_server::{Answer, Server};
+use crate::platforms::FetchedPage;
+use crate::platforms::test_server::{Answer, Server};
 use crate::platforms::test_support::source_from_toml;
+use crate::poll::Cursor;
+use crate::poll::location::LocationPoll;
 use crate::retry::Backoff;
 use crate::timestamps::travtus_format;
 use sandbox::{Endpoint, Fault, NewTrustpilotReview, Sandbox, SandboxOptions, TrustpilotSeed};
@@ -337,7 +339,7 @@ fn client_for(base: &str, extra: &str) -> TrustpilotClient {
     let source = source_from_toml(&format!(
         "[[source]]\nname = \"t\"\nkind = \"trustpilot\"\nschedule = \"0 * * * * *\"\nrequests_per_minute = 6000\ntimeout = \"5s\"\napi_base_url = \"{base}\"\n{extra}\n  [[source.location]]\n  id = \"x\"\n  group_id = \"g\"\n"
     ));
-    let SourceKind::Trustpilot(cfg) = &source.kind else {
+    let Some(cfg) = source.kind.settings::<TrustpilotConfig>() else {
         panic!("expected trustpilot");
     };
     let client = TrustpilotClient::new(
@@ -382,9 +384,9 @@ async fn sandbox_with(reviews_per_unit: u32) -> Sandbox {
 async fn poll_all(
     client: &TrustpilotClient,
     unit: &str,
-    state: PollState,
-) -> Result<(Vec<FetchedPage>, PollState), PlatformError> {
-    let mut poll = client.start_poll(&LocationId::new(unit), state);
+    state: Cursor,
+) -> Result<(Vec<FetchedPage>, Cursor), PlatformError> {
+    let mut poll = LocationPoll::new(client, &LocationId::new(unit), state);
     let mut pages = Vec::new();
     while let Some(page) = poll.next_page().await? {
         pages.push(page);
@@ -404,7 +406,7 @@ async fn pages_are_read_until_a_short_page_and_a_quiet_poll_costs_one_request() 
     let sb = sandbox_with(250).await;
     let unit = sb.trustpilot().business_unit_ids()[0].clone();
     let client = client_for(&sb.trustpilot_base_url(), &public_key());
-    let (pages, state) = poll_all(&client, &unit, PollState::default())
+    let (pages, state) = poll_all(&client, &unit, Cursor::default())
         .await
         .expect("poll");
     assert_eq!(pages.len(), 3, "100 + 100 + 50");
@@ -468,7 +470,7 @@ async fn an_exact_multiple_of_the_page_size_stops_where_the_links_end() {
     let sb = sandbox_with(200).await;
     let unit = sb.trustpilot().business_unit_ids()[1].clone();
     let client = client_for(&sb.trustpilot_base_url(), &public_key());
-    let (pages, _) = poll_all(&client, &unit, PollState::default())
+    let (pages, _) = poll_all(&client, &unit, Cursor::default())
         .await
         .expect("poll");
     assert_eq!(pages.len(), 2);
@@ -512,7 +514,7 @@ async fn a_short_page_with_a_next_page_link_is_not_the_last() {
         )],
     );
     let client = client_for(&format!("{}/t", server.base), "api_key = \"k3y\"");
-    let (pages, _) = poll_all(&client, "bu1", PollState::default())
+    let (pages, _) = poll_all(&client, "bu1", Cursor::default())
         .await
         .expect("poll");
     assert_eq!(
@@ -547,7 +549,7 @@ async fn a_next_page_link_to_another_origin_is_never_requested() {
         ],
     );
     let client = client_for(&format!("{}/t", server.base), "api_key = \"s3cret-k3y\"");
-    let (pages, _) = poll_all(&client, "bu1", PollState::default())
+    let (pages, _) = poll_all(&client, "bu1", Cursor::default())
         .await
         .expect("poll");
     assert!(elsewhere.seen().is_empty(), "{:?}", elsewhere.seen());
@@ -582,7 +584,7 @@ async fn links_that_go_round_end_the_poll_after_the_good_page() {
         )],
     );
     let client = client_for(&format!("{}/t", server.base), "api_key = \"k\"");
-    let mut poll = client.start_poll(&LocationId::new("bu1"), PollState::default());
+    let mut poll = LocationPoll::new(&client, &LocationId::new("bu1"), Cursor::default());
     assert!(poll.next_page().await.expect("page 1").is_some());
     let two = poll
         .next_page()
@@ -606,7 +608,7 @@ async fn the_private_endpoint_logs_in_refreshes_and_falls_back_to_the_password()
         &sb.trustpilot_base_url(),
         &business_login(&sb, sandbox::TRUSTPILOT_PASSWORD),
     );
-    let (pages, _) = poll_all(&client, &unit, PollState::default())
+    let (pages, _) = poll_all(&client, &unit, Cursor::default())
         .await
         .expect("poll");
     assert_eq!(ids(&pages).len(), 30);
@@ -615,7 +617,7 @@ async fn the_private_endpoint_logs_in_refreshes_and_falls_back_to_the_password()
 
     // Expired: renewed with the refresh token, not the password.
     sb.trustpilot().expire_all_tokens();
-    poll_all(&client, &unit, PollState::default())
+    poll_all(&client, &unit, Cursor::default())
         .await
         .expect("renewed");
     assert_eq!(sb.trustpilot().refresh_grants(), 1);
@@ -624,7 +626,7 @@ async fn the_private_endpoint_logs_in_refreshes_and_falls_back_to_the_password()
     // The refresh token ran out too: the password grant again.
     sb.trustpilot().expire_all_tokens();
     sb.trustpilot().revoke_refresh_tokens();
-    poll_all(&client, &unit, PollState::default())
+    poll_all(&client, &unit, Cursor::default())
         .await
         .expect("logged in again");
     assert_eq!(sb.trustpilot().password_grants(), 2);
@@ -634,7 +636,7 @@ async fn the_private_endpoint_logs_in_refreshes_and_falls_back_to_the_password()
         &sb.trustpilot_base_url(),
         &business_login(&sb, "wrong-s3cret"),
     );
-    let err = poll_all(&client, &unit, PollState::default())
+    let err = poll_all(&client, &unit, Cursor::default())
         .await
         .expect_err("refused");
     match &err {
@@ -649,7 +651,7 @@ async fn errors_are_specific_and_throttling_is_retried() {
     let sb = sandbox_with(5).await;
     let unit = sb.trustpilot().business_unit_ids()[0].clone();
     let client = client_for(&sb.trustpilot_base_url(), "api_key = \"wrong-s3cret\"");
-    let err = poll_all(&client, &unit, PollState::default())
+    let err = poll_all(&client, &unit, Cursor::default())
         .await
         .expect_err("bad key");
     assert!(
@@ -658,7 +660,7 @@ async fn errors_are_specific_and_throttling_is_retried() {
     );
 
     let client = client_for(&sb.trustpilot_base_url(), &public_key());
-    let err = poll_all(&client, "000000000000000000000000", PollState::default())
+    let err = poll_all(&client, "000000000000000000000000", Cursor::default())
         .await
         .expect_err("unknown");
     assert_eq!(
@@ -673,7 +675,7 @@ async fn errors_are_specific_and_throttling_is_retried() {
         },
         2,
     );
-    let (pages, _) = poll_all(&client, &unit, PollState::default())
+    let (pages, _) = poll_all(&client, &unit, Cursor::default())
         .await
         .expect("retried");
     assert_eq!(ids(&pages).len(), 5);
@@ -696,7 +698,7 @@ async fn the_key_goes_in_the_apikey_header_and_a_page_served_twice_is_a_loop() {
         vec![Answer::json(200, &full_page)],
     );
     let client = client_for(&format!("{}/t", server.base), "api_key = \"k3y\"");
-    let mut poll = client.start_poll(&LocationId::new("bu1"), PollState::default());
+    let mut poll = LocationPoll::new(&client, &LocationId::new("bu1"), Cursor::default());
     assert!(poll.next_page().await.expect("page 1").is_some());
     let err = poll.next_page().await.expect_err("same page again");
     assert!(

@@ -22,12 +22,14 @@
 //! The page's own `links[]` say whether another page follows: the entry
 //! with `rel: "next-page"` (see [`NextLink`]).
 
-use super::super::records::{Refusal, map_records, record_array};
-use super::super::{FetchedPage, PlatformError, check_review_id, json_kind, non_blank, opt_str};
+use super::super::records::{
+    RecordReader, Refusal, id_field, json_kind, map_records, non_blank, opt_str, record_array,
+};
+use super::super::{FetchedPage, PlatformError};
 use crate::domain::{Platform, Rating, Review, ReviewId};
 use crate::timestamps;
 use chrono::{DateTime, Utc};
-use serde_json::{Map, Value};
+use serde_json::Value;
 use std::collections::BTreeMap;
 
 /// The `review.source` of Trustpilot reviews.
@@ -74,24 +76,34 @@ pub(super) fn map_page(json: &Value, page_number: u32) -> Result<MappedPage, Pla
         .filter_map(|item| item.get("id").and_then(Value::as_str))
         .map(str::to_owned)
         .collect();
-    let mapped = map_records(
-        items,
-        map_review,
-        |i| format!("page {page_number} item {}", i + 1),
-        |item| {
-            item.get("createdAt")
-                .and_then(Value::as_str)
-                .and_then(|t| timestamps::parse_rfc3339_or_naive_utc(t).ok())
-        },
-    );
+    let mapped = map_records(items, &Reviews { page_number }, Utc::now());
     Ok(MappedPage {
         page: mapped.page,
-        records: items.len(),
+        records: mapped.records,
         ids,
         oldest: mapped.oldest,
         newest: mapped.newest,
         next: next_link(json.get("links")),
     })
+}
+
+/// How a review of one page reads.
+struct Reviews {
+    page_number: u32,
+}
+
+impl RecordReader for Reviews {
+    fn map(&self, item: &Value) -> Result<Review, Refusal> {
+        map_review(item)
+    }
+    fn unnamed(&self, index: usize) -> String {
+        format!("page {} item {}", self.page_number, index + 1)
+    }
+    fn refused_time(&self, item: &Value) -> Option<DateTime<Utc>> {
+        item.get("createdAt")
+            .and_then(Value::as_str)
+            .and_then(|t| timestamps::parse_rfc3339_or_naive_utc(t).ok())
+    }
 }
 
 /// The `next-page` entry of a page's `links[]`. Anything unexpected in
@@ -123,7 +135,7 @@ fn map_review(item: &Value) -> Result<Review, Refusal> {
             format!("review: {} is not an object", json_kind(item)),
         ));
     };
-    let id = review_id(obj).map_err(|reason| (None, reason))?;
+    let id = id_field(obj, "id", "id: missing").map_err(|reason| (None, reason))?;
     let refuse = |reason: String| (Some(id.clone()), reason);
 
     let title = opt_str(obj, "title").map_err(&refuse)?.and_then(non_blank);
@@ -181,11 +193,4 @@ fn map_review(item: &Value) -> Result<Review, Refusal> {
         updated_at,
         notes,
     })
-}
-
-/// `id`, checked.
-fn review_id(obj: &Map<String, Value>) -> Result<String, String> {
-    let id = opt_str(obj, "id")?.ok_or_else(|| "id: missing".to_owned())?;
-    check_review_id(id).map_err(|e| format!("id: {e}"))?;
-    Ok(id.to_owned())
 }

@@ -26,23 +26,25 @@
 //!   total (the gap would never close);
 //! - more than three reviews in an answer (a premium plan) are all taken.
 
+mod settings;
 mod wire;
+
+pub(crate) use settings::PLATFORM;
+pub use settings::YelpConfig;
 
 #[cfg(test)]
 mod tests;
 
 use super::http::{ErrorAnswer, ErrorVerdict, PlatformHttp};
-use super::{FetchedPage, PlatformError, short_message};
-use crate::config::{Secret, SourceConfig, YelpConfig};
+use super::{
+    Next, Page, PageRequest, Paging, PagingStyle, PlatformError, SourceClient, short_message,
+};
+use crate::config::{Secret, SourceConfig};
 use crate::domain::LocationId;
-use crate::ledger::PollState;
-use chrono::{DateTime, Utc};
+use futures_util::future::BoxFuture;
 use reqwest::header::HeaderMap;
 use serde_json::Value;
 use url::Url;
-
-/// The most of Yelp's error description kept in an error.
-const MAX_MESSAGE_CHARS: usize = 300;
 
 /// The client of one `yelp` source.
 pub struct YelpClient {
@@ -63,27 +65,6 @@ impl YelpClient {
             api_key: cfg.api_key.clone(),
             locale: cfg.locale.clone(),
         }
-    }
-
-    /// Starts a poll of one business. Nothing is sent until the page is asked for.
-    pub fn start_poll(&self, location: &LocationId, state: PollState) -> YelpPoll<'_> {
-        YelpPoll {
-            client: self,
-            location: location.clone(),
-            state,
-            newest: None,
-            done: false,
-        }
-    }
-
-    /// Every HTTP request this client made, retries included.
-    pub fn requests(&self) -> u64 {
-        self.http.requests()
-    }
-
-    /// The last request sent or tried, without its query (`check --online`).
-    pub fn last_request(&self) -> Option<String> {
-        self.http.last_request()
     }
 
     /// `{api_base_url}/v3/businesses/{id}/reviews?sort_by=newest`, the id
@@ -112,83 +93,47 @@ impl YelpClient {
     async fn reviews(&self, business: &LocationId) -> Result<Value, PlatformError> {
         let url = self.reviews_url(business)?;
         self.http
-            .get_json_judged(
+            .get_json(
                 &url,
                 |request| request.bearer_auth(self.api_key.expose()),
-                |answer, headers| yelp_verdict(&answer, headers, business),
+                |answer| yelp_verdict(&answer, business),
             )
             .await
     }
 }
 
-/// A poll of one business: a single request.
-pub struct YelpPoll<'a> {
-    client: &'a YelpClient,
-    location: LocationId,
-    /// The state the poll started from (its cursor is passed through).
-    state: PollState,
-    /// The newest `time_created` seen.
-    newest: Option<DateTime<Utc>>,
-    done: bool,
-}
-
-impl YelpPoll<'_> {
-    /// The business's reviews, then `None`.
-    pub async fn next_page(&mut self) -> Result<Option<FetchedPage>, PlatformError> {
-        if self.done {
-            return Ok(None);
+impl SourceClient for YelpClient {
+    /// One request answers all Yelp gives (at most three excerpts; the
+    /// newest, but too few to stop on).
+    fn paging(&self) -> Paging {
+        Paging {
+            style: PagingStyle::Single,
+            overlap: None,
+            max_pages: 1,
         }
-        self.done = true;
-        let json = self.client.reviews(&self.location).await?;
-        let mapped = wire::map_reviews(&json)?;
-        self.newest = mapped.newest;
-        tracing::debug!(
-            location = %self.location,
-            reviews = mapped.page.reviews.len(),
-            rejected = mapped.page.rejected.len(),
-            "yelp reviews"
-        );
-        Ok(Some(mapped.page))
     }
 
-    /// Whether the poll is over: the next [`Self::next_page`] would
-    /// answer `None` without a request (a pass bound is only hit when more
-    /// pages remain).
-    pub fn is_done(&self) -> bool {
-        self.done
+    fn fetch<'a>(&'a self, request: PageRequest<'a>) -> BoxFuture<'a, Result<Page, PlatformError>> {
+        Box::pin(async move {
+            let json = self.reviews(request.location).await?;
+            Ok(Page::new(wire::map_reviews(&json)?, Next::Last))
+        })
     }
 
-    /// The state to store: the newest creation time seen, never backwards.
-    pub fn finish(self) -> PollState {
-        self.state.advanced_to(self.newest)
+    fn requests(&self) -> u64 {
+        self.http.requests()
+    }
+
+    fn last_request(&self) -> Option<String> {
+        self.http.last_request()
     }
 }
 
 /// Judges Yelp's `{"error":{"code","description"}}` answers.
-fn yelp_verdict(
-    answer: &ErrorAnswer<'_>,
-    headers: &HeaderMap,
-    business: &LocationId,
-) -> ErrorVerdict {
-    let error = answer.json.and_then(|j| j.get("error"));
-    let text = |key: &str| {
-        error
-            .and_then(|e| e.get(key))
-            .and_then(Value::as_str)
-            .unwrap_or("")
-    };
-    let code = text("code");
-    let description = short_message(text("description"), MAX_MESSAGE_CHARS);
-    let detail = match (code.is_empty(), description.is_empty()) {
-        (false, false) => format!("{code}: {description}"),
-        (false, true) => code.to_owned(),
-        (true, false) => description.clone(),
-        (true, true) => answer
-            .status
-            .canonical_reason()
-            .unwrap_or("no error message")
-            .to_owned(),
-    };
+fn yelp_verdict(answer: &ErrorAnswer<'_>, business: &LocationId) -> ErrorVerdict {
+    let headers = answer.headers;
+    let code = answer.text("/error/code");
+    let detail = answer.detail(code, answer.text("/error/description"));
     let status = answer.status.as_u16();
     match code {
         "ACCESS_LIMIT_REACHED" => {

@@ -6,12 +6,15 @@
 
 use super::wire::{MISSING_ID, YELP_TIME_ZONE, map_reviews, parse_time_created};
 use super::*;
-use crate::config::SourceKind;
 use crate::domain::{Rating, Rejected, Review};
-use crate::platforms::http::test_server::{Answer, Server};
+use crate::platforms::FetchedPage;
+use crate::platforms::test_server::{Answer, Server};
 use crate::platforms::test_support::source_from_toml;
+use crate::poll::Cursor;
+use crate::poll::location::LocationPoll;
 use crate::retry::Backoff;
 use crate::timestamps::travtus_format;
+use chrono::{DateTime, Utc};
 use chrono::{LocalResult, NaiveDate, NaiveDateTime, Offset, TimeDelta, TimeZone};
 use proptest::prelude::*;
 use sandbox::{Endpoint, Fault, NewYelpReview, Sandbox, SandboxOptions};
@@ -399,7 +402,7 @@ fn client_for(api_base_url: &str, api_key: &str, extra: &str) -> YelpClient {
     let source = source_from_toml(&format!(
         "[[source]]\nname = \"y\"\nkind = \"yelp\"\nschedule = \"0 * * * * *\"\nrequests_per_minute = 6000\ntimeout = \"5s\"\napi_key = \"{api_key}\"\napi_base_url = \"{api_base_url}\"\n{extra}\n  [[source.location]]\n  id = \"x\"\n  group_id = \"g\"\n"
     ));
-    let SourceKind::Yelp(cfg) = &source.kind else {
+    let Some(cfg) = source.kind.settings::<YelpConfig>() else {
         panic!("expected yelp");
     };
     let client = YelpClient::new(
@@ -422,7 +425,7 @@ async fn sandbox() -> Sandbox {
 }
 
 async fn poll_all(client: &YelpClient, business: &str) -> Result<Vec<FetchedPage>, PlatformError> {
-    let mut poll = client.start_poll(&LocationId::new(business), PollState::default());
+    let mut poll = LocationPoll::new(client, &LocationId::new(business), Cursor::default());
     let mut pages = Vec::new();
     while let Some(page) = poll.next_page().await? {
         pages.push(page);

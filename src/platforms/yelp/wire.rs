@@ -27,13 +27,16 @@
 //! for the same review, which would then reach Travtus twice. The record
 //! stays in the ledger's quarantine with [`MISSING_ID`] as the reason.
 
-use super::super::records::{MappedRecords, Refusal, map_records, record_array};
-use super::super::{PlatformError, check_review_id, json_kind, non_blank, opt_str};
+use super::super::PlatformError;
+use super::super::records::{
+    MappedRecords, RecordReader, Refusal, id_field, json_kind, map_records, non_blank, opt_str,
+    record_array,
+};
 use crate::domain::{Platform, Rating, Review, ReviewId};
 use crate::timestamps;
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
-use serde_json::{Map, Value};
+use serde_json::Value;
 use std::collections::BTreeMap;
 
 /// The `review.source` of Yelp reviews.
@@ -50,12 +53,19 @@ pub(super) const YELP_TIME_ZONE: Tz = chrono_tz::America::Los_Angeles;
 /// [`Rejected`](crate::domain::Rejected). `newest` is the newest creation time.
 pub(super) fn map_reviews(json: &Value) -> Result<MappedRecords, PlatformError> {
     let (_, items) = record_array(json, "reviews answer", "reviews")?;
-    Ok(map_records(
-        items,
-        map_review,
-        |i| format!("item {}", i + 1),
-        |_| None,
-    ))
+    Ok(map_records(items, &Reviews, Utc::now()))
+}
+
+/// How a Yelp review reads.
+struct Reviews;
+
+impl RecordReader for Reviews {
+    fn map(&self, item: &Value) -> Result<Review, Refusal> {
+        map_review(item)
+    }
+    fn unnamed(&self, index: usize) -> String {
+        format!("item {}", index + 1)
+    }
 }
 
 /// One review, or why not (with its id when readable).
@@ -66,7 +76,7 @@ fn map_review(item: &Value) -> Result<Review, Refusal> {
             format!("review: {} is not an object", json_kind(item)),
         ));
     };
-    let id = review_id(obj).map_err(|reason| (None, reason))?;
+    let id = id_field(obj, "id", MISSING_ID).map_err(|reason| (None, reason))?;
     let refuse = |reason: String| (Some(id.clone()), reason);
 
     let comment = opt_str(obj, "text").map_err(&refuse)?.and_then(non_blank);
@@ -115,13 +125,6 @@ fn map_review(item: &Value) -> Result<Review, Refusal> {
         updated_at: None,
         notes,
     })
-}
-
-/// `id`, checked.
-fn review_id(obj: &Map<String, Value>) -> Result<String, String> {
-    let id = opt_str(obj, "id")?.ok_or_else(|| MISSING_ID.to_owned())?;
-    check_review_id(id).map_err(|e| format!("id: {e}"))?;
-    Ok(id.to_owned())
 }
 
 /// `time_created`: Pacific wall-clock time, or (should Yelp ever add one)

@@ -4,17 +4,19 @@
 //! location. One failing location never aborts the pass; a revoked platform
 //! credential stops only this source.
 //!
-//! Each location's read is bounded by pages and by time
-//! ([`crate::config::PassBounds`]), and a whole pass can be stopped early
-//! ([`PassStop`]: `sync --wait`, Ctrl-C). A read cut short either way keeps
-//! the pages it recorded and leaves the high-water mark where it was.
-//!
-//! Which locations a pass reads (configured, and discovered on the platform)
-//! and where their reviews go is `crate::locations`' business; what a full
+//! How one location is read, whatever the platform (paging, the incremental
+//! stop, the cursor, the bounds of a read), is [`location`]'s business;
+//! where the pages go is a [`sink::PassSink`]'s: the ledger, or nowhere for
+//! `sync --dry-run` (`crate::dry_run`), which is the same pass. Which
+//! locations a pass reads (configured, and discovered on the platform) and
+//! where their reviews go is `crate::locations`' business; what a full
 //! reconciliation pass does differently is `crate::reconcile`'s.
 
+pub mod location;
+pub(crate) mod sink;
+
 use crate::config::SourceConfig;
-use crate::domain::Rejected;
+use crate::domain::{LocationId, Rejected};
 use crate::ledger::{
     IncomingReview, LedgerError, LedgerHandle, PageCounts, PageRecord, PollLog, PollState,
     QuarantineRecord,
@@ -26,11 +28,11 @@ use crate::reconcile::{LocationTally, Settled, can_reconcile};
 use crate::travtus::build_payload;
 use chrono::Utc;
 use futures_util::StreamExt;
+pub use location::{Cursor, LocationRead, PassStop};
+use location::{NOT_READ, ReadError, STOPPED_PREFIX};
+use sink::{LedgerSink, PassSink};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
-use tokio::time::Instant;
-use tokio_util::sync::CancellationToken;
 
 /// Locations of one source polled at once. The source's rate limit is the
 /// real bound; a little parallelism hides each request's latency.
@@ -125,121 +127,11 @@ impl PassProgress {
     }
 }
 
-/// What stops a pass early, beyond each location's own bounds: `sync`'s
-/// `--wait` (a deadline) and Ctrl-C (a token). A location being read stops
-/// between two requests (a request in flight is dropped: its page was not
-/// recorded); locations not started yet are not read. Either way the pages
-/// recorded stay and the high-water mark does not move.
-#[derive(Debug, Clone, Default)]
-pub struct PassStop {
-    /// Stops the pass when cancelled.
-    pub cancel: CancellationToken,
-    /// Stops the pass at this instant; the duration is the limit it stands
-    /// for (`sync --wait`), for messages.
-    pub deadline: Option<(Instant, Duration)>,
-}
-
-impl PassStop {
-    /// Never stops (the daemon's passes).
-    pub fn never() -> PassStop {
-        PassStop::default()
-    }
-
-    /// Why the pass is stopped, if it is.
-    pub fn reason(&self) -> Option<String> {
-        match self.deadline {
-            Some((at, limit)) if Instant::now() >= at => Some(format!(
-                "sync --wait {} ran out",
-                humantime::format_duration(limit)
-            )),
-            _ if self.cancel.is_cancelled() => Some("interrupted".to_owned()),
-            _ => None,
-        }
-    }
-
-    /// Completes once the pass must stop.
-    async fn stopped(&self) {
-        let deadline = async {
-            match self.deadline {
-                Some((at, _)) => tokio::time::sleep_until(at).await,
-                None => std::future::pending().await,
-            }
-        };
-        tokio::select! {
-            () = self.cancel.cancelled() => {}
-            () = deadline => {}
-        }
-    }
-}
-
-/// The bounds of one location's read, by kind of read (also applied by
-/// `sync --dry-run`, which reads the same pages).
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct ReadBound {
-    pub(crate) pages: u32,
-    pub(crate) time: Duration,
-    /// The config keys, for errors.
-    pages_key: &'static str,
-    time_key: &'static str,
-    what: &'static str,
-}
-
-impl ReadBound {
-    /// A full read (a first read, with no high-water mark, or a
-    /// reconciliation) or an incremental one.
-    pub(crate) fn of(bounds: &crate::config::PassBounds, full_read: bool) -> ReadBound {
-        if full_read {
-            ReadBound {
-                pages: bounds.full_read_pages,
-                time: bounds.full_read_time,
-                pages_key: "max_pages_per_full_read",
-                time_key: "max_full_read_time",
-                what: "full read",
-            }
-        } else {
-            ReadBound {
-                pages: bounds.incremental_pages,
-                time: bounds.incremental_time,
-                pages_key: "max_pages_per_pass",
-                time_key: "max_pass_time",
-                what: "incremental pass",
-            }
-        }
-    }
-
-    /// Past the page bound: what it is.
-    pub(crate) fn pages_message(&self) -> String {
-        format!(
-            "pass bound: more than {} pages in one {} ({} = {})",
-            self.pages, self.what, self.pages_key, self.pages
-        )
-    }
-
-    /// Past the time bound, with `pages` read: what it is.
-    pub(crate) fn time_message(&self, pages: u64) -> String {
-        format!(
-            "pass bound: {} not finished after {} ({} = \"{}\"), {pages} page(s) read",
-            self.what,
-            humantime::format_duration(self.time),
-            self.time_key,
-            humantime::format_duration(self.time),
-        )
-    }
-
-    fn pages_error(&self) -> PollError {
-        PollError::Bounded(format!("{}{KEPT}", self.pages_message()))
-    }
-
-    fn time_error(&self, pages: u64) -> PollError {
-        PollError::Bounded(format!("{}{KEPT}", self.time_message(pages)))
-    }
-}
-
 /// A configured source with its client, ready to poll.
 pub struct SourcePoller {
     config: SourceConfig,
-    client: SourceClient,
-    ledger: LedgerHandle,
+    client: Box<dyn SourceClient>,
+    ledger: LedgerSink,
     // Once the platform refuses the credential for good (invalid_grant),
     // further passes would only repeat the refusal: the source stays stopped
     // until a reload builds a new poller with new credentials.
@@ -249,11 +141,11 @@ pub struct SourcePoller {
 impl SourcePoller {
     /// A poller for `config`.
     pub fn new(config: SourceConfig, ledger: LedgerHandle, http: reqwest::Client) -> SourcePoller {
-        let client = SourceClient::new(&config, http);
+        let client = crate::platforms::client(&config, http);
         SourcePoller {
             config,
             client,
-            ledger,
+            ledger: LedgerSink::new(ledger),
             needs_consent: Mutex::new(None),
         }
     }
@@ -269,25 +161,14 @@ impl SourcePoller {
     }
 
     /// The platform client (for `check --online` and request counts).
-    pub fn client(&self) -> &SourceClient {
-        &self.client
-    }
-
-    /// Polls every location once (an incremental pass). Ledger failures are
-    /// reported per location (the pages recorded before them stay).
-    pub async fn poll_once(&self) -> SourceReport {
-        self.pass(PassKind::Incremental).await
-    }
-
-    /// A full reconciliation pass: every review of every location read, and
-    /// those that vanished from the platform marked removed. A source whose
-    /// kind cannot list every review gets an incremental pass instead.
-    pub async fn reconcile_once(&self) -> SourceReport {
-        self.pass(PassKind::Reconcile).await
+    pub fn client(&self) -> &dyn SourceClient {
+        self.client.as_ref()
     }
 
     /// One pass of `kind` over the configured locations and, for a source
-    /// that discovers, the locations the platform lists.
+    /// that discovers, the locations the platform lists. A source whose
+    /// kind cannot list every review gets an incremental pass when asked for
+    /// a reconciliation.
     pub async fn pass(&self, kind: PassKind) -> SourceReport {
         self.pass_with(kind, &PassStop::never(), &PassProgress::default())
             .await
@@ -301,6 +182,70 @@ impl SourcePoller {
         stop: &PassStop,
         progress: &PassProgress,
     ) -> SourceReport {
+        Pass {
+            config: &self.config,
+            client: self.client.as_ref(),
+            sink: &self.ledger,
+            needs_consent: &self.needs_consent,
+            stop,
+            progress,
+        }
+        .run(kind)
+        .await
+    }
+
+    /// An incremental read of one location now, through the same plan
+    /// (its group, or held when unmapped), paging, bounds, cursor and ledger
+    /// as a scheduled pass: what a push hint starts. A location the source
+    /// does not read (neither configured nor discovered) reads nothing; the
+    /// caller keeps passes of one source from overlapping, as for a pass.
+    pub async fn read_location(&self, location: &LocationId) -> SourceReport {
+        Pass {
+            config: &self.config,
+            client: self.client.as_ref(),
+            sink: &self.ledger,
+            needs_consent: &self.needs_consent,
+            stop: &PassStop::never(),
+            progress: &PassProgress::default(),
+        }
+        .run_on(PassKind::Incremental, Some(location))
+        .await
+    }
+
+    /// The platform its reviews are recorded under (a file source's
+    /// `platform`, or the kind's), also for its quarantined records.
+    pub fn platform(&self) -> String {
+        default_platform(&self.config)
+    }
+}
+
+/// One pass over one source, its pages going to `sink`.
+pub(crate) struct Pass<'p, S> {
+    pub(crate) config: &'p SourceConfig,
+    pub(crate) client: &'p dyn SourceClient,
+    pub(crate) sink: &'p S,
+    /// Set when the platform refused the credential for good: the source's
+    /// later passes stop at once.
+    pub(crate) needs_consent: &'p Mutex<Option<String>>,
+    pub(crate) stop: &'p PassStop,
+    pub(crate) progress: &'p PassProgress,
+}
+
+impl<S: PassSink> Pass<'_, S> {
+    fn name(&self) -> &str {
+        self.config.name.as_str()
+    }
+
+    /// Runs the pass: plans the locations, reads them (a few at once), and
+    /// reports.
+    pub(crate) async fn run(&self, kind: PassKind) -> SourceReport {
+        self.run_on(kind, None).await
+    }
+
+    /// [`Pass::run`] over the planned locations, or only `only` of them
+    /// (a location another source's plan does not have reads nothing).
+    async fn run_on(&self, kind: PassKind, only: Option<&LocationId>) -> SourceReport {
+        let (stop, progress) = (self.stop, self.progress);
         let source = self.name().to_owned();
         if let Some(reason) = self.lock_consent().clone() {
             tracing::warn!(source, reason, "source stopped: it needs new consent");
@@ -310,7 +255,7 @@ impl SourcePoller {
                 ..SourceReport::default()
             };
         }
-        let kind = if kind.is_reconcile() && !can_reconcile(&self.config) {
+        let kind = if kind.is_reconcile() && !can_reconcile(self.config) {
             tracing::info!(
                 source,
                 kind = self.config.kind.kind_name(),
@@ -322,7 +267,7 @@ impl SourcePoller {
         };
         let plan = tokio::select! {
             biased;
-            plan = locations::plan(&self.config, &self.client) => plan,
+            plan = locations::plan(self.config, self.client) => plan,
             () = stop.stopped() => {
                 let reason = stop.reason().unwrap_or_else(|| "stopped".to_owned());
                 tracing::warn!(source, reason, "pass stopped before its locations were listed");
@@ -351,11 +296,16 @@ impl SourcePoller {
         }
         // Futures collected first: mapping a borrowed iterator inside the
         // stream trips rustc's higher-ranked lifetime check once spawned.
-        PassProgress::add(&progress.locations, plan.targets.len() as u64);
-        let polls: Vec<_> = plan
+        let targets: Vec<(usize, &Target)> = plan
             .targets
             .iter()
-            .map(|target| self.poll_location(target, kind, stop, progress))
+            .enumerate()
+            .filter(|(_, target)| only.is_none_or(|id| target.id == *id))
+            .collect();
+        PassProgress::add(&progress.locations, targets.len() as u64);
+        let polls: Vec<_> = targets
+            .into_iter()
+            .map(|(index, target)| self.poll_location(index, target, kind))
             .collect();
         let locations: Vec<LocationReport> = futures_util::stream::iter(polls)
             .buffer_unordered(LOCATIONS_IN_PARALLEL)
@@ -388,36 +338,28 @@ impl SourcePoller {
             returned = report.returned(),
             unmapped = report.unmapped(),
             discovery_failed = report.discovery_failed(),
-            "poll pass finished"
+            "{} finished",
+            S::PASS
         );
         report
     }
 
     #[tracing::instrument(skip_all, fields(source = %self.config.name, location = %target.id, pass = kind.as_str()))]
-    async fn poll_location(
-        &self,
-        target: &Target,
-        kind: PassKind,
-        stop: &PassStop,
-        progress: &PassProgress,
-    ) -> LocationReport {
-        let report = self
-            .poll_location_counted(target, kind, stop, progress)
-            .await;
-        PassProgress::add(&progress.locations_done, 1);
+    async fn poll_location(&self, index: usize, target: &Target, kind: PassKind) -> LocationReport {
+        let report = self.poll_location_counted(index, target, kind).await;
+        PassProgress::add(&self.progress.locations_done, 1);
         report
     }
 
     async fn poll_location_counted(
         &self,
+        index: usize,
         target: &Target,
         kind: PassKind,
-        stop: &PassStop,
-        progress: &PassProgress,
     ) -> LocationReport {
         // A location the stop came before is not read at all: no request,
         // no poll-log row (nothing happened to it).
-        if let Some(reason) = stop.reason() {
+        if let Some(reason) = self.stop.reason() {
             return LocationReport {
                 location_id: target.id.as_str().to_owned(),
                 counts: PageCounts::default(),
@@ -438,17 +380,17 @@ impl SourcePoller {
             reconcile: kind.is_reconcile(),
             ..PollLog::default()
         };
-        let result = self
-            .read_pages(target, kind, stop, progress, &mut log)
-            .await;
+        let result = self.read_pages(index, target, kind, &mut log).await;
         let mut settled = Settled::default();
-        let new_state = match result {
-            Ok((state, done)) => {
+        let new_cursor = match result {
+            Ok((cursor, done)) => {
                 settled = done;
-                Some(state)
+                Some(cursor)
             }
             Err(e) => {
-                if let PollError::Platform(PlatformError::NeedsConsent(reason)) = &e {
+                if let PollError::Read(ReadError::Platform(PlatformError::NeedsConsent(reason))) =
+                    &e
+                {
                     tracing::error!(
                         source = %self.config.name,
                         reason,
@@ -458,17 +400,18 @@ impl SourcePoller {
                 }
                 tracing::warn!(error = %e, error_type = e.error_type(), "location poll failed");
                 crate::metrics::poll_failed(self.name(), e.error_type());
-                log.error = Some(e.to_string());
+                log.error = Some(match e {
+                    PollError::Read(ReadError::Bounded(_) | ReadError::Stopped(_)) => {
+                        format!("{e}{}", S::KEPT)
+                    }
+                    e => e.to_string(),
+                });
                 None
             }
         };
-        if let Some(total) = log.reported_total {
+        if let (Some(total), Some(ledger)) = (log.reported_total, self.sink.ledger()) {
             let (s, l) = (log.source_name.clone(), log.location_id.clone());
-            match self
-                .ledger
-                .run(move |x| x.location_review_count(&s, &l))
-                .await
-            {
+            match ledger.run(move |x| x.location_review_count(&s, &l)).await {
                 Ok(held) => {
                     let gap = i64::try_from(total).unwrap_or(i64::MAX) - held as i64;
                     log.gap = Some(gap);
@@ -503,104 +446,69 @@ impl SourcePoller {
             removed: settled.removed,
             returned: settled.returned,
         };
-        if let Err(e) = self
-            .ledger
-            .run(move |l| l.finish_poll(&log, new_state.as_ref()))
-            .await
-        {
-            crate::metrics::ledger_error(&e);
-            tracing::error!(error = %e, "cannot record the poll");
-        }
+        self.sink.finish(log, new_cursor).await;
         report
     }
 
-    /// Reads every page, recording each; returns the new polling state and,
-    /// for a reconciliation pass, what marking the vanished reviews changed
-    /// (only reached when every page was read and recorded). A read past
-    /// its bound, or stopped, ends with an error after recording what it
-    /// read.
+    /// Reads every page, handing each to the sink; returns the cursor to
+    /// store and, for a reconciliation pass, what marking the vanished
+    /// reviews changed (only reached when every page was read and recorded).
+    /// A read past its bound, or stopped, ends with an error after recording
+    /// what it read.
     async fn read_pages(
         &self,
+        index: usize,
         target: &Target,
         kind: PassKind,
-        stop: &PassStop,
-        progress: &PassProgress,
         log: &mut PollLog,
-    ) -> Result<(PollState, Settled), PollError> {
-        let (s, l) = (log.source_name.clone(), log.location_id.clone());
-        let stored = self.ledger.run(move |x| x.poll_state(&s, &l)).await?;
-        let full_read = kind.is_reconcile() || stored.high_water.is_none();
-        let bound = ReadBound::of(&self.config.pass_bounds, full_read);
-        let bound_at = Instant::now() + bound.time;
-        let tally = match kind {
-            PassKind::Reconcile => Some(
-                LocationTally::open(
-                    &self.ledger,
-                    &log.source_name,
-                    &log.location_id,
-                    log.started_at,
-                )
-                .await?,
+    ) -> Result<(Cursor, Settled), PollError> {
+        let stored = self.sink.cursor(&log.source_name, &log.location_id).await?;
+        let tally = match (kind, self.sink.ledger()) {
+            (PassKind::Reconcile, Some(ledger)) => Some(
+                LocationTally::open(ledger, &log.source_name, &log.location_id, log.started_at)
+                    .await?,
             ),
-            PassKind::Incremental => None,
+            _ => None,
         };
-        let mut poll = self
-            .client
-            .start_poll(&target.id, kind.start_state(&stored));
-        loop {
-            if log.pages >= u64::from(bound.pages) && !poll.is_done() {
-                return Err(bound.pages_error());
-            }
-            // Only the request is cut short: a page read is always recorded.
-            let next = tokio::select! {
-                biased;
-                () = stop.stopped() => {
-                    let reason = stop.reason().unwrap_or_else(|| "stopped".to_owned());
-                    return Err(PollError::Stopped(format!(
-                        "{STOPPED_PREFIX}{reason} after {} page(s){KEPT}",
-                        log.pages
-                    )));
-                }
-                () = tokio::time::sleep_until(bound_at) => return Err(bound.time_error(log.pages)),
-                next = poll.next_page() => next?,
-            };
-            let Some(page) = next else {
-                break;
-            };
-            log.pages += 1;
+        let mut read = LocationRead::start(
+            self.client,
+            &target.id,
+            kind.start_cursor(&stored),
+            &self.config.pass_bounds,
+            kind.is_reconcile(),
+        );
+        while let Some(page) = read.next_page(self.stop).await? {
+            log.pages = read.pages();
             log.fetched += page.reviews.len() as u64;
             if page.reported_total.is_some() {
                 log.reported_total = page.reported_total;
             }
             let record = self.page_record(target, page);
-            let sightings = kind.sightings();
             // Never before the pass began, even if the wall clock went back
             // meanwhile: a reconciliation marks removed what was last seen
             // before its start, which would be everything seen after a step.
             let seen_at = Utc::now().max(log.started_at);
             let counts = self
-                .ledger
-                .run(move |x| x.record_page_as(&record, seen_at, sightings))
+                .sink
+                .take(index, record, seen_at, kind.sightings())
                 .await?;
-            // Delivery starts with the first page, not after the whole pass.
             if counts.new + counts.edited > 0 {
-                self.ledger.notify_due();
-                PassProgress::add(&progress.new, counts.new);
-                PassProgress::add(&progress.edited, counts.edited);
+                PassProgress::add(&self.progress.new, counts.new);
+                PassProgress::add(&self.progress.edited, counts.edited);
             }
             log.counts += counts;
         }
-        let state = kind.end_state(&stored, poll.finish());
-        let settled = match tally {
-            Some(tally) => tally.settle(&self.ledger, log.counts.new).await?,
-            None => Settled::default(),
+        let cursor = kind.end_cursor(&stored, read.finish());
+        let settled = match (tally, self.sink.ledger()) {
+            (Some(tally), Some(ledger)) => tally.settle(ledger, log.counts.new).await?,
+            _ => Settled::default(),
         };
         log.removed = settled.removed;
-        Ok((state, settled))
+        Ok((cursor, settled))
     }
 
     fn page_record(&self, target: &Target, page: FetchedPage) -> PageRecord {
-        let platform_of_source = self.default_platform();
+        let platform_of_source = default_platform(self.config);
         let reviews = page
             .reviews
             .iter()
@@ -642,28 +550,34 @@ impl SourcePoller {
         }
     }
 
-    /// The platform its reviews are recorded under (a file source's
-    /// `platform`, or the kind's), also for its quarantined records.
-    pub fn platform(&self) -> String {
-        self.default_platform()
-    }
-
-    /// The platform name recorded for quarantined records of this source.
-    fn default_platform(&self) -> String {
-        match &self.config.kind {
-            crate::config::SourceKind::GoogleBusinessProfile(_)
-            | crate::config::SourceKind::GooglePlaces(_) => "google".to_owned(),
-            crate::config::SourceKind::Yelp(_) => "yelp".to_owned(),
-            crate::config::SourceKind::Facebook(_) => "facebook".to_owned(),
-            crate::config::SourceKind::Trustpilot(_) => "trustpilot".to_owned(),
-            crate::config::SourceKind::File(f) => {
-                f.platform.clone().unwrap_or_else(|| "file".to_owned())
-            }
-        }
-    }
-
     fn lock_consent(&self) -> std::sync::MutexGuard<'_, Option<String>> {
         self.needs_consent.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// The platform name recorded for quarantined records of a source.
+fn default_platform(config: &SourceConfig) -> String {
+    config.kind.review_platform().to_owned()
+}
+
+/// The cursor of a location as the ledger stores it.
+impl From<PollState> for Cursor {
+    fn from(state: PollState) -> Cursor {
+        Cursor {
+            high_water: state.high_water,
+            position: state.cursor,
+        }
+    }
+}
+
+/// What the ledger stores of a cursor: the mark, and the position as an
+/// opaque string.
+impl From<Cursor> for PollState {
+    fn from(cursor: Cursor) -> PollState {
+        PollState {
+            high_water: cursor.high_water,
+            cursor: cursor.position,
+        }
     }
 }
 
@@ -677,12 +591,6 @@ fn notes_json(notes: &std::collections::BTreeMap<String, String>) -> String {
     )
     .to_string()
 }
-
-/// The end of the error of a read cut short: what became of it.
-const KEPT: &str = "; the pages read are recorded, the high-water mark is unchanged";
-
-/// How the error of a location that a [`PassStop`] cut short begins.
-const STOPPED_PREFIX: &str = "stopped: ";
 
 /// Whether a location's error says a [`PassStop`] cut it short (rather than
 /// the location failing).
@@ -698,31 +606,22 @@ pub fn was_not_read(error: &str) -> bool {
         .is_some_and(|rest| rest.starts_with(NOT_READ))
 }
 
-/// After [`STOPPED_PREFIX`]: a location the stop came before.
-const NOT_READ: &str = "not read: ";
-
 /// Why a location's poll stopped.
 #[derive(Debug, thiserror::Error)]
 enum PollError {
     #[error(transparent)]
-    Platform(#[from] PlatformError),
+    Read(#[from] ReadError),
     #[error(transparent)]
     Ledger(#[from] LedgerError),
-    /// Past its page or time bound ([`crate::config::PassBounds`]).
-    #[error("{0}")]
-    Bounded(String),
-    /// Cut short by the pass's [`PassStop`].
-    #[error("{0}")]
-    Stopped(String),
 }
 
 impl PollError {
     fn error_type(&self) -> &'static str {
         match self {
-            PollError::Platform(p) => p.error_type(),
+            PollError::Read(ReadError::Platform(p)) => p.error_type(),
+            PollError::Read(ReadError::Bounded(_)) => "pass_bound",
+            PollError::Read(ReadError::Stopped(_)) => "stopped",
             PollError::Ledger(_) => "ledger",
-            PollError::Bounded(_) => "pass_bound",
-            PollError::Stopped(_) => "stopped",
         }
     }
 }
