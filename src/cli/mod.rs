@@ -95,6 +95,10 @@ pub enum Command {
         /// $CREDENTIALS_DIRECTORY).
         #[arg(long, value_name = "DIR")]
         credentials_directory: Option<PathBuf>,
+        /// Print the whole check (summary, warnings, locations, online
+        /// results and the quota plan) as text, or as one JSON object.
+        #[arg(long, value_enum, default_value_t = check::CheckFormat::Text)]
+        format: check::CheckFormat,
     },
     /// Query and repair the ledger.
     #[command(subcommand)]
@@ -128,11 +132,12 @@ pub async fn dispatch(args: Args) -> anyhow::Result<ExitCode> {
         Command::Check {
             online,
             credentials_directory,
+            format,
         } => {
             let options = config::LoadOptions {
                 credentials_directory,
             };
-            check::check(&args.config, online, &options).await
+            check::check(&args.config, online, format, &options).await
         }
         Command::Ledger(cmd) => ledger::ledger(&args.config, cmd).await,
         Command::Demo => demo::demo().await,

@@ -135,8 +135,11 @@ pub(crate) struct Meter {
     pace: Option<(Mono, Why)>,
     /// Set by the platform's stop: no call before.
     paused_until: Option<(Mono, Why)>,
-    /// The last call let through (the pace and the spread count from it).
+    /// The last call let through (the pace counts from it).
     last: Option<Mono>,
+    /// While the daily budget runs low: the calls earned by the even pace
+    /// and not spent yet, as of a time ([`Meter::spread_credit`]).
+    spread: Option<(f64, Mono)>,
     /// Why the caps of a source's own meter are named as such.
     source_cap: bool,
 }
@@ -157,6 +160,7 @@ impl Meter {
             pace: None,
             paused_until: None,
             last: None,
+            spread: None,
             source_cap: false,
         }
     }
@@ -241,27 +245,34 @@ impl Meter {
                         .to_std()
                         .unwrap_or(Duration::ZERO);
                     let remaining = d.remaining();
+                    let limit = d.limit();
+                    let window = Window { limit, ..*w };
                     if remaining == 0 {
-                        let w = Window {
-                            limit: d.limit(),
-                            ..*w
-                        };
+                        self.spread = None;
                         Some((
                             now.mono.saturating_add(nanos(until_reset)),
-                            self.why_window(w),
+                            self.why_window(window),
                         ))
                     } else {
-                        spread_interval(d.limit(), remaining, until_reset, DAY)
-                            .zip(self.last)
-                            .map(|(every, last)| {
-                                (
-                                    last.saturating_add(nanos(every)),
-                                    Why::Spread {
-                                        remaining,
-                                        until_reset,
-                                    },
-                                )
-                            })
+                        match spread_interval(limit, remaining, until_reset, DAY) {
+                            None => {
+                                self.spread = None;
+                                None
+                            }
+                            Some(every) => {
+                                let credit = self.spread_credit(now.mono, every, remaining);
+                                (credit < 1.0).then(|| {
+                                    let short = every.mul_f64((1.0 - credit).clamp(0.0, 1.0));
+                                    (
+                                        now.mono.saturating_add(nanos(short).max(1)),
+                                        Why::Spread {
+                                            remaining,
+                                            until_reset,
+                                        },
+                                    )
+                                })
+                            }
+                        }
                     }
                 }
             };
@@ -272,8 +283,29 @@ impl Meter {
         blocked
     }
 
+    /// The calls the spread has earned and not spent at `now`: one per
+    /// `every` since the spread began (or since the last call, when it
+    /// begins), at most `remaining`. Earned calls are kept between passes,
+    /// so a pass that starts after a quiet hour spends that hour's share at
+    /// once: the daily budget is spread over the day whatever the schedule,
+    /// and a location whose read cannot wait (its pass bound) is refused
+    /// without waiting rather than holding the calls of those after it.
+    fn spread_credit(&mut self, now: Mono, every: Duration, remaining: u32) -> f64 {
+        let (credit, since) = self
+            .spread
+            .unwrap_or((0.0, self.last.unwrap_or(now).min(now)));
+        let every = nanos(every).max(1) as f64;
+        let earned = now.saturating_sub(since) as f64 / every;
+        let credit = (credit + earned).min(f64::from(remaining));
+        self.spread = Some((credit, now));
+        credit
+    }
+
     /// Counts a call let through at `now`.
     pub(crate) fn grant(&mut self, now: Now) {
+        if let Some((credit, _)) = &mut self.spread {
+            *credit -= 1.0;
+        }
         for counter in &mut self.counters {
             match counter {
                 Counter::Rolling(_, r) => r.record(now.mono),
@@ -528,6 +560,50 @@ mod tests {
         );
         clock.advance_to(blocked.at);
         assert_eq!(meter.check(clock.now()), None);
+    }
+
+    /// The daemon's case: each location's read may wait only up to its
+    /// pass bound (`max_pass_time`, 5 minutes), so a call the spread would
+    /// hold longer is refused at once (the location is read by a later
+    /// pass). What the spread earns between hourly passes is spent at the
+    /// next one: calls go on until the end of the day instead of stopping
+    /// at 15:00, and never past the cap.
+    #[test]
+    fn the_spread_keeps_calls_going_all_day_when_reads_may_wait_only_minutes() {
+        let bound = 5 * 60 * S;
+        let mut clock = Clock::at(0, 0);
+        let mut meter = Meter::new(&[Window::daily_from_midnight(300)], clock.now().wall);
+        let mut sent: Vec<Mono> = Vec::new();
+        let mut refused = 0;
+        for hour in 0..24u64 {
+            clock.advance_to(hour * 3600 * S);
+            for _ in 0..20 {
+                let go = match meter.check(clock.now()) {
+                    None => clock.mono,
+                    Some(b) if b.at <= clock.mono + bound => b.at,
+                    Some(_) => {
+                        refused += 1;
+                        continue;
+                    }
+                };
+                clock.advance_to(go);
+                assert_eq!(meter.check(clock.now()), None);
+                meter.grant(clock.now());
+                sent.push(clock.mono);
+            }
+        }
+        assert!(sent.len() <= 300, "{}", sent.len());
+        assert!(sent.len() >= 295, "only {} of 300 spent", sent.len());
+        let after_15 = sent.iter().filter(|&&t| t >= 15 * 3600 * S).count();
+        let after_22 = sent.iter().filter(|&&t| t >= 22 * 3600 * S).count();
+        // From about 11:15, when a quarter is left, 75 calls over the 13
+        // hours to midnight: about 5.8 an hour.
+        assert!(after_15 >= 50, "only {after_15} calls after 15:00");
+        assert!(after_22 >= 10, "only {after_22} calls after 22:00");
+        // Every hourly pass after the spread began got its share.
+        let last_pass = sent.iter().filter(|&&t| t >= 23 * 3600 * S).count();
+        assert!(last_pass >= 3, "{last_pass} in the last hour");
+        assert!(refused >= 480 - 300, "{refused}");
     }
 
     #[test]

@@ -646,6 +646,7 @@ fn client_with(
         &source,
         cfg,
         crate::app::http_client().expect("http client"),
+        &std::sync::Arc::new(crate::quota::Quotas::new()),
     );
     FacebookClient {
         http: client
@@ -827,7 +828,7 @@ async fn graph_error_12_and_283_and_190_are_specific_and_final() {
         },
         http: PlatformHttp::new(
             crate::app::http_client().expect("http client"),
-            std::num::NonZeroU32::MIN.saturating_add(999),
+            Some(std::num::NonZeroU32::MIN.saturating_add(999)),
             Duration::from_secs(5),
             None,
         ),

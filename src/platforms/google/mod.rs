@@ -68,7 +68,12 @@ pub struct GoogleClient {
 impl GoogleClient {
     /// Builds the client: a token cache for the source's refresh token on the
     /// shared pool, and the source's rate limit and timeout.
-    pub fn new(source: &SourceConfig, cfg: &GoogleConfig, http: reqwest::Client) -> GoogleClient {
+    pub fn new(
+        source: &SourceConfig,
+        cfg: &GoogleConfig,
+        http: reqwest::Client,
+        quotas: &std::sync::Arc<crate::quota::Quotas>,
+    ) -> GoogleClient {
         let tokens = TokenCache::new(
             Grant::RefreshToken {
                 client_id: cfg.client_id.clone(),
@@ -79,7 +84,7 @@ impl GoogleClient {
             http.clone(),
         );
         GoogleClient {
-            http: PlatformHttp::for_source(source, http, Some(tokens)),
+            http: PlatformHttp::for_source(source, http, Some(tokens), quotas),
             api_base_url: cfg.api_base_url.clone(),
             business_information_base_url: cfg.business_information_base_url.clone(),
             discover_accounts: cfg.discover_accounts.clone(),
