@@ -187,8 +187,9 @@ async fn show_progress(bar: ProgressBar, from: ProgressSource, reading: &'static
         let (waits, waited) = review_sync::quota::waits::totals();
         // The longest wait in progress, named: a sync waiting for a
         // budget never looks hung.
+        // It goes first: a narrow terminal cuts the end of the line.
         let waiting = review_sync::quota::waits::longest_in_progress()
-            .map(|w| format!("; {}", w.describe(tokio::time::Instant::now())))
+            .map(|w| format!("{} | ", w.describe(tokio::time::Instant::now())))
             .unwrap_or_default();
         let phase = if planned > 0 && done >= planned {
             "delivering"
@@ -196,7 +197,7 @@ async fn show_progress(bar: ProgressBar, from: ProgressSource, reading: &'static
             reading
         };
         bar.set_message(format!(
-            "{phase} {done}/{planned} locations, {} new, {} edited; {delivered} delivered, {} pending; {waits} rate waits ({}s){waiting}",
+            "{waiting}{phase} {done}/{planned} locations, {} new, {} edited; {delivered} delivered, {} pending; {waits} rate waits ({}s)",
             p.new.load(Ordering::Relaxed),
             p.edited.load(Ordering::Relaxed),
             pending.map_or_else(|| "?".to_owned(), |n| n.to_string()),

@@ -38,7 +38,7 @@ async fn slow_failing_env() -> TestEnv {
 /// Runs the binary with `args` and its stderr on a new pseudo-terminal of
 /// 40 x 200; returns the exit status and everything written to the
 /// terminal.
-async fn on_a_terminal(env: &TestEnv, args: &[&str]) -> (std::process::ExitStatus, String) {
+pub(crate) async fn on_a_terminal(env: &TestEnv, args: &[&str]) -> (std::process::ExitStatus, String) {
     let (mut master, mut slave) = (0, 0);
     let size = libc::winsize {
         ws_row: 40,
@@ -99,7 +99,7 @@ async fn on_a_terminal(env: &TestEnv, args: &[&str]) -> (std::process::ExitStatu
 }
 
 /// `text` without ANSI escape sequences (CSI `ESC [ ... letter`).
-fn strip_ansi(text: &str) -> String {
+pub(crate) fn strip_ansi(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     let mut chars = text.chars().peekable();
     while let Some(c) = chars.next() {
