@@ -85,7 +85,13 @@ pub enum Command {
     Run,
     /// One pass now: poll, deliver everything due, print a summary, exit.
     Sync(sync::SyncArgs),
-    /// Validate the config and exit.
+    /// Validate the config, print the quota plan, and exit.
+    ///
+    /// The quota plan counts the requests a day each quota scope (an OAuth
+    /// client, an API key, a Facebook Page) needs from the sources'
+    /// schedules and locations, against the platform's published quota;
+    /// a schedule that cannot fit is a warning naming the tightest one that
+    /// does. Warnings do not change the exit status.
     Check {
         /// Also fetch each token and list each location once.
         #[arg(long)]

@@ -93,31 +93,15 @@ struct SourceQuota {
 }
 
 impl SourceQuota {
-    fn new(
-        name: &str,
-        kind: &'static str,
-        quotas: &Arc<Quotas>,
-        scope: QuotaScope,
-        windows: Vec<Window>,
-        requests_per_minute: Option<NonZeroU32>,
-        observe: fn(&Answer<'_>) -> Vec<Adjustment>,
-        longest_wait: Duration,
-    ) -> SourceQuota {
-        let unscoped = Quotas::new().budget(
+    /// The budget of a source's requests that count against no platform
+    /// scope: a private one without windows, so only the source's own cap
+    /// applies.
+    fn unscoped(kind: &'static str, name: &str) -> Arc<Budget> {
+        Quotas::new().budget(
             &crate::quota::ScopeKey::location(kind, "source", name),
             &[],
             None,
-        );
-        SourceQuota {
-            quotas: quotas.clone(),
-            own: SourceBudget::new(name, requests_per_minute),
-            scope,
-            windows,
-            requests_per_minute,
-            observe,
-            unscoped,
-            longest_wait,
-        }
+        )
     }
 
     /// The budget a request for `location` (or for none) counts against.
@@ -292,16 +276,16 @@ impl PlatformHttp {
     ) -> PlatformHttp {
         let kind = source.kind.kind_name();
         let tokens = tokens.map(|t| t.labelled(kind, Some(source.name.as_str())));
-        let quota = SourceQuota::new(
-            source.name.as_str(),
-            kind,
-            quotas,
-            source.kind.quota_scope(),
-            source.kind.quota_windows(),
-            source.requests_per_minute,
-            source.kind.observer(),
-            source.pass_bounds.incremental_time,
-        );
+        let quota = SourceQuota {
+            quotas: quotas.clone(),
+            own: SourceBudget::new(source.name.as_str(), source.requests_per_minute),
+            scope: source.kind.quota_scope(),
+            windows: source.kind.quota_windows(),
+            requests_per_minute: source.requests_per_minute,
+            observe: source.kind.observer(),
+            unscoped: SourceQuota::unscoped(kind, source.name.as_str()),
+            longest_wait: source.pass_bounds.incremental_time,
+        };
         PlatformHttp::with_quota(client, source.timeout, tokens, quota)
     }
 
@@ -314,16 +298,16 @@ impl PlatformHttp {
         timeout: Duration,
         tokens: Option<TokenCache>,
     ) -> PlatformHttp {
-        let quota = SourceQuota::new(
-            "unnamed",
-            "unnamed",
-            &Arc::new(Quotas::new()),
-            QuotaScope::None,
-            Vec::new(),
+        let quota = SourceQuota {
+            quotas: Arc::new(Quotas::new()),
+            own: SourceBudget::new("unnamed", requests_per_minute),
+            scope: QuotaScope::None,
+            windows: Vec::new(),
             requests_per_minute,
-            |_| Vec::new(),
-            crate::config::PassBounds::default().incremental_time,
-        );
+            observe: |_| Vec::new(),
+            unscoped: SourceQuota::unscoped("unnamed", "unnamed"),
+            longest_wait: crate::config::PassBounds::default().incremental_time,
+        };
         PlatformHttp::with_quota(client, timeout, tokens, quota)
     }
 
@@ -817,13 +801,24 @@ mod tests {
 
     /// The client of a source of `kind` (TOML keys `keys`) at `server`,
     /// on `quotas`, without retries.
-    fn source_http(server: &Server, kind: &str, name: &str, keys: &str, quotas: &Arc<Quotas>) -> PlatformHttp {
+    fn source_http(
+        server: &Server,
+        kind: &str,
+        name: &str,
+        keys: &str,
+        quotas: &Arc<Quotas>,
+    ) -> PlatformHttp {
         let source = crate::platforms::test_support::source_from_toml(&format!(
             "[[source]]\nname = \"{name}\"\nkind = \"{kind}\"\nschedule = \"0 * * * * *\"\ntimeout = \"5s\"\napi_base_url = \"{}\"\n{keys}\n  [[source.location]]\n  id = \"x\"\n  group_id = \"g\"\n",
             server.base
         ));
-        PlatformHttp::for_source(&source, crate::app::http_client().expect("client"), None, quotas)
-            .with_retries(FAST, 0)
+        PlatformHttp::for_source(
+            &source,
+            crate::app::http_client().expect("client"),
+            None,
+            quotas,
+        )
+        .with_retries(FAST, 0)
     }
 
     #[tokio::test]
@@ -880,9 +875,17 @@ mod tests {
         let key = "api_key = \"shared-k3y\"";
         let east = source_http(&server, "yelp", "yelp-east", key, &quotas);
         let west = source_http(&server, "yelp", "yelp-west", key, &quotas);
-        let other = source_http(&server, "yelp", "yelp-other", "api_key = \"other-k3y\"", &quotas);
+        let other = source_http(
+            &server,
+            "yelp",
+            "yelp-other",
+            "api_key = \"other-k3y\"",
+            &quotas,
+        );
         let reviews = url(&server, "/v3/businesses/x/reviews");
-        get(&east, &reviews).await.expect("the last call of the day");
+        get(&east, &reviews)
+            .await
+            .expect("the last call of the day");
         for http in [&east, &west] {
             let err = get(http, &reviews).await.expect_err("nothing left today");
             assert_eq!(err.error_type(), "quota_exhausted", "{err}");
@@ -914,7 +917,10 @@ mod tests {
         let second = source_http(&server, "google_places", "places-b", key, &quotas);
         let place = url(&server, "/v1/places/x");
         let err = get(&first, &place).await.expect_err("429");
-        assert!(matches!(err, PlatformError::Http { status: 429, .. }), "{err:?}");
+        assert!(
+            matches!(err, PlatformError::Http { status: 429, .. }),
+            "{err:?}"
+        );
         let err = reading_until(
             Instant::now() + Duration::from_secs(60),
             get(&second, &place),

@@ -9,9 +9,7 @@
 
 use crate::helpers::{TestEnv, text, wait_until};
 use crate::progress::{on_a_terminal, strip_ansi};
-use sandbox::{
-    FacebookSeed, GoogleSeed, PageUsage, RateWindow, Sandbox, SandboxOptions, YelpSeed,
-};
+use sandbox::{FacebookSeed, GoogleSeed, PageUsage, RateWindow, Sandbox, SandboxOptions, YelpSeed};
 use std::time::{Duration, Instant};
 
 /// Every secret a source below reads from a file.
@@ -178,7 +176,12 @@ async fn four_platforms_sync_at_their_published_limits_without_a_refusal() {
     let (stdout, stderr) = text(&out);
     println!("budgets: four-platform sync with default budgets took {took:.1?}");
     assert!(out.status.success(), "{stdout}\n{stderr}");
-    for source in ["acme-places", "acme-yelp", "acme-facebook", "acme-trustpilot"] {
+    for source in [
+        "acme-places",
+        "acme-yelp",
+        "acme-facebook",
+        "acme-trustpilot",
+    ] {
         assert!(
             stdout.lines().any(|l| l.starts_with(source)),
             "{source}:\n{stdout}"
@@ -231,17 +234,17 @@ async fn a_page_at_95_percent_usage_waits_and_says_so() {
         }),
     );
     let lower_after_first_answer = async {
-        wait_until("the busy Page's first call", Duration::from_secs(60), || {
-            env.sb.facebook().requests(&busy) >= 1
-        })
+        wait_until(
+            "the busy Page's first call",
+            Duration::from_secs(60),
+            || env.sb.facebook().requests(&busy) >= 1,
+        )
         .await;
         // Counted from its calls again: a handful of 4,800 a day.
         env.sb.facebook().set_usage(Some(&busy), None);
     };
-    let ((status, raw), ()) = tokio::join!(
-        on_a_terminal(&env, &["sync"]),
-        lower_after_first_answer
-    );
+    let ((status, raw), ()) =
+        tokio::join!(on_a_terminal(&env, &["sync"]), lower_after_first_answer);
     let plain = strip_ansi(&raw);
     assert!(status.success(), "{plain}");
     let scope = format!("facebook Page {busy}");
@@ -252,7 +255,9 @@ async fn a_page_at_95_percent_usage_waits_and_says_so() {
             .any(|l| l.contains(" INFO ") && l.contains(needle) && l.contains("acme-facebook"))
     };
     assert!(
-        logged(&format!("slowing requests to {scope} to one every 7s 500ms: {why}")),
+        logged(&format!(
+            "slowing requests to {scope} to one every 7s 500ms: {why}"
+        )),
         "{plain}"
     );
     assert!(
@@ -267,7 +272,7 @@ async fn a_page_at_95_percent_usage_waits_and_says_so() {
     );
     // The progress line names the wait while it lasts.
     assert!(
-        plain.contains(&format!("acme-facebook waits "))
+        plain.contains("acme-facebook waits ")
             && plain.contains(&format!("more for {scope}: {why}: slowing down")),
         "{plain}"
     );
@@ -310,7 +315,10 @@ async fn check_warns_of_the_yelp_daily_cap_and_names_a_schedule_that_fits() {
         warning.ends_with(": the schedules need 480 requests a day against a quota of 300 per day (resets 00:00 UTC): it runs out at 15:00 UTC; the tightest schedule that fits: every 2 hours (`0 0 */2 * * *` for source \"acme-yelp\") → 240 requests a day"),
         "{warning}"
     );
-    assert!(stdout.contains("quota plan: requests on the busiest day"), "{stdout}");
+    assert!(
+        stdout.contains("quota plan: requests on the busiest day"),
+        "{stdout}"
+    );
     assert!(!stdout.contains(sandbox::YELP_API_KEY), "{stdout}");
 
     let out = env.bin(&["check", "--format", "json"]).await;

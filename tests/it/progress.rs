@@ -38,7 +38,10 @@ async fn slow_failing_env() -> TestEnv {
 /// Runs the binary with `args` and its stderr on a new pseudo-terminal of
 /// 40 x 200; returns the exit status and everything written to the
 /// terminal.
-pub(crate) async fn on_a_terminal(env: &TestEnv, args: &[&str]) -> (std::process::ExitStatus, String) {
+pub(crate) async fn on_a_terminal(
+    env: &TestEnv,
+    args: &[&str],
+) -> (std::process::ExitStatus, String) {
     let (mut master, mut slave) = (0, 0);
     let size = libc::winsize {
         ws_row: 40,
