@@ -408,3 +408,53 @@ async fn two_google_sources_of_one_client_share_its_budget() {
     assert!(named > 0, "{stdout}\n{stderr}");
     assert!(!format!("{stdout}{stderr}").contains(sandbox::GOOGLE_CLIENT_ID));
 }
+
+/// The budgets live as long as the process: a reload (SIGHUP) builds new
+/// sources on the same budgets, so a key whose day is spent stays spent
+/// instead of starting a fresh count (and calling Yelp again) with the
+/// new config.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reload_keeps_the_day_a_key_has_spent() {
+    let env = env_with(SandboxOptions::default(), |sb| {
+        yelp_source(sb).replace(
+            "schedule = \"0 0 * * * *\"",
+            "schedule = \"*/1 * * * * *\"",
+        )
+    })
+    .await;
+    // One call left today: its answer says none is left after it.
+    env.sb.yelp().set_daily_limit(300, 1);
+    let daemon = crate::crash::Daemon::start(&env.config_path, &env.dir.path().join("run.log"));
+    let refused = "quota exhausted: yelp API key #";
+    let refusals = |log: &str| log.lines().filter(|l| l.contains(refused)).count();
+    wait_until("the key's day is spent", Duration::from_secs(60), || {
+        refusals(&daemon.log()) >= 2
+    })
+    .await;
+    let status = std::process::Command::new("kill")
+        .args(["-s", "HUP", &daemon.pid().to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(status.success());
+    wait_until("the reload", Duration::from_secs(60), || {
+        daemon.log().contains("config reloaded")
+    })
+    .await;
+    let reloaded_at = daemon.log().len();
+    // Passes of the new generation run, and meet the same spent budget.
+    wait_until("two passes after the reload", Duration::from_secs(60), || {
+        refusals(&daemon.log()[reloaded_at..]) >= 4
+    })
+    .await;
+    let log = daemon.log();
+    daemon.kill().await;
+    assert_eq!(
+        env.sb.yelp().requests_total(),
+        1,
+        "no call after the day was spent, before or after the reload:\n{log}"
+    );
+    assert!(
+        log.contains("the daily cap (300 per day (resets 00:00 UTC)) is used up"),
+        "{log}"
+    );
+}

@@ -172,8 +172,7 @@ fn location_id(id: &str) -> Result<(), String> {
     path_segment_id(id, id, "a Facebook Page id")
 }
 
-/// The sandbox's Facebook source. Its budget is raised: the sandbox has no
-/// quota, and Facebook's real one (3 a minute) would make a demo wait.
+/// The sandbox's Facebook source, on the default budgets (each Page's).
 fn sandbox(sb: &sandbox::Sandbox, groups: &mut SandboxGroups) -> String {
     let base = sb.base_url();
     let mut toml = format!(
@@ -182,7 +181,6 @@ fn sandbox(sb: &sandbox::Sandbox, groups: &mut SandboxGroups) -> String {
 name = "sandbox-facebook"
 kind = "facebook"
 schedule = "0 0 * * * *"
-requests_per_minute = 600
 access_token = "{fb_token}"
 graph_version = "v21.0"
 api_base_url = "{base}/facebook"

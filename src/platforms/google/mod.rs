@@ -8,9 +8,10 @@
 //! Where the reference says UNCONFIRMED, this module assumes:
 //! - the page size cap is 50 (current docs) rather than 200 (old docs): 50
 //!   works under both;
-//! - the v4 reviews methods share the 300 requests/minute default quota: the
-//!   budget is the source's `requests_per_minute`, so it is the operator's
-//!   to change;
+//! - the v4 reviews methods share the 300 requests/minute default quota of
+//!   the OAuth client's project: every source with the `client_id` takes
+//!   from one budget (`crate::quota`), which `requests_per_minute` raises
+//!   for a project whose quota was raised;
 //! - no `Retry-After` is sent on 429: the shared backoff handles its absence;
 //! - deleted reviews simply disappear from the list (no tombstones): the
 //!   incremental read never sees deletions; reconciliation does;

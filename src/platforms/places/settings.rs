@@ -105,8 +105,7 @@ fn location_id(id: &str) -> Result<(), String> {
     )
 }
 
-/// The sandbox's Places source. Its budget is raised: the sandbox has no
-/// quota.
+/// The sandbox's Places source, on the default budget (its key's).
 fn sandbox(sb: &sandbox::Sandbox, groups: &mut SandboxGroups) -> String {
     let base = sb.base_url();
     let mut toml = format!(
@@ -115,7 +114,6 @@ fn sandbox(sb: &sandbox::Sandbox, groups: &mut SandboxGroups) -> String {
 name = "sandbox-places"
 kind = "google_places"
 schedule = "0 0 * * * *"
-requests_per_minute = 600
 api_key = "{places_key}"
 api_base_url = "{base}/places"
 "#,

@@ -176,8 +176,8 @@ fn location_id(id: &str) -> Result<(), String> {
     path_segment_id(id, id, "a Trustpilot business unit id")
 }
 
-/// The sandbox's Trustpilot source, on the private endpoint. Its budget is
-/// raised: the sandbox has no quota.
+/// The sandbox's Trustpilot source, on the private endpoint and the
+/// default budget (its key's).
 fn sandbox(sb: &sandbox::Sandbox, groups: &mut SandboxGroups) -> String {
     let base = sb.base_url();
     let mut toml = format!(
@@ -186,7 +186,6 @@ fn sandbox(sb: &sandbox::Sandbox, groups: &mut SandboxGroups) -> String {
 name = "sandbox-trustpilot"
 kind = "trustpilot"
 schedule = "0 */30 * * * *"
-requests_per_minute = 600
 api_key = "{tp_key}"
 api_base_url = "{base}/trustpilot"
 # The private endpoint, with a business-user token (drop these four lines

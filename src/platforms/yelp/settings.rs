@@ -90,8 +90,7 @@ fn location_id(id: &str) -> Result<(), String> {
     path_segment_id(id, id, "a Yelp business id or alias")
 }
 
-/// The sandbox's Yelp source. Its budget is raised: the sandbox has no
-/// quota.
+/// The sandbox's Yelp source, on the default budget (its key's).
 fn sandbox(sb: &sandbox::Sandbox, groups: &mut SandboxGroups) -> String {
     let base = sb.base_url();
     let mut toml = format!(
@@ -100,7 +99,6 @@ fn sandbox(sb: &sandbox::Sandbox, groups: &mut SandboxGroups) -> String {
 name = "sandbox-yelp"
 kind = "yelp"
 schedule = "0 0 * * * *"
-requests_per_minute = 600
 api_key = "{yelp_key}"
 api_base_url = "{base}/yelp"
 "#,
