@@ -113,27 +113,55 @@ pub enum LedgerError {
     },
 }
 
+/// Every value [`LedgerError::error_type`] returns, for metrics that must
+/// exist from the first scrape.
+pub const ERROR_TYPES: [&str; 7] = [
+    "busy",
+    "read_only",
+    "disk_full",
+    "io",
+    "moved",
+    "corrupt",
+    "other",
+];
+
 impl LedgerError {
-    /// Whether this is the storage failing (full, read-only, I/O, files
-    /// moved), which `/healthz` reports, rather than a busy lock (the health
-    /// probe sees those by itself) or a bad value.
-    pub fn is_storage_fault(&self) -> bool {
+    /// The error's class, low-cardinality and the same whatever the engine
+    /// (one of [`ERROR_TYPES`]): `busy` (a lock held too long), `read_only`
+    /// (the storage refuses writes), `disk_full`, `io` (the storage failed
+    /// a read or write, or cannot be opened), `moved` (the ledger's files
+    /// were deleted or replaced), `corrupt` (a stored value or the file
+    /// cannot be read back), `other`. Code outside the ledger decides on
+    /// this, never on the engine's own error codes.
+    pub fn error_type(&self) -> &'static str {
         use rusqlite::ErrorCode;
         match self {
             LedgerError::Sqlite {
                 source: rusqlite::Error::SqliteFailure(f, _),
                 ..
-            } => matches!(
-                f.code,
-                ErrorCode::DiskFull
-                    | ErrorCode::ReadOnly
-                    | ErrorCode::PermissionDenied
-                    | ErrorCode::SystemIoFailure
-                    | ErrorCode::CannotOpen
-            ),
-            LedgerError::Io { .. } | LedgerError::Moved { .. } => true,
-            _ => false,
+            } => match f.code {
+                ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked => "busy",
+                ErrorCode::ReadOnly | ErrorCode::PermissionDenied => "read_only",
+                ErrorCode::DiskFull => "disk_full",
+                ErrorCode::SystemIoFailure | ErrorCode::CannotOpen => "io",
+                ErrorCode::DatabaseCorrupt | ErrorCode::NotADatabase => "corrupt",
+                _ => "other",
+            },
+            LedgerError::Io { .. } => "io",
+            LedgerError::Moved { .. } => "moved",
+            LedgerError::Corrupt { .. } | LedgerError::CorruptRow { .. } => "corrupt",
+            _ => "other",
         }
+    }
+
+    /// Whether this is the storage failing (full, read-only, I/O, files
+    /// moved), which `/healthz` reports, rather than a busy lock (the health
+    /// probe sees those by itself) or a bad value.
+    pub fn is_storage_fault(&self) -> bool {
+        matches!(
+            self.error_type(),
+            "read_only" | "disk_full" | "io" | "moved"
+        )
     }
 }
 

@@ -275,6 +275,35 @@ fn settings_are_applied_on_the_connection() {
     assert_eq!(get("foreign_keys"), 1);
 }
 
+/// Metrics and `/healthz` decide on the class, never on SQLite's codes.
+#[test]
+fn errors_have_an_engine_neutral_class() {
+    let (_dir, mut ledger) = fresh();
+    let holder = raw(&ledger);
+    holder.execute_batch("BEGIN IMMEDIATE").unwrap();
+    let busy = ledger.probe_writable().unwrap_err();
+    assert_eq!(busy.error_type(), "busy", "{busy}");
+    assert!(!busy.is_storage_fault(), "a lock is not a storage fault");
+    holder.execute_batch("ROLLBACK").unwrap();
+    let moved = LedgerError::Moved {
+        path: "x".into(),
+        reason: "deleted".into(),
+    };
+    assert_eq!(moved.error_type(), "moved");
+    assert!(moved.is_storage_fault());
+    let corrupt = LedgerError::CorruptRow {
+        path: "x".into(),
+        table: "reviews",
+        row: "google r1".into(),
+        column: "first_seen_at",
+        value: "\"yesterday\"".into(),
+    };
+    assert_eq!(corrupt.error_type(), "corrupt");
+    for e in [&busy, &moved, &corrupt] {
+        assert!(ERROR_TYPES.contains(&e.error_type()));
+    }
+}
+
 #[test]
 fn reopening_is_idempotent_and_keeps_the_data() {
     let dir = tempfile::tempdir().unwrap();
