@@ -9,6 +9,7 @@ use super::{
     ReviewRow, Stats, Status, sql_err, time,
 };
 use crate::domain::GroupRef;
+use crate::travtus::body;
 use chrono::{DateTime, Utc};
 use rusqlite::types::Value;
 use rusqlite::{
@@ -300,7 +301,7 @@ impl Ledger {
             }
         };
         let payload =
-            regroup_payload(&c.payload, &group).ok_or_else(|| bad_payload(&self.path, &c))?;
+            body::regroup(&c.payload, &group).ok_or_else(|| bad_payload(&self.path, &c))?;
         let now = time::to_text(now);
         requeue(&tx, &c, &group, &payload, &now, RequeueCommand::Resend).map_err(&err)?;
         tx.commit().map_err(&err)?;
@@ -345,7 +346,7 @@ impl Ledger {
                 continue;
             };
             let payload =
-                regroup_payload(&c.payload, &group).ok_or_else(|| bad_payload(&self.path, c))?;
+                body::regroup(&c.payload, &group).ok_or_else(|| bad_payload(&self.path, c))?;
             requeue(&tx, c, &group, &payload, &now, RequeueCommand::Retry).map_err(&err)?;
             requeued += 1;
         }
@@ -672,46 +673,9 @@ fn requeue(
     Ok(())
 }
 
-/// `payload` with its group key replaced by `group`'s, as the body's first
-/// key (where the body builder puts it), the other keys in their order.
-/// `None` when the payload is not a JSON object.
-fn regroup_payload(payload: &str, group: &GroupRef) -> Option<String> {
-    let Ok(serde_json::Value::Object(old)) = serde_json::from_str(payload) else {
-        return None;
-    };
-    // A new map rather than `remove`: with `preserve_order`, `Map::remove`
-    // swaps the last key into the removed one's place.
-    let mut new = serde_json::Map::with_capacity(old.len() + 1);
-    new.insert(
-        group.key().to_owned(),
-        serde_json::Value::String(group.value().to_owned()),
-    );
-    new.extend(
-        old.into_iter()
-            .filter(|(k, _)| k != "group_id" && k != "group_external_ref"),
-    );
-    serde_json::to_string(&serde_json::Value::Object(new)).ok()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn regroup_puts_the_new_key_first_and_keeps_the_order() {
-        let body = r#"{"channel":"review","group_id":"old","review":{"source":"google","review_id":"r1"},"z":1}"#;
-        let out = regroup_payload(body, &GroupRef::ExternalRef("p-9".into())).unwrap();
-        assert_eq!(
-            out,
-            r#"{"group_external_ref":"p-9","channel":"review","review":{"source":"google","review_id":"r1"},"z":1}"#
-        );
-    }
-
-    #[test]
-    fn regroup_refuses_a_payload_that_is_not_an_object() {
-        assert_eq!(regroup_payload("[1]", &GroupRef::Id("g".into())), None);
-        assert_eq!(regroup_payload("not json", &GroupRef::Id("g".into())), None);
-    }
 
     #[test]
     fn retry_acts_only_on_held_and_rejected() {

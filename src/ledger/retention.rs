@@ -2,8 +2,9 @@
 //! text and reviewer names from reviews delivered long ago, and the record of
 //! every purge (table `purges`).
 //!
-//! What goes: the `comment`, `title` and `display_name` keys of the stored
-//! body's `review` object ([`PURGED_FIELDS`]). What stays: every column
+//! What goes is decided by `travtus::body::purge_text`, which knows the
+//! body: the text a reviewer wrote and the name they wrote it under
+//! ([`PURGED_FIELDS`]). The ledger only stores its answer. What stays: every column
 //! (ids, `content_hash`, group, status, times, `request_id`, `notes`), the
 //! rest of the body (source, rating, `is_anonymous`, dates), and the whole
 //! `attempts` history. Because `content_hash` is unchanged, a later poll
@@ -19,12 +20,12 @@
 //! `delivered` rows; rows are never deleted.
 
 use super::{Ledger, LedgerError, sql_err, sql_int, time};
+use crate::travtus::body::{self, Purged};
 use chrono::{DateTime, Utc};
-use rusqlite::{TransactionBehavior, named_params};
+use rusqlite::types::Value;
+use rusqlite::{TransactionBehavior, params_from_iter};
 
-/// The keys of the body's `review` object that a purge removes: the text a
-/// reviewer wrote and the name they wrote it under.
-pub const PURGED_FIELDS: [&str; 3] = ["comment", "title", "display_name"];
+pub use crate::travtus::body::PURGED_FIELDS;
 
 /// Rows purged per transaction: a first purge of a large ledger must not
 /// hold SQLite's write lock for seconds, or the daemon's (and any other
@@ -62,14 +63,6 @@ pub struct PurgeRow {
     pub rows_purged: u64,
     /// Who ran it.
     pub purged_by: PurgedBy,
-}
-
-/// The JSON paths of [`PURGED_FIELDS`], as SQL string literals.
-fn paths() -> Vec<String> {
-    PURGED_FIELDS
-        .iter()
-        .map(|f| format!("'$.review.{f}'"))
-        .collect()
 }
 
 /// A purge in progress: [`Ledger::start_purge`], then [`Ledger::purge_step`]
@@ -143,50 +136,61 @@ impl Ledger {
     /// left.
     pub fn purge_step(&mut self, purge: &mut Purge) -> Result<bool, LedgerError> {
         let err = sql_err(&self.path);
-        let paths = paths();
-        let any_text = paths
+        // Rows never purged, and rows that may hold text again (a hand
+        // edit): the body module says which substrings such a body holds.
+        let hints: Vec<String> = body::purge_hints().collect();
+        let may_hold_text = hints
             .iter()
-            .map(|p| format!("json_type(payload, {p}) IS NOT NULL"))
+            .map(|_| "instr(payload, ?) > 0")
             .collect::<Vec<_>>()
             .join(" OR ");
-        let update = format!(
-            "UPDATE reviews SET payload = json_remove(payload, {paths}), text_purged_at = :now
-             WHERE rowid IN (
-                 SELECT rowid FROM reviews
-                 WHERE rowid > :after AND status = 'delivered' AND delivered_at < :cutoff
-                   AND json_valid(payload)
-                   AND (text_purged_at IS NULL OR {any_text})
-                 ORDER BY rowid LIMIT :batch)
-             RETURNING rowid",
-            paths = paths.join(", "),
+        let select = format!(
+            "SELECT rowid, payload, text_purged_at IS NULL FROM reviews
+             WHERE rowid > ? AND status = 'delivered' AND delivered_at < ?
+               AND (text_purged_at IS NULL OR {may_hold_text})
+             ORDER BY rowid LIMIT ?"
         );
+        let mut params = vec![Value::from(purge.after), Value::from(purge.cutoff.clone())];
+        params.extend(hints.into_iter().map(Value::from));
+        params.push(Value::from(BATCH));
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(&err)?;
-        let rowids: Vec<i64> = {
-            let mut st = tx.prepare_cached(&update).map_err(&err)?;
-            st.query_map(
-                named_params! {
-                    ":now": purge.now,
-                    ":after": purge.after,
-                    ":cutoff": purge.cutoff,
-                    ":batch": BATCH,
-                },
-                |r| r.get(0),
-            )
+        let batch: Vec<(i64, String, bool)> = {
+            let mut st = tx.prepare_cached(&select).map_err(&err)?;
+            st.query_map(params_from_iter(params), |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+            })
             .and_then(|rows| rows.collect::<Result<_, _>>())
             .map_err(&err)?
         };
-        let rows_purged = purge.rows_purged + rowids.len() as u64;
+        let mut purged = 0u64;
+        for (rowid, payload, never_stamped) in &batch {
+            let new_payload = match body::purge_text(payload) {
+                Purged::Removed(text) => Some(text),
+                // Nothing left to remove: stamped once, so auditors see
+                // the policy reached it.
+                Purged::NothingToRemove if *never_stamped => None,
+                Purged::NothingToRemove | Purged::NotJson => continue,
+            };
+            tx.prepare_cached(
+                "UPDATE reviews SET payload = coalesce(?2, payload), text_purged_at = ?3
+                 WHERE rowid = ?1",
+            )
+            .and_then(|mut st| st.execute((rowid, new_payload, &purge.now)))
+            .map_err(&err)?;
+            purged += 1;
+        }
+        let rows_purged = purge.rows_purged + purged;
         tx.prepare_cached("UPDATE purges SET rows_purged = ?2 WHERE id = ?1")
             .and_then(|mut st| st.execute((purge.id, sql_int(rows_purged))))
             .map_err(&err)?;
         tx.commit().map_err(&err)?;
         purge.rows_purged = rows_purged;
-        match rowids.iter().max() {
-            Some(max) if rowids.len() as i64 == BATCH => {
-                purge.after = *max;
+        match batch.last() {
+            Some((last, _, _)) if batch.len() as i64 == BATCH => {
+                purge.after = *last;
                 Ok(true)
             }
             _ => Ok(false),
@@ -410,6 +414,25 @@ mod tests {
         assert_eq!(purges.len(), 2);
         assert_eq!(purges[1].rows_purged, 0);
         assert_eq!(purges[1].purged_by, PurgedBy::Daemon);
+    }
+
+    /// Text put back by hand into a purged row is purged again; a row
+    /// whose body is not JSON is left alone and not counted.
+    #[test]
+    fn text_edited_back_into_a_purged_row_is_found_again() {
+        let (_dir, mut l) = seeded();
+        let cutoff = at("2026-03-01T00:00:00Z");
+        assert_eq!(l.purge_text(cutoff, cutoff, PurgedBy::Cli).unwrap(), 2);
+        l.conn
+            .execute_batch(
+                r#"UPDATE reviews SET payload = '{"review":{"title":"back"}}' WHERE review_id = 'old1';
+                   UPDATE reviews SET payload = 'not json', text_purged_at = NULL WHERE review_id = 'old2';"#,
+            )
+            .unwrap();
+        assert_eq!(l.purge_text(cutoff, cutoff, PurgedBy::Cli).unwrap(), 1);
+        assert_eq!(payload(&l, "old1"), serde_json::json!({"review": {}}));
+        let (row, _) = l.show("google", "old2").unwrap().unwrap();
+        assert_eq!(row.payload, "not json");
     }
 
     #[test]
