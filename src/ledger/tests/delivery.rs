@@ -2,11 +2,8 @@
 
 use super::*;
 
-// ------------------------------------------------------------- delivery
-
-#[test]
-fn claim_due_leases_rows_until_the_lease_ends() {
-    let (_dir, mut ledger) = fresh();
+both_engines! {
+fn claim_due_leases_rows_until_the_lease_ends(ledger, db) {
     for (i, id) in ["r1", "r2", "r3"].iter().enumerate() {
         let seen = t0() + Duration::seconds(i as i64);
         ledger
@@ -47,9 +44,7 @@ fn claim_due_leases_rows_until_the_lease_ends() {
     assert_eq!(again[0].retry_count, 0);
 }
 
-#[test]
-fn nothing_is_due_before_its_time() {
-    let (_dir, mut ledger) = fresh();
+fn nothing_is_due_before_its_time(ledger, db) {
     ledger
         .record_page(&page(vec![review("r1", "h1")]), t0())
         .unwrap();
@@ -64,28 +59,7 @@ fn nothing_is_due_before_its_time() {
     );
 }
 
-#[test]
-fn the_claim_query_uses_the_partial_index() {
-    let (_dir, ledger) = fresh();
-    let plan: Vec<String> = ledger
-        .conn
-        .prepare(
-            "EXPLAIN QUERY PLAN SELECT platform, review_id, payload, content_hash, retry_count
-             FROM reviews WHERE status = 'pending' AND next_attempt_at <= ?1
-             ORDER BY next_attempt_at LIMIT ?2",
-        )
-        .unwrap()
-        .query_map(["x", "1"], |r| r.get(3))
-        .unwrap()
-        .collect::<Result<_, _>>()
-        .unwrap();
-    assert!(plan.iter().any(|p| p.contains("reviews_due")), "{plan:?}");
-    assert!(!plan.iter().any(|p| p.contains("TEMP B-TREE")), "{plan:?}");
-}
-
-#[test]
-fn a_delivery_sets_the_documented_columns() {
-    let (_dir, mut ledger) = fresh();
+fn a_delivery_sets_the_documented_columns(ledger, db) {
     ledger
         .record_page(&page(vec![review("r1", "h1")]), t0())
         .unwrap();
@@ -113,9 +87,7 @@ fn a_delivery_sets_the_documented_columns() {
     assert_eq!(ledger.next_due_at().unwrap(), None);
 }
 
-#[test]
-fn a_retry_keeps_the_row_pending_and_counts_the_failure() {
-    let (_dir, mut ledger) = fresh();
+fn a_retry_keeps_the_row_pending_and_counts_the_failure(ledger, db) {
     ledger
         .record_page(&page(vec![review("r1", "h1")]), t0())
         .unwrap();
@@ -151,16 +123,12 @@ fn a_retry_keeps_the_row_pending_and_counts_the_failure() {
             },
         )])
         .unwrap();
-    let retry_count: i64 = raw(&ledger)
-        .query_row("SELECT retry_count FROM reviews", [], |r| r.get(0))
-        .unwrap();
+    let retry_count = db.int("SELECT retry_count FROM reviews", &[]);
     assert_eq!(retry_count, 0);
     assert_eq!(row(&ledger, "r1").attempts, 2);
 }
 
-#[test]
-fn held_and_rejected_attempts_set_status_and_reason() {
-    let (_dir, mut ledger) = fresh();
+fn held_and_rejected_attempts_set_status_and_reason(ledger, db) {
     ledger
         .record_page(&page(vec![review("r1", "h1"), review("r2", "h2")]), t0())
         .unwrap();
@@ -189,9 +157,7 @@ fn held_and_rejected_attempts_set_status_and_reason() {
     assert_eq!((a.duration_ms, a.content_hash.as_str()), (42, "h2"));
 }
 
-#[test]
-fn an_edit_during_an_attempt_stays_pending_with_the_new_version() {
-    let (_dir, mut ledger) = fresh();
+fn an_edit_during_an_attempt_stays_pending_with_the_new_version(ledger, db) {
     ledger
         .record_page(&page(vec![review("r1", "h1")]), t0())
         .unwrap();
@@ -231,9 +197,7 @@ fn an_edit_during_an_attempt_stays_pending_with_the_new_version() {
     assert_eq!(due[0].content_hash, "h2", "the new version is due at once");
 }
 
-#[test]
-fn a_late_failure_does_not_undo_a_delivery() {
-    let (_dir, mut ledger) = fresh();
+fn a_late_failure_does_not_undo_a_delivery(ledger, db) {
     ledger
         .record_page(&page(vec![review("r1", "h1")]), t0())
         .unwrap();
@@ -266,9 +230,7 @@ fn a_late_failure_does_not_undo_a_delivery() {
     assert_eq!(r.attempts, 3);
 }
 
-#[test]
-fn a_batch_of_attempts_is_one_transaction_and_fast() {
-    let (_dir, mut ledger) = fresh();
+fn a_batch_of_attempts_is_one_transaction_and_fast(ledger, db) {
     let reviews: Vec<_> = (0..100).map(|i| review(&format!("r{i}"), "h")).collect();
     for chunk in reviews.chunks(50) {
         ledger.record_page(&page(chunk.to_vec()), t0()).unwrap();
@@ -296,9 +258,7 @@ fn a_batch_of_attempts_is_one_transaction_and_fast() {
     );
 }
 
-#[test]
-fn make_pending_due_brings_every_pending_row_forward() {
-    let (_dir, mut ledger) = fresh();
+fn make_pending_due_brings_every_pending_row_forward(ledger, db) {
     ledger
         .record_page(&page(vec![review("r1", "h1"), review("r2", "h2")]), t0())
         .unwrap();
@@ -328,4 +288,194 @@ fn make_pending_due_brings_every_pending_row_forward() {
             .len(),
         2
     );
+}
+fn a_cycle_records_outcomes_then_claims_and_says_when_more_is_due(ledger, db) {
+    ledger
+        .record_page(&hashed(&[("r1", "h1"), ("r2", "h2"), ("r3", "h3")]), t0())
+        .unwrap();
+    let lease = t0() + Duration::seconds(40);
+    let first = ledger.claim_due(t0(), lease, 2).unwrap();
+    assert_eq!(first.len(), 2);
+
+    let now = t0() + Duration::seconds(1);
+    let attempts: Vec<_> = first.iter().map(|d| delivered(d, now)).collect();
+    let later_lease = now + Duration::seconds(40);
+    let report = ledger
+        .delivery_cycle(&attempts, &[], Some(Claim::new(now, later_lease, 10)))
+        .unwrap();
+    let ids: Vec<_> = report
+        .claimed
+        .iter()
+        .map(|d| d.review_id.as_str())
+        .collect();
+    assert_eq!(ids, ["r3"], "the delivered rows are no longer due");
+    // Fewer than asked: the earliest pending time is r3's new lease.
+    assert_eq!(report.next_due, Some(later_lease));
+    let stats = db.rows(
+        "SELECT (SELECT COUNT(*) FROM reviews WHERE status = 'delivered' AND attempts = 1),
+                (SELECT COUNT(*) FROM attempts WHERE outcome = 'delivered')",
+        &[],
+    );
+    assert_eq!(stats, [[Val::Int(2), Val::Int(2)]]);
+}
+
+fn a_released_claim_is_due_at_once_unless_the_row_changed_since(ledger, db) {
+    ledger
+        .record_page(&hashed(&[("r1", "h1"), ("r2", "h2"), ("r3", "h3")]), t0())
+        .unwrap();
+    let lease = t0() + Duration::seconds(40);
+    let claimed = ledger.claim_due(t0(), lease, 3).unwrap();
+    assert_eq!(claimed.len(), 3);
+    // r2 is edited while claimed: the edit is due now with its new hash.
+    let edit_at = t0() + Duration::seconds(2);
+    ledger
+        .record_page(&hashed(&[("r2", "h2-edited")]), edit_at)
+        .unwrap();
+
+    let back = t0() + Duration::seconds(3);
+    let wrong_lease = lease + Duration::seconds(1);
+    let released = [
+        handed_back(&claimed[0], lease, back),
+        handed_back(&claimed[1], lease, back),
+        // A claim whose lease is not the row's (claimed again since).
+        handed_back(&claimed[2], wrong_lease, back),
+    ];
+    ledger.delivery_cycle(&[], &released, None).unwrap();
+    assert_eq!(next_attempt(&db, "r1"), Some(time::to_text(back)));
+    assert_eq!(
+        next_attempt(&db, "r2"),
+        Some(time::to_text(edit_at)),
+        "the edit keeps its own schedule"
+    );
+    assert_eq!(next_attempt(&db, "r3"), Some(time::to_text(lease)));
+    let due: Vec<_> = ledger
+        .claim_due(back, back + Duration::seconds(40), 10)
+        .unwrap()
+        .into_iter()
+        .map(|d| (d.review_id, d.content_hash))
+        .collect();
+    assert_eq!(
+        due,
+        [
+            ("r2".to_owned(), "h2-edited".to_owned()),
+            ("r1".to_owned(), "h1".to_owned())
+        ]
+    );
+    let status = db.text("SELECT status FROM reviews WHERE review_id = 'r1'", &[]);
+    assert_eq!(status.as_deref(), Some(Status::Pending.as_str()));
+}
+
+/// The clock went back a day after r1 was leased and r2 scheduled for a
+/// retry in 5 minutes: both now lie a day ahead, further than any delay
+/// review-sync sets, and the next claim makes them due. Fresh leases are
+/// left alone; after a detected step, they are due too.
+fn rows_due_further_ahead_than_any_delay_are_made_due_by_the_next_claim(ledger, db) {
+    ledger
+        .record_page(&hashed(&[("r1", "h1"), ("r2", "h2")]), t0())
+        .unwrap();
+    let claimed = ledger
+        .claim_due(t0(), t0() + Duration::seconds(40), 2)
+        .unwrap();
+    let mut retry = delivered(&claimed[1], t0());
+    retry.outcome = AttemptOutcome::Retry {
+        next_attempt_at: t0() + Duration::minutes(5),
+    };
+    ledger.record_attempts(&[retry]).unwrap();
+
+    let back = t0() - Duration::days(1);
+    ledger.record_page(&hashed(&[("r3", "h3")]), back).unwrap();
+    let lease = back + Duration::seconds(40);
+    let report = ledger
+        .delivery_cycle(&[], &[], Some(Claim::new(back, lease, 10)))
+        .unwrap();
+    assert_eq!(report.reanchored, 2);
+    let mut ids: Vec<_> = report
+        .claimed
+        .iter()
+        .map(|d| d.review_id.as_str())
+        .collect();
+    ids.sort_unstable();
+    assert_eq!(ids, ["r1", "r2", "r3"]);
+
+    // Leases of the current clock are kept by an ordinary claim...
+    let later = back + Duration::seconds(1);
+    let report = ledger
+        .delivery_cycle(
+            &[],
+            &[],
+            Some(Claim::new(later, later + Duration::seconds(40), 10)),
+        )
+        .unwrap();
+    assert_eq!((report.reanchored, report.claimed.len()), (0, 0));
+    assert_eq!(next_attempt(&db, "r3"), Some(time::to_text(lease)));
+    // ...and made due by one after a detected step.
+    let report = ledger
+        .delivery_cycle(
+            &[],
+            &[],
+            Some(Claim::new(later, later + Duration::seconds(40), 10).after_step()),
+        )
+        .unwrap();
+    assert_eq!(
+        report.reanchored, 3,
+        "after a step every pending row is due"
+    );
+    assert_eq!(report.claimed.len(), 3);
+}
+}
+
+fn hashed(ids: &[(&str, &str)]) -> PageRecord {
+    PageRecord {
+        source_name: "acme-google".into(),
+        location_id: "loc-1".into(),
+        group: Some(GroupRef::ExternalRef("g1".into())),
+        hold_reason: None,
+        reviews: ids
+            .iter()
+            .map(|(id, hash)| IncomingReview {
+                platform: "google".into(),
+                review_id: (*id).into(),
+                payload: format!(r#"{{"review":{{"review_id":"{id}","comment":"{hash}"}}}}"#),
+                content_hash: (*hash).into(),
+                source_updated_at: None,
+                notes: None,
+            })
+            .collect(),
+        quarantined: vec![],
+    }
+}
+
+fn delivered(d: &DueReview, at: DateTime<Utc>) -> AttemptRecord {
+    AttemptRecord {
+        platform: d.platform.clone(),
+        review_id: d.review_id.clone(),
+        content_hash: d.content_hash.clone(),
+        attempted_at: at,
+        http_status: Some(200),
+        error_type: None,
+        error_message: None,
+        request_id: Some(format!("req-{}", d.review_id)),
+        duration_ms: 3,
+        outcome: AttemptOutcome::Delivered {
+            request_id: format!("req-{}", d.review_id),
+        },
+        sent: d.sent.clone(),
+    }
+}
+
+fn handed_back(d: &DueReview, lease_until: DateTime<Utc>, due_at: DateTime<Utc>) -> ReleasedClaim {
+    ReleasedClaim {
+        platform: d.platform.clone(),
+        review_id: d.review_id.clone(),
+        content_hash: d.content_hash.clone(),
+        lease_until,
+        due_at,
+    }
+}
+
+fn next_attempt(db: &Probe, id: &str) -> Option<String> {
+    db.text(
+        "SELECT next_attempt_at FROM reviews WHERE review_id = ?1",
+        &[id],
+    )
 }

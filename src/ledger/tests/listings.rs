@@ -2,9 +2,8 @@
 
 use super::*;
 
-#[test]
-fn poll_log_rows_older_than_the_cutoff_are_deleted_in_batches() {
-    let (_dir, mut ledger) = fresh();
+both_engines! {
+fn poll_log_rows_older_than_the_cutoff_are_deleted_in_batches(ledger, db) {
     let old = POLL_BATCH + 3;
     for i in 0..old {
         let log = PollLog {
@@ -40,4 +39,5 @@ fn poll_log_rows_older_than_the_cutoff_are_deleted_in_batches() {
         )
         .unwrap();
     assert_eq!(left, ["recent"]);
+}
 }

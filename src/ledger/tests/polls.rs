@@ -2,11 +2,8 @@
 
 use super::*;
 
-// ----------------------------------------------------------------- polls
-
-#[test]
-fn poll_state_round_trips_and_the_log_is_readable_by_auditors() {
-    let (_dir, mut ledger) = fresh();
+both_engines! {
+fn poll_state_round_trips_and_the_log_is_readable_by_auditors(ledger, db) {
     assert_eq!(
         ledger.poll_state("acme-google", "loc-1").unwrap(),
         PollState::default()
@@ -49,28 +46,18 @@ fn poll_state_round_trips_and_the_log_is_readable_by_auditors() {
     ledger.finish_poll(&failed, None).unwrap();
     assert_eq!(ledger.poll_state("acme-google", "loc-1").unwrap(), state);
 
-    let conn = raw(&ledger);
-    let kinds: Vec<(String, i64)> = conn
-        .prepare("SELECT kind, removed FROM polls ORDER BY id")
-        .unwrap()
-        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
-        .unwrap()
-        .collect::<Result<_, _>>()
-        .unwrap();
-    assert_eq!(kinds, [("reconcile".into(), 2), ("reconcile".into(), 2)]);
-    let rows: Vec<(i64, i64, Option<i64>, Option<String>)> = conn
-        .prepare("SELECT new, edited, gap, error FROM polls ORDER BY id")
-        .unwrap()
-        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
-        .unwrap()
-        .collect::<Result<_, _>>()
-        .unwrap();
+    let kinds = db.rows("SELECT kind, removed FROM polls ORDER BY id", &[]);
+    let reconcile = vec![Val::Text("reconcile".into()), Val::Int(2)];
+    assert_eq!(kinds, [reconcile.clone(), reconcile]);
+    let rows = db.rows("SELECT new, edited, gap, error FROM polls ORDER BY id", &[]);
     assert_eq!(
         rows,
-        [(5, 1, Some(1), None), (5, 1, None, Some("HTTP 503".into()))]
+        [
+            [Val::Int(5), Val::Int(1), Val::Int(1), Val::Null],
+            [Val::Int(5), Val::Int(1), Val::Null, Val::Text("HTTP 503".into())]
+        ]
     );
-    let updated: String = conn
-        .query_row("SELECT updated_at FROM poll_state", [], |r| r.get(0))
-        .unwrap();
-    assert_eq!(updated, "2026-11-24T10:00:03.000Z");
+    let updated = db.text("SELECT updated_at FROM poll_state", &[]);
+    assert_eq!(updated.as_deref(), Some("2026-11-24T10:00:03.000Z"));
+}
 }

@@ -2,11 +2,8 @@
 
 use super::*;
 
-// ---------------------------------------------------------- record_page
-
-#[test]
-fn record_page_counts_new_unchanged_and_edited() {
-    let (_dir, mut ledger) = fresh();
+both_engines! {
+fn record_page_counts_new_unchanged_and_edited(ledger, db) {
     let first = ledger
         .record_page(&page(vec![review("r1", "h1"), review("r2", "h2")]), t0())
         .unwrap();
@@ -42,19 +39,11 @@ fn record_page_counts_new_unchanged_and_edited() {
     assert!(r2.payload.contains("h2b"));
     assert_eq!(r2.first_seen_at, t0(), "an edit keeps first_seen_at");
     assert_eq!(r2.next_attempt_at, Some(later));
-    let versions: i64 = raw(&ledger)
-        .query_row(
-            "SELECT versions FROM reviews WHERE review_id = 'r2'",
-            [],
-            |r| r.get(0),
-        )
-        .unwrap();
+    let versions = db.int("SELECT versions FROM reviews WHERE review_id = 'r2'", &[]);
     assert_eq!(versions, 2);
 }
 
-#[test]
-fn an_edit_of_a_delivered_review_is_queued_again_and_keeps_the_delivery() {
-    let (_dir, mut ledger) = fresh();
+fn an_edit_of_a_delivered_review_is_queued_again_and_keeps_the_delivery(ledger, db) {
     ledger
         .record_page(&page(vec![review("r1", "h1")]), t0())
         .unwrap();
@@ -79,9 +68,7 @@ fn an_edit_of_a_delivered_review_is_queued_again_and_keeps_the_delivery() {
     assert_eq!(r.last_error, None);
 }
 
-#[test]
-fn reviews_of_an_unmapped_location_are_held_with_the_reason() {
-    let (_dir, mut ledger) = fresh();
+fn reviews_of_an_unmapped_location_are_held_with_the_reason(ledger, db) {
     let mut unmapped = page_at("loc-x", None, vec![review("r1", "h1")]);
     unmapped.reviews[0].payload = r#"{"channel":"review","review":{"review_id":"r1"}}"#.into();
     let counts = ledger.record_page(&unmapped, t0()).unwrap();
@@ -107,9 +94,7 @@ fn reviews_of_an_unmapped_location_are_held_with_the_reason() {
     assert_eq!(row(&ledger, "r1").status, Status::Held);
 }
 
-#[test]
-fn quarantine_stores_a_raw_record_once_and_counts_sightings() {
-    let (_dir, mut ledger) = fresh();
+fn quarantine_stores_a_raw_record_once_and_counts_sightings(ledger, db) {
     let bad = |raw: &str| QuarantineRecord {
         platform: "google".into(),
         reference: "r-bad".into(),
@@ -124,36 +109,32 @@ fn quarantine_stores_a_raw_record_once_and_counts_sightings() {
     p.quarantined = vec![bad(r#"{"starRating":8}"#)];
     ledger.record_page(&p, later).unwrap();
 
-    let conn = raw(&ledger);
-    let rows: Vec<(String, i64, String, String, String)> = conn
-        .prepare("SELECT raw, seen_count, first_seen_at, last_seen_at, raw_hash FROM quarantine ORDER BY id")
-        .unwrap()
-        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)))
-        .unwrap()
-        .collect::<Result<_, _>>()
-        .unwrap();
+    let rows = db.rows(
+        "SELECT raw, seen_count, first_seen_at, last_seen_at, raw_hash FROM quarantine ORDER BY id",
+        &[],
+    );
     assert_eq!(rows.len(), 2);
-    assert_eq!(rows[0].0, r#"{"starRating":7}"#);
-    assert_eq!(rows[0].1, 2);
-    assert_eq!(rows[0].2, "2026-11-24T10:00:00.000Z");
-    assert_eq!(rows[0].3, "2026-11-24T10:15:00.000Z");
-    assert_eq!(rows[0].4.len(), 64, "hex sha-256");
-    assert_eq!(rows[1].1, 1);
+    assert_eq!(rows[0][0].text().unwrap(), r#"{"starRating":7}"#);
+    assert_eq!(rows[0][1].int(), 2);
+    assert_eq!(rows[0][2].text().unwrap(), "2026-11-24T10:00:00.000Z");
+    assert_eq!(rows[0][3].text().unwrap(), "2026-11-24T10:15:00.000Z");
+    assert_eq!(rows[0][4].text().unwrap().len(), 64, "hex sha-256");
+    assert_eq!(rows[1][1].int(), 1);
     assert_eq!(ledger.stats().unwrap().quarantined, 2);
 }
 
-#[test]
-fn a_page_is_one_transaction() {
-    let (_dir, mut ledger) = fresh();
+fn a_page_is_one_transaction(ledger, db) {
     // Make the second insert fail (e.g. a full disk would) with a trigger.
-    raw(&ledger)
-        .execute_batch(
-            "CREATE TRIGGER boom BEFORE INSERT ON reviews WHEN NEW.review_id = 'r2'
-             BEGIN SELECT RAISE(ABORT, 'boom'); END;",
-        )
-        .unwrap();
+    db.exec(db.dialect(
+        "CREATE TRIGGER boom BEFORE INSERT ON reviews WHEN NEW.review_id = 'r2'
+         BEGIN SELECT RAISE(ABORT, 'boom'); END;",
+        "CREATE FUNCTION boom() RETURNS trigger LANGUAGE plpgsql AS $$
+         BEGIN IF NEW.review_id = 'r2' THEN RAISE EXCEPTION 'boom'; END IF; RETURN NEW; END $$;
+         CREATE TRIGGER boom BEFORE INSERT ON reviews FOR EACH ROW EXECUTE FUNCTION boom();",
+    ));
     let result = ledger.record_page(&page(vec![review("r1", "h1"), review("r2", "h2")]), t0());
-    assert!(matches!(result, Err(LedgerError::Sqlite { .. })));
+    let e = result.expect_err("the page fails");
+    assert!(e.to_string().contains("boom"), "{e}");
     assert_eq!(
         ledger.stats().unwrap().total,
         0,
@@ -161,9 +142,7 @@ fn a_page_is_one_transaction() {
     );
 }
 
-#[test]
-fn a_review_seen_again_is_no_longer_removed() {
-    let (_dir, mut ledger) = fresh();
+fn a_review_seen_again_is_no_longer_removed(ledger, db) {
     ledger
         .record_page(&page(vec![review("r1", "h1"), review("r2", "h2")]), t0())
         .unwrap();
@@ -208,9 +187,7 @@ fn a_review_seen_again_is_no_longer_removed() {
 
 /// An incremental pass sees its overlap page on every tick: it writes
 /// nothing for reviews it saw unchanged, but still brings back a removed one.
-#[test]
-fn an_incremental_page_writes_nothing_for_unchanged_reviews() {
-    let (_dir, mut ledger) = fresh();
+fn an_incremental_page_writes_nothing_for_unchanged_reviews(ledger, db) {
     ledger
         .record_page(&page(vec![review("r1", "h1"), review("r2", "h2")]), t0())
         .unwrap();
@@ -221,40 +198,42 @@ fn an_incremental_page_writes_nothing_for_unchanged_reviews() {
     ledger
         .mark_removed("acme-google", "loc-1", reconcile, reconcile)
         .unwrap();
-    let last_seen = |ledger: &Ledger, id: &str| -> String {
-        raw(ledger)
-            .query_row(
-                "SELECT last_seen_at FROM reviews WHERE review_id = ?1",
-                [id],
-                |r| r.get(0),
-            )
+    let last_seen = |id: &str| -> String {
+        db.text("SELECT last_seen_at FROM reviews WHERE review_id = ?1", &[id])
             .unwrap()
     };
-    let (r1_before, changes_before) = (last_seen(&ledger, "r1"), ledger.conn.total_changes());
+    // Any write gives the row a new version: SQLite counts changed rows,
+    // PostgreSQL gives the row a new xmin.
+    let written = |ledger: &Ledger| -> String {
+        match db.kind {
+            Kind::Sqlite => ledger.sqlite().unwrap().conn().total_changes().to_string(),
+            Kind::Postgres => db
+                .text("SELECT xmin::text FROM reviews WHERE review_id = 'r1'", &[])
+                .unwrap(),
+        }
+    };
+    let (r1_before, written_before) = (last_seen("r1"), written(&ledger));
 
     let tick = reconcile + Duration::hours(1);
     let counts = ledger
         .record_page_as(&page(vec![review("r1", "h1")]), tick, Sightings::Skip)
         .unwrap();
     assert_eq!(counts.unchanged, 1);
-    assert_eq!(last_seen(&ledger, "r1"), r1_before, "not stamped");
-    assert_eq!(
-        ledger.conn.total_changes(),
-        changes_before,
-        "no row written"
-    );
+    assert_eq!(last_seen("r1"), r1_before, "not stamped");
+    assert_eq!(written(&ledger), written_before, "no row written");
 
     // A removed review listed again is un-marked even so (and stamped).
     ledger
         .record_page_as(&page(vec![review("r2", "h2")]), tick, Sightings::Skip)
         .unwrap();
     assert_eq!(row(&ledger, "r2").removed_at, None);
-    assert_eq!(last_seen(&ledger, "r2"), time::to_text(tick));
+    assert_eq!(last_seen("r2"), time::to_text(tick));
 
     // A reconciliation stamps what it sees.
     let next = tick + Duration::days(1);
     ledger
         .record_page_as(&page(vec![review("r1", "h1")]), next, Sightings::Stamp)
         .unwrap();
-    assert_eq!(last_seen(&ledger, "r1"), time::to_text(next));
+    assert_eq!(last_seen("r1"), time::to_text(next));
+}
 }
