@@ -60,6 +60,17 @@ pub enum LedgerError {
         #[source]
         source: ::postgres::Error,
     },
+    /// There is no ledger there yet: the file does not exist, or the
+    /// database holds no ledger tables. A read-only command has nothing to
+    /// read (a dry run reads as if the ledger were empty); the daemon, `sync`
+    /// and the other read-write commands create it.
+    #[error("ledger {path}: {reason}")]
+    NotCreated {
+        /// The ledger.
+        path: PathBuf,
+        /// What is missing, and what creates it.
+        reason: String,
+    },
     /// The file could not be created or opened at the filesystem level.
     #[error("ledger {path}: {reason}")]
     Io {

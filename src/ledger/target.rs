@@ -89,11 +89,9 @@ impl PartialEq<Path> for Target {
 pub enum SslMode {
     /// No TLS: only to a loopback address or a Unix socket.
     Disable,
-    /// TLS; the server's certificate must chain to `sslrootcert`, whatever
-    /// name it holds.
-    VerifyCa,
     /// TLS; the certificate must chain to `sslrootcert` (else to the
-    /// system's trusted roots) and name the host connected to. The default.
+    /// system's trusted roots) and name the host connected to. The default,
+    /// and the only TLS mode: no setting weakens the verification.
     VerifyFull,
 }
 
@@ -102,7 +100,6 @@ impl SslMode {
     pub fn as_str(self) -> &'static str {
         match self {
             SslMode::Disable => "disable",
-            SslMode::VerifyCa => "verify-ca",
             SslMode::VerifyFull => "verify-full",
         }
     }
@@ -145,7 +142,7 @@ pub struct PostgresSettings<'a> {
     pub url: &'a str,
     /// `password`.
     pub password: Option<Secret>,
-    /// `sslmode`: `verify-full` (default), `verify-ca` or `disable`.
+    /// `sslmode`: `verify-full` (default) or `disable`.
     pub sslmode: Option<&'a str>,
     /// `sslrootcert`: PEM certificates the server's must chain to.
     pub sslrootcert: Option<Secret>,
@@ -192,8 +189,8 @@ impl PostgresTarget {
     /// Checks the settings. Refused: a URL that is not `postgres://` or
     /// `postgresql://`, that names no user or host, or that holds a
     /// password or TLS setting (each has its key); `sslmode = "disable"`
-    /// towards a host that is not a loopback address; the unverified modes
-    /// (`require`, `prefer`, `allow`); `verify-ca` without `sslrootcert`;
+    /// towards a host that is not a loopback address; the modes that do not
+    /// verify the server fully (`verify-ca`, `require`, `prefer`, `allow`);
     /// certificates that are not PEM; a client certificate without its key.
     pub fn new(settings: PostgresSettings<'_>) -> Result<PostgresTarget, SettingError> {
         let url = settings.url;
@@ -256,15 +253,15 @@ impl PostgresTarget {
         let unix_socket = unix > 0;
         let sslmode = match settings.sslmode {
             None | Some("verify-full") => SslMode::VerifyFull,
-            Some("verify-ca") => SslMode::VerifyCa,
             Some("disable") => SslMode::Disable,
-            Some(weak @ ("require" | "prefer" | "allow")) => {
+            Some(weak @ ("verify-ca" | "require" | "prefer" | "allow")) => {
                 return refuse(
                     "sslmode",
                     format!(
-                        "\"{weak}\" does not verify the server, so anyone on the path could read \
-                         the reviews and the password: use \"verify-full\" (the default) with \
-                         sslrootcert = {{ file = \"...\" }} for a private CA, or \"verify-ca\""
+                        "\"{weak}\" does not verify the server fully, so another host could pose \
+                         as it and read the reviews and the password: use \"verify-full\" (the \
+                         default), with sslrootcert = {{ file = \"...\" }} for a private CA, and \
+                         a host name the server's certificate holds"
                     ),
                 );
             }
@@ -272,8 +269,8 @@ impl PostgresTarget {
                 return refuse(
                     "sslmode",
                     format!(
-                        "unknown mode {other:?}: use \"verify-full\" (the default), \"verify-ca\" \
-                         or \"disable\" (loopback and Unix sockets only)"
+                        "unknown mode {other:?}: use \"verify-full\" (the default) or \"disable\" \
+                         (loopback and Unix sockets only)"
                     ),
                 );
             }
@@ -304,25 +301,27 @@ impl PostgresTarget {
                 );
             }
         }
-        if let Some(root) = &settings.sslrootcert {
+        // An empty value is a secret not read (`ledger stats` reads the
+        // sources' mapping without secrets); the real one is never empty.
+        let unread = |s: &Secret| s.expose().is_empty();
+        if let Some(root) = settings.sslrootcert.as_ref().filter(|r| !unread(r)) {
             certificates("sslrootcert", root)?;
-        } else if sslmode == SslMode::VerifyCa {
-            return refuse(
-                "sslmode",
-                "\"verify-ca\" needs sslrootcert, the CA certificates the server's must chain to",
-            );
         }
         let client_cert = match (settings.sslcert, settings.sslkey) {
             (Some(cert), Some(key)) => {
-                certificates("sslcert", &cert)?;
-                private_key(&key)?;
+                if !unread(&cert) {
+                    certificates("sslcert", &cert)?;
+                }
+                if !unread(&key) {
+                    private_key(&key)?;
+                }
                 Some((cert, key))
             }
             (Some(_), None) => return refuse("sslcert", "needs sslkey, its private key"),
             (None, Some(_)) => return refuse("sslkey", "needs sslcert, its certificate"),
             (None, None) => None,
         };
-        if let Some(password) = &settings.password {
+        if let Some(password) = settings.password.as_ref().filter(|p| !unread(p)) {
             config.password(password.expose());
         }
         if config.get_connect_timeout().is_none() {
@@ -354,6 +353,12 @@ impl PostgresTarget {
     /// The TLS mode in effect.
     pub fn sslmode(&self) -> SslMode {
         self.sslmode
+    }
+
+    /// The password the connection will give (tests of the config).
+    #[cfg(test)]
+    pub(crate) fn password(&self) -> Option<&[u8]> {
+        self.config.get_password()
     }
 }
 
@@ -472,11 +477,11 @@ mod tests {
 
     #[test]
     fn unverified_and_unknown_modes_are_refused() {
-        for mode in ["require", "prefer", "allow", "verify_full"] {
-            assert_eq!(refused("postgres://rs@db/l", Some(mode)).key, "sslmode");
+        for mode in ["verify-ca", "require", "prefer", "allow", "verify_full"] {
+            let e = refused("postgres://rs@db/l", Some(mode));
+            assert_eq!(e.key, "sslmode");
+            assert!(e.message.contains("verify-full"), "{e:?}");
         }
-        let e = refused("postgres://rs@db/l", Some("verify-ca"));
-        assert!(e.message.contains("sslrootcert"), "{e:?}");
     }
 
     #[test]

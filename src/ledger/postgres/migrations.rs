@@ -269,13 +269,18 @@ pub(super) fn require_latest(client: &mut Client, path: &Path) -> Result<(), Led
         path: path.to_path_buf(),
         reason: format!(
             "schema version {found} is older than this review-sync's ({}); run a read-write \
-             command once (`review-sync run`, `sync` or `ledger retry`) to create or migrate \
-             it, then try again",
+             command once (`review-sync run`, `sync` or `ledger retry`) to migrate it, then \
+             try again",
             latest_version()
         ),
     };
     if !exists {
-        return Err(not_migrated(0));
+        return Err(LedgerError::NotCreated {
+            path: path.to_path_buf(),
+            reason: "the database holds no ledger yet; run a read-write command once \
+                     (`review-sync run`, `sync` or `ledger retry`) to create it"
+                .into(),
+        });
     }
     let found: i64 = client
         .query_opt("SELECT version FROM ledger_schema", &[])

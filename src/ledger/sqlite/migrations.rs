@@ -296,7 +296,10 @@ pub(super) fn open_readonly(path: &Path) -> Result<Sqlite, LedgerError> {
 
 fn read_only(path: &Path) -> Result<Sqlite, LedgerError> {
     if !path.exists() {
-        return Err(io_err(path, "the ledger file does not exist"));
+        return Err(LedgerError::NotCreated {
+            path: path.to_path_buf(),
+            reason: "the ledger file does not exist".into(),
+        });
     }
     require_regular(path)?;
     let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;

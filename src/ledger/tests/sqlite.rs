@@ -138,7 +138,7 @@ fn read_only_open_refuses_a_missing_or_unmigrated_file() {
     let path = dir.path().join("ledger.db");
     assert!(matches!(
         Ledger::open_readonly(&path),
-        Err(LedgerError::Io { .. })
+        Err(LedgerError::NotCreated { .. })
     ));
     assert!(!path.exists(), "read-only open must not create the file");
 
