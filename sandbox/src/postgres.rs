@@ -250,14 +250,23 @@ impl PgServer {
         self.tls.as_ref()
     }
 
-    /// A new, empty database, owned by [`USER`] and by [`CERT_USER`]'s
-    /// grants; its name.
+    /// A new, empty database (ICU's English collation where the server
+    /// has ICU), usable by [`USER`] and [`CERT_USER`]; its name.
     pub fn create_database(&self) -> Result<String, String> {
         let name = format!(
             "ledger_{}",
             self.next_database.fetch_add(1, Ordering::Relaxed)
         );
-        self.psql("postgres", &format!("CREATE DATABASE {name}"))?;
+        // A collation that does not sort by bytes where the server has one
+        // (ICU's English: "a" before "B", punctuation ignored), so that a
+        // query relying on the database's default order shows up.
+        let icu = format!(
+            "CREATE DATABASE {name} TEMPLATE template0 ENCODING 'UTF8' LOCALE 'C' \
+             LOCALE_PROVIDER icu ICU_LOCALE 'en-US'"
+        );
+        if self.psql("postgres", &icu).is_err() {
+            self.psql("postgres", &format!("CREATE DATABASE {name}"))?;
+        }
         self.psql(&name, &format!("GRANT ALL ON SCHEMA public TO {CERT_USER}"))?;
         Ok(name)
     }
