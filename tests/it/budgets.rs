@@ -7,7 +7,7 @@
 //! businesses polled hourly; two Google sources sharing one OAuth client's
 //! budget.
 
-use crate::helpers::{TestEnv, text, wait_until};
+use crate::helpers::{TestEnv, ledger_lines, text, wait_until};
 use crate::progress::{on_a_terminal, strip_ansi};
 use sandbox::{FacebookSeed, GoogleSeed, PageUsage, RateWindow, Sandbox, SandboxOptions, YelpSeed};
 use std::time::{Duration, Instant};
@@ -47,6 +47,7 @@ async fn env_with(opts: SandboxOptions, sources: impl Fn(&Sandbox) -> String) ->
             .expect("chmod");
     }
     let base = sb.base_url();
+    let ledger_lines = ledger_lines(dir.path());
     let config = format!(
         r#"[travtus]
 base_url = "{base}/travtus"
@@ -55,10 +56,10 @@ client_id = "{client_id}"
 client_secret = {{ file = "travtus_secret" }}
 
 [ledger]
-path = "ledger.db"
-
+{ledger}
 {sources}"#,
         client_id = sandbox::TRAVTUS_CLIENT_ID,
+        ledger = ledger_lines,
         sources = sources(&sb),
     );
     let config_path = dir.path().join("config.toml");
@@ -68,6 +69,7 @@ path = "ledger.db"
         sb,
         dir,
         config_path,
+        ledger_lines,
     }
 }
 
