@@ -9,6 +9,7 @@
 
 use crate::helpers::{TestEnv, ledger_lines, text, wait_until};
 use crate::progress::{on_a_terminal, strip_ansi};
+use review_sync::ledger::Status;
 use sandbox::{FacebookSeed, GoogleSeed, PageUsage, RateWindow, Sandbox, SandboxOptions, YelpSeed};
 use std::time::{Duration, Instant};
 
@@ -149,10 +150,11 @@ fn refused_for_rate(sb: &Sandbox) -> [(&'static str, u64); 5] {
 /// Pages, 8 ratings, 2 per page) and Trustpilot with default settings did
 /// not finish in 30 s: Facebook's default of 3 requests a minute per
 /// source made its fifth request wait 20 s, saying nothing. Its budget is
-/// now each Page's (4,800 a day), and nothing waits that long. The bound is
-/// the `sync --wait` of the 30 s, about ten times what the sync
-/// takes (printed); the assertions are that it finished and that no
-/// emulator refused a request for rate.
+/// now each Page's (4,800 a day), and nothing waits that long. A plain
+/// `sync` (its default `--wait`): the test asserts no time (the seconds it
+/// took are printed, and README's figure comes from them), only that the
+/// sync finished with every review of the four platforms delivered and
+/// that no emulator refused a request for rate.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn four_platforms_sync_at_their_published_limits_without_a_refusal() {
     let env = env_with(
@@ -173,7 +175,7 @@ async fn four_platforms_sync_at_their_published_limits_without_a_refusal() {
     .await;
     enforce_published_limits(&env.sb);
     let started = Instant::now();
-    let out = env.bin(&["sync", "--wait", "30s"]).await;
+    let out = env.bin(&["sync"]).await;
     let took = started.elapsed();
     let (stdout, stderr) = text(&out);
     println!("budgets: four-platform sync with default budgets took {took:.1?}");
@@ -193,9 +195,52 @@ async fn four_platforms_sync_at_their_published_limits_without_a_refusal() {
     for (platform, refused) in refused_for_rate(&env.sb) {
         assert_eq!(refused, 0, "{platform} refused a request for rate");
     }
-    let pages = env.sb.facebook().page_ids();
-    let ratings: usize = env
-        .sb
+    // Every review the emulators hold, delivered: per source in the
+    // ledger, and as POSTs Travtus accepted.
+    let sb = &env.sb;
+    let pages = sb.facebook().page_ids();
+    let expected = [
+        (
+            "acme-places",
+            sb.places()
+                .place_ids()
+                .iter()
+                .map(|p| sb.places().served_reviews(p).len())
+                .sum::<usize>(),
+        ),
+        (
+            "acme-yelp",
+            sb.yelp()
+                .business_ids()
+                .iter()
+                .map(|b| sb.yelp().served_reviews(b).len())
+                .sum(),
+        ),
+        (
+            "acme-facebook",
+            pages.iter().map(|p| sb.facebook().ratings(p).len()).sum(),
+        ),
+        (
+            "acme-trustpilot",
+            sb.trustpilot()
+                .business_unit_ids()
+                .iter()
+                .map(|u| sb.trustpilot().reviews(u).len())
+                .sum(),
+        ),
+    ];
+    let rows = env.rows();
+    for (source, count) in expected {
+        assert!(count > 0, "{source}: the emulator holds reviews");
+        let delivered = rows
+            .iter()
+            .filter(|r| r.source_name == source && r.status == Status::Delivered)
+            .count();
+        assert_eq!(delivered, count, "{source}: every review delivered");
+    }
+    assert_eq!(rows.len(), expected.iter().map(|(_, n)| n).sum::<usize>());
+    assert_eq!(sb.travtus().messages().len(), rows.len());
+    let ratings: usize = sb
         .travtus()
         .messages()
         .iter()
