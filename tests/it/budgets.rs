@@ -192,6 +192,13 @@ async fn four_platforms_sync_at_their_published_limits_without_a_refusal() {
         );
     }
     assert!(stdout.contains("pending 0, held 0, rejected 0"), "{stdout}");
+    // No request waited past 2 s for its budget (each such wait is an info
+    // line): the old budget of 3 a minute per Facebook source made the
+    // fifth wait 20 s.
+    assert!(
+        !stderr.contains("for the request budget of"),
+        "a request waited:\n{stderr}"
+    );
     for (platform, refused) in refused_for_rate(&env.sb) {
         assert_eq!(refused, 0, "{platform} refused a request for rate");
     }
