@@ -470,10 +470,7 @@ async fn two_google_sources_of_one_client_share_its_budget() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_reload_keeps_the_day_a_key_has_spent() {
     let env = env_with(SandboxOptions::default(), |sb| {
-        yelp_source(sb).replace(
-            "schedule = \"0 0 * * * *\"",
-            "schedule = \"*/1 * * * * *\"",
-        )
+        yelp_source(sb).replace("schedule = \"0 0 * * * *\"", "schedule = \"*/1 * * * * *\"")
     })
     .await;
     // One call left today: its answer says none is left after it.
@@ -496,9 +493,11 @@ async fn a_reload_keeps_the_day_a_key_has_spent() {
     .await;
     let reloaded_at = daemon.log().len();
     // Passes of the new generation run, and meet the same spent budget.
-    wait_until("two passes after the reload", Duration::from_secs(60), || {
-        refusals(&daemon.log()[reloaded_at..]) >= 4
-    })
+    wait_until(
+        "two passes after the reload",
+        Duration::from_secs(60),
+        || refusals(&daemon.log()[reloaded_at..]) >= 4,
+    )
     .await;
     let log = daemon.log();
     daemon.kill().await;
