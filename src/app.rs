@@ -6,6 +6,7 @@ use crate::config::Config;
 use crate::deliver::Deliverer;
 use crate::ledger::{Ledger, LedgerError, LedgerHandle};
 use crate::poll::{PassKind, PassProgress, PassStop, SourcePoller, SourceReport};
+use crate::quota::Quotas;
 use crate::travtus::TravtusClient;
 use std::sync::Arc;
 use std::time::Duration;
@@ -38,6 +39,10 @@ pub struct App {
     pub pollers: Vec<Arc<SourcePoller>>,
     /// What the passes of [`App::sync`] have done so far (its progress line).
     pub progress: Arc<PassProgress>,
+    /// The request budgets of every quota scope, shared by the sources of
+    /// a scope; the daemon hands the same ones to the next generation on a
+    /// reload, so daily counts survive it.
+    pub quotas: Arc<Quotas>,
 }
 
 /// What `sync` did.
@@ -88,17 +93,23 @@ pub fn http_client() -> Result<reqwest::Client, AppError> {
 }
 
 impl App {
-    /// Opens the ledger of `config` and builds everything.
+    /// Opens the ledger of `config` and builds everything, with new
+    /// request budgets.
     pub async fn open(config: Config) -> Result<App, AppError> {
         let path = config.ledger.path.clone();
         let ledger = tokio::task::spawn_blocking(move || Ledger::open(&path))
             .await
             .map_err(|e| LedgerError::Task(e.to_string()))??;
-        App::with_ledger(config, LedgerHandle::new(ledger))
+        App::with_ledger(config, LedgerHandle::new(ledger), Arc::new(Quotas::new()))
     }
 
-    /// Builds everything around an already open ledger (a reload keeps it).
-    pub fn with_ledger(config: Config, ledger: LedgerHandle) -> Result<App, AppError> {
+    /// Builds everything around an already open ledger and the process's
+    /// request budgets (a reload keeps both).
+    pub fn with_ledger(
+        config: Config,
+        ledger: LedgerHandle,
+        quotas: Arc<Quotas>,
+    ) -> Result<App, AppError> {
         let http = http_client()?;
         let travtus = &config.travtus;
         let deliverer = Arc::new(Deliverer::new(
@@ -110,7 +121,14 @@ impl App {
         let pollers = config
             .sources
             .iter()
-            .map(|s| Arc::new(SourcePoller::new(s.clone(), ledger.clone(), http.clone())))
+            .map(|s| {
+                Arc::new(SourcePoller::new(
+                    s.clone(),
+                    ledger.clone(),
+                    http.clone(),
+                    &quotas,
+                ))
+            })
             .collect();
         Ok(App {
             config,
@@ -118,6 +136,7 @@ impl App {
             deliverer,
             pollers,
             progress: Arc::new(PassProgress::default()),
+            quotas,
         })
     }
 

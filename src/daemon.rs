@@ -304,6 +304,9 @@ pub async fn run(
 fn start_operations(app: &Arc<App>, cancel: &CancellationToken, tracker: &TaskTracker) {
     for poller in &app.pollers {
         crate::metrics::register_source(poller.name(), &poller.platform());
+        if let Some(scope) = poller.config().kind.quota_scope().label() {
+            crate::quota::waits::register(poller.name(), &scope);
+        }
     }
     {
         // The check logs when the files go (and come back); see `LedgerHandle::run`.
@@ -453,7 +456,8 @@ async fn reload(
     if new_config.ledger.path != old.app.config.ledger.path {
         tracing::warn!("[ledger] path changed: the new path takes effect after a restart");
     }
-    let app = match App::with_ledger(new_config, ledger.clone()) {
+    // The same budgets: what a scope spent today still counts.
+    let app = match App::with_ledger(new_config, ledger.clone(), old.app.quotas.clone()) {
         Ok(app) => app,
         Err(e) => {
             tracing::error!(error = %e, "new config cannot start; keeping the old one");

@@ -55,6 +55,8 @@ pub async fn dry_run(config: &Config, names: &[String]) -> Result<DryRun, AppErr
         None
     };
     let http = http_client()?;
+    // One process, one set of budgets: the sources of a scope share it.
+    let quotas = std::sync::Arc::new(crate::quota::Quotas::new());
     let mut out = DryRun::default();
     if let Some(ledger) = &ledger {
         let pending = ledger
@@ -78,7 +80,7 @@ pub async fn dry_run(config: &Config, names: &[String]) -> Result<DryRun, AppErr
         if !names.is_empty() && !names.iter().any(|n| n == source.name.as_str()) {
             continue;
         }
-        let client = crate::platforms::client(source, http.clone());
+        let client = crate::platforms::client(source, http.clone(), &quotas);
         let sink = DrySink {
             ledger: ledger.as_ref(),
             found: Mutex::default(),

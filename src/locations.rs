@@ -194,11 +194,13 @@ impl DiscoveredGroups {
         http: reqwest::Client,
     ) -> DiscoveredGroups {
         let mut out = DiscoveredGroups::default();
+        // Its own budgets: a one-off listing, not the daemon's.
+        let quotas = std::sync::Arc::new(crate::quota::Quotas::new());
         for source in &config.sources {
             if !source.kind.discovers() || only.is_some_and(|name| name != source.name.as_str()) {
                 continue;
             }
-            let client = crate::platforms::client(source, http.clone());
+            let client = crate::platforms::client(source, http.clone(), &quotas);
             let Some(discovering) = client.discover() else {
                 continue;
             };

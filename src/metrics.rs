@@ -5,7 +5,9 @@
 //!
 //! Names follow `review_sync_<noun>_<unit>`, counters end in `_total`, and
 //! labels are limited to `source`, `platform`, `outcome`, `error_type`,
-//! `status` and `reason` (and `build_info`'s `version`, `commit`, `target`),
+//! `status`, `reason` and `scope` (a quota scope's label: the platform and
+//! 8 hex digits of a salted digest of its key, or `facebook:page`; never a
+//! key) (and `build_info`'s `version`, `commit`, `target`),
 //! each with a small, bounded set of values (configured sources, platforms,
 //! outcome and error classes): never a review, location or group id. The
 //! process metrics (`process_*`) have the standard names.
@@ -74,6 +76,11 @@ pub const DELIVERIES_PAUSED: &str = "review_sync_deliveries_paused";
 /// intervals" alerts.
 pub const SOURCE_SCHEDULE_INTERVAL: &str = "review_sync_source_schedule_interval_seconds";
 
+/// Seconds platform requests waited for the budget of their quota scope,
+/// by `source` and `scope` (registered at zero per source at start;
+/// counted by `crate::quota`).
+pub const BUDGET_WAIT_SECONDS: &str = crate::quota::waits::WAIT_SECONDS;
+
 /// The process metrics (metrics-process, collected at each scrape), with
 /// the names every Prometheus client library uses.
 pub const PROCESS_METRICS: [&str; 8] = [
@@ -90,7 +97,7 @@ pub const PROCESS_METRICS: [&str; 8] = [
 /// Every metric name `/metrics` serves, each present from the start (a
 /// test scrapes a fresh daemon for them, and the Grafana dashboard may
 /// only query these).
-pub const METRIC_NAMES: [&str; 28] = [
+pub const METRIC_NAMES: [&str; 29] = [
     REVIEWS_FETCHED,
     RECORDS_QUARANTINED,
     DELIVERIES,
@@ -111,6 +118,7 @@ pub const METRIC_NAMES: [&str; 28] = [
     CONFIG_LAST_RELOAD_OK,
     DELIVERIES_PAUSED,
     SOURCE_SCHEDULE_INTERVAL,
+    BUDGET_WAIT_SECONDS,
     PROCESS_METRICS[0],
     PROCESS_METRICS[1],
     PROCESS_METRICS[2],
@@ -256,6 +264,10 @@ fn describe() {
         "Always 1: the version, commit and target of the binary"
     );
     describe_counter!(CONFIG_RELOADS, "Config reloads by outcome");
+    describe_counter!(
+        BUDGET_WAIT_SECONDS,
+        "Seconds platform requests waited for their quota scope's budget"
+    );
     describe_gauge!(
         CONFIG_LAST_RELOAD_OK,
         "1 when the last config reload was applied, 0 when it was refused"

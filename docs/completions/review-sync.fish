@@ -33,7 +33,7 @@ complete -c review-sync -n "__fish_review_sync_needs_command" -s h -l help -d 'P
 complete -c review-sync -n "__fish_review_sync_needs_command" -s V -l version -d 'Print version'
 complete -c review-sync -n "__fish_review_sync_needs_command" -f -a "run" -d 'Run the daemon: poll every source on its schedule (cron, in UTC) and deliver continuously'
 complete -c review-sync -n "__fish_review_sync_needs_command" -f -a "sync" -d 'One pass now: poll, deliver everything due, print a summary, exit'
-complete -c review-sync -n "__fish_review_sync_needs_command" -f -a "check" -d 'Validate the config and exit'
+complete -c review-sync -n "__fish_review_sync_needs_command" -f -a "check" -d 'Validate the config, print the quota plan, and exit'
 complete -c review-sync -n "__fish_review_sync_needs_command" -f -a "ledger" -d 'Query and repair the ledger'
 complete -c review-sync -n "__fish_review_sync_needs_command" -f -a "demo" -d 'Run two passes against the built-in sandbox and show what was delivered'
 complete -c review-sync -n "__fish_review_sync_needs_command" -f -a "sandbox" -d 'Serve the emulators of Travtus and every platform on loopback'
@@ -56,6 +56,8 @@ complete -c review-sync -n "__fish_review_sync_using_subcommand sync" -s v -l ve
 complete -c review-sync -n "__fish_review_sync_using_subcommand sync" -s q -l quiet -d 'Less logging (-q warnings only, -qq errors only)'
 complete -c review-sync -n "__fish_review_sync_using_subcommand sync" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c review-sync -n "__fish_review_sync_using_subcommand check" -l credentials-directory -d 'Read `{ credential = "NAME" }` secrets from DIR/NAME, the files the unit\'s LoadCredential= would provide (default: $CREDENTIALS_DIRECTORY)' -r -F
+complete -c review-sync -n "__fish_review_sync_using_subcommand check" -l format -d 'Print the whole check (summary, warnings, locations, online results and the quota plan) as text, or as one JSON object' -r -f -a "text\t'Lines for a person'
+json\t'One JSON object: the summary, warnings, locations, online results and the quota plan'"
 complete -c review-sync -n "__fish_review_sync_using_subcommand check" -l config -d 'The config file' -r -F
 complete -c review-sync -n "__fish_review_sync_using_subcommand check" -l log-format -d 'Log format on stderr (under systemd, text goes to the journal)' -r -f -a "text\t'Human-readable text'
 json\t'JSON lines'"
@@ -231,7 +233,7 @@ complete -c review-sync -n "__fish_review_sync_using_subcommand completions" -s 
 complete -c review-sync -n "__fish_review_sync_using_subcommand completions" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c review-sync -n "__fish_review_sync_using_subcommand help; and not __fish_seen_subcommand_from run sync check ledger demo sandbox completions help" -f -a "run" -d 'Run the daemon: poll every source on its schedule (cron, in UTC) and deliver continuously'
 complete -c review-sync -n "__fish_review_sync_using_subcommand help; and not __fish_seen_subcommand_from run sync check ledger demo sandbox completions help" -f -a "sync" -d 'One pass now: poll, deliver everything due, print a summary, exit'
-complete -c review-sync -n "__fish_review_sync_using_subcommand help; and not __fish_seen_subcommand_from run sync check ledger demo sandbox completions help" -f -a "check" -d 'Validate the config and exit'
+complete -c review-sync -n "__fish_review_sync_using_subcommand help; and not __fish_seen_subcommand_from run sync check ledger demo sandbox completions help" -f -a "check" -d 'Validate the config, print the quota plan, and exit'
 complete -c review-sync -n "__fish_review_sync_using_subcommand help; and not __fish_seen_subcommand_from run sync check ledger demo sandbox completions help" -f -a "ledger" -d 'Query and repair the ledger'
 complete -c review-sync -n "__fish_review_sync_using_subcommand help; and not __fish_seen_subcommand_from run sync check ledger demo sandbox completions help" -f -a "demo" -d 'Run two passes against the built-in sandbox and show what was delivered'
 complete -c review-sync -n "__fish_review_sync_using_subcommand help; and not __fish_seen_subcommand_from run sync check ledger demo sandbox completions help" -f -a "sandbox" -d 'Serve the emulators of Travtus and every platform on loopback'

@@ -85,7 +85,13 @@ pub enum Command {
     Run,
     /// One pass now: poll, deliver everything due, print a summary, exit.
     Sync(sync::SyncArgs),
-    /// Validate the config and exit.
+    /// Validate the config, print the quota plan, and exit.
+    ///
+    /// The quota plan counts the requests a day each quota scope (an OAuth
+    /// client, an API key, a Facebook Page) needs from the sources'
+    /// schedules and locations, against the platform's published quota;
+    /// a schedule that cannot fit is a warning naming the tightest one that
+    /// does. Warnings do not change the exit status.
     Check {
         /// Also fetch each token and list each location once.
         #[arg(long)]
@@ -95,6 +101,10 @@ pub enum Command {
         /// $CREDENTIALS_DIRECTORY).
         #[arg(long, value_name = "DIR")]
         credentials_directory: Option<PathBuf>,
+        /// Print the whole check (summary, warnings, locations, online
+        /// results and the quota plan) as text, or as one JSON object.
+        #[arg(long, value_enum, default_value_t = check::CheckFormat::Text)]
+        format: check::CheckFormat,
     },
     /// Query and repair the ledger.
     #[command(subcommand)]
@@ -128,11 +138,12 @@ pub async fn dispatch(args: Args) -> anyhow::Result<ExitCode> {
         Command::Check {
             online,
             credentials_directory,
+            format,
         } => {
             let options = config::LoadOptions {
                 credentials_directory,
             };
-            check::check(&args.config, online, &options).await
+            check::check(&args.config, online, format, &options).await
         }
         Command::Ledger(cmd) => ledger::ledger(&args.config, cmd).await,
         Command::Demo => demo::demo().await,

@@ -161,7 +161,9 @@ fn progress_source(app: &App) -> ProgressSource {
 
 /// Updates the bar's counts until aborted: locations read of those planned,
 /// reviews new and edited, delivered, pending in the ledger (read twice a
-/// second), and the waits for a platform's request budget.
+/// second), and the waits for a platform's request budget: how many and
+/// how long in all, and the longest one in progress (source, scope, time
+/// left and why).
 async fn show_progress(bar: ProgressBar, from: ProgressSource, reading: &'static str) {
     let mut tick = tokio::time::interval(Duration::from_millis(250));
     let mut pending: Option<u64> = None;
@@ -182,14 +184,20 @@ async fn show_progress(bar: ProgressBar, from: ProgressSource, reading: &'static
             .delivered
             .load(Ordering::Relaxed)
             .saturating_sub(from.delivered_before);
-        let (waits, waited) = review_sync::platforms::http::budget_waits();
+        let (waits, waited) = review_sync::quota::waits::totals();
+        // The longest wait in progress, named: a sync waiting for a
+        // budget never looks hung.
+        // It goes first: a narrow terminal cuts the end of the line.
+        let waiting = review_sync::quota::waits::longest_in_progress()
+            .map(|w| format!("{} | ", w.describe(tokio::time::Instant::now())))
+            .unwrap_or_default();
         let phase = if planned > 0 && done >= planned {
             "delivering"
         } else {
             reading
         };
         bar.set_message(format!(
-            "{phase} {done}/{planned} locations, {} new, {} edited; {delivered} delivered, {} pending; {waits} rate waits ({}s)",
+            "{waiting}{phase} {done}/{planned} locations, {} new, {} edited; {delivered} delivered, {} pending; {waits} rate waits ({}s)",
             p.new.load(Ordering::Relaxed),
             p.edited.load(Ordering::Relaxed),
             pending.map_or_else(|| "?".to_owned(), |n| n.to_string()),

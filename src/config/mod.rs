@@ -128,9 +128,12 @@ pub struct SourceConfig {
     /// form as `schedule`; default daily, [`DEFAULT_RECONCILE_SCHEDULE`]).
     /// `None` for kinds that cannot list every review of a location.
     pub reconcile_schedule: Option<Schedule>,
-    /// `requests_per_minute`: the budget of platform requests. Default: the
-    /// platform's published quota (its registry entry's).
-    pub requests_per_minute: NonZeroU32,
+    /// `requests_per_minute`: when set, a cap on this source's own
+    /// requests, and a raise of its scope's one-minute window when higher
+    /// (a Cloud project's raised quota). Unset (the default), the source
+    /// takes its requests from the budget of its quota scope alone, which
+    /// starts from the platform's published quota (`crate::quota`).
+    pub requests_per_minute: Option<NonZeroU32>,
     /// `timeout` for one platform request. Default 30s.
     pub timeout: Duration,
     /// How far one location's pass may go before it is given up on.
@@ -234,13 +237,37 @@ impl SourceKind {
         self.settings.urls()
     }
 
-    /// The platform client of `source`.
+    /// The platform client of `source`, taking its requests from `quotas`.
     pub(crate) fn client(
         &self,
         source: &SourceConfig,
         http: reqwest::Client,
+        quotas: &Arc<crate::quota::Quotas>,
     ) -> Box<dyn crate::platforms::SourceClient> {
-        self.settings.client(source, http)
+        self.settings.client(source, http, quotas)
+    }
+
+    /// What the source's requests count against (its OAuth client's or API
+    /// key's scope, one per location, or none).
+    pub fn quota_scope(&self) -> crate::quota::QuotaScope {
+        self.settings.quota_scope()
+    }
+
+    /// The platform's published quota of one scope.
+    pub fn quota_windows(&self) -> Vec<crate::quota::Window> {
+        (self.platform.quota)()
+    }
+
+    /// The platform's reader of what its answers say about the quota.
+    pub(crate) fn observer(
+        &self,
+    ) -> fn(&crate::quota::headers::Answer<'_>) -> Vec<crate::quota::Adjustment> {
+        self.platform.observe
+    }
+
+    /// Requests of one pass of `kind` per location, for the quota plan.
+    pub fn pass_cost(&self, kind: crate::quota::plan::PassKind) -> crate::quota::plan::PassCost {
+        self.settings.pass_cost(kind)
     }
 }
 

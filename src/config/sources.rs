@@ -89,7 +89,7 @@ impl Validator<'_> {
             .require(&raw.schedule, "schedule", PLACE, &raw.span, &raw.invalid)
             .and_then(|field| self.cron("schedule", field));
         let reconcile_schedule = self.reconcile_schedule(raw, kind);
-        let requests_per_minute = self.requests_per_minute(raw.requests_per_minute.as_ref(), kind);
+        let requests_per_minute = self.requests_per_minute(raw.requests_per_minute.as_ref());
         let timeout = self.timeout(raw.timeout.as_ref());
         let pass_bounds = self.pass_bounds(raw);
         let settings = kind.and_then(|platform| self.settings(platform, raw));
@@ -167,17 +167,15 @@ impl Validator<'_> {
         }
     }
 
-    /// `requests_per_minute`, or the kind's default.
-    fn requests_per_minute(
-        &mut self,
-        field: Option<&Field<i64>>,
-        kind: Option<&'static Platform>,
-    ) -> Option<NonZeroU32> {
+    /// `requests_per_minute`: an explicit cap on the source's own requests
+    /// (and a raise of its scope's minute window), or none: the scope's
+    /// budget alone, from the platform's published quota.
+    fn requests_per_minute(&mut self, field: Option<&Field<i64>>) -> Option<Option<NonZeroU32>> {
         let Some(field) = field else {
-            return kind.map(|platform| platform.requests_per_minute);
+            return Some(None);
         };
         match u32::try_from(field.value).ok().and_then(NonZeroU32::new) {
-            Some(budget) => Some(budget),
+            Some(budget) => Some(Some(budget)),
             None => self.problem(
                 &field.span,
                 format!(

@@ -117,7 +117,10 @@ fn defaults_fill_every_optional_key() {
     assert!(config.warnings.is_empty(), "{:?}", config.warnings);
     let source = &config.sources[0];
     assert_eq!(source.name.as_str(), "imports");
-    assert_eq!(source.requests_per_minute.get(), 600);
+    assert_eq!(
+        source.requests_per_minute, None,
+        "no override: the scope's budget"
+    );
     assert_eq!(source.timeout, std::time::Duration::from_secs(30));
     assert!(
         source
@@ -165,7 +168,10 @@ refresh_token = "gr"
     assert_eq!(client_id, "id");
     assert_eq!(client_secret.expose(), "s");
     let source = &config.sources[0];
-    assert_eq!(source.requests_per_minute.get(), 300);
+    assert_eq!(
+        source.requests_per_minute, None,
+        "no override: the scope's budget"
+    );
     let Some(google) = source.kind.settings::<GoogleConfig>() else {
         panic!("expected google");
     };
@@ -633,7 +639,7 @@ fn requests_per_minute_and_timeout() {
         FILE_SOURCE.replace("kind", "requests_per_minute = 10\ntimeout = \"5s\"\nkind")
     );
     let source = &ok(&text).sources[0];
-    assert_eq!(source.requests_per_minute.get(), 10);
+    assert_eq!(source.requests_per_minute.map(|n| n.get()), Some(10));
     assert_eq!(source.timeout, std::time::Duration::from_secs(5));
     let text = format!(
         "{TRAVTUS}{}",
@@ -1409,7 +1415,10 @@ fn the_example_config_loads_with_the_documented_values() -> std::io::Result<()> 
         google.reconcile_schedule.as_ref().map(|s| s.as_str()),
         Some("0 30 3 * * *")
     );
-    assert_eq!(google.requests_per_minute.get(), 300);
+    assert_eq!(
+        google.requests_per_minute, None,
+        "no override: the scope's budget"
+    );
     let Some(settings) = google.kind.settings::<GoogleConfig>() else {
         panic!("the first example source is google_business_profile");
     };
@@ -1454,7 +1463,10 @@ fn the_example_config_loads_with_the_documented_values() -> std::io::Result<()> 
 
     let file = &config.sources[1];
     assert_eq!(file.name.as_str(), "acme-imports");
-    assert_eq!(file.requests_per_minute.get(), 600);
+    assert_eq!(
+        file.requests_per_minute, None,
+        "no override: the scope's budget"
+    );
     assert_eq!(file.reconcile_schedule, None, "files cannot reconcile");
     assert_eq!(
         file.kind
@@ -1468,7 +1480,10 @@ fn the_example_config_loads_with_the_documented_values() -> std::io::Result<()> 
     );
 
     let places = &config.sources[2];
-    assert_eq!(places.requests_per_minute.get(), 600);
+    assert_eq!(
+        places.requests_per_minute, None,
+        "no override: the scope's budget"
+    );
     assert_eq!(
         places.reconcile_schedule, None,
         "Places cannot list every review"
@@ -1488,7 +1503,10 @@ fn the_example_config_loads_with_the_documented_values() -> std::io::Result<()> 
     );
 
     let yelp = &config.sources[3];
-    assert_eq!(yelp.requests_per_minute.get(), 60);
+    assert_eq!(
+        yelp.requests_per_minute, None,
+        "no override: the scope's budget"
+    );
     let Some(settings) = yelp.kind.settings::<YelpConfig>() else {
         panic!("the fourth example source is yelp");
     };
@@ -1497,7 +1515,10 @@ fn the_example_config_loads_with_the_documented_values() -> std::io::Result<()> 
     assert_eq!(settings.locale.as_deref(), Some("en_US"));
 
     let facebook = &config.sources[4];
-    assert_eq!(facebook.requests_per_minute.get(), 3);
+    assert_eq!(
+        facebook.requests_per_minute, None,
+        "no override: the scope's budget"
+    );
     let Some(settings) = facebook.kind.settings::<FacebookConfig>() else {
         panic!("the fifth example source is facebook");
     };
@@ -1520,7 +1541,10 @@ fn the_example_config_loads_with_the_documented_values() -> std::io::Result<()> 
     );
 
     let trustpilot = &config.sources[5];
-    assert_eq!(trustpilot.requests_per_minute.get(), 166);
+    assert_eq!(
+        trustpilot.requests_per_minute, None,
+        "no override: the scope's budget"
+    );
     let Some(settings) = trustpilot.kind.settings::<TrustpilotConfig>() else {
         panic!("the sixth example source is trustpilot");
     };
@@ -1607,7 +1631,10 @@ fn new_kinds_default_to_the_real_hosts_and_published_quotas() {
         "",
     ));
     let source = &config.sources[0];
-    assert_eq!(source.requests_per_minute.get(), 600);
+    assert_eq!(
+        source.requests_per_minute, None,
+        "no override: the scope's budget"
+    );
     let Some(places) = source.kind.settings::<PlacesConfig>() else {
         panic!("expected google_places");
     };
@@ -1625,7 +1652,10 @@ fn new_kinds_default_to_the_real_hosts_and_published_quotas() {
         "",
     ));
     let source = &config.sources[0];
-    assert_eq!(source.requests_per_minute.get(), 60);
+    assert_eq!(
+        source.requests_per_minute, None,
+        "no override: the scope's budget"
+    );
     let Some(yelp) = source.kind.settings::<YelpConfig>() else {
         panic!("expected yelp");
     };
@@ -1639,7 +1669,10 @@ fn new_kinds_default_to_the_real_hosts_and_published_quotas() {
         "",
     ));
     let source = &config.sources[0];
-    assert_eq!(source.requests_per_minute.get(), 3);
+    assert_eq!(
+        source.requests_per_minute, None,
+        "no override: the scope's budget"
+    );
     let Some(facebook) = source.kind.settings::<FacebookConfig>() else {
         panic!("expected facebook");
     };
@@ -1663,7 +1696,10 @@ fn new_kinds_default_to_the_real_hosts_and_published_quotas() {
         "",
     ));
     let source = &config.sources[0];
-    assert_eq!(source.requests_per_minute.get(), 166);
+    assert_eq!(
+        source.requests_per_minute, None,
+        "no override: the scope's budget"
+    );
     let Some(trustpilot) = source.kind.settings::<TrustpilotConfig>() else {
         panic!("expected trustpilot");
     };

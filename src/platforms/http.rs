@@ -1,12 +1,23 @@
-//! What every platform client shares: the per-source rate limit, bearer
-//! tokens with refresh on 401, retries with backoff on 429/5xx and transport
-//! errors, a size cap on bodies, redirects (same origin only, for a GET:
-//! `crate::redirect`), and request counting.
+//! What every platform client shares: the request budgets of its quota
+//! scope (`crate::quota`), bearer tokens with refresh on 401, retries with
+//! backoff on 429/5xx and transport errors, a size cap on bodies, redirects
+//! (same origin only, for a GET: `crate::redirect`), and request counting.
 //!
 //! One [`PlatformHttp`] per source. Platform modules build the URL and any
 //! extra headers or query, and map the platform's own error bodies through
 //! the `on_error` closure; everything about *whether* and *when* to try again
 //! lives here, so every platform behaves the same under throttling.
+//!
+//! Every request (each retry and redirect hop too) first takes a call from
+//! the budget of its scope, shared by every source of the scope (its
+//! OAuth client or API key; a Facebook source's Page, per location), and
+//! from the source's own `requests_per_minute` when it set one. It waits as
+//! long as the budget needs, but never past the time left to the location's
+//! read (its pass bound, [`reading_until`]): a call that could not go in
+//! time fails the location at once as `quota_exhausted`, naming the scope
+//! and why. Every answer, success or error, goes through the platform's
+//! observer (its registry entry's `observe`: usage headers, refusals, a
+//! 429's `Retry-After`) to the budget, which slows down or stops the scope.
 //!
 //! **Invariant:** no token, API key or query string reaches an error message
 //! or a log line from this module: errors carry statuses, OAuth error codes
@@ -15,13 +26,17 @@
 use super::PlatformError;
 use crate::config::SourceConfig;
 use crate::oauth::{AccessToken, TokenCache, TokenError, describe_transport};
+use crate::quota::headers::Answer;
+use crate::quota::{Adjustment, Budget, OverBudget, QuotaScope, Quotas, SourceBudget, Window};
 use crate::retry::{Backoff, retry_after_header};
-use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use reqwest::header::HeaderMap;
 use reqwest::{Method, RequestBuilder, Response, StatusCode};
+use std::future::Future;
 use std::num::NonZeroU32;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
+use tokio::time::Instant;
 use url::Url;
 
 /// Retries after the first attempt for 429, 5xx, timeouts and connection
@@ -40,33 +55,92 @@ pub const MAX_BODY_BYTES: usize = 16 * 1024 * 1024;
 /// JSON is small, and we only want its code and message.
 const MAX_ERROR_BODY_BYTES: usize = 64 * 1024;
 
-/// Requests that had to wait for their source's request budget, and how
-/// long they waited in all (nanoseconds), since start: what `sync`'s
-/// progress line shows. Process-wide and minimal on purpose: per-scope
-/// budgets and their log lines are issue 12's.
-static BUDGET_WAITS: AtomicU64 = AtomicU64::new(0);
-static BUDGET_WAITED_NANOS: AtomicU64 = AtomicU64::new(0);
-
-/// Requests that waited for a source's request budget (`requests_per_minute`)
-/// since the process started, and the time they waited in all.
-pub fn budget_waits() -> (u64, Duration) {
-    (
-        BUDGET_WAITS.load(Ordering::Relaxed),
-        Duration::from_nanos(BUDGET_WAITED_NANOS.load(Ordering::Relaxed)),
-    )
+tokio::task_local! {
+    /// When the location read in progress must end (its pass bound).
+    static READ_UNTIL: Instant;
 }
 
-/// Takes one request from `limiter`, waiting (and counting the wait) when
-/// the budget is spent.
-async fn wait_for_budget(limiter: &DefaultDirectRateLimiter) {
-    if limiter.check().is_ok() {
-        return;
+/// Runs `read` (the fetch of one page of a location) knowing that the read
+/// must end by `until`: no request of it waits for a budget past then
+/// (it fails as `quota_exhausted` at once instead). Requests outside a
+/// location's read (discovery, `check --online`) may wait up to the
+/// source's `max_pass_time`.
+pub async fn reading_until<F: Future>(until: Instant, read: F) -> F::Output {
+    READ_UNTIL.scope(until, read).await
+}
+
+/// A source's side of its request budgets: what its requests count against
+/// and how the platform's answers are read.
+struct SourceQuota {
+    /// The process's budgets (one per scope, kept across reloads).
+    quotas: Arc<Quotas>,
+    /// The source's name, its own `requests_per_minute` cap and waits.
+    own: SourceBudget,
+    /// What its requests count against.
+    scope: QuotaScope,
+    /// The platform's published windows, for a scope's first budget.
+    windows: Vec<Window>,
+    /// The source's `requests_per_minute`, when set.
+    requests_per_minute: Option<NonZeroU32>,
+    /// The platform's reader of its answers.
+    observe: fn(&Answer<'_>) -> Vec<Adjustment>,
+    /// The budget of requests that count against no platform scope: the
+    /// source's own cap only (a private scope with no window).
+    unscoped: Arc<Budget>,
+    /// How long a request outside a location's read may wait for its
+    /// budget: the source's `max_pass_time`.
+    longest_wait: Duration,
+}
+
+impl SourceQuota {
+    /// The budget of a source's requests that count against no platform
+    /// scope: a private one without windows, so only the source's own cap
+    /// applies.
+    fn unscoped(kind: &'static str, name: &str) -> Arc<Budget> {
+        Quotas::new().budget(
+            &crate::quota::ScopeKey::location(kind, "source", name),
+            &[],
+            None,
+        )
     }
-    BUDGET_WAITS.fetch_add(1, Ordering::Relaxed);
-    let started = std::time::Instant::now();
-    limiter.until_ready().await;
-    let waited = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
-    BUDGET_WAITED_NANOS.fetch_add(waited, Ordering::Relaxed);
+
+    /// The budget a request for `location` (or for none) counts against.
+    fn budget(&self, location: Option<&str>) -> Arc<Budget> {
+        match self.scope.key(location) {
+            Some(key) => self
+                .quotas
+                .budget(&key, &self.windows, self.requests_per_minute),
+            None => self.unscoped.clone(),
+        }
+    }
+
+    /// Takes one call from `budget`, waiting at most the time left to the
+    /// location's read.
+    async fn take(&self, budget: &Budget) -> Result<(), OverBudget> {
+        let longest = READ_UNTIL
+            .try_with(|until| until.saturating_duration_since(Instant::now()))
+            .unwrap_or(self.longest_wait);
+        budget.take_within(&self.own, longest).await.map(|_| ())
+    }
+
+    /// Hands an answer to the platform's observer and its budget.
+    fn observe(
+        &self,
+        budget: &Budget,
+        status: StatusCode,
+        headers: &HeaderMap,
+        json: Option<&serde_json::Value>,
+    ) {
+        let adjustments = (self.observe)(&Answer {
+            status,
+            headers,
+            json,
+            scope: budget.key(),
+        });
+        if !adjustments.is_empty() {
+            budget.follow(self.own.name(), &adjustments);
+        }
+    }
 }
 
 /// An error answer (after retries, if it was retryable), handed to the
@@ -154,14 +228,15 @@ impl From<PlatformError> for ErrorVerdict {
 }
 
 /// The request machinery of one source: shared connection pool, the source's
-/// timeout and rate limit, optional bearer tokens, and a request counter.
+/// timeout and request budgets, optional bearer tokens, and a request counter.
 pub struct PlatformHttp {
     client: reqwest::Client,
     /// Per request (connect to end of body), from the source config.
     timeout: Duration,
-    /// The source's `requests_per_minute`; awaited before every request,
-    /// retries included, because the platform counts those too.
-    limiter: DefaultDirectRateLimiter,
+    /// The budgets of its scope(s) and its own cap; taken from before every
+    /// request, retries and redirect hops included, because the platform
+    /// counts those too.
+    quota: SourceQuota,
     /// Present for OAuth platforms; API-key platforms add their key in `build`.
     tokens: Option<TokenCache>,
     /// API requests sent (every attempt).
@@ -191,28 +266,61 @@ pub fn shown_url(url: &Url) -> String {
 }
 
 impl PlatformHttp {
-    /// The machinery for `source`, on the shared pool `client`.
+    /// The machinery for `source`, on the shared pool `client`, taking its
+    /// requests from the budgets of its platform's scope in `quotas`.
     pub fn for_source(
         source: &SourceConfig,
         client: reqwest::Client,
         tokens: Option<TokenCache>,
+        quotas: &Arc<Quotas>,
     ) -> PlatformHttp {
-        let tokens =
-            tokens.map(|t| t.labelled(source.kind.kind_name(), Some(source.name.as_str())));
-        PlatformHttp::new(client, source.requests_per_minute, source.timeout, tokens)
+        let kind = source.kind.kind_name();
+        let tokens = tokens.map(|t| t.labelled(kind, Some(source.name.as_str())));
+        let quota = SourceQuota {
+            quotas: quotas.clone(),
+            own: SourceBudget::new(source.name.as_str(), source.requests_per_minute),
+            scope: source.kind.quota_scope(),
+            windows: source.kind.quota_windows(),
+            requests_per_minute: source.requests_per_minute,
+            observe: source.kind.observer(),
+            unscoped: SourceQuota::unscoped(kind, source.name.as_str()),
+            longest_wait: source.pass_bounds.incremental_time,
+        };
+        PlatformHttp::with_quota(client, source.timeout, tokens, quota)
     }
 
-    /// The machinery with an explicit budget and timeout.
+    /// The machinery with no platform scope: only `requests_per_minute`
+    /// (when given) paces it, and it waits at most 5 minutes outside a
+    /// location's read (tests, and clients built by hand).
     pub fn new(
         client: reqwest::Client,
-        requests_per_minute: NonZeroU32,
+        requests_per_minute: Option<NonZeroU32>,
         timeout: Duration,
         tokens: Option<TokenCache>,
+    ) -> PlatformHttp {
+        let quota = SourceQuota {
+            quotas: Arc::new(Quotas::new()),
+            own: SourceBudget::new("unnamed", requests_per_minute),
+            scope: QuotaScope::None,
+            windows: Vec::new(),
+            requests_per_minute,
+            observe: |_| Vec::new(),
+            unscoped: SourceQuota::unscoped("unnamed", "unnamed"),
+            longest_wait: crate::config::PassBounds::default().incremental_time,
+        };
+        PlatformHttp::with_quota(client, timeout, tokens, quota)
+    }
+
+    fn with_quota(
+        client: reqwest::Client,
+        timeout: Duration,
+        tokens: Option<TokenCache>,
+        quota: SourceQuota,
     ) -> PlatformHttp {
         PlatformHttp {
             client,
             timeout,
-            limiter: RateLimiter::direct(Quota::per_minute(requests_per_minute)),
+            quota,
             tokens,
             requests: AtomicU64::new(0),
             token_failures: AtomicU64::new(0),
@@ -265,7 +373,21 @@ impl PlatformHttp {
         build: impl Fn(RequestBuilder) -> RequestBuilder,
         judge: impl Fn(ErrorAnswer<'_>) -> ErrorVerdict,
     ) -> Result<serde_json::Value, PlatformError> {
-        self.request_json(Method::GET, url, build, judge).await
+        self.send_json(None, Method::GET, url, build, judge).await
+    }
+
+    /// [`PlatformHttp::get_json`] for one location of a platform whose
+    /// scope is per location (a Facebook Page): the request counts against
+    /// that location's budget.
+    pub async fn get_json_at(
+        &self,
+        location: &crate::domain::LocationId,
+        url: &Url,
+        build: impl Fn(RequestBuilder) -> RequestBuilder,
+        judge: impl Fn(ErrorAnswer<'_>) -> ErrorVerdict,
+    ) -> Result<serde_json::Value, PlatformError> {
+        self.send_json(Some(location.as_str()), Method::GET, url, build, judge)
+            .await
     }
 
     /// Sends a request and returns its JSON body.
@@ -279,7 +401,10 @@ impl PlatformHttp {
     /// `judge`, which maps it and says whether the shared retry policy
     /// applies ([`ErrorVerdict`]: Yelp's daily limit is a 429 that only
     /// midnight cures; Graph throttles with a 400). Only a GET follows a
-    /// redirect (`crate::redirect`).
+    /// redirect (`crate::redirect`). Each attempt takes a call from the
+    /// source's budget first, and every answer is observed by it (see the
+    /// module doc); a budget that cannot let a call go in time is
+    /// [`PlatformError::QuotaExhausted`], not retried.
     pub async fn request_json(
         &self,
         method: Method,
@@ -287,6 +412,18 @@ impl PlatformHttp {
         build: impl Fn(RequestBuilder) -> RequestBuilder,
         judge: impl Fn(ErrorAnswer<'_>) -> ErrorVerdict,
     ) -> Result<serde_json::Value, PlatformError> {
+        self.send_json(None, method, url, build, judge).await
+    }
+
+    async fn send_json(
+        &self,
+        location: Option<&str>,
+        method: Method,
+        url: &Url,
+        build: impl Fn(RequestBuilder) -> RequestBuilder,
+        judge: impl Fn(ErrorAnswer<'_>) -> ErrorVerdict,
+    ) -> Result<serde_json::Value, PlatformError> {
+        let budget = self.quota.budget(location);
         let path = url.path();
         let mut retries = 0u32;
         // Set after a 401: the token to renew (once per call).
@@ -312,8 +449,11 @@ impl PlatformHttp {
                 request = request.bearer_auth(token.secret());
             }
             tracing::debug!(%method, path, attempt = retries + 1, "platform request");
-            let mut response = match self.send_following(request).await {
+            let mut response = match self.send_following(request, &budget).await {
                 Ok(response) => response,
+                Err(SendError::OverBudget(over)) => {
+                    return Err(PlatformError::QuotaExhausted(over.to_string()));
+                }
                 Err(SendError::Redirect(refused)) => {
                     tracing::warn!(path, error = %refused, "platform redirect refused");
                     return Err(PlatformError::Redirect(refused));
@@ -328,6 +468,8 @@ impl PlatformHttp {
             let status = response.status();
 
             if status.is_success() {
+                self.quota
+                    .observe(&budget, status, response.headers(), None);
                 let body = match read_capped(&mut response, self.body_cap).await {
                     Ok(body) => body,
                     Err(BodyError::TooLarge) => {
@@ -368,6 +510,7 @@ impl PlatformHttp {
                 Ok(body) => serde_json::from_slice::<serde_json::Value>(&body).ok(),
                 Err(_) => None,
             };
+            self.quota.observe(&budget, status, &headers, json.as_ref());
             let verdict = judge(ErrorAnswer {
                 status,
                 json: json.as_ref(),
@@ -389,9 +532,13 @@ impl PlatformHttp {
     /// Sends one request and follows its redirects by `crate::redirect`'s
     /// rules: a GET to its own origin, at most `MAX_REDIRECTS` times, with
     /// the same headers (its credentials stay with their origin); anything
-    /// else is refused. Every hop waits for the rate limit, counts as a
+    /// else is refused. Every hop takes a call from `budget`, counts as a
     /// request and has the source's timeout.
-    async fn send_following(&self, request: RequestBuilder) -> Result<Response, SendError> {
+    async fn send_following(
+        &self,
+        request: RequestBuilder,
+        budget: &Budget,
+    ) -> Result<Response, SendError> {
         let mut request = request
             .build()
             .map_err(|e| SendError::Transport(describe_transport(&e)))?;
@@ -403,7 +550,10 @@ impl PlatformHttp {
                 request.url().clone(),
                 request.headers().clone(),
             );
-            wait_for_budget(&self.limiter).await;
+            self.quota
+                .take(budget)
+                .await
+                .map_err(SendError::OverBudget)?;
             self.requests.fetch_add(1, Ordering::Relaxed);
             let response = self
                 .client
@@ -494,6 +644,8 @@ pub fn is_retryable_status(status: StatusCode) -> bool {
 
 /// Why [`PlatformHttp::send_following`] got no answer to read.
 enum SendError {
+    /// The budget could not let the request go in time.
+    OverBudget(OverBudget),
     /// No HTTP answer (described without the URL).
     Transport(String),
     /// A redirect that is not followed.
@@ -594,6 +746,7 @@ mod tests {
     use crate::config::Secret;
     use crate::oauth::Grant;
     use crate::platforms::test_server::{Answer, Server};
+    use crate::quota::Quotas;
 
     const FAST: Backoff = Backoff {
         base: Duration::from_millis(1),
@@ -621,7 +774,7 @@ mod tests {
                 client.clone(),
             )
         });
-        PlatformHttp::new(client, rpm(6000), Duration::from_secs(5), tokens)
+        PlatformHttp::new(client, Some(rpm(6000)), Duration::from_secs(5), tokens)
             .with_retries(FAST, MAX_RETRIES)
     }
 
@@ -646,18 +799,141 @@ mod tests {
         }
     }
 
+    /// The client of a source of `kind` (TOML keys `keys`) at `server`,
+    /// on `quotas`, without retries.
+    fn source_http(
+        server: &Server,
+        kind: &str,
+        name: &str,
+        keys: &str,
+        quotas: &Arc<Quotas>,
+    ) -> PlatformHttp {
+        let source = crate::platforms::test_support::source_from_toml(&format!(
+            "[[source]]\nname = \"{name}\"\nkind = \"{kind}\"\nschedule = \"0 * * * * *\"\ntimeout = \"5s\"\napi_base_url = \"{}\"\n{keys}\n  [[source.location]]\n  id = \"x\"\n  group_id = \"g\"\n",
+            server.base
+        ));
+        PlatformHttp::for_source(
+            &source,
+            crate::app::http_client().expect("client"),
+            None,
+            quotas,
+        )
+        .with_retries(FAST, 0)
+    }
+
     #[tokio::test]
-    async fn a_wait_for_the_request_budget_is_counted() {
-        // A budget of 600 a minute without burst: the first request is
-        // free, the second waits its 100 ms. (The counters are process-wide:
-        // other tests may add to them meanwhile, never take away.)
-        let limiter = RateLimiter::direct(Quota::per_minute(rpm(600)).allow_burst(rpm(1)));
-        let (before, _) = budget_waits();
-        wait_for_budget(&limiter).await;
-        wait_for_budget(&limiter).await;
-        let (after, waited) = budget_waits();
-        assert!(after > before, "the second request waited");
-        assert!(!waited.is_zero());
+    async fn a_request_its_budget_cannot_let_go_in_time_fails_as_quota_exhausted() {
+        let server = Server::start().await;
+        server.script("/api", vec![Answer::json(200, "{}")]);
+        // One a minute: the second request would wait a minute.
+        let http = PlatformHttp::new(
+            crate::app::http_client().expect("http client"),
+            Some(rpm(1)),
+            Duration::from_secs(2),
+            None,
+        );
+        get(&http, &url(&server, "/api")).await.expect("first");
+        let (before, _) = crate::quota::waits::totals();
+        let read_ends = Instant::now() + Duration::from_secs(5);
+        let err = tokio::time::timeout(
+            Duration::from_secs(30),
+            reading_until(read_ends, get(&http, &url(&server, "/api"))),
+        )
+        .await
+        .expect("refused at once, not after the minute")
+        .expect_err("no call within the read's time");
+        assert_eq!(err.error_type(), "quota_exhausted");
+        assert!(
+            err.to_string()
+                .ends_with("the source's requests_per_minute (1)"),
+            "{err}"
+        );
+        assert_eq!(server.count("/api"), 1, "the second was never sent");
+        assert_eq!(
+            crate::quota::waits::totals().0,
+            before,
+            "a refusal is not a wait"
+        );
+    }
+
+    /// Every answer, a success too, goes through the platform's observer
+    /// to its scope's budget, which every source of the scope shares: a
+    /// Yelp answer saying no call is left today stops both sources of the
+    /// key, without a request.
+    #[tokio::test]
+    async fn what_an_answer_says_of_the_quota_stops_every_source_of_the_scope() {
+        let server = Server::start().await;
+        server.script(
+            "/v3/businesses/x/reviews",
+            vec![
+                Answer::json(200, r#"{"reviews":[]}"#)
+                    .header("ratelimit-dailylimit", "300")
+                    .header("ratelimit-remaining", "0"),
+            ],
+        );
+        let quotas = Arc::new(Quotas::new());
+        let key = "api_key = \"shared-k3y\"";
+        let east = source_http(&server, "yelp", "yelp-east", key, &quotas);
+        let west = source_http(&server, "yelp", "yelp-west", key, &quotas);
+        let other = source_http(
+            &server,
+            "yelp",
+            "yelp-other",
+            "api_key = \"other-k3y\"",
+            &quotas,
+        );
+        let reviews = url(&server, "/v3/businesses/x/reviews");
+        get(&east, &reviews)
+            .await
+            .expect("the last call of the day");
+        for http in [&east, &west] {
+            let err = get(http, &reviews).await.expect_err("nothing left today");
+            assert_eq!(err.error_type(), "quota_exhausted", "{err}");
+            let text = err.to_string();
+            assert!(text.contains("yelp API key #"), "{text}");
+            assert!(
+                text.ends_with("the daily cap (300 per day (resets 00:00 UTC)) is used up"),
+                "{text}"
+            );
+            assert!(!text.contains("k3y"), "{text}");
+        }
+        assert_eq!(server.count("/v3/businesses/x/reviews"), 1);
+        // Another key is another scope.
+        get(&other, &reviews).await.expect("another key's budget");
+    }
+
+    /// A 429's `Retry-After` pauses the whole scope: another source of the
+    /// same key does not send into it.
+    #[tokio::test]
+    async fn a_429_pauses_every_source_of_the_scope() {
+        let server = Server::start().await;
+        server.script(
+            "/v1/places/x",
+            vec![Answer::json(429, "{}").header("retry-after", "120")],
+        );
+        let quotas = Arc::new(Quotas::new());
+        let key = "api_key = \"places-k3y\"";
+        let first = source_http(&server, "google_places", "places-a", key, &quotas);
+        let second = source_http(&server, "google_places", "places-b", key, &quotas);
+        let place = url(&server, "/v1/places/x");
+        let err = get(&first, &place).await.expect_err("429");
+        assert!(
+            matches!(err, PlatformError::Http { status: 429, .. }),
+            "{err:?}"
+        );
+        let err = reading_until(
+            Instant::now() + Duration::from_secs(60),
+            get(&second, &place),
+        )
+        .await
+        .expect_err("paused for two minutes");
+        assert_eq!(err.error_type(), "quota_exhausted");
+        assert!(
+            err.to_string()
+                .ends_with("the platform answered 429 with Retry-After 2m"),
+            "{err}"
+        );
+        assert_eq!(server.count("/v1/places/x"), 1);
     }
 
     #[tokio::test]
@@ -969,7 +1245,7 @@ mod tests {
         };
         let http = PlatformHttp::new(
             crate::app::http_client().expect("http client"),
-            rpm(6000),
+            Some(rpm(6000)),
             Duration::from_secs(2),
             None,
         )
@@ -984,7 +1260,7 @@ mod tests {
         server.script("/slow", vec![Answer::hang()]);
         let http = PlatformHttp::new(
             crate::app::http_client().expect("http client"),
-            rpm(6000),
+            Some(rpm(6000)),
             Duration::from_millis(200),
             None,
         )
@@ -1006,7 +1282,7 @@ mod tests {
         // A budget of 1 per minute (burst 1): the second request must wait.
         let http = PlatformHttp::new(
             crate::app::http_client().expect("http client"),
-            rpm(1),
+            Some(rpm(1)),
             Duration::from_secs(2),
             None,
         );

@@ -343,9 +343,14 @@ pub struct Discovery {
     pub failures: Vec<(String, PlatformError)>,
 }
 
-/// The client of a configured source, built by its platform.
-pub fn client(source: &SourceConfig, http: reqwest::Client) -> Box<dyn SourceClient> {
-    source.kind.client(source, http)
+/// The client of a configured source, built by its platform, taking its
+/// requests from the process's budgets `quotas`.
+pub fn client(
+    source: &SourceConfig,
+    http: reqwest::Client,
+    quotas: &std::sync::Arc<crate::quota::Quotas>,
+) -> Box<dyn SourceClient> {
+    source.kind.client(source, http, quotas)
 }
 
 /// Checks a location id that goes into a URL path as one segment (`bare`,

@@ -15,8 +15,10 @@ use super::SourceClient;
 use crate::config::SourceConfig;
 use crate::config::keys::{Key, SourceKeys};
 use crate::domain::LocationId;
+use crate::quota::headers::{Adjustment, Answer};
+use crate::quota::plan::{PassCost, PassKind};
+use crate::quota::{QuotaScope, Quotas, Window};
 use std::any::Any;
-use std::num::NonZeroU32;
 use std::sync::Arc;
 use url::Url;
 
@@ -41,8 +43,14 @@ pub(crate) struct Platform {
     pub(crate) keys: &'static [Key],
     /// Its own `[[source.location]]` keys, beyond `id` and the group.
     pub(crate) location_keys: &'static [Key],
-    /// `requests_per_minute` when not set: the platform's published quota.
-    pub(crate) requests_per_minute: NonZeroU32,
+    /// The platform's published quota per scope (`quota::Window`s): what a
+    /// scope's budget starts from before the platform's answers say more,
+    /// and what `check`'s quota plan counts against. Empty: no quota.
+    pub(crate) quota: fn() -> Vec<Window>,
+    /// What an answer (success or error) says about the scope's limits
+    /// (usage headers, refusals, a 429's `Retry-After`), for its budget to
+    /// follow.
+    pub(crate) observe: fn(&Answer<'_>) -> Vec<Adjustment>,
     /// Whether it lists every review of a location, so that a full pass can
     /// tell which reviews vanished: the kinds that take
     /// `reconcile_schedule`.
@@ -67,8 +75,14 @@ pub(crate) struct Platform {
 /// A source's validated settings of its platform: what `[[source]]` said
 /// beyond the keys every source takes.
 pub(crate) trait Settings: std::fmt::Debug + Send + Sync + Any {
-    /// The platform client of `source`, on the shared pool `http`.
-    fn client(&self, source: &SourceConfig, http: reqwest::Client) -> Box<dyn SourceClient>;
+    /// The platform client of `source`, on the shared pool `http`, taking
+    /// its requests from the process's budgets `quotas`.
+    fn client(
+        &self,
+        source: &SourceConfig,
+        http: reqwest::Client,
+        quotas: &Arc<Quotas>,
+    ) -> Box<dyn SourceClient>;
     /// The `review.source` its reviews and quarantined records are
     /// recorded under.
     fn review_platform(&self) -> &str;
@@ -78,6 +92,17 @@ pub(crate) trait Settings: std::fmt::Debug + Send + Sync + Any {
     }
     /// Every URL a credential of this source is sent to.
     fn urls(&self) -> Vec<&Url>;
+    /// What its requests count against: the scope of its OAuth client or
+    /// API key, one per location, or none.
+    fn quota_scope(&self) -> QuotaScope {
+        QuotaScope::None
+    }
+    /// Requests of one pass of `kind` per location, for the quota plan:
+    /// one request per location unless the platform reads several at once.
+    fn pass_cost(&self, kind: PassKind) -> PassCost {
+        let _ = kind;
+        PassCost::PerLocation(1)
+    }
     /// What offline `check` says about a location without asking the
     /// platform (`None`: nothing): a line, and problems worth a warning.
     fn inspect(&self, location: &LocationId) -> Option<(String, Vec<String>)> {
@@ -157,6 +182,27 @@ pub fn sandbox_sources(sb: &sandbox::Sandbox) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_platform_has_its_published_quota() {
+        let shown = |kind: &str| {
+            let platform = by_kind(kind).expect("a platform");
+            (platform.quota)()
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        assert_eq!(shown("google_business_profile"), "300 per minute");
+        assert_eq!(shown("google_places"), "600 per minute");
+        assert_eq!(
+            shown("yelp"),
+            "300 per day (resets 00:00 UTC), 1 per second"
+        );
+        assert_eq!(shown("facebook"), "4800 per 24 hours");
+        assert_eq!(shown("trustpilot"), "833 per 5 minutes, 10000 per hour");
+        assert_eq!(shown("file"), "");
+    }
 
     #[test]
     fn kinds_are_unique_and_a_key_shared_by_platforms_has_one_type() {

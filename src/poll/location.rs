@@ -239,7 +239,7 @@ impl<'c> LocationRead<'c> {
             () = tokio::time::sleep_until(self.until) => {
                 return Err(ReadError::Bounded(self.bound.time_message(self.pages)));
             }
-            next = self.poll.next_page() => next?,
+            next = crate::platforms::http::reading_until(self.until, self.poll.next_page()) => next?,
         };
         if next.is_some() {
             self.pages += 1;

@@ -139,9 +139,14 @@ pub struct SourcePoller {
 }
 
 impl SourcePoller {
-    /// A poller for `config`.
-    pub fn new(config: SourceConfig, ledger: LedgerHandle, http: reqwest::Client) -> SourcePoller {
-        let client = crate::platforms::client(&config, http);
+    /// A poller for `config`, taking its requests from `quotas`.
+    pub fn new(
+        config: SourceConfig,
+        ledger: LedgerHandle,
+        http: reqwest::Client,
+        quotas: &std::sync::Arc<crate::quota::Quotas>,
+    ) -> SourcePoller {
+        let client = crate::platforms::client(&config, http, quotas);
         SourcePoller {
             config,
             client,

@@ -4,7 +4,6 @@
 //! source of a scope the same budget.
 
 use super::headers::Adjustment;
-use super::known;
 use super::meter::{Meter, Notice, Now, Why};
 use super::scope::ScopeKey;
 use super::waits::{self, CurrentWait, InProgress};
@@ -89,16 +88,20 @@ impl SourceBudget {
         &self.name
     }
 
-    /// Adds `waited` for `scope` to the metric.
+    /// Adds `waited` for `scope` to the metric: whole seconds, the
+    /// fraction carried to the next wait. The counter is only ever
+    /// incremented, so a reload (a new `SourceBudget` for the same source)
+    /// continues it rather than setting it back.
     fn account(&self, scope: &ScopeKey, waited: Duration) {
         let label = scope.label();
-        let total = {
+        let (before, after) = {
             let mut by_scope = lock(&self.waited);
             let total = by_scope.entry(label.clone()).or_default();
+            let before = total.as_secs();
             *total = total.saturating_add(waited);
-            *total
+            (before, total.as_secs())
         };
-        waits::set_seconds(&self.name, &label, total);
+        waits::add_seconds(&self.name, &label, after - before);
     }
 }
 
@@ -316,15 +319,9 @@ impl Quotas {
         Quotas::default()
     }
 
-    /// The budget of `key`, created with the platform's published windows
-    /// ([`known::windows`]) on first use. See [`Quotas::budget_with`] for
-    /// `requests_per_minute`.
-    pub fn budget(&self, key: &ScopeKey, requests_per_minute: Option<NonZeroU32>) -> Arc<Budget> {
-        self.budget_with(key, &known::windows(key.platform()), requests_per_minute)
-    }
-
-    /// The budget of `key`, created with `windows` on first use (the same
-    /// budget for every later caller, whatever windows it passes).
+    /// The budget of `key`, created with `windows` (the platform's
+    /// published quota, from its registry entry) on first use: the same
+    /// budget for every later caller, whatever windows it passes.
     ///
     /// `requests_per_minute`, when a source sets it, combines with the
     /// shared scope so: it is that source's own cap
@@ -334,7 +331,7 @@ impl Quotas {
     /// never lowers a shared window, and scopes without a one-minute window
     /// (Yelp, Facebook, Trustpilot: quotas the vendor fixes or reports) are
     /// not raised.
-    pub fn budget_with(
+    pub fn budget(
         &self,
         key: &ScopeKey,
         windows: &[Window],
@@ -362,10 +359,14 @@ impl Quotas {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::quota::headers;
 
     fn rpm(n: u32) -> Option<NonZeroU32> {
         NonZeroU32::new(n)
+    }
+
+    /// The published windows of `key`'s platform (its registry entry).
+    fn known(key: &ScopeKey) -> Vec<Window> {
+        crate::platforms::registry::by_kind(key.kind()).map_or_else(Vec::new, |p| (p.quota)())
     }
 
     #[tokio::test(start_paused = true)]
@@ -374,7 +375,7 @@ mod tests {
         let key = ScopeKey::google_client("client-a.apps.googleusercontent.com");
         let a = SourceBudget::new("google-east", None);
         let b = SourceBudget::new("google-west", None);
-        let scope = |k: &ScopeKey| quotas.budget_with(k, &[Window::per_minute(3)], None);
+        let scope = |k: &ScopeKey| quotas.budget(k, &[Window::per_minute(3)], None);
         assert!(Arc::ptr_eq(&scope(&key), &scope(&key)));
         let start = Instant::now();
         scope(&key).take(&a).await;
@@ -395,7 +396,7 @@ mod tests {
         let key = ScopeKey::google_client("client");
         let capped = SourceBudget::new("capped", rpm(1));
         let free = SourceBudget::new("free", None);
-        let budget = quotas.budget(&key, rpm(1));
+        let budget = quotas.budget(&key, &known(&key), rpm(1));
         assert_eq!(
             budget.windows(),
             vec![Window::per_minute(300)],
@@ -405,19 +406,20 @@ mod tests {
         assert_eq!(budget.take(&free).await, Duration::ZERO);
         assert!(budget.take(&capped).await >= Duration::from_secs(59));
         // A raised project quota: the scope's minute window follows.
-        let raised = quotas.budget(&key, rpm(1200));
+        let raised = quotas.budget(&key, &known(&key), rpm(1200));
         assert!(Arc::ptr_eq(&budget, &raised));
         assert_eq!(raised.windows(), vec![Window::per_minute(1200)]);
         // Scopes without a minute window are not raised.
-        let yelp = quotas.budget(&ScopeKey::yelp_key("k"), rpm(1000));
-        assert_eq!(yelp.windows(), known::windows(crate::quota::Platform::Yelp));
+        let yelp_key = ScopeKey::yelp_key("k");
+        let yelp = quotas.budget(&yelp_key, &known(&yelp_key), rpm(1000));
+        assert_eq!(yelp.windows(), known(&yelp_key));
     }
 
     #[tokio::test(start_paused = true)]
     async fn a_wait_past_the_allowed_time_is_refused_at_once_and_takes_nothing() {
         let quotas = Quotas::new();
         let key = ScopeKey::trustpilot_key("tp");
-        let budget = quotas.budget_with(&key, &[Window::per_minute(1)], None);
+        let budget = quotas.budget(&key, &[Window::per_minute(1)], None);
         let source = SourceBudget::new("tp", None);
         budget.take(&source).await;
         let start = Instant::now();
@@ -447,7 +449,7 @@ mod tests {
     async fn a_yelp_key_with_nothing_left_stops_until_the_reset() {
         let quotas = Quotas::new();
         let key = ScopeKey::yelp_key("yelp-key");
-        let budget = quotas.budget(&key, None);
+        let budget = quotas.budget(&key, &known(&key), None);
         let source = SourceBudget::new("yelp-sf", None);
         budget.take(&source).await;
         // Yelp's answer said nothing is left today.
@@ -456,7 +458,9 @@ mod tests {
         answer.insert("ratelimit-remaining", "0".parse().unwrap());
         budget.follow(
             "yelp-sf",
-            &headers::yelp(&answer).into_iter().collect::<Vec<_>>(),
+            &crate::platforms::yelp::quota::daily(&answer)
+                .into_iter()
+                .collect::<Vec<_>>(),
         );
         assert_eq!(budget.daily().map(|d| d.0), Some(0));
         let over = budget
@@ -474,7 +478,7 @@ mod tests {
     async fn a_dropped_wait_takes_nothing_and_leaves_no_trace() {
         let quotas = Quotas::new();
         let key = ScopeKey::places_key("dropped-wait-key");
-        let budget = quotas.budget_with(&key, &[Window::per_minute(1)], None);
+        let budget = quotas.budget(&key, &[Window::per_minute(1)], None);
         let source = SourceBudget::new("places-dropped-wait", None);
         budget.take(&source).await;
         let shown_while_waiting = tokio::select! {
@@ -538,13 +542,13 @@ mod tests {
         let logged = logs(async {
             let quotas = Quotas::new();
             let key = ScopeKey::trustpilot_key("secret-trustpilot-key");
-            let budget = quotas.budget_with(&key, &[Window::per_minutes(2, 5)], None);
+            let budget = quotas.budget(&key, &[Window::per_minutes(2, 5)], None);
             let source = SourceBudget::new("trustpilot-uk", None);
             for _ in 0..3 {
                 budget.take(&source).await;
             }
             // A short wait says nothing.
-            let quick = quotas.budget_with(
+            let quick = quotas.budget(
                 &ScopeKey::places_key("quick"),
                 &[Window::per_second(1)],
                 None,
@@ -575,7 +579,7 @@ mod tests {
         let logged = logs(async {
             let quotas = Quotas::new();
             let key = ScopeKey::facebook_page("100000000000001");
-            let budget = quotas.budget(&key, None);
+            let budget = quotas.budget(&key, &known(&key), None);
             let mut answer = reqwest::header::HeaderMap::new();
             answer.insert(
                 "x-business-use-case-usage",
@@ -583,7 +587,7 @@ mod tests {
                     .parse()
                     .unwrap(),
             );
-            let adjustments = headers::facebook(&answer, key.page());
+            let adjustments = crate::platforms::facebook::quota::usage(&answer, key.location_id());
             budget.follow("fb", &adjustments);
             budget.follow("fb", &adjustments);
             let source = SourceBudget::new("fb", None);
@@ -639,7 +643,8 @@ mod tests {
         // Regression: the time spent checking was reported (and counted)
         // as a wait of some microseconds.
         let quotas = Quotas::new();
-        let budget = quotas.budget(&ScopeKey::places_key("real-clock"), None);
+        let key = ScopeKey::places_key("real-clock");
+        let budget = quotas.budget(&key, &known(&key), None);
         let source = SourceBudget::new("real-clock", None);
         for _ in 0..3 {
             assert_eq!(budget.take(&source).await, Duration::ZERO);
@@ -653,7 +658,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn waits_add_up_in_the_process_totals() {
         let quotas = Quotas::new();
-        let budget = quotas.budget_with(
+        let budget = quotas.budget(
             &ScopeKey::places_key("totals"),
             &[Window::per_minute(1)],
             None,

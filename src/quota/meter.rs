@@ -530,6 +530,52 @@ mod tests {
         assert_eq!(meter.check(clock.now()), None);
     }
 
+    /// The daemon's case: each location's read may wait only up to its
+    /// pass bound (`max_pass_time`, 5 minutes, `platforms::http`), so a
+    /// call the spread would hold longer is refused at once (the location
+    /// is read by a later pass). A pass that finds the budget behind the
+    /// even pace again goes at once: calls go on until the end of the day
+    /// instead of stopping at 15:00, and never past the cap.
+    #[test]
+    fn the_spread_keeps_calls_going_all_day_when_reads_may_wait_only_minutes() {
+        let bound = 5 * 60 * S;
+        let mut clock = Clock::at(0, 0);
+        let mut meter = Meter::new(&[Window::daily_from_midnight(300)], clock.now().wall);
+        let mut sent: Vec<Mono> = Vec::new();
+        let mut refused = 0;
+        for hour in 0..24u64 {
+            clock.advance_to(hour * 3600 * S);
+            for _ in 0..20 {
+                let go = match meter.check(clock.now()) {
+                    None => clock.mono,
+                    Some(b) if b.at <= clock.mono + bound => b.at,
+                    Some(_) => {
+                        refused += 1;
+                        continue;
+                    }
+                };
+                clock.advance_to(go);
+                assert_eq!(meter.check(clock.now()), None);
+                meter.grant(clock.now());
+                sent.push(clock.mono);
+            }
+        }
+        // The day's calls (a pass near midnight may run into the next day).
+        sent.retain(|&t| t < 24 * 3600 * S);
+        assert!(sent.len() <= 300, "{}", sent.len());
+        assert!(sent.len() >= 295, "only {} of 300 spent", sent.len());
+        let after_15 = sent.iter().filter(|&&t| t >= 15 * 3600 * S).count();
+        let after_22 = sent.iter().filter(|&&t| t >= 22 * 3600 * S).count();
+        // From about 11:15, when a quarter is left, 75 calls over the 13
+        // hours to midnight: about 5.8 an hour.
+        assert!(after_15 >= 50, "only {after_15} calls after 15:00");
+        assert!(after_22 >= 10, "only {after_22} calls after 22:00");
+        // Every hourly pass after the spread began got its share.
+        let last_pass = sent.iter().filter(|&&t| t >= 23 * 3600 * S).count();
+        assert!(last_pass >= 3, "{last_pass} in the last hour");
+        assert!(refused > 0, "some reads had to wait for a later pass");
+    }
+
     #[test]
     fn usage_near_full_paces_and_a_stop_pauses() {
         let clock = Clock::at(9, 0);

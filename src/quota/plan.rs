@@ -197,10 +197,9 @@ impl ScopePlan {
         match self.same.len() {
             0 => self.scope.to_string(),
             n => {
-                let what = if self.scope.page().is_some() {
-                    "Pages"
-                } else {
-                    "scopes"
+                let what = match self.scope.location_noun() {
+                    Some(noun) => format!("{noun}s"),
+                    None => "scopes".to_owned(),
                 };
                 format!("{} and {n} more {what}", self.scope)
             }
@@ -787,7 +786,7 @@ impl QuotaPlan {
                     "scope": s.scope.to_string(),
                     "same_plan": s.same.iter().map(ToString::to_string).collect::<Vec<_>>(),
                     "label": s.scope.label(),
-                    "platform": s.scope.platform().name(),
+                    "platform": s.scope.kind(),
                     "sources": s.sources,
                     "requests_per_day": s.requests_per_day,
                     "tightest": s.tightest().map(|w| w.window.span_name()),
@@ -807,7 +806,6 @@ impl QuotaPlan {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::quota::known;
     use chrono::TimeZone;
 
     fn from() -> DateTime<Utc> {
@@ -836,8 +834,9 @@ mod tests {
         }
     }
 
+    /// The published windows of `key`'s platform (its registry entry).
     fn known_windows(key: &ScopeKey) -> Vec<Window> {
-        known::windows(key.platform())
+        crate::platforms::registry::by_kind(key.kind()).map_or_else(Vec::new, |p| (p.quota)())
     }
 
     #[test]

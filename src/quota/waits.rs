@@ -62,7 +62,7 @@ impl CurrentWait {
 
 /// Takes that waited for a budget since the process started, and how long
 /// they waited in all (what `sync`'s progress line shows; it replaces
-/// `platforms::http::budget_waits`).
+/// the old per-source `budget_waits`).
 pub fn totals() -> (u64, Duration) {
     (
         WAITS.load(Ordering::Relaxed),
@@ -97,10 +97,12 @@ pub(crate) fn finished(waited: Duration) {
     WAITED_NANOS.fetch_add(nanos, Ordering::Relaxed);
 }
 
-/// Sets the metric of (`source`, `scope_label`) to `total` whole seconds.
-pub(crate) fn set_seconds(source: &str, scope_label: &str, total: Duration) {
-    counter!(WAIT_SECONDS, "source" => source.to_owned(), "scope" => scope_label.to_owned())
-        .absolute(total.as_secs());
+/// Adds `seconds` to the metric of (`source`, `scope_label`).
+pub(crate) fn add_seconds(source: &str, scope_label: &str, seconds: u64) {
+    if seconds > 0 {
+        counter!(WAIT_SECONDS, "source" => source.to_owned(), "scope" => scope_label.to_owned())
+            .increment(seconds);
+    }
 }
 
 /// A wait shown by [`in_progress`] while it lives; dropping it (the take

@@ -343,6 +343,7 @@ async fn run_serves_metrics_and_a_health_check_that_sees_a_locked_ledger() {
                     "source",
                     "platform",
                     "outcome",
+                    "scope",
                     "error_type",
                     "status",
                     "reason"

@@ -239,7 +239,14 @@ async fn sync_wait_bounds_the_first_read_of_a_location_paging_forever() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_read_past_its_time_bound_fails_naming_the_bound() {
     let env = spawn_env(seed(5)).await;
-    source_lines(&env, "max_full_read_time = \"2s\"");
+    // A raised project quota: at the default 300 a minute, the endless
+    // pages would use the minute up within the 2 s, and the read would
+    // fail as `quota_exhausted` (its budget cannot let the next request go
+    // in time) before the time bound is met.
+    source_lines(
+        &env,
+        "max_full_read_time = \"2s\"\nrequests_per_minute = 100000",
+    );
     let bad = env.sb.google().locations()[2].clone();
     env.sb
         .google()

@@ -26,6 +26,7 @@
 //!   are transient: those are retried with the shared backoff;
 //! - `limit=100` is accepted (a smaller cap only means more pages).
 
+pub mod quota;
 mod settings;
 mod webhook;
 mod wire;
@@ -84,9 +85,10 @@ impl FacebookClient {
         source: &SourceConfig,
         cfg: &FacebookConfig,
         http: reqwest::Client,
+        quotas: &std::sync::Arc<crate::quota::Quotas>,
     ) -> FacebookClient {
         FacebookClient {
-            http: PlatformHttp::for_source(source, http, None),
+            http: PlatformHttp::for_source(source, http, None, quotas),
             api_base_url: cfg.api_base_url.clone(),
             cfg: cfg.clone(),
         }
@@ -133,7 +135,8 @@ impl FacebookClient {
         let url = self.ratings_url(page, after)?;
         let version = self.cfg.graph_version.as_str();
         self.http
-            .get_json(
+            .get_json_at(
+                page,
                 &url,
                 |request| request.query(&[("access_token", token.expose())]),
                 |answer| graph_verdict(&answer, page, version),

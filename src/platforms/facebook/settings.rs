@@ -8,8 +8,8 @@ use crate::config::{Secret, SourceConfig};
 use crate::domain::LocationId;
 use crate::platforms::registry::{Platform, SandboxGroups, Settings};
 use crate::platforms::{SourceClient, path_segment_id};
+use crate::quota::{QuotaScope, Quotas, ScopeKey};
 use std::collections::BTreeMap;
-use std::num::NonZeroU32;
 use std::sync::Arc;
 use url::Url;
 
@@ -22,7 +22,8 @@ pub(crate) static PLATFORM: Platform = Platform {
         Key::string("api_base_url"),
     ],
     location_keys: &[Key::secret("access_token")],
-    requests_per_minute: REQUESTS_PER_MINUTE,
+    quota: super::quota::windows,
+    observe: super::quota::observe,
     reconciles: true,
     coverage_note: Some(
         "at risk: Graph v22.0+ removed the ratings edge; this source works only while Meta serves the pinned graph_version",
@@ -40,11 +41,6 @@ const DEFAULT_API_BASE_URL: &str = "https://graph.facebook.com";
 const DEFAULT_GRAPH_VERSION: &str = "v21.0";
 /// The first Graph major version without the ratings edge.
 const FIRST_GRAPH_VERSION_WITHOUT_RATINGS: u32 = 22;
-/// Graph's Page rate limit is 4,800 calls per engaged user per 24 h and the
-/// app-level one 200 calls per user per hour
-/// (developers.facebook.com/docs/graph-api/overview/rate-limiting): both come
-/// to 200 an hour for one token, i.e. 3 a minute.
-const REQUESTS_PER_MINUTE: NonZeroU32 = NonZeroU32::new(3).unwrap();
 
 /// Settings of a `facebook` source (Graph API Page ratings).
 #[derive(Debug, Clone)]
@@ -71,8 +67,13 @@ impl FacebookConfig {
 }
 
 impl Settings for FacebookConfig {
-    fn client(&self, source: &SourceConfig, http: reqwest::Client) -> Box<dyn SourceClient> {
-        Box::new(FacebookClient::new(source, self, http))
+    fn client(
+        &self,
+        source: &SourceConfig,
+        http: reqwest::Client,
+        quotas: &Arc<Quotas>,
+    ) -> Box<dyn SourceClient> {
+        Box::new(FacebookClient::new(source, self, http, quotas))
     }
 
     fn review_platform(&self) -> &str {
@@ -82,6 +83,17 @@ impl Settings for FacebookConfig {
     fn urls(&self) -> Vec<&Url> {
         vec![&self.api_base_url]
     }
+
+    /// Each Page: Business Use Case limits of Page tokens count per Page,
+    /// whoever's token reads it.
+    fn quota_scope(&self) -> QuotaScope {
+        QuotaScope::PerLocation(page_scope)
+    }
+}
+
+/// The scope of Page `id`.
+fn page_scope(id: &str) -> ScopeKey {
+    ScopeKey::location(PLATFORM.kind, "Page", id)
 }
 
 /// The keys of a `facebook` source: a Page access token for every location
@@ -160,8 +172,7 @@ fn location_id(id: &str) -> Result<(), String> {
     path_segment_id(id, id, "a Facebook Page id")
 }
 
-/// The sandbox's Facebook source. Its budget is raised: the sandbox has no
-/// quota, and Facebook's real one (3 a minute) would make a demo wait.
+/// The sandbox's Facebook source, on the default budgets (each Page's).
 fn sandbox(sb: &sandbox::Sandbox, groups: &mut SandboxGroups) -> String {
     let base = sb.base_url();
     let mut toml = format!(
@@ -170,7 +181,6 @@ fn sandbox(sb: &sandbox::Sandbox, groups: &mut SandboxGroups) -> String {
 name = "sandbox-facebook"
 kind = "facebook"
 schedule = "0 0 * * * *"
-requests_per_minute = 600
 access_token = "{fb_token}"
 graph_version = "v21.0"
 api_base_url = "{base}/facebook"

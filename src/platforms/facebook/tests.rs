@@ -646,6 +646,7 @@ fn client_with(
         &source,
         cfg,
         crate::app::http_client().expect("http client"),
+        &std::sync::Arc::new(crate::quota::Quotas::new()),
     );
     FacebookClient {
         http: client
@@ -827,7 +828,7 @@ async fn graph_error_12_and_283_and_190_are_specific_and_final() {
         },
         http: PlatformHttp::new(
             crate::app::http_client().expect("http client"),
-            std::num::NonZeroU32::MIN.saturating_add(999),
+            Some(std::num::NonZeroU32::MIN.saturating_add(999)),
             Duration::from_secs(5),
             None,
         ),
@@ -914,23 +915,41 @@ async fn a_location_token_wins_over_the_source_token() {
     );
 }
 
+/// Transient failures are retried; a Graph throttling code stops the Page
+/// (its budget pauses for Meta's estimate, else 15 minutes) instead of
+/// calling it again while every call still counts against it.
 #[tokio::test]
-async fn throttling_codes_are_retried_even_on_a_400() {
+async fn transient_errors_are_retried_and_throttling_stops_the_page() {
     let sb = sandbox().await;
     let page = sb.facebook().page_ids()[1].clone();
     let token = format!("access_token = \"{}\"", sandbox::FACEBOOK_ACCESS_TOKEN);
     let client = client_with(&token, &sb.facebook_base_url(), &[(&page, None)]);
     sb.faults()
-        .push(Endpoint::FacebookRatings, Fault::Status(500), 1);
+        .push(Endpoint::FacebookRatings, Fault::Status(500), 2);
+    let (pages, _) = poll_all(&client, &page, Cursor::default())
+        .await
+        .expect("retried");
+    assert!(!pages.is_empty());
+    // The emulator's throttling answer (a 429 with Graph's error 4).
     sb.faults().push(
         Endpoint::FacebookRatings,
         Fault::TooManyRequests { retry_after: None },
         1,
     );
-    let (pages, _) = poll_all(&client, &page, Cursor::default())
+    let before = sb.facebook().requests(&page);
+    let err = poll_all(&client, &page, Cursor::default())
         .await
-        .expect("retried");
-    assert!(!pages.is_empty());
+        .expect_err("throttled");
+    assert!(
+        err.to_string()
+            .ends_with("Graph refused the call with error 4 (throttled)"),
+        "{err}"
+    );
+    assert_eq!(
+        sb.facebook().requests(&page),
+        before + 1,
+        "the throttled call only: not called again"
+    );
 
     let server = Server::start().await;
     server.script(
@@ -945,10 +964,18 @@ async fn throttling_codes_are_retried_even_on_a_400() {
         &format!("{}/g", server.base),
         &[("7", None)],
     );
-    poll_all(&client, "7", Cursor::default())
+    let err = poll_all(&client, "7", Cursor::default())
         .await
-        .expect("a 400 with code 17 is retried");
-    assert_eq!(server.count("/g/v21.0/7/ratings"), 2);
+        .expect_err("a 400 with code 17 stops the Page");
+    assert_eq!(err.error_type(), "quota_exhausted");
+    assert!(
+        err.to_string().starts_with("quota exhausted: facebook Page 7: no request possible for 15m")
+            && err
+                .to_string()
+                .ends_with("Graph refused the call with error 17 (throttled)"),
+        "{err}"
+    );
+    assert_eq!(server.count("/g/v21.0/7/ratings"), 1, "not called again");
 }
 
 #[tokio::test]

@@ -7,7 +7,7 @@ use crate::domain::LocationId;
 use crate::config::keys::{Key, SourceKeys};
 use crate::platforms::SourceClient;
 use crate::platforms::registry::{Platform, SandboxGroups, Settings};
-use std::num::NonZeroU32;
+use crate::quota::Quotas;
 use std::path::PathBuf;
 use std::sync::Arc;
 use url::Url;
@@ -17,7 +17,9 @@ pub(crate) static PLATFORM: Platform = Platform {
     kind: "file",
     keys: &[Key::string("platform")],
     location_keys: &[],
-    requests_per_minute: REQUESTS_PER_MINUTE,
+    // Files: no platform, no quota.
+    quota: Vec::new,
+    observe: |_| Vec::new(),
     reconciles: false,
     coverage_note: None,
     discovery_key: None,
@@ -26,9 +28,6 @@ pub(crate) static PLATFORM: Platform = Platform {
     settings,
     sandbox: |_, _: &mut SandboxGroups| String::new(),
 };
-
-/// `file` makes no platform requests; the budget only paces file reads.
-const REQUESTS_PER_MINUTE: NonZeroU32 = NonZeroU32::new(600).unwrap();
 
 /// The `review.source` of rows without one, when the source names no
 /// `platform` either: only their quarantined records use it (such a row is
@@ -48,7 +47,12 @@ pub struct FileConfig {
 }
 
 impl Settings for FileConfig {
-    fn client(&self, _source: &SourceConfig, _http: reqwest::Client) -> Box<dyn SourceClient> {
+    fn client(
+        &self,
+        _source: &SourceConfig,
+        _http: reqwest::Client,
+        _quotas: &Arc<Quotas>,
+    ) -> Box<dyn SourceClient> {
         Box::new(FileReader::new(self))
     }
 

@@ -8,9 +8,10 @@
 //! Where the reference says UNCONFIRMED, this module assumes:
 //! - the page size cap is 50 (current docs) rather than 200 (old docs): 50
 //!   works under both;
-//! - the v4 reviews methods share the 300 requests/minute default quota: the
-//!   budget is the source's `requests_per_minute`, so it is the operator's
-//!   to change;
+//! - the v4 reviews methods share the 300 requests/minute default quota of
+//!   the OAuth client's project: every source with the `client_id` takes
+//!   from one budget (`crate::quota`), which `requests_per_minute` raises
+//!   for a project whose quota was raised;
 //! - no `Retry-After` is sent on 429: the shared backoff handles its absence;
 //! - deleted reviews simply disappear from the list (no tombstones): the
 //!   incremental read never sees deletions; reconciliation does;
@@ -68,7 +69,12 @@ pub struct GoogleClient {
 impl GoogleClient {
     /// Builds the client: a token cache for the source's refresh token on the
     /// shared pool, and the source's rate limit and timeout.
-    pub fn new(source: &SourceConfig, cfg: &GoogleConfig, http: reqwest::Client) -> GoogleClient {
+    pub fn new(
+        source: &SourceConfig,
+        cfg: &GoogleConfig,
+        http: reqwest::Client,
+        quotas: &std::sync::Arc<crate::quota::Quotas>,
+    ) -> GoogleClient {
         let tokens = TokenCache::new(
             Grant::RefreshToken {
                 client_id: cfg.client_id.clone(),
@@ -79,7 +85,7 @@ impl GoogleClient {
             http.clone(),
         );
         GoogleClient {
-            http: PlatformHttp::for_source(source, http, Some(tokens)),
+            http: PlatformHttp::for_source(source, http, Some(tokens), quotas),
             api_base_url: cfg.api_base_url.clone(),
             business_information_base_url: cfg.business_information_base_url.clone(),
             discover_accounts: cfg.discover_accounts.clone(),

@@ -6,7 +6,7 @@ use crate::config::keys::{Key, SourceKeys};
 use crate::config::{Secret, SourceConfig};
 use crate::platforms::SourceClient;
 use crate::platforms::registry::{Platform, SandboxGroups, Settings};
-use std::num::NonZeroU32;
+use crate::quota::{QuotaScope, Quotas, ScopeKey, Window};
 use std::sync::Arc;
 use url::Url;
 
@@ -24,7 +24,8 @@ pub(crate) static PLATFORM: Platform = Platform {
         Key::string("business_information_base_url"),
     ],
     location_keys: &[],
-    requests_per_minute: REQUESTS_PER_MINUTE,
+    quota,
+    observe: crate::quota::headers::on_429,
     reconciles: true,
     coverage_note: None,
     discovery_key: Some("discover_accounts"),
@@ -40,8 +41,11 @@ const DEFAULT_TOKEN_URL: &str = "https://oauth2.googleapis.com/token";
 /// Google's Business Information API host (location discovery).
 const DEFAULT_BUSINESS_INFORMATION_BASE_URL: &str =
     "https://mybusinessbusinessinformation.googleapis.com";
-/// Google Business Profile's published default quota, requests per minute.
-const REQUESTS_PER_MINUTE: NonZeroU32 = NonZeroU32::new(300).unwrap();
+/// Google Business Profile's published default quota: 300 requests per
+/// minute per Cloud project (developers.google.com/my-business/content/limits),
+/// that is per OAuth client; the v4 reviews methods and the Business
+/// Information listing are assumed to share it.
+const PER_MINUTE: u32 = 300;
 /// The values `group_external_ref_from` accepts.
 const GROUP_FROM_VALUES: &str = "\"store_code\"";
 
@@ -78,8 +82,13 @@ pub enum GroupFrom {
 }
 
 impl Settings for GoogleConfig {
-    fn client(&self, source: &SourceConfig, http: reqwest::Client) -> Box<dyn SourceClient> {
-        Box::new(GoogleClient::new(source, self, http))
+    fn client(
+        &self,
+        source: &SourceConfig,
+        http: reqwest::Client,
+        quotas: &Arc<Quotas>,
+    ) -> Box<dyn SourceClient> {
+        Box::new(GoogleClient::new(source, self, http, quotas))
     }
 
     fn review_platform(&self) -> &str {
@@ -90,6 +99,16 @@ impl Settings for GoogleConfig {
         !self.discover_accounts.is_empty()
     }
 
+    /// The Cloud project of the OAuth client: every source with this
+    /// `client_id` (and its discovery) shares it.
+    fn quota_scope(&self) -> QuotaScope {
+        QuotaScope::Source(ScopeKey::credential(
+            PLATFORM.kind,
+            "OAuth client",
+            &self.client_id,
+        ))
+    }
+
     fn urls(&self) -> Vec<&Url> {
         vec![
             &self.api_base_url,
@@ -97,6 +116,11 @@ impl Settings for GoogleConfig {
             &self.business_information_base_url,
         ]
     }
+}
+
+/// The published quota of an OAuth client's project.
+fn quota() -> Vec<Window> {
+    vec![Window::per_minute(PER_MINUTE)]
 }
 
 /// The keys of a `google_business_profile` source.

@@ -35,6 +35,7 @@ fn client_for(api_base_url: &str, token_url: &str, refresh_token: &str) -> Googl
         &source,
         cfg,
         crate::app::http_client().expect("http client"),
+        &std::sync::Arc::new(crate::quota::Quotas::new()),
     );
     GoogleClient {
         http: client

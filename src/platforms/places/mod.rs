@@ -57,9 +57,14 @@ pub struct PlacesClient {
 impl PlacesClient {
     /// Builds the client on the shared pool, with the source's rate limit
     /// and timeout. The API key is sent as a header; there is no token.
-    pub fn new(source: &SourceConfig, cfg: &PlacesConfig, http: reqwest::Client) -> PlacesClient {
+    pub fn new(
+        source: &SourceConfig,
+        cfg: &PlacesConfig,
+        http: reqwest::Client,
+        quotas: &std::sync::Arc<crate::quota::Quotas>,
+    ) -> PlacesClient {
         PlacesClient {
-            http: PlatformHttp::for_source(source, http, None),
+            http: PlatformHttp::for_source(source, http, None, quotas),
             api_base_url: cfg.api_base_url.clone(),
             api_key: cfg.api_key.clone(),
             language_code: cfg.language_code.clone(),

@@ -6,7 +6,7 @@ use crate::config::keys::{Key, SourceKeys};
 use crate::config::{Secret, SourceConfig};
 use crate::platforms::registry::{Platform, SandboxGroups, Settings};
 use crate::platforms::{SourceClient, path_segment_id};
-use std::num::NonZeroU32;
+use crate::quota::{QuotaScope, Quotas, ScopeKey, Window};
 use std::sync::Arc;
 use url::Url;
 
@@ -19,7 +19,8 @@ pub(crate) static PLATFORM: Platform = Platform {
         Key::string("language_code"),
     ],
     location_keys: &[],
-    requests_per_minute: REQUESTS_PER_MINUTE,
+    quota,
+    observe: crate::quota::headers::on_429,
     reconciles: false,
     coverage_note: Some(
         "Google Places returns at most 5 reviews per place, chosen by relevance: this source cannot be complete",
@@ -35,7 +36,7 @@ const DEFAULT_API_BASE_URL: &str = "https://places.googleapis.com";
 /// Places API (New): quotas are per minute, per method, per project
 /// (developers.google.com/maps/documentation/places/web-service/usage-and-billing);
 /// the Cloud Console shows 600 per minute for Place Details (New) by default.
-const REQUESTS_PER_MINUTE: NonZeroU32 = NonZeroU32::new(600).unwrap();
+const PER_MINUTE: u32 = 600;
 
 /// Settings of a `google_places` source (Places API (New), Place Details).
 #[derive(Debug, Clone)]
@@ -50,8 +51,13 @@ pub struct PlacesConfig {
 }
 
 impl Settings for PlacesConfig {
-    fn client(&self, source: &SourceConfig, http: reqwest::Client) -> Box<dyn SourceClient> {
-        Box::new(PlacesClient::new(source, self, http))
+    fn client(
+        &self,
+        source: &SourceConfig,
+        http: reqwest::Client,
+        quotas: &Arc<Quotas>,
+    ) -> Box<dyn SourceClient> {
+        Box::new(PlacesClient::new(source, self, http, quotas))
     }
 
     fn review_platform(&self) -> &str {
@@ -61,6 +67,20 @@ impl Settings for PlacesConfig {
     fn urls(&self) -> Vec<&Url> {
         vec![&self.api_base_url]
     }
+
+    /// The API key (its project).
+    fn quota_scope(&self) -> QuotaScope {
+        QuotaScope::Source(ScopeKey::credential(
+            PLATFORM.kind,
+            "API key",
+            self.api_key.expose(),
+        ))
+    }
+}
+
+/// The published quota of an API key's project.
+fn quota() -> Vec<Window> {
+    vec![Window::per_minute(PER_MINUTE)]
 }
 
 /// The keys of a `google_places` source.
@@ -85,8 +105,7 @@ fn location_id(id: &str) -> Result<(), String> {
     )
 }
 
-/// The sandbox's Places source. Its budget is raised: the sandbox has no
-/// quota.
+/// The sandbox's Places source, on the default budget (its key's).
 fn sandbox(sb: &sandbox::Sandbox, groups: &mut SandboxGroups) -> String {
     let base = sb.base_url();
     let mut toml = format!(
@@ -95,7 +114,6 @@ fn sandbox(sb: &sandbox::Sandbox, groups: &mut SandboxGroups) -> String {
 name = "sandbox-places"
 kind = "google_places"
 schedule = "0 0 * * * *"
-requests_per_minute = 600
 api_key = "{places_key}"
 api_base_url = "{base}/places"
 "#,

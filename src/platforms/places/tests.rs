@@ -238,6 +238,7 @@ fn client_for(api_base_url: &str, api_key: &str, extra: &str) -> PlacesClient {
         &source,
         cfg,
         crate::app::http_client().expect("http client"),
+        &std::sync::Arc::new(crate::quota::Quotas::new()),
     );
     PlacesClient {
         http: client

@@ -99,6 +99,7 @@ impl TrustpilotClient {
         source: &SourceConfig,
         cfg: &TrustpilotConfig,
         http: reqwest::Client,
+        quotas: &std::sync::Arc<crate::quota::Quotas>,
     ) -> TrustpilotClient {
         let tokens = cfg.business_login.as_ref().map(|login| {
             TokenCache::new(
@@ -114,7 +115,7 @@ impl TrustpilotClient {
         });
         TrustpilotClient {
             private: tokens.is_some(),
-            http: PlatformHttp::for_source(source, http, tokens),
+            http: PlatformHttp::for_source(source, http, tokens, quotas),
             api_base_url: cfg.api_base_url.clone(),
             api_key: cfg.api_key.clone(),
         }

@@ -7,7 +7,7 @@ use crate::config::keys::{Key, SourceKeys};
 use crate::config::{Secret, SourceConfig};
 use crate::platforms::registry::{Platform, SandboxGroups, Settings};
 use crate::platforms::{SourceClient, path_segment_id};
-use std::num::NonZeroU32;
+use crate::quota::{QuotaScope, Quotas, ScopeKey, Window};
 use std::sync::Arc;
 use url::Url;
 
@@ -23,7 +23,8 @@ pub(crate) static PLATFORM: Platform = Platform {
         Key::string("token_url"),
     ],
     location_keys: &[],
-    requests_per_minute: REQUESTS_PER_MINUTE,
+    quota,
+    observe: crate::quota::headers::on_429,
     reconciles: true,
     coverage_note: None,
     discovery_key: None,
@@ -40,9 +41,11 @@ const DEFAULT_TOKEN_URL: &str =
 /// The keys that choose Trustpilot's private endpoint; all or none.
 const LOGIN_KEYS: [&str; 3] = ["api_secret", "username", "password"];
 /// Trustpilot asks for at most 833 calls per 5 minutes and 10,000 per hour
-/// (documentation-apidocumentation.trustpilot.com/get-started/rate-limiting):
-/// 166 a minute keeps under both.
-const REQUESTS_PER_MINUTE: NonZeroU32 = NonZeroU32::new(166).unwrap();
+/// per API key
+/// (documentation-apidocumentation.trustpilot.com/get-started/rate-limiting).
+const PER_5_MINUTES: u32 = 833;
+/// See [`PER_5_MINUTES`].
+const PER_HOUR: u32 = 10_000;
 
 /// Settings of a `trustpilot` source (Business Units reviews).
 #[derive(Debug, Clone)]
@@ -72,8 +75,13 @@ pub struct TrustpilotLogin {
 }
 
 impl Settings for TrustpilotConfig {
-    fn client(&self, source: &SourceConfig, http: reqwest::Client) -> Box<dyn SourceClient> {
-        Box::new(TrustpilotClient::new(source, self, http))
+    fn client(
+        &self,
+        source: &SourceConfig,
+        http: reqwest::Client,
+        quotas: &Arc<Quotas>,
+    ) -> Box<dyn SourceClient> {
+        Box::new(TrustpilotClient::new(source, self, http, quotas))
     }
 
     fn review_platform(&self) -> &str {
@@ -87,6 +95,23 @@ impl Settings for TrustpilotConfig {
         }
         urls
     }
+
+    /// The API key (both endpoints count against it).
+    fn quota_scope(&self) -> QuotaScope {
+        QuotaScope::Source(ScopeKey::credential(
+            PLATFORM.kind,
+            "API key",
+            self.api_key.expose(),
+        ))
+    }
+}
+
+/// The published quota of an API key.
+fn quota() -> Vec<Window> {
+    vec![
+        Window::per_minutes(PER_5_MINUTES, 5),
+        Window::per_hour(PER_HOUR),
+    ]
 }
 
 /// The keys of a `trustpilot` source: the public endpoint with `api_key`,
@@ -151,8 +176,8 @@ fn location_id(id: &str) -> Result<(), String> {
     path_segment_id(id, id, "a Trustpilot business unit id")
 }
 
-/// The sandbox's Trustpilot source, on the private endpoint. Its budget is
-/// raised: the sandbox has no quota.
+/// The sandbox's Trustpilot source, on the private endpoint and the
+/// default budget (its key's).
 fn sandbox(sb: &sandbox::Sandbox, groups: &mut SandboxGroups) -> String {
     let base = sb.base_url();
     let mut toml = format!(
@@ -161,7 +186,6 @@ fn sandbox(sb: &sandbox::Sandbox, groups: &mut SandboxGroups) -> String {
 name = "sandbox-trustpilot"
 kind = "trustpilot"
 schedule = "0 */30 * * * *"
-requests_per_minute = 600
 api_key = "{tp_key}"
 api_base_url = "{base}/trustpilot"
 # The private endpoint, with a business-user token (drop these four lines

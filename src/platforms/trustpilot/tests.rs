@@ -346,6 +346,7 @@ fn client_for(base: &str, extra: &str) -> TrustpilotClient {
         &source,
         cfg,
         crate::app::http_client().expect("http client"),
+        &std::sync::Arc::new(crate::quota::Quotas::new()),
     );
     TrustpilotClient {
         http: client

@@ -26,6 +26,7 @@
 //!   total (the gap would never close);
 //! - more than three reviews in an answer (a premium plan) are all taken.
 
+pub mod quota;
 mod settings;
 mod wire;
 
@@ -58,9 +59,14 @@ pub struct YelpClient {
 impl YelpClient {
     /// Builds the client on the shared pool with the source's rate limit
     /// and timeout. The key is a static bearer token: nothing to refresh.
-    pub fn new(source: &SourceConfig, cfg: &YelpConfig, http: reqwest::Client) -> YelpClient {
+    pub fn new(
+        source: &SourceConfig,
+        cfg: &YelpConfig,
+        http: reqwest::Client,
+        quotas: &std::sync::Arc<crate::quota::Quotas>,
+    ) -> YelpClient {
         YelpClient {
-            http: PlatformHttp::for_source(source, http, None),
+            http: PlatformHttp::for_source(source, http, None, quotas),
             api_base_url: cfg.api_base_url.clone(),
             api_key: cfg.api_key.clone(),
             locale: cfg.locale.clone(),

@@ -6,7 +6,7 @@ use crate::config::keys::{Key, SourceKeys};
 use crate::config::{Secret, SourceConfig};
 use crate::platforms::registry::{Platform, SandboxGroups, Settings};
 use crate::platforms::{SourceClient, path_segment_id};
-use std::num::NonZeroU32;
+use crate::quota::{QuotaScope, Quotas, ScopeKey};
 use std::sync::Arc;
 use url::Url;
 
@@ -19,7 +19,8 @@ pub(crate) static PLATFORM: Platform = Platform {
         Key::string("locale"),
     ],
     location_keys: &[],
-    requests_per_minute: REQUESTS_PER_MINUTE,
+    quota: super::quota::windows,
+    observe: super::quota::observe,
     reconciles: false,
     coverage_note: Some(
         "Yelp returns at most 3 review excerpts per business (text cut at about 160 characters): this source cannot be complete",
@@ -32,13 +33,6 @@ pub(crate) static PLATFORM: Platform = Platform {
 
 /// The Yelp Fusion (Places API) host.
 const DEFAULT_API_BASE_URL: &str = "https://api.yelp.com";
-/// Yelp publishes a per-second limit without a number and a daily limit per
-/// plan (300 calls per 24 h on Starter, reset at midnight UTC;
-/// docs.developer.yelp.com/docs/places-rate-limiting). A per-minute budget
-/// cannot express a daily one: one call a second stays well under the QPS
-/// limit, and the daily budget is the schedule's business (one call per
-/// business per poll).
-const REQUESTS_PER_MINUTE: NonZeroU32 = NonZeroU32::new(60).unwrap();
 
 /// Settings of a `yelp` source (Yelp Fusion / Places API, business reviews).
 #[derive(Debug, Clone)]
@@ -52,8 +46,13 @@ pub struct YelpConfig {
 }
 
 impl Settings for YelpConfig {
-    fn client(&self, source: &SourceConfig, http: reqwest::Client) -> Box<dyn SourceClient> {
-        Box::new(YelpClient::new(source, self, http))
+    fn client(
+        &self,
+        source: &SourceConfig,
+        http: reqwest::Client,
+        quotas: &Arc<Quotas>,
+    ) -> Box<dyn SourceClient> {
+        Box::new(YelpClient::new(source, self, http, quotas))
     }
 
     fn review_platform(&self) -> &str {
@@ -62,6 +61,15 @@ impl Settings for YelpConfig {
 
     fn urls(&self) -> Vec<&Url> {
         vec![&self.api_base_url]
+    }
+
+    /// The API key: its daily cap and per-second limit.
+    fn quota_scope(&self) -> QuotaScope {
+        QuotaScope::Source(ScopeKey::credential(
+            PLATFORM.kind,
+            "API key",
+            self.api_key.expose(),
+        ))
     }
 }
 
@@ -82,8 +90,7 @@ fn location_id(id: &str) -> Result<(), String> {
     path_segment_id(id, id, "a Yelp business id or alias")
 }
 
-/// The sandbox's Yelp source. Its budget is raised: the sandbox has no
-/// quota.
+/// The sandbox's Yelp source, on the default budget (its key's).
 fn sandbox(sb: &sandbox::Sandbox, groups: &mut SandboxGroups) -> String {
     let base = sb.base_url();
     let mut toml = format!(
@@ -92,7 +99,6 @@ fn sandbox(sb: &sandbox::Sandbox, groups: &mut SandboxGroups) -> String {
 name = "sandbox-yelp"
 kind = "yelp"
 schedule = "0 0 * * * *"
-requests_per_minute = 600
 api_key = "{yelp_key}"
 api_base_url = "{base}/yelp"
 "#,

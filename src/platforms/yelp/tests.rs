@@ -409,6 +409,7 @@ fn client_for(api_base_url: &str, api_key: &str, extra: &str) -> YelpClient {
         &source,
         cfg,
         crate::app::http_client().expect("http client"),
+        &std::sync::Arc::new(crate::quota::Quotas::new()),
     );
     YelpClient {
         http: client
