@@ -215,7 +215,7 @@ fn literal_len(chars: &[char], i: usize) -> Option<usize> {
     }
 }
 
-/// `source` without comments (string literals kept).
+/// `source` without comments (string literals kept, lines where they were).
 fn strip_comments(source: &str) -> String {
     let chars: Vec<char> = source.chars().collect();
     let at = |i: usize, s: &str| {
@@ -243,6 +243,9 @@ fn strip_comments(source: &str) -> String {
                         break;
                     }
                 } else {
+                    if chars[i] == '\n' {
+                        out.push('\n');
+                    }
                     i += 1;
                 }
             }
@@ -260,7 +263,8 @@ fn strip_comments(source: &str) -> String {
 
 /// `code` (without comments) without the items under `#[cfg(test)]` or
 /// `#[test]`: the attribute, the attributes after it, and the item up to
-/// its `;` or its closing brace (braces in literals do not count).
+/// its `;` or its closing brace (braces in literals do not count); the
+/// lines after it keep their numbers.
 fn strip_test_items(code: &str) -> String {
     let chars: Vec<char> = code.chars().collect();
     let at = |i: usize, s: &str| {
@@ -298,11 +302,16 @@ fn strip_test_items(code: &str) -> String {
         let mut in_attributes = true;
         while i < chars.len() {
             if let Some(len) = literal_len(&chars, i) {
-                i += len;
+                let end = (i + len).min(chars.len());
+                out.extend(chars[i..end].iter().filter(|&&c| c == '\n'));
+                i = end;
                 continue;
             }
             let c = chars[i];
             i += 1;
+            if c == '\n' {
+                out.push('\n');
+            }
             if in_attributes && depth == 0 && !c.is_whitespace() && c != '#' && c != '[' {
                 in_attributes = false;
             }
@@ -342,7 +351,7 @@ fn product_code() -> Vec<(String, String)> {
 }
 
 /// The Invariant line (a `- **Invariant:**` item of the Invariants section)
-/// that starts with `start`.
+/// that starts with `start`, its line breaks and indents as single spaces.
 fn invariant(doc: &str, start: &str) -> String {
     let section = section(doc, "Invariants");
     let prefix = format!("- **Invariant:** {start}");
@@ -350,7 +359,8 @@ fn invariant(doc: &str, start: &str) -> String {
         .find(&prefix)
         .unwrap_or_else(|| panic!("no Invariant line starts with {start:?}"));
     let item = &section[begin..];
-    item[..item[2..].find("\n- ").map_or(item.len(), |i| i + 2)].to_owned()
+    let item = &item[..item[2..].find("\n- ").map_or(item.len(), |i| i + 2)];
+    item.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
 /// Where each of `patterns` occurs in `code`: `file:line: match`.
@@ -370,7 +380,8 @@ fn occurrences(file: &str, code: &str, patterns: &[&str]) -> Vec<String> {
 fn the_comment_and_test_stripping_keeps_exactly_the_product_code() {
     let source = r##"//! doc
 use a; // trailing
-/* block /* nested */ still */ let url = "https://x.example/y"; // after
+/* block /* nested */
+still */ let url = "https://x.example/y"; // after
 let raw = r#"a // b"#; let q = '"'; let e = '\''; fn f<'a>(x: &'a str) {}
 #[cfg(test)]
 mod tests;
@@ -390,11 +401,17 @@ fn kept() {}
         "let url = \"https://x.example/y\";",
         "r#\"a // b\"#",
         "'\"'",
+        "'\\''",
         "fn f<'a>(x: &'a str) {}",
         "fn kept() {}",
     ] {
         assert!(code.contains(kept), "{kept:?} lost:\n{code}");
     }
+    assert_eq!(
+        code.lines().position(|l| l.contains("fn kept")),
+        source.lines().position(|l| l.contains("fn kept")),
+        "line numbers moved:\n{code}"
+    );
     for gone in [
         "doc",
         "trailing",
@@ -580,5 +597,40 @@ fn admin_named_files_are_opened_by_local_file() {
         found.is_empty(),
         "files opened outside src/local_file.rs:\n{}",
         found.join("\n")
+    );
+}
+
+/// **Invariant:** rows of `reviews`, `attempts`, `requeues`, `quarantine`
+/// and `purges` are never deleted; the poll log is the one table rows leave.
+#[test]
+fn only_the_poll_log_loses_rows() {
+    let doc = architecture();
+    assert!(
+        invariant(&doc, "rows of `reviews`, `attempts`")
+            .contains("The one table rows leave is the poll log (`polls`)")
+    );
+    let mut deletes = 0;
+    let mut found = Vec::new();
+    for (file, code) in product_code() {
+        for (n, line) in code.lines().enumerate() {
+            for (i, _) in line.match_indices("DELETE FROM ") {
+                deletes += 1;
+                if !line[i + "DELETE FROM ".len()..].starts_with("polls ") {
+                    found.push(format!("{file}:{}: {}", n + 1, line.trim()));
+                }
+            }
+            if line.contains("TRUNCATE") {
+                found.push(format!("{file}:{}: {}", n + 1, line.trim()));
+            }
+        }
+    }
+    assert!(
+        found.is_empty(),
+        "rows deleted from tables other than `polls`:\n{}",
+        found.join("\n")
+    );
+    assert!(
+        deletes >= 2,
+        "the poll log's retention (one DELETE per engine) was not found"
     );
 }
