@@ -12,6 +12,7 @@ mod crash;
 mod daemon;
 mod delivery;
 mod discovery;
+mod docs;
 mod helpers;
 mod hostile;
 mod inputs;
