@@ -14,7 +14,7 @@ use std::path::Path;
 use std::process::ExitCode;
 
 /// Validates, and with `online` tries every credential and location.
-pub async fn check(
+pub(super) async fn check(
     config_path: &Path,
     online: bool,
     options: &LoadOptions,
