@@ -32,7 +32,7 @@ use std::time::{Duration, Instant};
 /// step. NTP slews (at most 500 ppm, 30 ms a minute) and the time between
 /// reading the two clocks stay far below it; a step smaller than this only
 /// moves due times by that much, which nothing needs to correct.
-pub const STEP_THRESHOLD: Duration = Duration::from_secs(5);
+pub(crate) const STEP_THRESHOLD: Duration = Duration::from_secs(5);
 
 /// The furthest ahead of now review-sync ever sets a pending review's
 /// `next_attempt_at`: a retry is at most 10 minutes away
@@ -41,15 +41,15 @@ pub const STEP_THRESHOLD: Duration = Duration::from_secs(5);
 /// 10 minutes) plus 10 s; 15 minutes leaves room for clocks that disagree
 /// by a few minutes. A row due further ahead was written before the wall
 /// clock went back, and is due now.
-pub const LONGEST_DELAY: Duration = Duration::from_secs(15 * 60);
+pub(crate) const LONGEST_DELAY: Duration = Duration::from_secs(15 * 60);
 
 /// What "no deadline" means for a monotonic deadline that would overflow:
 /// thirty years ahead, as tokio's own far-future instant.
-pub const FAR_FUTURE: Duration = Duration::from_secs(30 * 365 * 24 * 60 * 60);
+pub(crate) const FAR_FUTURE: Duration = Duration::from_secs(30 * 365 * 24 * 60 * 60);
 
 /// A step of the wall clock, measured against the monotonic clock.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Step {
+pub(crate) struct Step {
     /// How far the wall clock moved beyond the time that passed: positive
     /// forwards, negative backwards.
     pub by: TimeDelta,
@@ -57,7 +57,7 @@ pub struct Step {
 
 impl Step {
     /// `forward` or `backward`.
-    pub fn direction(&self) -> &'static str {
+    pub(crate) fn direction(&self) -> &'static str {
         if self.by > TimeDelta::zero() {
             "forward"
         } else {
@@ -67,13 +67,13 @@ impl Step {
 
     /// The step in whole seconds, rounded (the two clocks are read a
     /// moment apart, so a step of a day measures a few microseconds off).
-    pub fn seconds(&self) -> i64 {
+    pub(crate) fn seconds(&self) -> i64 {
         let millis = self.by.num_milliseconds();
         (millis + millis.signum() * 500) / 1000
     }
 
     /// The size of the step, whole seconds, in humantime (`1day 2h`).
-    pub fn size(&self) -> String {
+    pub(crate) fn size(&self) -> String {
         let secs = self.seconds().unsigned_abs();
         humantime::format_duration(Duration::from_secs(secs)).to_string()
     }
@@ -82,7 +82,7 @@ impl Step {
 /// Compares successive looks at both clocks. Pure, so that the rule is
 /// unit-tested with any clock readings; [`observe`] feeds it the real ones.
 #[derive(Debug, Default)]
-pub struct StepDetector {
+pub(crate) struct StepDetector {
     last: Option<(DateTime<Utc>, Instant)>,
 }
 
@@ -90,7 +90,7 @@ impl StepDetector {
     /// Records a look at both clocks; a [`Step`] when the wall clock moved
     /// by more than [`STEP_THRESHOLD`] more (or less) than the monotonic
     /// clock since the previous look.
-    pub fn look(&mut self, wall: DateTime<Utc>, mono: Instant) -> Option<Step> {
+    pub(crate) fn look(&mut self, wall: DateTime<Utc>, mono: Instant) -> Option<Step> {
         let previous = self.last.replace((wall, mono));
         let (last_wall, last_mono) = previous?;
         let passed = TimeDelta::from_std(mono.saturating_duration_since(last_mono)).ok()?;
@@ -115,7 +115,7 @@ static WATCH: LazyLock<Watch> = LazyLock::new(|| Watch {
 /// Looks at both clocks; on a step, logs one warning naming its size and
 /// direction and tells every [`steps`] receiver. Cheap (two clock reads
 /// under a mutex): call it wherever a task wakes anyway.
-pub fn observe() -> Option<Step> {
+pub(crate) fn observe() -> Option<Step> {
     let step = {
         let mut detector = WATCH.detector.lock().unwrap_or_else(|p| p.into_inner());
         detector.look(Utc::now(), Instant::now())
@@ -133,7 +133,7 @@ pub fn observe() -> Option<Step> {
 
 /// A receiver that changes after every step [`observe`] finds, wherever it
 /// found it: the tasks that re-anchor wait on it.
-pub fn steps() -> tokio::sync::watch::Receiver<u64> {
+pub(crate) fn steps() -> tokio::sync::watch::Receiver<u64> {
     WATCH.steps.subscribe()
 }
 

@@ -28,7 +28,7 @@ use tokio::task::AbortHandle;
 /// How long `/healthz` waits for the ledger before calling it unhealthy
 /// (the write probe itself gives up after 1 s of lock contention; the rest is
 /// room for a ledger call already in progress).
-pub const LEDGER_PROBE_TIMEOUT: Duration = Duration::from_secs(3);
+pub(crate) const LEDGER_PROBE_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// What the daemon is doing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -17,7 +17,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 /// The longest a noted review waits for its line while the worker is busy.
-pub const WINDOW: Duration = Duration::from_secs(60);
+pub(crate) const WINDOW: Duration = Duration::from_secs(60);
 
 /// What one line is about.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
@@ -43,14 +43,14 @@ struct Inner {
 
 /// The aggregated warnings of one delivery worker.
 #[derive(Debug, Default)]
-pub struct HeldLog {
+pub(crate) struct HeldLog {
     inner: Mutex<Inner>,
 }
 
 impl HeldLog {
     /// Notes `record` if it ended held or rejected; flushes if the window
     /// is over.
-    pub fn note(&self, record: &AttemptRecord) {
+    pub(crate) fn note(&self, record: &AttemptRecord) {
         let outcome = match record.outcome {
             AttemptOutcome::Held | AttemptOutcome::Rejected => record.outcome.as_str(),
             _ => return,
@@ -84,7 +84,7 @@ impl HeldLog {
 
     /// Logs one warning per outcome, group and error noted since the last
     /// flush, with the number of reviews.
-    pub fn flush(&self) {
+    pub(crate) fn flush(&self) {
         let entries = {
             let mut inner = self.lock();
             if inner.entries.is_empty() {

@@ -16,7 +16,7 @@ use std::path::Path;
 
 /// Why a local file was not read. Callers add the path.
 #[derive(Debug, thiserror::Error)]
-pub enum LocalFileError {
+pub(crate) enum LocalFileError {
     /// A FIFO, a device, a directory or a socket.
     #[error("{0}, not a regular file")]
     NotRegular(&'static str),
@@ -36,7 +36,7 @@ pub enum LocalFileError {
 }
 
 /// "a FIFO (named pipe)", "a directory", ...: what a non-regular file is.
-pub fn kind_of(file_type: &FileType) -> &'static str {
+pub(crate) fn kind_of(file_type: &FileType) -> &'static str {
     if file_type.is_dir() {
         "a directory"
     } else if file_type.is_fifo() {
@@ -58,7 +58,7 @@ pub fn kind_of(file_type: &FileType) -> &'static str {
 
 /// Opens `path` for reading if it is a regular file (symbolic links
 /// followed), without blocking whatever it is. Returns the file and its size.
-pub fn open_regular(path: &Path) -> Result<(File, u64), LocalFileError> {
+pub(crate) fn open_regular(path: &Path) -> Result<(File, u64), LocalFileError> {
     let before = std::fs::metadata(path)?;
     if !before.is_file() {
         return Err(LocalFileError::NotRegular(kind_of(&before.file_type())));
@@ -83,7 +83,7 @@ pub fn open_regular(path: &Path) -> Result<(File, u64), LocalFileError> {
 /// The whole content of the regular file `path`, refused when it is larger
 /// than `max` bytes (checked before reading, and while reading in case it
 /// grows).
-pub fn read_capped(path: &Path, max: u64) -> Result<Vec<u8>, LocalFileError> {
+pub(crate) fn read_capped(path: &Path, max: u64) -> Result<Vec<u8>, LocalFileError> {
     let (file, size) = open_regular(path)?;
     let too_large = |size| LocalFileError::TooLarge {
         size,
@@ -105,7 +105,7 @@ pub fn read_capped(path: &Path, max: u64) -> Result<Vec<u8>, LocalFileError> {
 /// Whether the filesystem holding `path` (or its nearest existing ancestor)
 /// is mounted read-only, with the mount's directory for messages: `Some`
 /// only when it is.
-pub fn read_only_mount(path: &Path) -> Option<std::path::PathBuf> {
+pub(crate) fn read_only_mount(path: &Path) -> Option<std::path::PathBuf> {
     let mut probe = Some(path);
     while let Some(p) = probe {
         if let Ok(stat) = rustix::fs::statvfs(p) {

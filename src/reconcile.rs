@@ -81,13 +81,13 @@ impl PassKind {
 
 /// Whether `source` can be reconciled: its kind lists every review of a
 /// location (the config gives exactly those kinds a `reconcile_schedule`).
-pub fn can_reconcile(source: &SourceConfig) -> bool {
+pub(crate) fn can_reconcile(source: &SourceConfig) -> bool {
     source.reconcile_schedule.is_some()
 }
 
 /// What a reconciliation pass changed at one location.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Settled {
+pub(crate) struct Settled {
     /// Reviews marked removed: in the ledger, but not on the platform.
     pub removed: u64,
     /// Reviews marked removed before that the platform lists again (their
@@ -98,7 +98,7 @@ pub struct Settled {
 /// The bookkeeping of one location's reconciliation, opened before its
 /// first page is recorded and settled after its last.
 #[derive(Debug)]
-pub struct LocationTally {
+pub(crate) struct LocationTally {
     source: String,
     location: String,
     /// When the location's read started: a review not sighted since was
@@ -110,7 +110,7 @@ pub struct LocationTally {
 
 impl LocationTally {
     /// Opens the tally of a location whose read starts at `started_at`.
-    pub async fn open(
+    pub(crate) async fn open(
         ledger: &LedgerHandle,
         source: &str,
         location: &str,
@@ -133,7 +133,7 @@ impl LocationTally {
     /// reviews present after the read are those present before, plus the
     /// new ones, plus those whose mark the read cleared. The source's pass
     /// lock keeps any other writer off this location meanwhile.
-    pub async fn settle(self, ledger: &LedgerHandle, new: u64) -> Result<Settled, LedgerError> {
+    pub(crate) async fn settle(self, ledger: &LedgerHandle, new: u64) -> Result<Settled, LedgerError> {
         let LocationTally {
             source,
             location,

@@ -27,11 +27,11 @@ use url::Url;
 /// The most redirects one GET follows (all to its own origin). A real API
 /// redirects at most once or twice (a trailing slash, a moved version); more
 /// is a loop.
-pub const MAX_REDIRECTS: usize = 3;
+pub(crate) const MAX_REDIRECTS: usize = 3;
 
 /// The policy of the shared HTTP pool: follow nothing, so every 3xx reaches
 /// the caller, which applies this module's rules.
-pub fn policy() -> reqwest::redirect::Policy {
+pub(crate) fn policy() -> reqwest::redirect::Policy {
     reqwest::redirect::Policy::none()
 }
 
@@ -50,13 +50,13 @@ pub struct RedirectRefused {
 }
 
 /// Why a POST is not redirected.
-pub const WHY_POST: &str = "a POST is never redirected (its body goes only where it was sent)";
+pub(crate) const WHY_POST: &str = "a POST is never redirected (its body goes only where it was sent)";
 /// Why a token request is not redirected.
-pub const WHY_TOKEN: &str =
+pub(crate) const WHY_TOKEN: &str =
     "a token request is never redirected (its credentials go only to the token_url)";
 
 /// A 3xx answer to `from` that is not followed, for `why`.
-pub fn refused(
+pub(crate) fn refused(
     from: &Url,
     status: StatusCode,
     headers: &HeaderMap,
@@ -74,7 +74,7 @@ pub fn refused(
 
 /// What to do with a 3xx answer to `method from`, after `hops` redirects
 /// already followed: the URL to request next, or why not.
-pub fn follow(
+pub(crate) fn follow(
     method: &Method,
     from: &Url,
     status: StatusCode,

@@ -12,7 +12,7 @@ use std::time::Duration;
 /// calls for an hour on a bogus value; ten minutes is past any real throttle
 /// window we know of (Google asks for 30 s, Yelp resets daily but answers
 /// 429 again cheaply).
-pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(600);
+pub(crate) const MAX_RETRY_AFTER: Duration = Duration::from_secs(600);
 
 /// Capped exponential backoff with full jitter (AWS architecture blog's
 /// "full jitter": uniform in `[0, min(cap, base * 2^n)]`), which spreads
@@ -68,7 +68,7 @@ impl Backoff {
 
 /// Parses a `Retry-After` header: delay-seconds or an HTTP date (relative to
 /// `now`). A date in the past means "now"; anything unparseable is ignored.
-pub fn parse_retry_after(value: &str, now: DateTime<Utc>) -> Option<Duration> {
+pub(crate) fn parse_retry_after(value: &str, now: DateTime<Utc>) -> Option<Duration> {
     let value = value.trim();
     if let Ok(secs) = value.parse::<u64>() {
         return Some(Duration::from_secs(secs));
@@ -80,7 +80,7 @@ pub fn parse_retry_after(value: &str, now: DateTime<Utc>) -> Option<Duration> {
 }
 
 /// Reads `Retry-After` from response headers.
-pub fn retry_after_header(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
+pub(crate) fn retry_after_header(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
     let value = headers.get(reqwest::header::RETRY_AFTER)?.to_str().ok()?;
     parse_retry_after(value, Utc::now())
 }

@@ -19,7 +19,7 @@ use tokio_util::sync::CancellationToken;
 /// looking at the wall clock again every minute bounds how late a tick can
 /// be after a step, for one wakeup a minute (and a step another task
 /// detects wakes every schedule at once: [`crate::clock::steps`]).
-pub const MAX_SLEEP: Duration = Duration::from_secs(60);
+pub(crate) const MAX_SLEEP: Duration = Duration::from_secs(60);
 
 /// A parsed cron expression: six fields, seconds first, evaluated in UTC;
 /// a day must match both day-of-month and day-of-week when both are set.
@@ -87,7 +87,7 @@ impl Schedule {
 /// ticks once, then the schedule resumes from the current time. When the
 /// wall clock goes back, the next fire time is re-anchored to the new time
 /// ([`reanchor`]) instead of waited for.
-pub async fn run_every(
+pub(crate) async fn run_every(
     schedule: &Schedule,
     label: &str,
     cancel: &CancellationToken,

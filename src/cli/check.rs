@@ -33,7 +33,7 @@ pub enum CheckFormat {
 }
 
 /// Validates, and with `online` tries every credential and location.
-pub async fn check(
+pub(super) async fn check(
     config_path: &Path,
     online: bool,
     format: CheckFormat,

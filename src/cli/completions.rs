@@ -8,7 +8,7 @@ use std::process::ExitCode;
 
 /// The shells there is a script for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum Shell {
+pub(crate) enum Shell {
     /// bash (bash-completion).
     Bash,
     /// zsh.
@@ -20,12 +20,12 @@ pub enum Shell {
 impl Shell {
     /// Every shell, for the committed scripts.
     #[cfg(test)]
-    pub const ALL: [Shell; 3] = [Shell::Bash, Shell::Zsh, Shell::Fish];
+    pub(crate) const ALL: [Shell; 3] = [Shell::Bash, Shell::Zsh, Shell::Fish];
 
     /// The file name the script is installed under (what each shell's
     /// completion directory expects).
     #[cfg(test)]
-    pub fn file_name(self) -> &'static str {
+    pub(crate) fn file_name(self) -> &'static str {
         match self {
             Shell::Bash => "review-sync.bash",
             Shell::Zsh => "_review-sync",
@@ -35,7 +35,7 @@ impl Shell {
 }
 
 /// The completion script for `shell`.
-pub fn script(shell: Shell) -> Vec<u8> {
+pub(super) fn script(shell: Shell) -> Vec<u8> {
     let mut cmd = super::Args::command();
     let mut out = Vec::new();
     let name = "review-sync";
@@ -52,7 +52,7 @@ pub fn script(shell: Shell) -> Vec<u8> {
 }
 
 /// Prints the script for `shell` on stdout.
-pub fn completions(shell: Shell) -> anyhow::Result<ExitCode> {
+pub(super) fn completions(shell: Shell) -> anyhow::Result<ExitCode> {
     use std::io::Write;
     std::io::stdout().write_all(&script(shell))?;
     Ok(ExitCode::SUCCESS)

@@ -12,7 +12,7 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 /// Runs the demo.
-pub async fn demo() -> anyhow::Result<ExitCode> {
+pub(super) async fn demo() -> anyhow::Result<ExitCode> {
     let started = std::time::Instant::now();
     let sb = Sandbox::start(SandboxOptions::default())
         .await

@@ -12,11 +12,11 @@ use review_sync::ledger::LedgerError;
 use std::process::ExitCode;
 
 /// EX_CONFIG from sysexits.h: systemd's unit does not restart on it.
-pub const EX_CONFIG: u8 = 78;
+pub(crate) const EX_CONFIG: u8 = 78;
 
 /// Prints `e` and returns its exit status: every problem of an invalid
 /// config on its own line and 78; otherwise one line and 1.
-pub fn report(e: &anyhow::Error, format: LogFormatArg) -> ExitCode {
+pub(crate) fn report(e: &anyhow::Error, format: LogFormatArg) -> ExitCode {
     let json = matches!(format, LogFormatArg::Json);
     if let Some(config) = e.downcast_ref::<ConfigError>() {
         let count = config.problems.len();

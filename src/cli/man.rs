@@ -83,7 +83,7 @@ per command: \fBreview\-sync\-run\fR(1), \fBreview\-sync\-sync\fR(1),
 "#;
 
 /// Every page: file name -> roff.
-pub fn render() -> std::io::Result<BTreeMap<String, Vec<u8>>> {
+pub(super) fn render() -> std::io::Result<BTreeMap<String, Vec<u8>>> {
     // The plain version: the commit in `--version` would make every
     // commit's pages differ.
     let mut cmd = super::Args::command()

@@ -4,7 +4,7 @@
 mod check;
 mod completions;
 mod demo;
-pub mod exit;
+pub(crate) mod exit;
 mod ledger;
 #[cfg(test)]
 mod man;
@@ -29,7 +29,7 @@ use std::process::ExitCode;
     about,
     long_about = None
 )]
-pub struct Args {
+pub(crate) struct Args {
     /// The config file.
     #[arg(
         long,
@@ -54,7 +54,7 @@ pub struct Args {
 
 impl Args {
     /// `-v` count minus `-q` count.
-    pub fn verbosity(&self) -> i8 {
+    pub(crate) fn verbosity(&self) -> i8 {
         i8::try_from(i16::from(self.verbose) - i16::from(self.quiet)).unwrap_or(0)
     }
 }
@@ -79,7 +79,7 @@ impl From<LogFormatArg> for review_sync::telemetry::LogFormat {
 
 /// The commands.
 #[derive(Debug, Subcommand)]
-pub enum Command {
+pub(crate) enum Command {
     /// Run the daemon: poll every source on its schedule (cron, in UTC) and
     /// deliver continuously.
     Run,
@@ -131,7 +131,7 @@ pub enum Command {
 }
 
 /// Runs the command.
-pub async fn dispatch(args: Args) -> anyhow::Result<ExitCode> {
+pub(crate) async fn dispatch(args: Args) -> anyhow::Result<ExitCode> {
     match args.command {
         Command::Run => run::run(&args.config).await,
         Command::Sync(sync) => sync::sync(&args.config, sync).await,
@@ -154,7 +154,7 @@ pub async fn dispatch(args: Args) -> anyhow::Result<ExitCode> {
 
 /// Loads and validates the config; an invalid one is a [`config::ConfigError`]
 /// (exit 78). Warnings are logged.
-pub fn load_config(path: &Path) -> anyhow::Result<Config> {
+pub(crate) fn load_config(path: &Path) -> anyhow::Result<Config> {
     let config = config::load(path)?;
     for warning in &config.warnings {
         tracing::warn!("{warning}");
@@ -164,6 +164,6 @@ pub fn load_config(path: &Path) -> anyhow::Result<Config> {
 
 /// Parses a time argument (`--since`, `--until`, `--before`...; checked by
 /// clap already, see [`values::time_arg`]): RFC 3339, or a date (midnight UTC).
-pub fn parse_time(s: &str) -> anyhow::Result<chrono::DateTime<chrono::Utc>> {
+pub(crate) fn parse_time(s: &str) -> anyhow::Result<chrono::DateTime<chrono::Utc>> {
     values::parse_time(s).map_err(|e| anyhow::anyhow!("{s:?}: {e}"))
 }

@@ -5,7 +5,7 @@ use std::path::Path;
 use std::process::ExitCode;
 
 /// Runs until SIGTERM/SIGINT; SIGHUP reloads.
-pub async fn run(config_path: &Path) -> anyhow::Result<ExitCode> {
+pub(super) async fn run(config_path: &Path) -> anyhow::Result<ExitCode> {
     let config = super::load_config(config_path)?;
     let control = review_sync::daemon::signal_control()?;
     review_sync::daemon::run(config_path.to_owned(), config, control)

@@ -8,7 +8,7 @@ use std::net::SocketAddr;
 use std::process::ExitCode;
 
 /// Serves until Ctrl-C / SIGTERM.
-pub async fn sandbox(listen: SocketAddr) -> anyhow::Result<ExitCode> {
+pub(super) async fn sandbox(listen: SocketAddr) -> anyhow::Result<ExitCode> {
     let sb = sandbox::Sandbox::start(sandbox::SandboxOptions {
         listen,
         ..sandbox::SandboxOptions::default()
@@ -39,7 +39,7 @@ pub async fn sandbox(listen: SocketAddr) -> anyhow::Result<ExitCode> {
 /// A config (TOML text) that points every source at the sandbox, with
 /// plain-string secrets: they are the sandbox's public test values. Each
 /// platform writes its own sources (`review_sync::platforms::sandbox_sources`).
-pub fn sandbox_config(sb: &sandbox::Sandbox, ledger_path: &str) -> String {
+pub(super) fn sandbox_config(sb: &sandbox::Sandbox, ledger_path: &str) -> String {
     let base = sb.base_url();
     let mut toml = format!(
         r#"# review-sync config for the sandbox at {base}

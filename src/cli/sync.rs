@@ -15,7 +15,7 @@ use tokio_util::sync::CancellationToken;
 
 /// `sync` options.
 #[derive(Debug, Args)]
-pub struct SyncArgs {
+pub(crate) struct SyncArgs {
     /// Poll only this source (repeatable; default: all).
     #[arg(long = "source", value_name = "NAME")]
     pub sources: Vec<String>,
@@ -36,7 +36,7 @@ pub struct SyncArgs {
 }
 
 /// Runs one pass.
-pub async fn sync(config_path: &Path, args: SyncArgs) -> anyhow::Result<ExitCode> {
+pub(super) async fn sync(config_path: &Path, args: SyncArgs) -> anyhow::Result<ExitCode> {
     let config = super::load_config(config_path)?;
     if args.dry_run {
         return dry_run(&config, &args.sources).await;

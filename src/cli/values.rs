@@ -9,7 +9,7 @@ use std::time::Duration;
 /// The longest `sync --wait`: a week. `sync` is one pass; a longer wait is
 /// the daemon's job (`run`), and the bound keeps `now + wait` far from the
 /// end of the monotonic clock's range (which `18446744073709551615s` passed).
-pub const MAX_WAIT: Duration = Duration::from_secs(7 * 24 * 60 * 60);
+pub(super) const MAX_WAIT: Duration = Duration::from_secs(7 * 24 * 60 * 60);
 
 /// The years a time on the command line may name: those the ledger can
 /// store and compare (fixed-width `YYYY` text, see `ledger::format_time`).
@@ -17,7 +17,7 @@ const YEARS: std::ops::RangeInclusive<i32> = 0..=9999;
 
 /// clap's parser of `sync --wait`: a humantime duration (`90s`, `2m`,
 /// `1h 30m`) up to [`MAX_WAIT`].
-pub fn wait(text: &str) -> Result<Duration, String> {
+pub(super) fn wait(text: &str) -> Result<Duration, String> {
     let d = humantime::parse_duration(text).map_err(|e| e.to_string())?;
     if d > MAX_WAIT {
         return Err(format!(
@@ -31,14 +31,14 @@ pub fn wait(text: &str) -> Result<Duration, String> {
 
 /// clap's check of `--since` and `--before`: the text is kept (the command
 /// parses it again with [`parse_time`], which then cannot fail).
-pub fn time_arg(text: &str) -> Result<String, String> {
+pub(super) fn time_arg(text: &str) -> Result<String, String> {
     parse_time(text).map(|_| text.to_owned())
 }
 
 /// A time on the command line: RFC 3339, or a date (midnight UTC), in the
 /// years 0000..=9999. A leap second (`23:59:60`) is read as the end of the
 /// second before it, as platform times are (`timestamps`).
-pub fn parse_time(text: &str) -> Result<DateTime<Utc>, String> {
+pub(super) fn parse_time(text: &str) -> Result<DateTime<Utc>, String> {
     let t = match DateTime::parse_from_rfc3339(text) {
         Ok(t) => review_sync::timestamps::fold_leap_second(t.with_timezone(&Utc)),
         Err(_) => NaiveDate::parse_from_str(text, "%Y-%m-%d")

@@ -30,7 +30,7 @@ use std::time::Duration;
 pub const BUCKETS: u64 = 60;
 
 /// One day, the period of a daily window.
-pub const DAY: Duration = Duration::from_secs(24 * 60 * 60);
+pub(super) const DAY: Duration = Duration::from_secs(24 * 60 * 60);
 
 /// A limit the platform puts on calls.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -238,7 +238,7 @@ pub(crate) struct Daily {
 }
 
 /// The first `time` (UTC time of day) strictly after `after`.
-pub fn next_reset(time: NaiveTime, after: DateTime<Utc>) -> DateTime<Utc> {
+pub(super) fn next_reset(time: NaiveTime, after: DateTime<Utc>) -> DateTime<Utc> {
     let today = after.date_naive().and_time(time).and_utc();
     if today > after {
         today

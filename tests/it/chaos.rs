@@ -69,12 +69,12 @@ pub(crate) struct Census {
 
 impl Census {
     /// Whether Travtus holds exactly the platform's current reviews.
-    pub fn converged(&self) -> bool {
+    pub(crate) fn converged(&self) -> bool {
         self.lost.is_empty() && self.stale.is_empty() && self.unknown.is_empty()
     }
 
     /// Reviews not (or not in their current version) at Travtus.
-    pub fn missing(&self) -> usize {
+    pub(crate) fn missing(&self) -> usize {
         self.lost.len() + self.stale.len()
     }
 }

@@ -15,7 +15,7 @@ const WAIT: Duration = Duration::from_secs(60);
 
 /// Rewrites the env's config: `extra` lines go in the google source (after
 /// its `token_url`), and `mapping` gives its `[[source.location]]`s.
-pub fn write_source_config(env: &TestEnv, extra: &str, mapping: &[(String, String)]) {
+pub(crate) fn write_source_config(env: &TestEnv, extra: &str, mapping: &[(String, String)]) {
     env.write_config(mapping, "");
     let text = std::fs::read_to_string(&env.config_path).expect("config");
     let anchor = format!("token_url = \"{}/google/token\"\n", env.sb.base_url());

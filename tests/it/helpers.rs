@@ -15,7 +15,7 @@ use std::process::Output;
 use std::time::Duration;
 
 /// A sandbox plus a config pointing at it.
-pub struct TestEnv {
+pub(crate) struct TestEnv {
     pub sb: Sandbox,
     pub dir: tempfile::TempDir,
     pub config_path: PathBuf,
@@ -27,13 +27,13 @@ pub struct TestEnv {
 
 /// Whether the end-to-end tests run on PostgreSQL
 /// (`REVIEW_SYNC_TEST_LEDGER=postgres`).
-pub fn on_postgres() -> bool {
+pub(crate) fn on_postgres() -> bool {
     std::env::var("REVIEW_SYNC_TEST_LEDGER").is_ok_and(|v| v == "postgres")
 }
 
 /// `true` (after printing SKIPPED with `why`) when the tests run on
 /// PostgreSQL and `test` is about something only a SQLite file has.
-pub fn sqlite_only(test: &str, why: &str) -> bool {
+pub(crate) fn sqlite_only(test: &str, why: &str) -> bool {
     if on_postgres() {
         eprintln!("SKIPPED {test} on PostgreSQL (SQLite only: {why})");
     }
@@ -44,7 +44,7 @@ pub fn sqlite_only(test: &str, why: &str) -> bool {
 /// in `dir`: `path = "ledger.db"`, or, on PostgreSQL, a new database of the
 /// test server with its password in a file (`sslmode = "disable"`: the
 /// server is on loopback).
-pub fn ledger_lines(dir: &Path) -> String {
+pub(crate) fn ledger_lines(dir: &Path) -> String {
     if !on_postgres() {
         return "path = \"ledger.db\"\n".to_owned();
     }
@@ -64,7 +64,7 @@ pub fn ledger_lines(dir: &Path) -> String {
 }
 
 /// The ledger `[ledger]` lines written in `dir` name.
-pub fn ledger_target(dir: &Path, lines: &str) -> Target {
+pub(crate) fn ledger_target(dir: &Path, lines: &str) -> Target {
     let config = dir.join("ledger-only.toml");
     std::fs::write(&config, format!("[ledger]\n{lines}")).expect("write");
     review_sync::config::load_ledger(&config)
@@ -74,7 +74,7 @@ pub fn ledger_target(dir: &Path, lines: &str) -> Target {
 
 /// Starts a sandbox seeded with `seed` and writes a config mapping location
 /// `i` to `portfolio-{i+1}` (external ref).
-pub async fn spawn_env(seed: GoogleSeed) -> TestEnv {
+pub(crate) async fn spawn_env(seed: GoogleSeed) -> TestEnv {
     let sb = Sandbox::start(SandboxOptions {
         google: seed,
         ..SandboxOptions::default()
@@ -137,7 +137,7 @@ pub async fn spawn_env(seed: GoogleSeed) -> TestEnv {
 impl TestEnv {
     /// Writes the config with these (location, group line) pairs and extra
     /// `[travtus]` lines.
-    pub fn write_config(&self, mapping: &[(String, String)], travtus_extra: &str) {
+    pub(crate) fn write_config(&self, mapping: &[(String, String)], travtus_extra: &str) {
         let base = self.sb.base_url();
         let mut text = format!(
             r#"[travtus]
@@ -174,29 +174,29 @@ token_url = "{base}/google/token"
     }
 
     /// Loads the config and opens the app (ledger) on it.
-    pub async fn app(&self) -> App {
+    pub(crate) async fn app(&self) -> App {
         let config = review_sync::config::load(&self.config_path).expect("valid config");
         App::open(config).await.expect("app opens")
     }
 
     /// Where the ledger lives.
-    pub fn ledger(&self) -> Target {
+    pub(crate) fn ledger(&self) -> Target {
         ledger_target(self.dir.path(), &self.ledger_lines)
     }
 
     /// Every ledger row.
-    pub fn rows(&self) -> Vec<ReviewRow> {
+    pub(crate) fn rows(&self) -> Vec<ReviewRow> {
         rows_of(&self.ledger())
     }
 
     /// `f` on the ledger opened read-only, on a thread of its own: ledger
     /// calls block, and the PostgreSQL client may not block an async task.
-    pub fn with_ledger<R: Send>(&self, f: impl FnOnce(&Ledger) -> R + Send) -> R {
+    pub(crate) fn with_ledger<R: Send>(&self, f: impl FnOnce(&Ledger) -> R + Send) -> R {
         with_ledger(&self.ledger(), f)
     }
 
     /// `f` on the ledger opened read-write, on a thread of its own.
-    pub fn with_ledger_mut<R: Send>(&self, f: impl FnOnce(&mut Ledger) -> R + Send) -> R {
+    pub(crate) fn with_ledger_mut<R: Send>(&self, f: impl FnOnce(&mut Ledger) -> R + Send) -> R {
         let target = self.ledger();
         std::thread::scope(|s| {
             s.spawn(move || f(&mut Ledger::open(&target).expect("ledger")))
@@ -207,22 +207,22 @@ token_url = "{base}/google/token"
 
     /// `sql` on the ledger through a plain second connection, as an auditor
     /// would run it (`sqlite3`, `psql`): every row, every column.
-    pub fn ledger_sql(&self, sql: &str) -> Vec<Vec<Sql>> {
+    pub(crate) fn ledger_sql(&self, sql: &str) -> Vec<Vec<Sql>> {
         ledger_sql(&self.ledger(), sql)
     }
 
     /// Whether a ledger was created (see [`ledger_created`]).
-    pub fn ledger_exists(&self) -> bool {
+    pub(crate) fn ledger_exists(&self) -> bool {
         ledger_created(&self.ledger())
     }
 
     /// Everything the ledger holds (see [`ledger_dump`]).
-    pub fn ledger_dump(&self) -> String {
+    pub(crate) fn ledger_dump(&self) -> String {
         ledger_dump(&self.ledger())
     }
 
     /// The one integer `sql` selects.
-    pub fn ledger_int(&self, sql: &str) -> i64 {
+    pub(crate) fn ledger_int(&self, sql: &str) -> i64 {
         match self.ledger_sql(sql).as_slice() {
             [row] => match row.as_slice() {
                 [Sql::Int(n)] => *n,
@@ -238,14 +238,14 @@ token_url = "{base}/google/token"
 /// inside a write transaction does); on PostgreSQL the database is closed
 /// to connections and the daemon's session ended (the server restarting,
 /// a failover). Dropping it lets go.
-pub struct LedgerBlock {
+pub(crate) struct LedgerBlock {
     sqlite: Option<rusqlite::Connection>,
     postgres: Option<String>,
 }
 
 impl LedgerBlock {
     /// Blocks the ledger of `env`.
-    pub fn on(env: &TestEnv) -> LedgerBlock {
+    pub(crate) fn on(env: &TestEnv) -> LedgerBlock {
         match env.ledger() {
             Target::Sqlite(path) => {
                 let holder = rusqlite::Connection::open(path).expect("a second connection");
@@ -303,7 +303,7 @@ impl Drop for LedgerBlock {
 
 /// Whether a ledger was created at `target`: its file exists, or its
 /// database holds the ledger's tables.
-pub fn ledger_created(target: &Target) -> bool {
+pub(crate) fn ledger_created(target: &Target) -> bool {
     match target {
         Target::Sqlite(path) => path.exists(),
         Target::Postgres(_) => try_ledger_sql(target, "SELECT version FROM ledger_schema").is_ok(),
@@ -311,7 +311,7 @@ pub fn ledger_created(target: &Target) -> bool {
 }
 
 /// Every row of the ledger at `target`.
-pub fn rows_of(target: &Target) -> Vec<ReviewRow> {
+pub(crate) fn rows_of(target: &Target) -> Vec<ReviewRow> {
     with_ledger(target, |ledger| {
         let mut rows = Vec::new();
         ledger
@@ -325,7 +325,7 @@ pub fn rows_of(target: &Target) -> Vec<ReviewRow> {
 }
 
 /// `f` on the ledger at `target` opened read-only, on a thread of its own.
-pub fn with_ledger<R: Send>(target: &Target, f: impl FnOnce(&Ledger) -> R + Send) -> R {
+pub(crate) fn with_ledger<R: Send>(target: &Target, f: impl FnOnce(&Ledger) -> R + Send) -> R {
     std::thread::scope(|s| {
         s.spawn(move || f(&Ledger::open_readonly(target).expect("ledger")))
             .join()
@@ -337,7 +337,7 @@ pub fn with_ledger<R: Send>(target: &Target, f: impl FnOnce(&Ledger) -> R + Send
 /// or to search for what must not be there: a SQLite ledger's file bytes
 /// (the WAL is checkpointed when the last connection closes), or every
 /// row of a PostgreSQL ledger's tables.
-pub fn ledger_dump(target: &Target) -> String {
+pub(crate) fn ledger_dump(target: &Target) -> String {
     match target {
         Target::Sqlite(path) => {
             String::from_utf8_lossy(&std::fs::read(path).expect("ledger")).into_owned()
@@ -366,13 +366,13 @@ pub fn ledger_dump(target: &Target) -> String {
 }
 
 /// `s` as an SQL string literal.
-pub fn quoted(s: &str) -> String {
+pub(crate) fn quoted(s: &str) -> String {
     format!("'{}'", s.replace('\'', "''"))
 }
 
 /// A value read with [`ledger_sql`].
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Sql {
+pub(crate) enum Sql {
     Null,
     Int(i64),
     Text(String),
@@ -380,7 +380,7 @@ pub enum Sql {
 
 impl Sql {
     /// The text (`None` for NULL).
-    pub fn text(&self) -> Option<String> {
+    pub(crate) fn text(&self) -> Option<String> {
         match self {
             Sql::Null => None,
             Sql::Text(t) => Some(t.clone()),
@@ -391,12 +391,12 @@ impl Sql {
 
 /// `sql` on the ledger at `target` through a plain second connection
 /// (rusqlite, or the postgres client), on a thread of its own.
-pub fn ledger_sql(target: &Target, sql: &str) -> Vec<Vec<Sql>> {
+pub(crate) fn ledger_sql(target: &Target, sql: &str) -> Vec<Vec<Sql>> {
     try_ledger_sql(target, sql).unwrap_or_else(|e| panic!("{sql}: {e}"))
 }
 
 /// [`ledger_sql`], or why not (no ledger yet, a query error).
-pub fn try_ledger_sql(target: &Target, sql: &str) -> Result<Vec<Vec<Sql>>, String> {
+pub(crate) fn try_ledger_sql(target: &Target, sql: &str) -> Result<Vec<Vec<Sql>>, String> {
     let (target, sql) = (target.clone(), sql.to_owned());
     std::thread::spawn(move || match &target {
         Target::Sqlite(path) => {
@@ -455,7 +455,7 @@ pub fn try_ledger_sql(target: &Target, sql: &str) -> Result<Vec<Vec<Sql>>, Strin
 
 impl TestEnv {
     /// Total reviews seeded at the Google emulator.
-    pub fn google_review_count(&self) -> usize {
+    pub(crate) fn google_review_count(&self) -> usize {
         self.sb
             .google()
             .locations()
@@ -465,7 +465,7 @@ impl TestEnv {
     }
 
     /// Runs the real binary with `--config` and `args`, waiting for it.
-    pub async fn bin(&self, args: &[&str]) -> Output {
+    pub(crate) async fn bin(&self, args: &[&str]) -> Output {
         tokio::process::Command::new(env!("CARGO_BIN_EXE_review-sync"))
             .arg("--config")
             .arg(&self.config_path)
@@ -482,7 +482,7 @@ impl TestEnv {
 
 /// Waits (bounded) until `cond` holds, checking every 20 ms: waiting for an
 /// event in another process, not sleeping in place of synchronisation.
-pub async fn wait_until(what: &str, limit: Duration, mut cond: impl FnMut() -> bool) {
+pub(crate) async fn wait_until(what: &str, limit: Duration, mut cond: impl FnMut() -> bool) {
     let deadline = tokio::time::Instant::now() + limit;
     while !cond() {
         assert!(
@@ -494,7 +494,7 @@ pub async fn wait_until(what: &str, limit: Duration, mut cond: impl FnMut() -> b
 }
 
 /// Text of an output's stdout and stderr.
-pub fn text(out: &Output) -> (String, String) {
+pub(crate) fn text(out: &Output) -> (String, String) {
     (
         String::from_utf8_lossy(&out.stdout).into_owned(),
         String::from_utf8_lossy(&out.stderr).into_owned(),
@@ -502,7 +502,7 @@ pub fn text(out: &Output) -> (String, String) {
 }
 
 /// A small account: 2 accounts x 3 locations x `reviews` reviews.
-pub fn seed(reviews: u32) -> GoogleSeed {
+pub(crate) fn seed(reviews: u32) -> GoogleSeed {
     GoogleSeed {
         accounts: 2,
         locations_per_account: 3,

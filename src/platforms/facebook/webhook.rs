@@ -144,7 +144,7 @@ impl WebhookKind for FacebookWebhook {
 
 /// Whether `X-Hub-Signature-256` is `sha256=` + the hex HMAC-SHA256 of the
 /// raw body keyed with `app_secret` (constant-time comparison).
-pub fn signature_ok(headers: &HeaderMap, body: &[u8], app_secret: &str) -> bool {
+pub(super) fn signature_ok(headers: &HeaderMap, body: &[u8], app_secret: &str) -> bool {
     let Some(value) = headers
         .get("x-hub-signature-256")
         .and_then(|v| v.to_str().ok())

@@ -26,11 +26,11 @@ use std::collections::HashSet;
 use url::Url;
 
 /// Locations per list request: the documented maximum.
-pub const LOCATIONS_PAGE_SIZE: u32 = 100;
+pub(super) const LOCATIONS_PAGE_SIZE: u32 = 100;
 
 /// The most pages one account's listing reads: 100,000 locations, far past
 /// any real portfolio, so only a server that pages forever reaches it.
-pub const MAX_LOCATION_PAGES: u32 = 1_000;
+pub(super) const MAX_LOCATION_PAGES: u32 = 1_000;
 
 /// The fields asked for (`readMask` is mandatory on this API).
 const READ_MASK: &str = "name,title,storeCode";
