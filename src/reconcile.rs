@@ -133,7 +133,11 @@ impl LocationTally {
     /// reviews present after the read are those present before, plus the
     /// new ones, plus those whose mark the read cleared. The source's pass
     /// lock keeps any other writer off this location meanwhile.
-    pub(crate) async fn settle(self, ledger: &LedgerHandle, new: u64) -> Result<Settled, LedgerError> {
+    pub(crate) async fn settle(
+        self,
+        ledger: &LedgerHandle,
+        new: u64,
+    ) -> Result<Settled, LedgerError> {
         let LocationTally {
             source,
             location,

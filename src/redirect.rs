@@ -50,7 +50,8 @@ pub struct RedirectRefused {
 }
 
 /// Why a POST is not redirected.
-pub(crate) const WHY_POST: &str = "a POST is never redirected (its body goes only where it was sent)";
+pub(crate) const WHY_POST: &str =
+    "a POST is never redirected (its body goes only where it was sent)";
 /// Why a token request is not redirected.
 pub(crate) const WHY_TOKEN: &str =
     "a token request is never redirected (its credentials go only to the token_url)";

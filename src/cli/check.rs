@@ -24,7 +24,7 @@ use std::sync::Arc;
 
 /// How `check` prints.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum CheckFormat {
+pub(crate) enum CheckFormat {
     /// Lines for a person.
     Text,
     /// One JSON object: the summary, warnings, locations, online results
@@ -104,7 +104,7 @@ pub(super) async fn check(
 /// The quota plan of `config` from the day after `now`: each source's
 /// schedules against its scope (a Facebook source: one per Page), each
 /// scope's quota raised as its budget would be by `requests_per_minute`.
-pub fn quota_plan(
+pub(super) fn quota_plan(
     config: &Config,
     now: chrono::DateTime<chrono::Utc>,
 ) -> Result<QuotaPlan, plan::PlanError> {

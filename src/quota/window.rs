@@ -30,7 +30,7 @@ use std::time::Duration;
 pub const BUCKETS: u64 = 60;
 
 /// One day, the period of a daily window.
-pub(super) const DAY: Duration = Duration::from_secs(24 * 60 * 60);
+pub const DAY: Duration = Duration::from_secs(24 * 60 * 60);
 
 /// A limit the platform puts on calls.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
