@@ -1199,8 +1199,9 @@ fn decode_batch_token(token: &str, fingerprint: u64) -> Option<usize> {
 ///   `ignoreRatingOnlyReviews` leaves out reviews without a comment;
 /// - the answer `{locationReviews[] of {name, review}, nextPageToken}`,
 ///   `{}` when there is nothing (proto3 leaves empty fields out);
-/// - the same bearer token as reviews.list, and the same fault plan
-///   (faults aimed at `Endpoint::GoogleList` hit batch calls too);
+/// - the same bearer token as reviews.list; faults are aimed at
+///   `Endpoint::GoogleBatch`, apart from the list's, so that a test can
+///   fail one kind of call and not the other;
 /// - at most [`DEFAULT_BATCH_LOCATION_CAP`] names per call (settable).
 ///
 /// Per-location errors fail the whole call, naming the location (message
@@ -1222,7 +1223,7 @@ async fn batch_get_reviews(
     body: axum::body::Bytes,
 ) -> Response {
     emulator.lock().batch.requests_total += 1;
-    let fault = emulator.faults.take(Endpoint::GoogleList);
+    let fault = emulator.faults.take(Endpoint::GoogleBatch);
     match intercept(fault, list_fault_body).await {
         Intercept::Proceed => {}
         Intercept::Respond(response) => return response,

@@ -9,14 +9,20 @@
 //!   page's own next link (Trustpilot), with a check for a page served again
 //!   and for a link back to a page already read; and a platform that reads
 //!   on by itself from a stored position (files);
-//! - the incremental stop: a read that starts from a high-water mark stops
-//!   after the page on which a record older than the mark minus the
-//!   platform's overlap appears;
+//! - the incremental stop ([`StopRule`]): a read that starts from a
+//!   high-water mark stops after the page on which a record older than the
+//!   mark minus the platform's overlap appears;
 //! - the [`Cursor`] of a location, which the ledger stores opaquely: the
 //!   high-water mark, which never moves backwards, and the platform's
 //!   position;
 //! - the bounds of one read by pages and time (`config::PassBounds`), and a
-//!   pass stopped early ([`PassStop`]).
+//!   pass stopped early ([`PassStop`]);
+//! - the batch read ([`BatchRead`]): several locations with a mark read
+//!   together through the platform's batch call ([`BatchReads`]), newest
+//!   first across them, under the same rules: token paging, the stop (each
+//!   location's own, so the read ends once the page passes the oldest mark
+//!   minus the overlap), one set of bounds for the whole read, and each
+//!   location's cursor moved forward only when the whole read completed.
 //!
 //! An error found on a page whose records are good (a paging loop) is held
 //! back until that page has been handed out, so its reviews are recorded.
@@ -24,10 +30,10 @@
 use crate::config::PassBounds;
 use crate::domain::LocationId;
 use crate::platforms::{
-    FetchedPage, Next, Page, PageAt, PageRequest, PageStream, Paging, PagingStyle, PlatformError,
-    SourceClient,
+    BatchError, BatchReads, BatchRequest, FetchedPage, Next, Page, PageAt, PageRequest, PageStream,
+    Paging, PagingStyle, PlatformError, SourceClient,
 };
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, TimeDelta, Utc};
 use std::collections::HashSet;
 use std::time::Duration;
 use tokio::time::Instant;
@@ -58,6 +64,41 @@ impl Cursor {
         Cursor {
             high_water,
             position: self.position,
+        }
+    }
+}
+
+/// The incremental stop of one location: a read from its high-water mark
+/// goes on until a page holds a record older than the mark minus the
+/// platform's overlap (reviews the platform lists late, behind newer ones,
+/// are still within reach), and that page is the last it needs. A location
+/// without a mark, or a platform whose answers have no order, needs every
+/// page.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct StopRule {
+    /// `high_water - overlap`.
+    before: Option<DateTime<Utc>>,
+}
+
+impl StopRule {
+    /// The stop of a read from `cursor` on a platform with `overlap`.
+    pub(crate) fn new(cursor: &Cursor, overlap: Option<TimeDelta>) -> StopRule {
+        StopRule {
+            before: cursor
+                .high_water
+                .zip(overlap)
+                .and_then(|(mark, o)| mark.checked_sub_signed(o)),
+        }
+    }
+
+    /// Whether a page whose oldest record time is `oldest` is the last one
+    /// this location needs: every record it could still be missing sorts
+    /// above that page's oldest (in a batch read, every location's records
+    /// sort together, so the same test holds for each).
+    pub(crate) fn reached(&self, oldest: Option<DateTime<Utc>>) -> bool {
+        match (self.before, oldest) {
+            (Some(stop), Some(oldest)) => oldest < stop,
+            _ => false,
         }
     }
 }
@@ -183,13 +224,62 @@ pub(crate) enum ReadError {
     Stopped(String),
 }
 
+/// The bounds of one read in progress (a location's, or a batch's as a
+/// whole): the pages handed out and the instant its time runs out.
+struct ReadClock {
+    bound: ReadBound,
+    until: Instant,
+    pages: u64,
+}
+
+impl ReadClock {
+    /// Starts the clock of a read bounded by `bound` now.
+    fn start(bound: ReadBound) -> ReadClock {
+        ReadClock {
+            until: Instant::now() + bound.time,
+            bound,
+            pages: 0,
+        }
+    }
+
+    /// Past the page bound, an error when `more` pages remain (a read
+    /// that is over is never failed by its bound).
+    fn check_pages(&self, more: bool) -> Result<(), ReadError> {
+        if more && self.pages >= u64::from(self.bound.pages) {
+            return Err(ReadError::Bounded(self.bound.pages_message()));
+        }
+        Ok(())
+    }
+
+    /// Runs one request of the read unless `stop` or the time bound comes
+    /// first (then the request is dropped: its page is not handed out).
+    async fn request<T>(
+        &self,
+        stop: &PassStop,
+        request: impl std::future::Future<Output = T>,
+    ) -> Result<T, ReadError> {
+        tokio::select! {
+            biased;
+            () = stop.stopped() => {
+                let reason = stop.reason().unwrap_or_else(|| "stopped".to_owned());
+                Err(ReadError::Stopped(format!(
+                    "{STOPPED_PREFIX}{reason} after {} page(s)",
+                    self.pages
+                )))
+            }
+            () = tokio::time::sleep_until(self.until) => {
+                Err(ReadError::Bounded(self.bound.time_message(self.pages)))
+            }
+            out = request => Ok(out),
+        }
+    }
+}
+
 /// One location's read in progress: pages handed out one at a time, within
 /// the read's bounds, and the cursor to store once every page is read.
 pub struct LocationRead<'c> {
     poll: LocationPoll<'c>,
-    bound: ReadBound,
-    until: Instant,
-    pages: u64,
+    clock: ReadClock,
 }
 
 impl<'c> LocationRead<'c> {
@@ -206,15 +296,13 @@ impl<'c> LocationRead<'c> {
         let bound = ReadBound::of(bounds, full_read || cursor.high_water.is_none());
         LocationRead {
             poll: LocationPoll::new(client, location, cursor),
-            until: Instant::now() + bound.time,
-            bound,
-            pages: 0,
+            clock: ReadClock::start(bound),
         }
     }
 
     /// Pages handed out so far.
     pub fn pages(&self) -> u64 {
-        self.pages
+        self.clock.pages
     }
 
     /// The next page, or `None` when the location is read up to date. Past
@@ -224,25 +312,10 @@ impl<'c> LocationRead<'c> {
         &mut self,
         stop: &PassStop,
     ) -> Result<Option<FetchedPage>, ReadError> {
-        if self.pages >= u64::from(self.bound.pages) && !self.poll.is_done() {
-            return Err(ReadError::Bounded(self.bound.pages_message()));
-        }
-        let next = tokio::select! {
-            biased;
-            () = stop.stopped() => {
-                let reason = stop.reason().unwrap_or_else(|| "stopped".to_owned());
-                return Err(ReadError::Stopped(format!(
-                    "{STOPPED_PREFIX}{reason} after {} page(s)",
-                    self.pages
-                )));
-            }
-            () = tokio::time::sleep_until(self.until) => {
-                return Err(ReadError::Bounded(self.bound.time_message(self.pages)));
-            }
-            next = self.poll.next_page() => next?,
-        };
+        self.clock.check_pages(!self.poll.is_done())?;
+        let next = self.clock.request(stop, self.poll.next_page()).await??;
         if next.is_some() {
-            self.pages += 1;
+            self.clock.pages += 1;
         }
         Ok(next)
     }
@@ -301,15 +374,8 @@ pub async fn check_online(
 enum PagingState<'c> {
     /// One request: asked for or not yet.
     Single,
-    /// The token of the next page (`None`: the first), every token seen,
-    /// and the records read (the reported total's check).
-    Tokens {
-        what: &'static str,
-        page_size: u32,
-        next: Option<String>,
-        seen: HashSet<String>,
-        records: u64,
-    },
+    /// Next-page tokens.
+    Tokens(TokenPaging),
     /// The next page's link, when the last page gave one on the configured
     /// origin; every URL read; the ids of the previous page.
     Numbered {
@@ -322,6 +388,80 @@ enum PagingState<'c> {
     Stream(Box<dyn PageStream + 'c>),
 }
 
+/// Token paging between two pages: the token of the next page (`None`:
+/// the first), every token seen, and the records read (the reported
+/// total's check).
+struct TokenPaging {
+    what: &'static str,
+    page_size: u32,
+    next: Option<String>,
+    seen: HashSet<String>,
+    records: u64,
+}
+
+/// What a page means for a token paging.
+enum TokenStep {
+    /// Another page follows, at the token kept.
+    More,
+    /// The read is over.
+    Done,
+    /// The read is looping: this error ends it once the page is handed out.
+    Loop(PlatformError),
+}
+
+impl TokenPaging {
+    fn new(what: &'static str, page_size: u32) -> TokenPaging {
+        TokenPaging {
+            what,
+            page_size,
+            next: None,
+            seen: HashSet::new(),
+            records: 0,
+        }
+    }
+
+    /// Asks from the first page again (a batch read whose locations
+    /// changed: a token is only good for the request it came with).
+    fn restart(&mut self) {
+        self.next = None;
+        self.seen.clear();
+        self.records = 0;
+    }
+
+    /// After page `number` with `records` records, the reported total (if
+    /// any), what it says of the next page, and whether the read reached
+    /// its stop.
+    fn after(
+        &mut self,
+        number: u32,
+        records: usize,
+        reported_total: Option<u64>,
+        next: Next,
+        reached_old: bool,
+    ) -> TokenStep {
+        self.records += records as u64;
+        let slack = 10 * u64::from(self.page_size);
+        let endless = reported_total
+            .filter(|total| self.records > total.saturating_mul(2).saturating_add(slack));
+        match (next, endless) {
+            _ if reached_old => TokenStep::Done,
+            (Next::Token(_), Some(total)) => TokenStep::Loop(PlatformError::InvalidResponse(format!(
+                "paging loop: {} records in {number} pages, but the location reports {total} reviews",
+                self.records
+            ))),
+            (Next::Token(token), None) if self.seen.insert(token.clone()) => {
+                self.next = Some(token);
+                TokenStep::More
+            }
+            (Next::Token(_), None) => TokenStep::Loop(PlatformError::InvalidResponse(format!(
+                "paging loop: {} repeated after {number} pages",
+                self.what
+            ))),
+            _ => TokenStep::Done,
+        }
+    }
+}
+
 /// The paging state machine of one location (no bounds: [`LocationRead`]
 /// adds them).
 pub(crate) struct LocationPoll<'c> {
@@ -329,10 +469,9 @@ pub(crate) struct LocationPoll<'c> {
     location: LocationId,
     /// The cursor the read started from (its position passed through).
     start: Cursor,
-    /// `high_water - overlap`: the page on which an older record appears is
-    /// the last one read. `None` on a first read, or for a platform without
-    /// an order: read everything.
-    stop_before: Option<DateTime<Utc>>,
+    /// The incremental stop (none on a first read, or for a platform
+    /// without an order: read everything).
+    stop: StopRule,
     /// The newest record time seen in this read.
     newest: Option<DateTime<Utc>>,
     /// Pages read.
@@ -360,13 +499,9 @@ impl<'c> LocationPoll<'c> {
         } = client.paging();
         let state = match style {
             PagingStyle::Single => PagingState::Single,
-            PagingStyle::Tokens { what, page_size } => PagingState::Tokens {
-                what,
-                page_size,
-                next: None,
-                seen: HashSet::new(),
-                records: 0,
-            },
+            PagingStyle::Tokens { what, page_size } => {
+                PagingState::Tokens(TokenPaging::new(what, page_size))
+            }
             PagingStyle::Numbered { per_page } => PagingState::Numbered {
                 per_page,
                 next_link: None,
@@ -380,7 +515,7 @@ impl<'c> LocationPoll<'c> {
         LocationPoll {
             client,
             location: location.clone(),
-            stop_before: cursor.high_water.zip(overlap).map(|(mark, o)| mark - o),
+            stop: StopRule::new(&cursor, overlap),
             start: cursor,
             newest: None,
             pages: 0,
@@ -427,9 +562,9 @@ impl<'c> LocationPoll<'c> {
         let at = match (&self.state, &link) {
             (_, Some(url)) => PageAt::Link(url),
             (
-                PagingState::Tokens {
+                PagingState::Tokens(TokenPaging {
                     next: Some(token), ..
-                },
+                }),
                 _,
             ) => PageAt::Token(token),
             (PagingState::Numbered { .. }, None) => PageAt::Number,
@@ -463,41 +598,21 @@ impl<'c> LocationPoll<'c> {
     /// the read now.
     fn after(&mut self, page: Page) -> Result<Option<FetchedPage>, PlatformError> {
         let number = self.pages;
-        let reached_old = match (self.stop_before, page.oldest) {
-            (Some(stop), Some(oldest)) => oldest < stop,
-            _ => false,
-        };
+        let reached_old = self.stop.reached(page.oldest);
         match &mut self.state {
             PagingState::Single => self.done = true,
-            PagingState::Tokens {
-                what,
-                page_size,
-                next,
-                seen,
-                records,
-            } => {
-                *records += page.records as u64;
-                let slack = 10 * u64::from(*page_size);
-                let endless = page
-                    .fetched
-                    .reported_total
-                    .filter(|total| *records > total.saturating_mul(2).saturating_add(slack));
-                match (page.next.clone(), endless) {
-                    _ if reached_old => self.done = true,
-                    (Next::Token(_), Some(total)) => {
-                        self.held_back = Some(PlatformError::InvalidResponse(format!(
-                            "paging loop: {records} records in {number} pages, but the location reports {total} reviews",
-                        )));
-                    }
-                    (Next::Token(token), None) if seen.insert(token.clone()) => {
-                        *next = Some(token);
-                    }
-                    (Next::Token(_), None) => {
-                        self.held_back = Some(PlatformError::InvalidResponse(format!(
-                            "paging loop: {what} repeated after {number} pages"
-                        )));
-                    }
-                    _ => self.done = true,
+            PagingState::Tokens(paging) => {
+                let reported_total = page.fetched.reported_total;
+                match paging.after(
+                    number,
+                    page.records,
+                    reported_total,
+                    page.next.clone(),
+                    reached_old,
+                ) {
+                    TokenStep::More => {}
+                    TokenStep::Done => self.done = true,
+                    TokenStep::Loop(error) => self.held_back = Some(error),
                 }
             }
             PagingState::Numbered {
@@ -553,6 +668,272 @@ impl<'c> LocationPoll<'c> {
             },
             _ => self.start.advanced_to(self.newest),
         }
+    }
+}
+
+/// One step of a batch read.
+#[derive(Debug)]
+pub(crate) enum BatchStep {
+    /// A page: each member's records on it, by the member's index (the
+    /// order the read was started with).
+    Page(Vec<(usize, FetchedPage)>),
+    /// The call was refused because of this member: it is out of the
+    /// batch, to be read on its own; the others are asked again.
+    Refused {
+        /// The member.
+        member: usize,
+        /// The platform's refusal.
+        error: PlatformError,
+    },
+    /// The platform will not serve the call as a whole: every member not
+    /// refused is to be read on its own. The batch read is over.
+    Unserved(PlatformError),
+    /// Every member is read up to date: [`BatchRead::finish`] has the
+    /// cursors.
+    End,
+}
+
+/// One member of a batch read.
+struct Member {
+    location: LocationId,
+    /// The cursor its read started from.
+    start: Cursor,
+    stop: StopRule,
+    /// The newest record time seen of it in this read.
+    newest: Option<DateTime<Utc>>,
+    /// Refused by the batch call: read on its own, no cursor from here.
+    refused: bool,
+}
+
+/// The paging state machine of a batch read (no bounds: [`BatchRead`] adds
+/// them). Pages come newest first across every member, so the read needs
+/// pages until each member's own [`StopRule`] is reached: it ends after
+/// the page that passes the oldest mark minus the overlap. A member whose
+/// stop is reached while more pages follow is read up to date; when such
+/// members hold at least half of a page, the call is narrowed to the
+/// others (asked again from the first page) so that one location far
+/// behind does not make the read page through every other location's
+/// reviews down to its mark.
+pub(crate) struct BatchPoll<'c> {
+    reads: &'c dyn BatchReads,
+    members: Vec<Member>,
+    /// The members the next call names (indices into `members`), and their
+    /// locations in that order.
+    asking: Vec<usize>,
+    names: Vec<LocationId>,
+    paging: TokenPaging,
+    /// Calls that gave a page, narrowed calls included.
+    pages: u32,
+    max_pages: u32,
+    done: bool,
+    held_back: Option<PlatformError>,
+}
+
+impl<'c> BatchPoll<'c> {
+    /// A batch read of `members` (each with the cursor it starts from, a
+    /// high-water mark), paging as the client's `paging` says. Nothing is
+    /// asked until the first page is.
+    fn new(
+        reads: &'c dyn BatchReads,
+        paging: Paging,
+        members: Vec<(LocationId, Cursor)>,
+    ) -> BatchPoll<'c> {
+        let (what, page_size) = match paging.style {
+            PagingStyle::Tokens { what, page_size } => (what, page_size),
+            _ => ("page token", 50),
+        };
+        let members: Vec<Member> = members
+            .into_iter()
+            .map(|(location, start)| Member {
+                stop: StopRule::new(&start, paging.overlap),
+                location,
+                start,
+                newest: None,
+                refused: false,
+            })
+            .collect();
+        let mut poll = BatchPoll {
+            reads,
+            asking: (0..members.len()).collect(),
+            names: Vec::new(),
+            members,
+            paging: TokenPaging::new(what, page_size),
+            pages: 0,
+            max_pages: paging.max_pages,
+            done: false,
+            held_back: None,
+        };
+        poll.ask(|_| true);
+        poll
+    }
+
+    /// Names only the members `keep` keeps in the next call, from the first
+    /// page.
+    fn ask(&mut self, keep: impl Fn(&Member) -> bool) {
+        let members = &self.members;
+        self.asking.retain(|&m| keep(&members[m]));
+        self.names = self
+            .asking
+            .iter()
+            .map(|&m| self.members[m].location.clone())
+            .collect();
+        self.paging.restart();
+        if self.asking.is_empty() {
+            self.done = true;
+        }
+    }
+
+    /// Whether the read is over.
+    fn is_done(&self) -> bool {
+        self.done && self.held_back.is_none()
+    }
+
+    /// The next step.
+    async fn next_page(&mut self) -> Result<BatchStep, PlatformError> {
+        if let Some(error) = self.held_back.take() {
+            self.done = true;
+            return Err(error);
+        }
+        if self.done {
+            return Ok(BatchStep::End);
+        }
+        if self.pages >= self.max_pages {
+            self.done = true;
+            return Err(PlatformError::InvalidResponse(format!(
+                "more than {} pages in one poll",
+                self.max_pages
+            )));
+        }
+        let number = self.pages + 1;
+        let answer = self
+            .reads
+            .fetch_batch(BatchRequest {
+                locations: &self.names,
+                number,
+                token: self.paging.next.as_deref(),
+            })
+            .await;
+        let page = match answer {
+            Ok(page) => page,
+            Err(BatchError::Refused { index, error }) => {
+                let Some(&member) = self.asking.get(index) else {
+                    self.done = true;
+                    return Err(error);
+                };
+                self.members[member].refused = true;
+                self.ask(|m| !m.refused);
+                return Ok(BatchStep::Refused { member, error });
+            }
+            Err(BatchError::Unserved(error)) => {
+                self.done = true;
+                return Ok(BatchStep::Unserved(error));
+            }
+            Err(BatchError::Failed(error)) => {
+                self.done = true;
+                return Err(error);
+            }
+        };
+        self.pages = number;
+        let oldest = page.oldest;
+        let mut parts = Vec::with_capacity(page.parts.len());
+        let mut read_up_to_date = 0usize;
+        for (index, part) in page.parts {
+            let Some(&m) = self.asking.get(index) else {
+                self.done = true;
+                return Err(PlatformError::InvalidResponse(format!(
+                    "a batch page part for location {} of {}",
+                    index + 1,
+                    self.asking.len()
+                )));
+            };
+            let member = &mut self.members[m];
+            if let Some(newest) = part.newest {
+                member.newest = Some(member.newest.map_or(newest, |n| n.max(newest)));
+            }
+            if member.stop.reached(oldest) {
+                read_up_to_date += part.fetched.reviews.len() + part.fetched.rejected.len();
+            }
+            parts.push((m, part.fetched));
+        }
+        let members = &self.members;
+        let reached = |m: &Member| m.stop.reached(oldest);
+        let all_reached = self.asking.iter().all(|&m| reached(&members[m]));
+        match self
+            .paging
+            .after(number, page.records, None, page.next, all_reached)
+        {
+            TokenStep::Done => self.done = true,
+            TokenStep::Loop(error) => self.held_back = Some(error),
+            TokenStep::More if read_up_to_date > 0 && read_up_to_date * 2 >= page.records => {
+                let before = self.asking.len();
+                self.ask(|m| !reached(m));
+                tracing::debug!(
+                    page = number,
+                    read_up_to_date = before - self.asking.len(),
+                    still_read = self.asking.len(),
+                    "batch read narrowed to the locations not yet read up to date"
+                );
+            }
+            TokenStep::More => {}
+        }
+        Ok(BatchStep::Page(parts))
+    }
+
+    /// Each member's cursor after a complete read: its mark moved to the
+    /// newest time seen of it (never backwards); `None` for a member the
+    /// call refused (its own read keeps its own cursor).
+    fn finish(self) -> Vec<Option<Cursor>> {
+        self.members
+            .into_iter()
+            .map(|m| (!m.refused).then(|| m.start.advanced_to(m.newest)))
+            .collect()
+    }
+}
+
+/// A batch read in progress: several locations with a high-water mark read
+/// together ([`BatchReads`]), bounded as one incremental read
+/// (`max_pages_per_pass`, `max_pass_time`) and stopped with the pass.
+pub(crate) struct BatchRead<'c> {
+    poll: BatchPoll<'c>,
+    clock: ReadClock,
+}
+
+impl<'c> BatchRead<'c> {
+    /// Starts reading `members` (locations of one batch group, each with
+    /// the cursor it starts from) through `reads`, paging as `client` says;
+    /// the clock of the time bound starts now.
+    pub(crate) fn start(
+        client: &'c dyn SourceClient,
+        reads: &'c dyn BatchReads,
+        members: Vec<(LocationId, Cursor)>,
+        bounds: &PassBounds,
+    ) -> BatchRead<'c> {
+        BatchRead {
+            poll: BatchPoll::new(reads, client.paging(), members),
+            clock: ReadClock::start(ReadBound::of(bounds, false)),
+        }
+    }
+
+    /// Pages handed out so far.
+    pub(crate) fn pages(&self) -> u64 {
+        self.clock.pages
+    }
+
+    /// The next step. Past the page or time bound, or once `stop` says so,
+    /// the read ends with an error, as a location's does.
+    pub(crate) async fn next_page(&mut self, stop: &PassStop) -> Result<BatchStep, ReadError> {
+        self.clock.check_pages(!self.poll.is_done())?;
+        let step = self.clock.request(stop, self.poll.next_page()).await??;
+        if let BatchStep::Page(_) = step {
+            self.clock.pages += 1;
+        }
+        Ok(step)
+    }
+
+    /// Each member's cursor once every page was read (never after an
+    /// error: a failed read leaves every mark where it was).
+    pub(crate) fn finish(self) -> Vec<Option<Cursor>> {
+        self.poll.finish()
     }
 }
 
