@@ -24,9 +24,16 @@
 //!   (and named in the log); the others are read by batch again. When the
 //!   platform refuses the call as a whole, naming no location, every
 //!   location of the batch is read on its own.
-//! - **Failures.** A batch read that fails (after the retries), or is cut
-//!   short by its bounds or the pass's stop, fails every location it read:
-//!   their pages stay recorded, every mark stays where it was.
+//! - **Failures.** A batch read that fails (a server error or throttling
+//!   after the retries, a transport error, a refused credential), or is cut
+//!   short by its time bound or the pass's stop, fails every location it
+//!   read: their pages stay recorded, every mark stays where it was, and
+//!   the next pass reads them by batch again. One that fails on its
+//!   answers (a paging loop, an answer of the wrong shape or size, past the
+//!   page bound: what one broken location does to every call naming it) is
+//!   followed by a read of each of its locations on its own, so that the
+//!   location at fault fails alone. Either way no mark moves on what the
+//!   batch read.
 
 use super::location::{BatchRead, BatchStep, Cursor};
 use super::sink::PassSink;
@@ -141,6 +148,8 @@ impl<S: PassSink> Pass<'_, S> {
         );
         // Members to read on their own, in the order they were given up.
         let mut alone: Vec<usize> = Vec::new();
+        // `Ok(true)`: read up to date; `Ok(false)`: its locations are to be
+        // read one by one.
         let outcome: Result<bool, PollError> = loop {
             match read.next_page(self.stop).await {
                 Ok(BatchStep::Page(parts)) => {
@@ -164,6 +173,13 @@ impl<S: PassSink> Pass<'_, S> {
                     break Ok(false);
                 }
                 Ok(BatchStep::End) => break Ok(true),
+                Err(e) if read.failed_on_its_answers(&e) => {
+                    tracing::warn!(
+                        error = %e,
+                        "batch read failed on its answers: its locations are read one by one, so that the one at fault fails alone"
+                    );
+                    break Ok(false);
+                }
                 Err(e) => break Err(e.into()),
             }
         };
@@ -173,7 +189,7 @@ impl<S: PassSink> Pass<'_, S> {
             _ => vec![None; members.len()],
         };
         if let Ok(false) = outcome {
-            // Unserved: every member not refused yet is read on its own.
+            // Every member not refused yet is read on its own.
             for m in 0..members.len() {
                 if !alone.contains(&m) {
                     alone.push(m);

@@ -930,6 +930,21 @@ impl<'c> BatchRead<'c> {
         Ok(step)
     }
 
+    /// Whether the read's failure `e` is one of its answers (a paging
+    /// loop, an answer of the wrong shape or size, past the page bound),
+    /// which a location of the batch may cause on every call: its members
+    /// are then worth reading one by one, so that the one at fault fails
+    /// alone. A failure of the platform (5xx or 429 after the retries, a
+    /// transport error, a refused credential), the time bound or a stop is
+    /// not: the next pass tries the batch again.
+    pub(crate) fn failed_on_its_answers(&self, e: &ReadError) -> bool {
+        match e {
+            ReadError::Platform(PlatformError::InvalidResponse(_)) => true,
+            ReadError::Bounded(_) => self.clock.pages >= u64::from(self.clock.bound.pages),
+            _ => false,
+        }
+    }
+
     /// Each member's cursor once every page was read (never after an
     /// error: a failed read leaves every mark where it was).
     pub(crate) fn finish(self) -> Vec<Option<Cursor>> {
