@@ -198,11 +198,6 @@ impl<S: PassSink> Pass<'_, S> {
         }
         let error = outcome.err().map(|e| {
             self.note_consent(&e);
-            tracing::warn!(
-                error = %e,
-                error_type = e.error_type(),
-                "batch read failed: the marks of its locations stay where they were"
-            );
             (Self::error_text(&e), e.error_type())
         });
         let mut unattributed = self.client.requests().saturating_sub(requests_before);
@@ -215,6 +210,13 @@ impl<S: PassSink> Pass<'_, S> {
             log.requests = std::mem::take(&mut unattributed);
             log.ended_at = Utc::now().max(log.started_at);
             if let Some((text, error_type)) = &error {
+                // The same line as a location read's failure, per location.
+                tracing::warn!(
+                    location = %log.location_id,
+                    error = %text,
+                    error_type,
+                    "location poll failed"
+                );
                 crate::metrics::poll_failed(self.name(), error_type);
                 log.error = Some(text.clone());
             }
