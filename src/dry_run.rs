@@ -42,10 +42,15 @@ pub struct DryRun {
 pub async fn dry_run(config: &Config, names: &[String]) -> Result<DryRun, AppError> {
     let ledger = if config.ledger.path.exists() {
         let path = config.ledger.path.clone();
-        let l = tokio::task::spawn_blocking(move || Ledger::open_readonly(&path))
+        match tokio::task::spawn_blocking(move || Ledger::open_readonly(&path))
             .await
-            .map_err(|e| LedgerError::Task(e.to_string()))??;
-        Some(LedgerHandle::new(l))
+            .map_err(|e| LedgerError::Task(e.to_string()))?
+        {
+            Ok(l) => Some(LedgerHandle::new(l)),
+            // A database no daemon has opened yet: as a missing file.
+            Err(LedgerError::NotCreated { .. }) => None,
+            Err(e) => return Err(e.into()),
+        }
     } else {
         None
     };

@@ -137,9 +137,6 @@ const POLL_ERROR_TYPES: [&str; 10] = [
     "ledger",
 ];
 
-/// The ledger error classes ([`ledger_error_type`]).
-const LEDGER_ERROR_TYPES: [&str; 6] = ["busy", "read_only", "disk_full", "io", "moved", "other"];
-
 /// The delivery outcomes.
 const DELIVERY_OUTCOMES: [&str; 4] = ["delivered", "retry", "held", "rejected"];
 
@@ -181,7 +178,7 @@ fn register_process() {
         counter!(CONFIG_RELOADS, "outcome" => outcome).increment(0);
     }
     gauge!(CONFIG_LAST_RELOAD_OK).set(1.0);
-    for error_type in LEDGER_ERROR_TYPES {
+    for error_type in crate::ledger::ERROR_TYPES {
         counter!(LEDGER_ERRORS, "error_type" => error_type).increment(0);
     }
     for error_type in ["token_refused", "token_unavailable"] {
@@ -369,32 +366,12 @@ pub fn token_fetched(platform: &'static str, source: Option<&str>) {
 
 /// A ledger operation of one of the daemon's loops failed.
 pub fn ledger_error(e: &LedgerError) {
-    counter!(LEDGER_ERRORS, "error_type" => ledger_error_type(e)).increment(1);
+    counter!(LEDGER_ERRORS, "error_type" => e.error_type()).increment(1);
 }
 
 /// Retention removed the text of `rows` reviews.
 pub fn texts_purged(rows: u64) {
     counter!(TEXTS_PURGED).increment(rows);
-}
-
-/// The low-cardinality class of a ledger error.
-pub fn ledger_error_type(e: &LedgerError) -> &'static str {
-    use rusqlite::ErrorCode;
-    match e {
-        LedgerError::Sqlite {
-            source: rusqlite::Error::SqliteFailure(f, _),
-            ..
-        } => match f.code {
-            ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked => "busy",
-            ErrorCode::ReadOnly | ErrorCode::PermissionDenied => "read_only",
-            ErrorCode::DiskFull => "disk_full",
-            ErrorCode::SystemIoFailure | ErrorCode::CannotOpen => "io",
-            _ => "other",
-        },
-        LedgerError::Io { .. } => "io",
-        LedgerError::Moved { .. } => "moved",
-        _ => "other",
-    }
 }
 
 /// The running `/metrics` + `/healthz` endpoint.

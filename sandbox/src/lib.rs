@@ -33,6 +33,8 @@
 //!   routes under `/_sandbox/webhooks`).
 //! - `seed`: deterministic groups, accounts, locations and reviews.
 //! - `control`: the HTTP control API under `/_sandbox`.
+//! - `postgres`: not an emulator: a throwaway PostgreSQL server from the
+//!   distribution's binaries, for tests of the PostgreSQL ledger.
 //!
 //! Adding a platform = one module with its state, handlers and a
 //! `router()`, plus one `nest` line in [`Sandbox::start`].
@@ -50,6 +52,7 @@ mod hostile;
 mod limits;
 mod notifications;
 mod places;
+pub mod postgres;
 mod pubsub;
 mod seed;
 mod server;

@@ -8,6 +8,7 @@
 use super::LogFormatArg;
 use review_sync::config::ConfigError;
 use review_sync::escape::escape;
+use review_sync::ledger::LedgerError;
 use std::process::ExitCode;
 
 /// EX_CONFIG from sysexits.h: systemd's unit does not restart on it.
@@ -70,17 +71,17 @@ fn json_line(fields: serde_json::Value) -> serde_json::Value {
     })
 }
 
-/// The context chain on one line, as `{:#}` prints it, but stopping before
-/// SQLite's own error: a `LedgerError` already says it, and rusqlite's
-/// source chain would repeat it twice more ("database is locked: database
-/// is locked: Error code 5: database is locked").
+/// The context chain on one line, as `{:#}` prints it, but stopping after
+/// a `LedgerError`: it already says what the database engine said, and the
+/// engine's own source chain would repeat it twice more ("database is
+/// locked: database is locked: Error code 5: database is locked").
 fn one_line(e: &anyhow::Error) -> String {
-    e.chain()
-        .take_while(|cause| {
-            cause.downcast_ref::<rusqlite::Error>().is_none()
-                && cause.downcast_ref::<rusqlite::ffi::Error>().is_none()
-        })
-        .map(ToString::to_string)
-        .collect::<Vec<_>>()
-        .join(": ")
+    let mut parts = Vec::new();
+    for cause in e.chain() {
+        parts.push(cause.to_string());
+        if cause.downcast_ref::<LedgerError>().is_some() {
+            break;
+        }
+    }
+    parts.join(": ")
 }

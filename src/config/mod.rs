@@ -6,6 +6,7 @@
 #[doc(hidden)]
 pub mod fuzzing;
 pub(crate) mod keys;
+mod ledger_url;
 mod raw;
 mod secret;
 mod sources;
@@ -43,7 +44,7 @@ pub struct Config {
     pub path: PathBuf,
     /// Where reviews are delivered.
     pub travtus: TravtusConfig,
-    /// The SQLite ledger.
+    /// The ledger (a SQLite file or a PostgreSQL database).
     pub ledger: LedgerConfig,
     /// Every `[[source]]`, in file order.
     pub sources: Vec<SourceConfig>,
@@ -87,8 +88,12 @@ pub enum TravtusAuth {
 /// `[ledger]`.
 #[derive(Debug, Clone)]
 pub struct LedgerConfig {
-    /// `path`. Default `/var/lib/review-sync/ledger.db`.
-    pub path: PathBuf,
+    /// Where the ledger lives: `path` (a SQLite file, default
+    /// `/var/lib/review-sync/ledger.db`), or `url` (a PostgreSQL database,
+    /// with `password`, `sslmode`, `sslrootcert`, `sslcert`, `sslkey`). The
+    /// field kept its name from when the ledger could only be a file;
+    /// `Ledger::open(&config.ledger.path)` opens either.
+    pub path: crate::ledger::Target,
     /// `retain_text_days`: review text and reviewer names of reviews
     /// delivered more than this many days ago are purged from the ledger
     /// (see `ledger::retention`). `None` (the default) keeps them.

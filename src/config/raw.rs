@@ -306,6 +306,18 @@ raw_table! {
     RawLedger "in [ledger]" no_platform_keys {
         /// The SQLite file.
         path: String,
+        /// A PostgreSQL database instead (`postgres://...`).
+        url: String,
+        /// Its password.
+        password: RawSecret,
+        /// `verify-full` (default) or `disable`.
+        sslmode: String,
+        /// PEM CA certificates the server's must chain to.
+        sslrootcert: RawSecret,
+        /// A PEM client certificate.
+        sslcert: RawSecret,
+        /// Its PEM private key.
+        sslkey: RawSecret,
         /// Days after delivery that review text is kept.
         retain_text_days: i64,
         /// Days the poll log keeps a poll.

@@ -84,19 +84,23 @@ pub fn load_with(path: &Path, options: &LoadOptions) -> Result<Config, ConfigErr
 }
 
 /// Only `[ledger]` of the config file at `path`, for `ledger` commands: the
-/// rest of the file (sources, secrets) is not looked at, so that an auditor
-/// in a shell without the unit's credentials can read the ledger. A TOML
+/// rest of the file (sources, their secrets) is not looked at, so that an
+/// auditor in a shell without the unit's credentials can read the ledger
+/// (a PostgreSQL ledger's own password and keys are read). A TOML
 /// syntax error anywhere, or a problem in `[ledger]`, is still refused.
 pub fn load_ledger(path: &Path) -> Result<LedgerConfig, ConfigError> {
     let text = read_config(path)?;
     let lines = LineIndex::new(&text);
+    // The ledger's own secrets (a PostgreSQL password) are read: they are
+    // the only ones in [ledger].
     let reach = Reach {
         credentials_dir: None,
-        read_secrets: false,
+        read_secrets: true,
         check_ledger_dir: true,
     };
     let dir = config_dir(path);
-    let mut validator = Validator::new(&lines, path, &dir, &|_| None, &reach);
+    let env = |name: &str| std::env::var(name).ok();
+    let mut validator = Validator::new(&lines, path, &dir, &env, &reach);
     let ledger = raw::parse_ledger(&text, &mut validator.problems)
         .and_then(|raw| validator.ledger(raw.map(|field| field.value)));
     validator.finish(ledger, path).map(|(ledger, _)| ledger)
@@ -379,7 +383,8 @@ impl Validator<'_> {
         usize::try_from(value).ok().and_then(NonZeroUsize::new)
     }
 
-    /// `[ledger]`; a relative path is relative to the config file.
+    /// `[ledger]`; a relative path is relative to the config file; `url`
+    /// instead of `path` is a PostgreSQL ledger (`ledger_url.rs`).
     fn ledger(&mut self, raw: Option<RawLedger>) -> Option<LedgerConfig> {
         let raw = raw.unwrap_or_default();
         // Both keys are checked before either result is used, so each
@@ -392,6 +397,15 @@ impl Validator<'_> {
             Some(field) => self.days("retain_polls_days", field),
             None => Some(super::DEFAULT_RETAIN_POLLS_DAYS),
         };
+        if let Some(url) = &raw.url {
+            let target = self.postgres_ledger(&raw, url);
+            return Some(LedgerConfig {
+                path: target?,
+                retain_text_days: retain_text_days?,
+                retain_polls_days: retain_polls_days?,
+            });
+        }
+        self.stray_postgres_keys(&raw);
         let path = match &raw.path {
             None => Some(PathBuf::from(DEFAULT_LEDGER_PATH)),
             Some(field) if field.value.is_empty() => {
@@ -415,7 +429,7 @@ impl Validator<'_> {
             return None;
         }
         Some(LedgerConfig {
-            path: path?,
+            path: crate::ledger::Target::Sqlite(path?),
             retain_text_days: retain_text_days?,
             retain_polls_days: retain_polls_days?,
         })

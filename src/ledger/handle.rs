@@ -1,5 +1,6 @@
-//! The async face of the ledger: SQLite work runs on tokio's blocking pool,
-//! never on an async worker thread, one call at a time (SQLite has one writer).
+//! The async face of the ledger: its work runs on tokio's blocking pool,
+//! never on an async worker thread, one call at a time (SQLite has one
+//! writer; a PostgreSQL ledger has one connection per process).
 //!
 //! It also keeps what the daemon's health reports about storage: whether the
 //! ledger's files are still the ones it opened (checked before every call;
@@ -91,17 +92,17 @@ impl LedgerHandle {
         let inner = Arc::clone(&self.inner);
         let faults = Arc::clone(&self.faults);
         tokio::task::spawn_blocking(move || {
-            // A panic while holding the lock leaves SQLite consistent (the
+            // A panic while holding the lock leaves the ledger consistent (the
             // transaction rolls back on drop), so a poisoned lock is safe to reuse.
             let mut guard = inner.lock().unwrap_or_else(|p| p.into_inner());
             let identity = guard.check_identity();
             note_identity(&faults, identity.as_ref().err(), &guard);
             identity?;
-            let changes = guard.total_changes();
+            let changes = guard.writes();
             let result = f(&mut guard);
             let mut faults = faults.lock().unwrap_or_else(|p| p.into_inner());
             match &result {
-                Ok(_) if guard.total_changes() != changes => faults.write = None,
+                Ok(_) if guard.writes() != changes => faults.write = None,
                 Err(e) if e.is_storage_fault() => faults.write = Some(e.to_string()),
                 _ => {}
             }

@@ -2,6 +2,7 @@
 
 use crate::domain::GroupRef;
 use chrono::{DateTime, Utc};
+use std::path::PathBuf;
 
 /// A review's delivery status (the `reviews.status` column).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -515,3 +516,181 @@ pub struct Stats {
     /// Total rows in `attempts`.
     pub attempts: u64,
 }
+
+/// What [`Ledger::delivery_cycle`] should claim.
+#[derive(Debug, Clone, Copy)]
+pub struct Claim {
+    /// Rows with `next_attempt_at <= now` are due.
+    pub now: DateTime<Utc>,
+    /// Their new `next_attempt_at` while in flight.
+    pub lease_until: DateTime<Utc>,
+    /// The most rows to claim.
+    pub limit: usize,
+    /// Pending rows due later than this are made due `now` first.
+    pub reanchor_after: DateTime<Utc>,
+}
+
+impl Claim {
+    /// A claim at `now` that re-anchors only rows due more than
+    /// [`crate::clock::LONGEST_DELAY`] ahead: further than any retry or
+    /// lease review-sync sets, so only a wall clock gone back put them there.
+    pub fn new(now: DateTime<Utc>, lease_until: DateTime<Utc>, limit: usize) -> Claim {
+        let longest = chrono::Duration::from_std(crate::clock::LONGEST_DELAY)
+            .unwrap_or(chrono::Duration::MAX);
+        Claim {
+            now,
+            lease_until,
+            limit,
+            reanchor_after: now.checked_add_signed(longest).unwrap_or(now),
+        }
+    }
+
+    /// After a detected wall-clock step: every pending row is made due now,
+    /// since every retry time and lease was set by the old clock.
+    pub fn after_step(self) -> Claim {
+        Claim {
+            reanchor_after: self.now,
+            ..self
+        }
+    }
+}
+
+/// A claimed review handed back unsent: its lease ends now, unless the row
+/// changed since the claim (an edit, another claim after the lease ran out).
+#[derive(Debug, Clone)]
+pub struct ReleasedClaim {
+    /// `platform`.
+    pub platform: String,
+    /// `review_id`.
+    pub review_id: String,
+    /// The claimed version.
+    pub content_hash: String,
+    /// The lease it was claimed with.
+    pub lease_until: DateTime<Utc>,
+    /// When it is due again.
+    pub due_at: DateTime<Utc>,
+}
+
+/// What [`Ledger::delivery_cycle`] claimed.
+#[derive(Debug, Default)]
+pub struct CycleReport {
+    /// The claimed reviews, oldest due first.
+    pub claimed: Vec<DueReview>,
+    /// When fewer rows were due than asked for: the earliest
+    /// `next_attempt_at` left among pending rows (leases included).
+    pub next_due: Option<DateTime<Utc>>,
+    /// Pending rows made due now before the claim (see [`Claim::reanchor_after`]).
+    pub reanchored: u64,
+}
+
+/// Reviews by the statuses that are not final, and quarantined records
+/// (see [`Ledger::status_counts`]).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct StatusCounts {
+    /// `pending` reviews.
+    pub pending: u64,
+    /// `held` reviews.
+    pub held: u64,
+    /// `rejected` reviews.
+    pub rejected: u64,
+    /// Rows of `quarantine`.
+    pub quarantined: u64,
+}
+
+/// Whether recording a page stamps `last_seen_at` on the reviews it saw
+/// unchanged.
+///
+/// Only a reconciliation pass needs the stamps: [`Ledger::mark_removed`]
+/// runs after one and compares against its start. An incremental pass sees
+/// the same overlap page on every tick, and stamping it rewrote dozens of
+/// rows per location for nothing (a quiet pass over 1,000 locations wrote
+/// 26 MB).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sightings {
+    /// Stamp every review seen (a reconciliation pass, and the default).
+    Stamp,
+    /// Leave unchanged reviews as they are (an incremental pass).
+    Skip,
+}
+
+/// Who ran a purge (`purges.purged_by`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PurgedBy {
+    /// The daemon, from `[ledger] retain_text_days`.
+    Daemon,
+    /// `review-sync ledger purge`.
+    Cli,
+}
+
+impl PurgedBy {
+    /// The stored text.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PurgedBy::Daemon => "daemon",
+            PurgedBy::Cli => "cli",
+        }
+    }
+}
+
+/// A row of `purges`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PurgeRow {
+    /// When the purge ran.
+    pub purged_at: DateTime<Utc>,
+    /// Reviews delivered before this were purged.
+    pub cutoff: DateTime<Utc>,
+    /// Rows whose text was removed.
+    pub rows_purged: u64,
+    /// Who ran it.
+    pub purged_by: PurgedBy,
+}
+
+/// A purge in progress: [`Ledger::start_purge`], then [`Ledger::purge_step`]
+/// until it says done. Plain data, so the daemon can carry it between steps
+/// and release the ledger to its other loops in between.
+#[derive(Debug, Clone)]
+pub struct Purge {
+    /// `purges.id`.
+    pub(super) id: i64,
+    /// Ledger text of the cutoff and of the purge's time.
+    pub(super) cutoff: String,
+    pub(super) now: String,
+    /// Where the walk stopped, so each step starts there instead of
+    /// re-reading purged rows.
+    pub(super) after: PurgeCursor,
+    pub(super) rows_purged: u64,
+}
+
+/// Where a [`Purge`] goes on: each engine walks `reviews` in the order it
+/// reads fastest.
+#[derive(Debug, Clone)]
+pub(super) enum PurgeCursor {
+    /// Before the first row.
+    Start,
+    /// After this SQLite rowid.
+    Rowid(i64),
+    /// After this (platform, review_id), PostgreSQL's primary key order.
+    Key(String, String),
+}
+
+impl Purge {
+    /// Rows purged so far.
+    pub fn rows_purged(&self) -> u64 {
+        self.rows_purged
+    }
+}
+
+/// What a backup wrote.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BackupReport {
+    /// The copy.
+    pub path: PathBuf,
+    /// Its size in bytes.
+    pub bytes: u64,
+    /// Rows in its `reviews` table.
+    pub reviews: u64,
+}
+
+/// Poll-log rows deleted per statement: each batch is its own short write
+/// transaction, so the daemon's polls and deliveries go on in between.
+pub const POLL_BATCH: u64 = 500;

@@ -1,7 +1,10 @@
 //! The one place where the Travtus `POST /messages/` body is built from a
-//! domain [`Review`]. Field order is fixed (group key, `channel`, `review`)
-//! so that the stored payload reads naturally; fields a platform lacks are
-//! left out, never sent as `null`.
+//! domain [`Review`], and rewritten later: [`regroup`] (a fixed mapping, on
+//! `ledger retry` and `resend`) and [`purge_text`] (retention). Field order
+//! is fixed (group key, `channel`, `review`) so that the stored payload
+//! reads naturally; fields a platform lacks are left out, never sent as
+//! `null`. The ledger stores bodies as opaque text and calls these two to
+//! change one.
 
 use crate::domain::{GroupRef, Review};
 use serde_json::{Map, Value};
@@ -46,6 +49,75 @@ pub fn build_payload(review: &Review, group: Option<&GroupRef>) -> Payload {
 /// every retry of one version, different for an edit.
 pub fn idempotency_key(platform: &str, review_id: &str, content_hash: &str) -> String {
     format!("{platform}:{review_id}:{content_hash}")
+}
+
+/// The keys of the body's `review` object that retention removes
+/// ([`purge_text`]): the text a reviewer wrote and the name they wrote it
+/// under.
+pub const PURGED_FIELDS: [&str; 3] = ["comment", "title", "display_name"];
+
+/// `payload` (a stored body) with its group key replaced by `group`'s, as
+/// the body's first key (where [`build_payload`] puts it), the other keys in
+/// their order. `None` when the payload is not a JSON object.
+pub fn regroup(payload: &str, group: &GroupRef) -> Option<String> {
+    let Ok(Value::Object(old)) = serde_json::from_str(payload) else {
+        return None;
+    };
+    // A new map rather than `remove`: with `preserve_order`, `Map::remove`
+    // swaps the last key into the removed one's place.
+    let mut new = Map::with_capacity(old.len() + 1);
+    new.insert(
+        group.key().to_owned(),
+        Value::String(group.value().to_owned()),
+    );
+    new.extend(
+        old.into_iter()
+            .filter(|(k, _)| k != "group_id" && k != "group_external_ref"),
+    );
+    serde_json::to_string(&Value::Object(new)).ok()
+}
+
+/// What [`purge_text`] made of a stored body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Purged {
+    /// The body without [`PURGED_FIELDS`]; everything else kept, in order.
+    Removed(String),
+    /// The body holds none of them: nothing to change.
+    NothingToRemove,
+    /// Not a JSON object: left alone (a hand edit; `ledger show` names it).
+    NotJson,
+}
+
+/// `payload` without the [`PURGED_FIELDS`] of its `review` object, the
+/// other keys in their order (retention: `[ledger] retain_text_days`,
+/// `ledger purge`).
+pub fn purge_text(payload: &str) -> Purged {
+    let Ok(Value::Object(mut body)) = serde_json::from_str::<Value>(payload) else {
+        return Purged::NotJson;
+    };
+    let Some(Value::Object(review)) = body.get_mut("review") else {
+        return Purged::NothingToRemove;
+    };
+    if !PURGED_FIELDS.iter().any(|f| review.contains_key(*f)) {
+        return Purged::NothingToRemove;
+    }
+    // `shift_remove` keeps the order of the keys left (`remove` would swap
+    // the last key into the removed one's place).
+    for field in PURGED_FIELDS {
+        review.shift_remove(field);
+    }
+    match serde_json::to_string(&Value::Object(body)) {
+        Ok(text) => Purged::Removed(text),
+        Err(_) => Purged::NotJson,
+    }
+}
+
+/// Substrings of which a body that [`purge_text`] would change holds at
+/// least one (the quoted keys). A cheap filter the ledger can run in SQL
+/// before handing rows to [`purge_text`]; it may let through bodies that
+/// only mention a key in a text, never drop one that holds it.
+pub fn purge_hints() -> impl Iterator<Item = String> {
+    PURGED_FIELDS.iter().map(|f| format!("\"{f}\""))
 }
 
 fn review_json(review: &Review) -> Map<String, Value> {
@@ -149,6 +221,48 @@ mod tests {
         let p = build_payload(&review(), None);
         let v: Value = serde_json::from_str(&p.json).expect("json");
         assert!(v.get("group_id").is_none() && v.get("group_external_ref").is_none());
+    }
+
+    #[test]
+    fn regroup_puts_the_new_key_first_and_keeps_the_order() {
+        let body = r#"{"channel":"review","group_id":"old","review":{"source":"google","review_id":"r1"},"z":1}"#;
+        let out = regroup(body, &GroupRef::ExternalRef("p-9".into())).unwrap();
+        assert_eq!(
+            out,
+            r#"{"group_external_ref":"p-9","channel":"review","review":{"source":"google","review_id":"r1"},"z":1}"#
+        );
+    }
+
+    #[test]
+    fn regroup_refuses_a_payload_that_is_not_an_object() {
+        assert_eq!(regroup("[1]", &GroupRef::Id("g".into())), None);
+        assert_eq!(regroup("not json", &GroupRef::Id("g".into())), None);
+    }
+
+    #[test]
+    fn purge_removes_text_and_name_and_keeps_the_rest_in_order() {
+        let p = build_payload(&review(), Some(&GroupRef::Id("g-1".into())));
+        let Purged::Removed(out) = purge_text(&p.json) else {
+            panic!("text to remove in {}", p.json);
+        };
+        assert_eq!(
+            out,
+            r#"{"group_id":"g-1","channel":"review","review":{"source":"google","review_id":"r-1","rating":5,"is_anonymous":false,"created_datetime":"2023-01-01T00:00:00","updated_datetime":"2023-01-02T08:00:00"}}"#
+        );
+        assert_eq!(purge_text(&out), Purged::NothingToRemove);
+        assert_eq!(purge_text("{]"), Purged::NotJson);
+        assert_eq!(purge_text(r#"{"review":"text"}"#), Purged::NothingToRemove);
+    }
+
+    #[test]
+    fn every_body_purge_would_change_holds_a_hint() {
+        let mut titled = review();
+        titled.title = Some("T".into());
+        for r in [review(), titled] {
+            let json = build_payload(&r, None).json;
+            assert!(matches!(purge_text(&json), Purged::Removed(_)));
+            assert!(purge_hints().any(|h| json.contains(&h)), "{json}");
+        }
     }
 
     #[test]

@@ -3,8 +3,8 @@
 //! never causes a resend, backups taken while a writer is busy, and an export
 //! whose memory stays flat as the ledger grows.
 
-use crate::helpers::{TestEnv, seed, spawn_env, text};
-use review_sync::ledger::{IncomingReview, Ledger, PURGED_FIELDS, PageRecord, PurgedBy};
+use crate::helpers::{TestEnv, on_postgres, seed, spawn_env, text, try_ledger_sql};
+use review_sync::ledger::{IncomingReview, Ledger, PURGED_FIELDS, PageRecord, PurgedBy, Target};
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::sync::Arc;
@@ -12,6 +12,12 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 /// The SQL statements of the README's "Auditing" section, in order.
 fn readme_queries() -> Vec<String> {
+    readme_queries_in("sql")
+}
+
+/// The queries of the ```` ```LANG ```` blocks of the README's Auditing section.
+fn readme_queries_in(lang: &str) -> Vec<String> {
+    let fence = format!("```{lang}");
     let readme = include_str!("../../README.md");
     let start = readme
         .find("\n## Auditing\n")
@@ -23,7 +29,7 @@ fn readme_queries() -> Vec<String> {
     let mut current = String::new();
     for line in section.lines() {
         match line.trim() {
-            "```sql" => in_sql = true,
+            l if l == fence => in_sql = true,
             "```" if in_sql => in_sql = false,
             l if in_sql && !l.starts_with("--") && !l.is_empty() => {
                 current.push_str(line);
@@ -119,26 +125,19 @@ async fn the_readme_audit_queries_run_and_answer_on_a_seeded_ledger() {
         "the README promises ten queries: {queries:#?}"
     );
     let env = seeded().await;
-    let conn = rusqlite::Connection::open_with_flags(
-        &env.ledger_path,
-        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
-    )
-    .expect("open read-only");
+    // On PostgreSQL, queries 6 and 7 in the forms the README gives for psql.
+    let queries = if on_postgres() {
+        let psql = readme_queries_in("pgsql");
+        assert_eq!(psql.len(), 2, "the README gives psql forms of 6 and 7");
+        let mut queries = queries;
+        queries[5] = psql[0].clone();
+        queries[6] = psql[1].clone();
+        queries
+    } else {
+        queries
+    };
     for (i, sql) in queries.iter().enumerate() {
-        let mut st = conn
-            .prepare(sql)
-            .unwrap_or_else(|e| panic!("query {} does not prepare: {e}\n{sql}", i + 1));
-        let columns = st.column_count();
-        let rows: Vec<Vec<String>> = st
-            .query_map([], |r| {
-                (0..columns)
-                    .map(|c| {
-                        r.get::<_, rusqlite::types::Value>(c)
-                            .map(|v| format!("{v:?}"))
-                    })
-                    .collect()
-            })
-            .and_then(|rows| rows.collect())
+        let rows = try_ledger_sql(&env.ledger(), sql)
             .unwrap_or_else(|e| panic!("query {} fails: {e}\n{sql}", i + 1));
         assert!(
             !rows.is_empty(),
@@ -147,7 +146,19 @@ async fn the_readme_audit_queries_run_and_answer_on_a_seeded_ledger() {
         );
     }
 
-    // The same text through the sqlite3 tool auditors use, where installed.
+    // The same text through the tool auditors use: psql, or sqlite3 where
+    // installed.
+    if let Target::Postgres(pg) = env.ledger() {
+        let server = sandbox::postgres::server().expect("the test server");
+        let database = pg.url().rsplit('/').next().expect("a database").to_owned();
+        for (i, sql) in queries.iter().enumerate() {
+            let out = server
+                .psql(&database, sql)
+                .unwrap_or_else(|e| panic!("psql, query {}: {e}", i + 1));
+            assert!(!out.is_empty(), "psql, query {}: no rows", i + 1);
+        }
+        return;
+    }
     let sqlite3 = std::process::Command::new("sqlite3")
         .arg("-version")
         .output();
@@ -281,8 +292,18 @@ async fn purged_reviews_keep_their_hash_and_are_never_sent_again() {
     );
 
     let after = env.rows();
-    let ledger = Ledger::open_readonly(&env.ledger_path).expect("ledger");
-    for (old, new) in before.iter().zip(&after) {
+    let (purged_at, purges) = env.with_ledger(|ledger| {
+        let purged_at: Vec<_> = after
+            .iter()
+            .map(|r| {
+                ledger
+                    .text_purged_at(&r.platform, &r.review_id)
+                    .expect("read")
+            })
+            .collect();
+        (purged_at, ledger.purges().expect("purges"))
+    });
+    for ((old, new), purged_at) in before.iter().zip(&after).zip(&purged_at) {
         assert_eq!(
             (&old.review_id, &old.content_hash),
             (&new.review_id, &new.content_hash)
@@ -299,20 +320,13 @@ async fn purged_reviews_keep_their_hash_and_are_never_sent_again() {
             body["review"]["review_id"].is_string()
                 && body["review"]["created_datetime"].is_string()
         );
-        assert!(
-            ledger
-                .text_purged_at(&new.platform, &new.review_id)
-                .expect("read")
-                .is_some()
-        );
+        assert!(purged_at.is_some());
     }
-    let purges = ledger.purges().expect("purges");
     assert_eq!(purges.len(), 1);
     assert_eq!(
         (purges[0].purged_by, purges[0].rows_purged),
         (PurgedBy::Cli, before.len() as u64)
     );
-    drop(ledger);
 
     // A later pass reads the same reviews: unchanged, nothing sent.
     let out = env.bin(&["sync"]).await;
@@ -332,8 +346,8 @@ async fn purged_reviews_keep_their_hash_and_are_never_sent_again() {
     assert_eq!(env.sb.travtus().message_count(), sent + 1);
     let last = env.sb.travtus().last_message().expect("a message");
     assert_eq!(last.body["review"]["comment"], "Edited after the purge");
-    let ledger = Ledger::open_readonly(&env.ledger_path).expect("ledger");
-    assert_eq!(ledger.text_purged_at("google", &id).expect("read"), None);
+    let purged_at = env.with_ledger(|l| l.text_purged_at("google", &id).expect("read"));
+    assert_eq!(purged_at, None);
 
     // A cutoff in the future is refused.
     let out = env

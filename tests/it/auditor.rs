@@ -5,7 +5,7 @@
 //! reviews back (and resending on purpose) with a trace, and the poll log's
 //! retention.
 
-use crate::helpers::{TestEnv, seed, spawn_env, text, wait_until};
+use crate::helpers::{Sql, TestEnv, on_postgres, quoted, seed, spawn_env, text, wait_until};
 use review_sync::ledger::{IncomingReview, Ledger, PageRecord, PollLog};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -128,8 +128,7 @@ token = "static-token"
 timeout = "5s"
 
 [ledger]
-path = "ledger.db"
-
+{ledger}
 [[source]]
 name = "acme-google"
 kind = "google_business_profile"
@@ -157,6 +156,7 @@ token_url = "{evil}/google/token"
   group_external_ref = "portfolio-1"
 "#,
             g_id = sandbox::GOOGLE_CLIENT_ID,
+            ledger = env.ledger_lines,
         ),
     )
     .expect("config");
@@ -249,15 +249,17 @@ async fn a_corrupt_row_is_named_and_export_and_list_go_on_past_it() {
     let rows = env.rows();
     assert_eq!(rows.len(), 12);
     let bad = rows[4].review_id.clone();
-    {
-        let conn = rusqlite::Connection::open(&env.ledger_path).expect("open");
-        // Bytes that are not UTF-8, as a failing disk or a bad hand edit leaves.
-        conn.execute(
-            "UPDATE reviews SET source_name = CAST(X'61636DFF65' AS TEXT) WHERE review_id = ?1",
-            [&bad],
-        )
-        .expect("corrupt");
-    }
+    // Bytes that are not UTF-8, as a failing disk or a bad hand edit
+    // leaves (PostgreSQL refuses those: there, a time edited by hand).
+    let (corruption, column) = if on_postgres() {
+        ("delivered_at = 'last week'", "delivered_at")
+    } else {
+        ("source_name = CAST(X'61636DFF65' AS TEXT)", "source_name")
+    };
+    env.ledger_sql(&format!(
+        "UPDATE reviews SET {corruption} WHERE review_id = {}",
+        quoted(&bad)
+    ));
 
     let names_the_row = |stderr: &str| {
         assert!(stderr.contains("corrupt"), "{stderr}");
@@ -266,7 +268,7 @@ async fn a_corrupt_row_is_named_and_export_and_list_go_on_past_it() {
             stderr.contains(&format!("google {bad}")),
             "the row: {stderr}"
         );
-        assert!(stderr.contains("source_name"), "the column: {stderr}");
+        assert!(stderr.contains(column), "the column: {stderr}");
         assert!(
             !stderr.contains("invalid utf-8 sequence of 1 bytes"),
             "{stderr}"
@@ -354,16 +356,14 @@ async fn retry_says_why_nothing_changed_and_resend_puts_a_delivered_review_back_
     );
 
     // Recorded in the audit trail.
-    let conn = read_only(&env.ledger_path);
-    let (command, from): (String, String) = conn
-        .query_row(
-            "SELECT command, from_status FROM requeues WHERE platform = 'google' AND review_id = ?1",
-            [&id],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )
-        .expect("a requeue row");
-    assert_eq!((command.as_str(), from.as_str()), ("resend", "delivered"));
-    drop(conn);
+    let requeue = env.ledger_sql(&format!(
+        "SELECT command, from_status FROM requeues WHERE platform = 'google' AND review_id = {}",
+        quoted(&id)
+    ));
+    assert_eq!(
+        requeue,
+        [[Sql::Text("resend".into()), Sql::Text("delivered".into())]]
+    );
     let show = text(&env.bin(&["ledger", "show", "google", &id]).await).0;
     assert!(show.contains("requeues (1)"), "{show}");
     assert!(show.contains("resend"), "{show}");
@@ -438,45 +438,28 @@ async fn each_attempt_records_the_group_and_the_version_it_was_sent_with() {
     assert!(out.status.success(), "{}", text(&out).1);
 
     // "What was sent to portfolio-typo?" has a true answer.
-    let conn = read_only(&env.ledger_path);
-    let to_typo: i64 = conn
-        .query_row(
-            "SELECT COUNT(*) FROM attempts WHERE group_external_ref = 'portfolio-typo'",
-            [],
-            |r| r.get(0),
-        )
-        .expect("attempts.group_external_ref");
+    let to_typo =
+        env.ledger_int("SELECT COUNT(*) FROM attempts WHERE group_external_ref = 'portfolio-typo'");
     assert_eq!(to_typo, 2);
-    let delivered_to_typo: i64 = conn
-        .query_row(
-            "SELECT COALESCE(SUM(deliveries), 0) FROM deliveries_per_day_group
-             WHERE group_external_ref = 'portfolio-typo'",
-            [],
-            |r| r.get(0),
-        )
-        .expect("the view");
+    let delivered_to_typo = env.ledger_int(
+        "SELECT COALESCE(SUM(deliveries), 0) FROM deliveries_per_day_group
+         WHERE group_external_ref = 'portfolio-typo'",
+    );
     assert_eq!(delivered_to_typo, 0, "nothing was delivered there");
-    let to_one: i64 = conn
-        .query_row(
-            "SELECT SUM(deliveries) FROM deliveries_per_day_group
-             WHERE group_external_ref = 'portfolio-1'",
-            [],
-            |r| r.get(0),
-        )
-        .expect("the view");
+    let to_one = env.ledger_int(
+        "SELECT SUM(deliveries) FROM deliveries_per_day_group
+         WHERE group_external_ref = 'portfolio-1'",
+    );
     assert_eq!(
         to_one, 2,
         "the two retried reviews, under the group they went to"
     );
-    let old_view: i64 = conn
-        .query_row(
-            "SELECT COUNT(*) FROM sqlite_schema WHERE name = 'deliveries_by_day_and_group'",
-            [],
-            |r| r.get(0),
-        )
-        .expect("schema");
+    let old_view = env.ledger_int(if on_postgres() {
+        "SELECT COUNT(*) FROM pg_views WHERE viewname = 'deliveries_by_day_and_group'"
+    } else {
+        "SELECT COUNT(*) FROM sqlite_schema WHERE name = 'deliveries_by_day_and_group'"
+    });
     assert_eq!(old_view, 0, "one name for the view, SPEC's");
-    drop(conn);
 
     let show: serde_json::Value = serde_json::from_slice(
         &env.bin(&["ledger", "show", "google", &id, "--format", "json"])
@@ -739,18 +722,14 @@ async fn auditor_queries_are_one_command_each() {
     let by_id: serde_json::Value = serde_json::from_slice(&by_id.stdout).expect("json");
     assert_eq!(by_id["platform"], "google");
     assert_eq!(by_id["review_id"], one.review_id.as_str());
-    {
-        let conn = rusqlite::Connection::open(&env.ledger_path).expect("open");
-        conn.execute(
-            "INSERT INTO reviews (platform, review_id, source_name, location_id, group_external_ref,
-                 status, payload, content_hash, first_seen_at, last_seen_at)
-             SELECT 'yelp', review_id, source_name, location_id, group_external_ref, status,
-                 payload, content_hash, first_seen_at, last_seen_at
-             FROM reviews WHERE platform = 'google' AND review_id = ?1",
-            [&one.review_id],
-        )
-        .expect("a twin on another platform");
-    }
+    env.ledger_sql(&format!(
+        "INSERT INTO reviews (platform, review_id, source_name, location_id, group_external_ref,
+             status, payload, content_hash, first_seen_at, last_seen_at)
+         SELECT 'yelp', review_id, source_name, location_id, group_external_ref, status,
+             payload, content_hash, first_seen_at, last_seen_at
+         FROM reviews WHERE platform = 'google' AND review_id = {}",
+        quoted(&one.review_id)
+    ));
     let ambiguous = env.bin(&["ledger", "show", &one.review_id]).await;
     assert_eq!(exit_code(&ambiguous), Some(1));
     let stderr = text(&ambiguous).1;
@@ -775,10 +754,7 @@ async fn auditor_queries_are_one_command_each() {
     assert!(table.contains("bad-1"), "{table}");
     let polls = env.bin(&["ledger", "polls", "--format", "json"]).await;
     let polls = json_rows(&polls);
-    let conn = read_only(&env.ledger_path);
-    let poll_rows: i64 = conn
-        .query_row("SELECT COUNT(*) FROM polls", [], |r| r.get(0))
-        .expect("count");
+    let poll_rows = env.ledger_int("SELECT COUNT(*) FROM polls");
     assert_eq!(polls.len() as i64, poll_rows);
     let errors = env
         .bin(&["ledger", "polls", "--errors", "--format", "json"])
@@ -798,10 +774,7 @@ async fn auditor_queries_are_one_command_each() {
     );
 
     // Attempts in exports.
-    let attempts: i64 = conn
-        .query_row("SELECT COUNT(*) FROM attempts", [], |r| r.get(0))
-        .expect("count");
-    drop(conn);
+    let attempts = env.ledger_int("SELECT COUNT(*) FROM attempts");
     let out = env
         .bin(&[
             "ledger", "export", "--table", "attempts", "--format", "jsonl",

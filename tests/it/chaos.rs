@@ -428,15 +428,10 @@ async fn a_travtus_token_endpoint_slower_than_the_timeout_is_given_up_on_and_ret
     .expect("sync");
     assert!(report.all_delivered(), "{report:?}");
     assert_eq!(env.sb.travtus().message_count(), env.google_review_count());
-    let conn = rusqlite::Connection::open(&env.ledger_path).expect("ledger");
-    let timed_out: i64 = conn
-        .query_row(
-            "SELECT COUNT(*) FROM attempts
-             WHERE error_type = 'token_unavailable' AND error_message LIKE '%timed out%'",
-            [],
-            |r| r.get(0),
-        )
-        .expect("query");
+    let timed_out = env.ledger_int(
+        "SELECT COUNT(*) FROM attempts
+         WHERE error_type = 'token_unavailable' AND error_message LIKE '%timed out%'",
+    );
     assert!(
         timed_out > 0,
         "the hung token request was recorded as timed out"

@@ -26,22 +26,18 @@ async fn dry_run_prints_the_bodies_and_changes_nothing() {
         0,
         "Travtus not even asked for a token"
     );
-    assert!(!env.ledger_path.exists(), "no ledger created");
+    assert!(!env.ledger_exists(), "no ledger created");
 
     // After a real sync, a dry run with no change prints nothing and leaves the file as it was.
     let out = env.bin(&["sync"]).await;
     assert!(out.status.success(), "{}", text(&out).1);
-    let before = std::fs::read(&env.ledger_path).expect("ledger");
+    let before = env.ledger_dump();
     let posts = env.sb.travtus().message_requests();
     let out = env.bin(&["sync", "--dry-run"]).await;
     assert!(out.status.success());
     assert_eq!(text(&out).0.trim(), "", "nothing new to send");
     assert_eq!(env.sb.travtus().message_requests(), posts);
-    assert_eq!(
-        std::fs::read(&env.ledger_path).expect("ledger"),
-        before,
-        "ledger unchanged"
-    );
+    assert_eq!(env.ledger_dump(), before, "ledger unchanged");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -146,8 +142,7 @@ async fn no_secret_appears_in_output_logs_or_the_ledger() {
         .bin(&["ledger", "show", &first.platform, &first.review_id])
         .await;
     outputs.push(text(&out).0);
-    let ledger_bytes =
-        String::from_utf8_lossy(&std::fs::read(&env.ledger_path).expect("ledger")).into_owned();
+    let ledger_bytes = env.ledger_dump();
     let secrets = [
         sandbox::TRAVTUS_CLIENT_SECRET,
         sandbox::GOOGLE_CLIENT_SECRET,

@@ -13,7 +13,10 @@
 //! the step tests print that they were skipped and why.
 
 use crate::chaos::census;
-use crate::helpers::{TestEnv, google_reads, seed, spawn_env, text, wait_until};
+use crate::helpers::{
+    Sql, TestEnv, google_reads, seed, spawn_env, text, try_ledger_sql, wait_until,
+};
+use review_sync::ledger::Target;
 use sandbox::{Endpoint, Fault, FaultRates, NewGoogleReview};
 use serde_json::json;
 use std::path::{Path, PathBuf};
@@ -173,14 +176,18 @@ impl Daemon {
 }
 
 /// `(pending rows, pending rows already attempted)` in the ledger.
-fn pending(ledger: &Path) -> (i64, i64) {
-    let conn = rusqlite::Connection::open(ledger).expect("open ledger");
-    conn.query_row(
+fn pending(ledger: &Target) -> (i64, i64) {
+    let rows = try_ledger_sql(
+        ledger,
         "SELECT COUNT(*), COUNT(*) FILTER (WHERE attempts > 0) FROM reviews WHERE status = 'pending'",
-        [],
-        |r| Ok((r.get(0)?, r.get(1)?)),
-    )
-    .unwrap_or((0, 0))
+    );
+    match rows.as_deref() {
+        Ok([row]) => match row.as_slice() {
+            [Sql::Int(all), Sql::Int(attempted)] => (*all, *attempted),
+            _ => (0, 0),
+        },
+        _ => (0, 0),
+    }
 }
 
 fn add_review(env: &TestEnv, comment: &str) {
@@ -218,7 +225,7 @@ async fn a_wall_clock_stepped_back_a_day_neither_stalls_delivery_nor_polling() {
     );
     let daemon = clock.daemon(&env.config_path, &env.dir.path().join("back.log"));
     let expected = env.google_review_count();
-    let ledger = env.ledger_path.clone();
+    let ledger = env.ledger();
     daemon
         .wait_until("every review to wait for a retry", || {
             pending(&ledger) == (expected as i64, expected as i64)
@@ -352,7 +359,7 @@ async fn reviews_left_due_a_day_ahead_by_an_earlier_run_are_delivered_by_the_nex
     let first = clock.run(&env.config_path, &["sync", "--wait", "1s"]).await;
     assert_eq!(first.status.code(), Some(1), "{:?}", text(&first));
     let expected = env.google_review_count() as i64;
-    assert_eq!(pending(&env.ledger_path), (expected, expected));
+    assert_eq!(pending(&env.ledger()), (expected, expected));
 
     travtus.faults().clear();
     clock.set("-1d");
@@ -410,14 +417,7 @@ async fn a_step_back_during_a_reconciliation_marks_nothing_removed() {
         .expect("the binary runs");
     let (stdout, stderr) = text(&out);
     assert!(out.status.success(), "{stdout}\n{stderr}");
-    let conn = rusqlite::Connection::open(&env.ledger_path).expect("ledger");
-    let removed: i64 = conn
-        .query_row(
-            "SELECT COUNT(*) FROM reviews WHERE removed_at IS NOT NULL",
-            [],
-            |r| r.get(0),
-        )
-        .expect("count");
+    let removed = env.ledger_int("SELECT COUNT(*) FROM reviews WHERE removed_at IS NOT NULL");
     assert_eq!(
         removed, 0,
         "reviews seen by the pass marked removed:\n{stdout}\n{stderr}"
@@ -460,10 +460,7 @@ async fn config_durations_past_their_bound_are_config_errors_at_their_place() {
             "timeout: \"300000years\" is too long: at most 10m",
         ),
         (
-            good.replace(
-                "path = \"ledger.db\"",
-                "path = \"ledger.db\"\nretain_text_days = 4000000000",
-            ),
+            good.replace("[ledger]\n", "[ledger]\nretain_text_days = 4000000000\n"),
             "retain_text_days: must be a whole number of days from 1 to 36500 (got 4000000000)",
         ),
     ];
@@ -526,10 +523,7 @@ async fn times_on_the_command_line_outside_years_0_to_9999_are_usage_errors() {
             "{args:?}: {stderr}"
         );
     }
-    let conn = rusqlite::Connection::open(&env.ledger_path).expect("ledger");
-    let purges: i64 = conn
-        .query_row("SELECT COUNT(*) FROM purges", [], |r| r.get(0))
-        .expect("purges");
+    let purges = env.ledger_int("SELECT COUNT(*) FROM purges");
     assert_eq!(purges, 0, "a refused purge recorded nothing");
 }
 
@@ -571,17 +565,8 @@ async fn a_leap_second_is_sent_as_the_second_before_and_stays_unchanged() {
     let (stdout, stderr) = text(&second);
     assert!(second.status.success(), "{stdout}\n{stderr}");
     assert_eq!(env.sb.travtus().message_count(), 1, "sent again: {stdout}");
-    let conn = rusqlite::Connection::open(&env.ledger_path).expect("ledger");
-    let (new, edited, unchanged): (i64, i64, i64) = conn
-        .query_row(
-            "SELECT new, edited, unchanged FROM polls ORDER BY id DESC LIMIT 1",
-            [],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-        )
-        .expect("the last poll");
-    assert_eq!((new, edited, unchanged), (0, 0, 1), "{stdout}");
-    let high_water: String = conn
-        .query_row("SELECT high_water FROM poll_state", [], |r| r.get(0))
-        .expect("the high-water mark");
-    assert_eq!(high_water, "2016-12-31T23:59:59.999Z");
+    let last = env.ledger_sql("SELECT new, edited, unchanged FROM polls ORDER BY id DESC LIMIT 1");
+    assert_eq!(last, [[Sql::Int(0), Sql::Int(0), Sql::Int(1)]], "{stdout}");
+    let high_water = env.ledger_sql("SELECT high_water FROM poll_state");
+    assert_eq!(high_water, [[Sql::Text("2016-12-31T23:59:59.999Z".into())]]);
 }

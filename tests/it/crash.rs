@@ -8,11 +8,14 @@
 //! deadline with nothing half-written.
 
 use crate::chaos::{census, mutate_platform, set_timeouts, stuck_without_reason};
-use crate::helpers::{TestEnv, seed, spawn_env, text, wait_until};
+use crate::helpers::{
+    Sql, TestEnv, ledger_lines, ledger_sql, on_postgres, seed, spawn_env, sqlite_only, text,
+    wait_until,
+};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use review_sync::deliver::max_in_flight;
-use review_sync::ledger::{Ledger, Status};
+use review_sync::ledger::{AsTarget, Ledger, Status, Target};
 use sandbox::{Endpoint, Fault, FaultRates};
 use std::collections::HashSet;
 use std::os::unix::process::ExitStatusExt;
@@ -137,18 +140,24 @@ async fn wait_for(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
     true
 }
 
-/// `PRAGMA integrity_check` of a ledger file ("ok" when sound).
-pub(crate) fn integrity(path: &Path) -> String {
-    let conn = rusqlite::Connection::open(path).expect("open ledger");
-    conn.query_row("PRAGMA integrity_check", [], |r| r.get(0))
-        .expect("integrity_check")
+/// `PRAGMA integrity_check` of a ledger file ("ok" when sound). A
+/// PostgreSQL ledger's pages are the server's to check: "ok".
+pub(crate) fn integrity(ledger: &(impl AsTarget + ?Sized)) -> String {
+    match ledger.as_target() {
+        Target::Sqlite(path) => {
+            let conn = rusqlite::Connection::open(path).expect("open ledger");
+            conn.query_row("PRAGMA integrity_check", [], |r| r.get(0))
+                .expect("integrity_check")
+        }
+        Target::Postgres(_) => "ok".to_owned(),
+    }
 }
 
 /// What an auditor would find inconsistent in a ledger: attempt counts that
 /// disagree with the attempts table, deliveries without their request id,
 /// attempts of reviews the ledger does not hold.
-pub(crate) fn inconsistencies(path: &Path) -> Vec<String> {
-    let conn = rusqlite::Connection::open(path).expect("open ledger");
+pub(crate) fn inconsistencies(ledger: &(impl AsTarget + ?Sized)) -> Vec<String> {
+    let ledger = ledger.as_target();
     let checks = [
         (
             "reviews whose attempts column disagrees with the attempts table",
@@ -180,7 +189,13 @@ pub(crate) fn inconsistencies(path: &Path) -> Vec<String> {
     checks
         .iter()
         .filter_map(|(what, sql)| {
-            let n: i64 = conn.query_row(sql, [], |r| r.get(0)).expect(what);
+            let n = match ledger_sql(&ledger, sql).as_slice() {
+                [row] => match row.as_slice() {
+                    [Sql::Int(n)] => *n,
+                    other => panic!("{what}: {other:?}"),
+                },
+                other => panic!("{what}: {other:?}"),
+            };
             (n != 0).then(|| format!("{n} {what}"))
         })
         .collect()
@@ -188,15 +203,19 @@ pub(crate) fn inconsistencies(path: &Path) -> Vec<String> {
 
 /// The config of the helpers with its ledger at `ledger` (relative to the
 /// config's directory), written as `name`.
+///
+/// On PostgreSQL, `"ledger.db"` is the env's own database, and any other
+/// path a new database.
 pub(crate) fn config_with_ledger(env: &TestEnv, name: &str, ledger: &str) -> PathBuf {
     let text = std::fs::read_to_string(&env.config_path).expect("config");
-    assert!(text.contains("path = \"ledger.db\""));
+    assert!(text.contains(&env.ledger_lines));
+    let lines = match (on_postgres(), ledger) {
+        (true, "ledger.db") => env.ledger_lines.clone(),
+        (true, _) => ledger_lines(env.dir.path()),
+        (false, _) => format!("path = \"{ledger}\"\n"),
+    };
     let path = env.dir.path().join(name);
-    std::fs::write(
-        &path,
-        text.replace("path = \"ledger.db\"", &format!("path = \"{ledger}\"")),
-    )
-    .expect("write config");
+    std::fs::write(&path, text.replace(&env.ledger_lines, &lines)).expect("write config");
     path
 }
 
@@ -239,9 +258,20 @@ async fn sigkill_at_random_moments_loses_nothing_and_sends_at_most_the_in_flight
     // 1. Kills during the schema's creation and migration, each on a fresh
     //    ledger: whatever the moment, the file opens afterwards at a whole
     //    version, migrates to the latest and is intact.
+    //    (A SQLite file's: the kills are timed on its files appearing. On
+    //    PostgreSQL, migrations are transactions under an advisory lock:
+    //    `ledger::tests::postgres`.)
     let mut versions_at_kill = Vec::new();
     let mut latest = 0;
-    for i in 0..MIGRATION_KILLS {
+    let migration_kills = if sqlite_only(
+        "crash: kills during a fresh ledger's creation",
+        "timed on the file and its -wal appearing",
+    ) {
+        0
+    } else {
+        MIGRATION_KILLS
+    };
+    for i in 0..migration_kills {
         let ledger = format!("fresh-{i}.db");
         let config = config_with_ledger(&env, &format!("fresh-{i}.toml"), &ledger);
         let path = env.dir.path().join(&ledger);
@@ -384,8 +414,8 @@ async fn sigkill_at_random_moments_loses_nothing_and_sends_at_most_the_in_flight
         .filter(|v| matches!(v, Some(v) if *v > 0 && *v < latest))
         .count();
     eprintln!(
-        "crash: {} kills in {:.0}s ({MIGRATION_KILLS} on fresh ledgers, schema versions found {versions_at_kill:?}, {mid_migration} between two migrations; {KILLS} of the daemon aimed at polls {}, deliveries {}, token refreshes {}, anytime {} (aimed/total)); faults injected {}; reviews {}; messages {}; lost {}; stale {}; duplicates {} (bound {} = {KILLS} kills x {bound} in flight); Travtus tokens {}, Google tokens {}",
-        MIGRATION_KILLS + KILLS,
+        "crash: {} kills in {:.0}s ({migration_kills} on fresh ledgers, schema versions found {versions_at_kill:?}, {mid_migration} between two migrations; {KILLS} of the daemon aimed at polls {}, deliveries {}, token refreshes {}, anytime {} (aimed/total)); faults injected {}; reviews {}; messages {}; lost {}; stale {}; duplicates {} (bound {} = {KILLS} kills x {bound} in flight); Travtus tokens {}, Google tokens {}",
+        migration_kills + KILLS,
         kills_done.as_secs_f64(),
         seen(Moment::Poll),
         seen(Moment::Delivery),
@@ -401,8 +431,8 @@ async fn sigkill_at_random_moments_loses_nothing_and_sends_at_most_the_in_flight
         travtus.token_requests(),
         google.token_requests(),
     );
-    assert_eq!(integrity(&env.ledger_path), "ok");
-    assert_eq!(inconsistencies(&env.ledger_path), Vec::<String>::new());
+    assert_eq!(integrity(&env.ledger()), "ok");
+    assert_eq!(inconsistencies(&env.ledger()), Vec::<String>::new());
     assert!(end.lost.is_empty(), "lost: {:?}", end.lost);
     assert!(end.stale.is_empty(), "stale: {:#?}", end.stale);
     assert!(end.unknown.is_empty(), "unknown: {:?}", end.unknown);
@@ -453,8 +483,8 @@ async fn sigterm_stops_within_the_drain_deadline_with_nothing_half_written() {
     // Nothing half-written: the file is intact and consistent, every row
     // is delivered or pending, and every message Travtus accepted is a
     // delivered attempt in the ledger (the in-flight batch was recorded).
-    assert_eq!(integrity(&env.ledger_path), "ok");
-    assert_eq!(inconsistencies(&env.ledger_path), Vec::<String>::new());
+    assert_eq!(integrity(&env.ledger()), "ok");
+    assert_eq!(inconsistencies(&env.ledger()), Vec::<String>::new());
     let rows = env.rows();
     assert!(
         rows.iter()
@@ -467,14 +497,11 @@ async fn sigterm_stops_within_the_drain_deadline_with_nothing_half_written() {
         .into_iter()
         .map(|m| m.request_id)
         .collect();
-    let conn = rusqlite::Connection::open(&env.ledger_path).expect("ledger");
-    let recorded: HashSet<String> = conn
-        .prepare("SELECT request_id FROM attempts WHERE outcome = 'delivered'")
-        .and_then(|mut st| {
-            st.query_map([], |r| r.get(0))
-                .and_then(|rows| rows.collect::<Result<_, _>>())
-        })
-        .expect("attempts");
+    let recorded: HashSet<String> = env
+        .ledger_sql("SELECT request_id FROM attempts WHERE outcome = 'delivered'")
+        .into_iter()
+        .map(|r| r[0].text().expect("a request id"))
+        .collect();
     assert_eq!(
         accepted, recorded,
         "every accepted message recorded as delivered"
@@ -536,17 +563,10 @@ async fn sigterm_during_a_rate_limit_pause_records_what_was_sent_and_sends_nothi
         !log.contains("did not finish in time"),
         "the paused batch was given up: {log}"
     );
-    assert_eq!(integrity(&env.ledger_path), "ok");
-    assert_eq!(inconsistencies(&env.ledger_path), Vec::<String>::new());
+    assert_eq!(integrity(&env.ledger()), "ok");
+    assert_eq!(inconsistencies(&env.ledger()), Vec::<String>::new());
     let accepted = travtus.message_count();
-    let conn = rusqlite::Connection::open(&env.ledger_path).expect("ledger");
-    let recorded: i64 = conn
-        .query_row(
-            "SELECT COUNT(*) FROM attempts WHERE outcome = 'delivered'",
-            [],
-            |r| r.get(0),
-        )
-        .expect("attempts");
+    let recorded = env.ledger_int("SELECT COUNT(*) FROM attempts WHERE outcome = 'delivered'");
     assert_eq!(
         usize::try_from(recorded).expect("count"),
         accepted,
@@ -561,8 +581,7 @@ async fn sigterm_during_a_rate_limit_pause_records_what_was_sent_and_sends_nothi
     // batch's unsent reviews when their lease runs out: stand in for that
     // wait, then restart.
     faults.clear();
-    Ledger::open(&env.ledger_path)
-        .and_then(|mut l| l.make_pending_due(chrono::Utc::now()))
+    env.with_ledger_mut(|l| l.make_pending_due(chrono::Utc::now()))
         .expect("fast-forward");
     let out = env.bin(&["sync"]).await;
     assert!(out.status.success(), "{}", text(&out).1);

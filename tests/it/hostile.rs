@@ -19,7 +19,7 @@
 //!   and is delivered without a rating; 7 is quarantined. A file row's rating
 //!   of 0 or 7 is quarantined.
 
-use crate::helpers::{TestEnv, seed, spawn_env};
+use crate::helpers::{TestEnv, quoted, seed, spawn_env};
 use review_sync::app::{App, SyncReport};
 use review_sync::ledger::Status;
 use sandbox::Misbehaviour;
@@ -102,33 +102,24 @@ fn check_pass(env: &TestEnv, report: &SyncReport, failed: &[&str], unchecked: &[
 
 /// (reference, reason) of every quarantined record.
 fn quarantine(env: &TestEnv) -> Vec<(String, String)> {
-    let conn = rusqlite::Connection::open_with_flags(
-        &env.ledger_path,
-        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
-    )
-    .expect("ledger");
-    let mut st = conn
-        .prepare("SELECT reference, reason FROM quarantine ORDER BY id")
-        .expect("query");
-    st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
-        .expect("rows")
-        .collect::<Result<_, _>>()
-        .expect("rows")
+    env.ledger_sql("SELECT reference, reason FROM quarantine ORDER BY id")
+        .into_iter()
+        .map(|r| {
+            (
+                r[0].text().expect("reference"),
+                r[1].text().expect("reason"),
+            )
+        })
+        .collect()
 }
 
 /// The error recorded in the poll log for `location`'s last poll.
 fn logged_error(env: &TestEnv, location: &str) -> Option<String> {
-    let conn = rusqlite::Connection::open_with_flags(
-        &env.ledger_path,
-        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
-    )
-    .expect("ledger");
-    conn.query_row(
-        "SELECT error FROM polls WHERE location_id = ?1 ORDER BY id DESC LIMIT 1",
-        [location],
-        |r| r.get(0),
-    )
-    .expect("a poll of the location was logged")
+    let rows = env.ledger_sql(&format!(
+        "SELECT error FROM polls WHERE location_id = {} ORDER BY id DESC LIMIT 1",
+        quoted(location)
+    ));
+    rows.first().expect("a poll of the location was logged")[0].text()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -2,8 +2,8 @@
 //! `/metrics` and `/healthz` over loopback, retention run by the daemon, and
 //! what the logs of full passes may contain.
 
-use crate::helpers::{TestEnv, seed, spawn_env, text, wait_until};
-use review_sync::ledger::{Ledger, PurgedBy};
+use crate::helpers::{LedgerBlock, TestEnv, on_postgres, seed, spawn_env, text, wait_until};
+use review_sync::ledger::PurgedBy;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -233,10 +233,7 @@ async fn run_serves_metrics_and_a_health_check_that_sees_a_locked_ledger() {
     let env = spawn_env(seed(10)).await;
     let config = std::fs::read_to_string(&env.config_path)
         .expect("config")
-        .replace(
-            "path = \"ledger.db\"",
-            "path = \"ledger.db\"\nretain_text_days = 30",
-        );
+        .replace("[ledger]\n", "[ledger]\nretain_text_days = 30\n");
     std::fs::write(
         &env.config_path,
         format!("{config}\n[metrics]\nlisten = \"127.0.0.1:0\"\n"),
@@ -356,28 +353,26 @@ async fn run_serves_metrics_and_a_health_check_that_sees_a_locked_ledger() {
         }
     }
 
-    // Healthy; then another connection holds the ledger's write lock (what
-    // a `sqlite3` session left inside a write transaction does): 503 with
-    // the reason, and healthy again once it lets go.
+    // Healthy; then the ledger takes no writes (another connection holds
+    // a SQLite ledger's write lock; a PostgreSQL ledger's database cannot
+    // be reached): 503 with the reason, and healthy again once it can.
     let health = format!("{base}/healthz");
     assert_eq!(get(&health).await, (200, "ok\n".to_owned()));
-    let other = rusqlite::Connection::open(&env.ledger_path).expect("open");
-    other.execute_batch("BEGIN IMMEDIATE").expect("lock");
+    let block = LedgerBlock::on(&env);
     let (status, body) = get(&health).await;
     assert_eq!(status, 503, "{body}");
-    assert!(body.starts_with("unhealthy: ledger not writable"), "{body}");
+    assert!(body.starts_with("unhealthy: ledger"), "{body}");
+    if !on_postgres() {
+        assert!(body.starts_with("unhealthy: ledger not writable"), "{body}");
+    }
     let (_, m) = get(&url).await;
     assert_eq!(sample(&m, "review_sync_healthy", &[]), Some(0.0));
-    other.execute_batch("ROLLBACK").expect("unlock");
-    drop(other);
+    drop(block);
     eventually("healthy again", || async { get(&health).await.0 == 200 }).await;
     assert_eq!(get(&format!("{base}/nope")).await.0, 404);
 
     // The daemon applied retention when it started, and recorded it.
-    let purges = Ledger::open_readonly(&env.ledger_path)
-        .expect("ledger")
-        .purges()
-        .expect("purges");
+    let purges = env.with_ledger(|l| l.purges().expect("purges"));
     assert!(
         purges.iter().any(|p| p.purged_by == PurgedBy::Daemon),
         "{purges:?}"

@@ -19,7 +19,7 @@
 //! The binaries run under a generous `tokio::time::timeout`: before these
 //! fixes they paged for half an hour, and the timeout is what fails them.
 
-use crate::helpers::{TestEnv, seed, spawn_env, text, wait_until};
+use crate::helpers::{TestEnv, quoted, seed, spawn_env, text, wait_until};
 use sandbox::{Endpoint, FaultRates, Misbehaviour, NewGoogleReview};
 use std::collections::HashMap;
 use std::process::Output;
@@ -59,32 +59,20 @@ fn ids(env: &TestEnv, location: &str) -> Vec<String> {
 
 /// The stored high-water mark of `location` (`None`: no mark, or no row).
 fn high_water(env: &TestEnv, location: &str) -> Option<String> {
-    let conn = rusqlite::Connection::open_with_flags(
-        &env.ledger_path,
-        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
-    )
-    .expect("ledger");
-    conn.query_row(
-        "SELECT high_water FROM poll_state WHERE location_id = ?1",
-        [location],
-        |r| r.get::<_, Option<String>>(0),
-    )
-    .unwrap_or(None)
+    let rows = env.ledger_sql(&format!(
+        "SELECT high_water FROM poll_state WHERE location_id = {}",
+        quoted(location)
+    ));
+    rows.first().and_then(|r| r[0].text())
 }
 
 /// The error of the last logged poll of `location`.
 fn logged_error(env: &TestEnv, location: &str) -> Option<String> {
-    let conn = rusqlite::Connection::open_with_flags(
-        &env.ledger_path,
-        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
-    )
-    .expect("ledger");
-    conn.query_row(
-        "SELECT error FROM polls WHERE location_id = ?1 ORDER BY id DESC LIMIT 1",
-        [location],
-        |r| r.get(0),
-    )
-    .expect("a poll of the location was logged")
+    let rows = env.ledger_sql(&format!(
+        "SELECT error FROM polls WHERE location_id = {} ORDER BY id DESC LIMIT 1",
+        quoted(location)
+    ));
+    rows.first().expect("a poll of the location was logged")[0].text()
 }
 
 fn add_reviews(env: &TestEnv, location: &str, n: usize, tag: &str) {

@@ -6,8 +6,9 @@
 //! derived ids, Trustpilot's titles and edits), a second pass sends nothing,
 //! and the documented platform errors reach the poll report by name.
 
+use crate::helpers::{ledger_dump, ledger_lines, ledger_target, rows_of};
 use review_sync::app::{App, SyncReport};
-use review_sync::ledger::{Ledger, ReviewFilter, ReviewRow, Status};
+use review_sync::ledger::{ReviewRow, Status, Target};
 use sandbox::{ReceivedMessage, Sandbox, SandboxOptions};
 use serde_json::Value;
 use std::collections::{BTreeSet, HashMap};
@@ -23,7 +24,7 @@ struct PlatformEnv {
     sb: Sandbox,
     dir: tempfile::TempDir,
     config_path: PathBuf,
-    ledger_path: PathBuf,
+    ledger: Target,
 }
 
 impl PlatformEnv {
@@ -45,7 +46,7 @@ impl PlatformEnv {
             std::fs::write(dir.path().join(name), format!("{value}\n")).expect("write");
         }
         let config_path = dir.path().join("config.toml");
-        let ledger_path = dir.path().join("ledger.db");
+        let ledger_lines = ledger_lines(dir.path());
         let base = sb.base_url();
         let text = format!(
             r#"[travtus]
@@ -56,18 +57,18 @@ client_secret = {{ file = "travtus_secret" }}
 timeout = "5s"
 
 [ledger]
-path = "ledger.db"
-
+{ledger_lines}
 {sources}"#,
             client_id = sandbox::TRAVTUS_CLIENT_ID,
             sources = sources(&sb),
         );
         std::fs::write(&config_path, text).expect("write config");
+        let ledger = ledger_target(dir.path(), &ledger_lines);
         PlatformEnv {
             sb,
             dir,
             config_path,
-            ledger_path,
+            ledger,
         }
     }
 
@@ -77,15 +78,7 @@ path = "ledger.db"
     }
 
     fn rows(&self) -> Vec<ReviewRow> {
-        let ledger = Ledger::open_readonly(&self.ledger_path).expect("ledger");
-        let mut rows = Vec::new();
-        ledger
-            .for_each_review(&ReviewFilter::default(), &mut |r| {
-                rows.push(r.clone());
-                Ok(())
-            })
-            .expect("rows");
-        rows
+        rows_of(&self.ledger)
     }
 
     /// Runs the real binary with `--config` and `args`.
@@ -670,8 +663,7 @@ async fn check_online_stats_show_and_export_cover_every_new_kind() {
     );
 
     // No platform secret reaches the output or the ledger.
-    let ledger_bytes =
-        String::from_utf8_lossy(&std::fs::read(&env.ledger_path).expect("ledger")).into_owned();
+    let ledger_bytes = ledger_dump(&env.ledger);
     for secret in [
         sandbox::PLACES_API_KEY,
         sandbox::YELP_API_KEY,

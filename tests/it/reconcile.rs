@@ -4,9 +4,9 @@
 //! its location unmarked, and the daemon runs the pass on its own schedule.
 
 use crate::discovery::write_source_config;
-use crate::helpers::{TestEnv, seed, spawn_env, text, wait_until};
+use crate::helpers::{Sql, TestEnv, seed, spawn_env, text, wait_until};
 use review_sync::app::SyncReport;
-use review_sync::ledger::{Ledger, ReviewRow};
+use review_sync::ledger::ReviewRow;
 use review_sync::poll::PassKind;
 use sandbox::{Endpoint, Fault, GoogleSeed};
 use std::collections::HashSet;
@@ -60,18 +60,15 @@ async fn reconcile(app: &review_sync::app::App) -> SyncReport {
 
 /// (kind, removed, error) of every poll-log row, in order.
 fn poll_log(env: &TestEnv) -> Vec<(String, i64, Option<String>)> {
-    let conn = rusqlite::Connection::open_with_flags(
-        &env.ledger_path,
-        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
-    )
-    .expect("ledger");
-    let mut st = conn
-        .prepare("SELECT kind, removed, error FROM polls ORDER BY id")
-        .expect("query");
-    st.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
-        .expect("rows")
-        .collect::<Result<_, _>>()
-        .expect("rows")
+    env.ledger_sql("SELECT kind, removed, error FROM polls ORDER BY id")
+        .into_iter()
+        .map(|r| match r.as_slice() {
+            [kind, Sql::Int(removed), error] => {
+                (kind.text().expect("kind"), *removed, error.text())
+            }
+            other => panic!("a poll row: {other:?}"),
+        })
+        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -97,13 +94,12 @@ async fn deleted_reviews_are_marked_removed_by_reconciliation_only_and_come_back
         delete_review(&env, &locations[3], 4),
     ];
     let gone_ids: HashSet<String> = gone.iter().map(id_of).collect();
-    let high_water_before = {
-        let ledger = Ledger::open_readonly(&env.ledger_path).expect("ledger");
+    let high_water_before = env.with_ledger(|ledger| {
         ledger
             .poll_state("acme-google", &locations[0])
             .expect("state")
             .high_water
-    };
+    });
 
     // An incremental pass never marks anything removed.
     let report = app.sync(&[], WAIT, &cancel).await.expect("incremental");
@@ -126,16 +122,17 @@ async fn deleted_reviews_are_marked_removed_by_reconciliation_only_and_come_back
     );
     assert!(report.all_delivered(), "{report:?}");
     // The high-water mark does not go back although the newest review is gone.
-    let ledger = Ledger::open_readonly(&env.ledger_path).expect("ledger");
-    assert_eq!(
-        ledger
-            .poll_state("acme-google", &locations[0])
-            .expect("state")
-            .high_water,
-        high_water_before
-    );
-    assert_eq!(ledger.stats().expect("stats").removed, 3);
-    drop(ledger);
+    let (high_water, removed_count) = env.with_ledger(|ledger| {
+        (
+            ledger
+                .poll_state("acme-google", &locations[0])
+                .expect("state")
+                .high_water,
+            ledger.stats().expect("stats").removed,
+        )
+    });
+    assert_eq!(high_water, high_water_before);
+    assert_eq!(removed_count, 3);
     // Every location got a reconcile row; the removals are where they happened.
     let log = poll_log(&env);
     let reconciled: Vec<_> = log
@@ -310,17 +307,10 @@ async fn the_daemon_runs_reconciliation_on_its_own_schedule() {
     .await;
     let location = env.sb.google().locations()[1].clone();
     let gone = id_of(&delete_review(&env, &location, 1));
-    let ledger_path = env.ledger_path.clone();
     wait_until("the deleted review marked removed", WAIT, || {
-        let Ok(ledger) = Ledger::open_readonly(&ledger_path) else {
-            return false;
-        };
-        let mut marked = false;
-        let _ = ledger.for_each_review(&Default::default(), &mut |r| {
-            marked |= r.review_id == gone && r.removed_at.is_some();
-            Ok(())
-        });
-        marked
+        env.rows()
+            .iter()
+            .any(|r| r.review_id == gone && r.removed_at.is_some())
     })
     .await;
     control

@@ -18,7 +18,8 @@
 //! - a token endpoint refusing the client (`invalid_client`) is reported as
 //!   a client id/secret problem, not as "needs new consent".
 
-use review_sync::ledger::{AttemptRow, Ledger, ReviewFilter, ReviewRow, Status};
+use crate::helpers::{ledger_created, ledger_lines, ledger_target, rows_of, with_ledger};
+use review_sync::ledger::{AttemptRow, ReviewRow, Status, Target};
 use sandbox::{
     Endpoint, FacebookSeed, Fault, GoogleSeed, PlacesSeed, Sandbox, SandboxOptions, TrustpilotSeed,
     YelpSeed,
@@ -74,7 +75,7 @@ struct Env {
     sb: Sandbox,
     dir: tempfile::TempDir,
     config_path: PathBuf,
-    ledger_path: PathBuf,
+    ledger: Target,
 }
 
 impl Env {
@@ -124,6 +125,7 @@ impl Env {
             std::fs::write(dir.path().join(name), format!("{value}\n")).expect("write secret");
         }
         let config_path = dir.path().join("config.toml");
+        let ledger_lines = ledger_lines(dir.path());
         let base = sb.base_url();
         let text = format!(
             r#"[travtus]
@@ -134,15 +136,14 @@ client_secret = {{ file = "travtus_secret" }}
 timeout = "5s"
 
 [ledger]
-path = "ledger.db"
-
+{ledger_lines}
 {sources}"#,
             client_id = sandbox::TRAVTUS_CLIENT_ID,
             sources = sources(&sb),
         );
         std::fs::write(&config_path, text).expect("write config");
         Env {
-            ledger_path: dir.path().join("ledger.db"),
+            ledger: ledger_target(dir.path(), &ledger_lines),
             sb,
             dir,
             config_path,
@@ -171,27 +172,20 @@ path = "ledger.db"
     }
 
     fn rows(&self) -> Vec<ReviewRow> {
-        if !self.ledger_path.exists() {
+        if !ledger_created(&self.ledger) {
             return Vec::new();
         }
-        let ledger = Ledger::open_readonly(&self.ledger_path).expect("ledger");
-        let mut rows = Vec::new();
-        ledger
-            .for_each_review(&ReviewFilter::default(), &mut |r| {
-                rows.push(r.clone());
-                Ok(())
-            })
-            .expect("rows");
-        rows
+        rows_of(&self.ledger)
     }
 
     fn attempts(&self, row: &ReviewRow) -> Vec<AttemptRow> {
-        let ledger = Ledger::open_readonly(&self.ledger_path).expect("ledger");
-        ledger
-            .show(&row.platform, &row.review_id)
-            .expect("show")
-            .expect("the row exists")
-            .1
+        with_ledger(&self.ledger, |ledger| {
+            ledger
+                .show(&row.platform, &row.review_id)
+                .expect("show")
+                .expect("the row exists")
+                .1
+        })
     }
 
     /// Pushes a redirect to the other origin on `endpoint`, for every request.

@@ -10,7 +10,7 @@
 //! - every URL key refuses plain `http://` to a non-loopback host;
 //! - nothing in the config, and nothing in the code, turns TLS verification off.
 
-use crate::helpers::{TestEnv, seed, spawn_env, text, wait_until};
+use crate::helpers::{TestEnv, on_postgres, seed, spawn_env, sqlite_only, text, wait_until};
 use review_sync::config::load_str_with_env;
 use sandbox::{Endpoint, Fault};
 use std::os::unix::fs::PermissionsExt;
@@ -116,10 +116,16 @@ async fn no_secret_reaches_trace_logs_dry_runs_online_checks_exports_or_the_wal(
     assert!(stderr.contains("invalid_grant"), "{stderr}");
     outputs.push(("sync (revoked)".into(), format!("{stdout}\n{stderr}")));
 
+    // The ledger's own password too, on PostgreSQL (in a file, like the others).
     let secrets = [
         sandbox::TRAVTUS_CLIENT_SECRET,
         sandbox::GOOGLE_CLIENT_SECRET,
         sandbox::GOOGLE_REFRESH_TOKEN,
+        if on_postgres() {
+            sandbox::postgres::PASSWORD
+        } else {
+            sandbox::GOOGLE_REFRESH_TOKEN
+        },
     ];
     for (what, output) in &outputs {
         if let Some(found) = leaked(output, &secrets) {
@@ -133,6 +139,7 @@ async fn no_secret_reaches_trace_logs_dry_runs_online_checks_exports_or_the_wal(
             assert_eq!(leaked(&content, &secrets), None, "{}", path.display());
         }
     }
+    assert_eq!(leaked(&env.ledger_dump(), &secrets), None, "the ledger");
 }
 
 /// The permission bits of `path`.
@@ -146,6 +153,12 @@ fn mode(path: &Path) -> u32 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_ledger_wal_and_shm_are_owner_only_even_under_umask_000() {
+    if sqlite_only(
+        "security::the_ledger_wal_and_shm_are_owner_only_even_under_umask_000",
+        "the modes of the ledger's files",
+    ) {
+        return;
+    }
     let env = spawn_env(seed(4)).await;
     // The daemon keeps its connection open, so the -wal and -shm files exist
     // while it runs. A umask of 000 would make anything created with default
@@ -200,6 +213,12 @@ async fn the_ledger_wal_and_shm_are_owner_only_even_under_umask_000() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_ledger_directory_is_never_created() {
+    if sqlite_only(
+        "security::the_ledger_directory_is_never_created",
+        "the directory of the ledger's file",
+    ) {
+        return;
+    }
     let env = spawn_env(seed(1)).await;
     let config = std::fs::read_to_string(&env.config_path).expect("config");
     let config = config.replacen(

@@ -15,7 +15,7 @@
 
 use crate::chaos::census;
 use crate::crash::{Daemon, config_with_ledger, inconsistencies, integrity};
-use crate::helpers::{TestEnv, seed, spawn_env, text, wait_until};
+use crate::helpers::{TestEnv, seed, spawn_env, sqlite_only, text, wait_until};
 use crate::monitoring::{config_with_metrics, endpoint, get, health_becomes, sample};
 use sandbox::NewGoogleReview;
 use std::io::Write;
@@ -140,6 +140,12 @@ async fn stop_cleanly(mut daemon: Daemon, ledger: &Path) {
 /// position; `check` catches it before any start.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_missing_ledger_directory_is_refused_at_start_naming_the_path() {
+    if sqlite_only(
+        "storage::a_missing_ledger_directory_is_refused_at_start_naming_the_path",
+        "the directory of the ledger's file",
+    ) {
+        return;
+    }
     let env = spawn_env(seed(3)).await;
     let config = config_with_ledger(&env, "state.toml", "state/ledger.db");
     let dir = env.dir.path().join("state");
@@ -177,6 +183,12 @@ async fn a_missing_ledger_directory_is_refused_at_start_naming_the_path() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn another_writer_holding_the_lock_stops_new_work_until_it_lets_go() {
+    if sqlite_only(
+        "storage::another_writer_holding_the_lock_stops_new_work_until_it_lets_go",
+        "SQLite's one write lock, held by a sqlite3 session (PostgreSQL locks rows, and claims skip them: ledger::tests::postgres)",
+    ) {
+        return;
+    }
     let env = spawn_env(seed(5)).await;
     let daemon = running_daemon(&env, &env.config_path, "locked.log").await;
 
@@ -281,6 +293,12 @@ fn fill(path: &Path) -> u64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_disk_stops_new_work_and_nothing_is_lost_once_space_is_freed() {
+    if sqlite_only(
+        "storage::a_full_disk_stops_new_work_and_nothing_is_lost_once_space_is_freed",
+        "a full filesystem under the ledger's file",
+    ) {
+        return;
+    }
     let env = spawn_env(seed(5)).await;
     let disk = env.dir.path().join("disk");
     let _mounted = match Tmpfs::mount(&disk, "8m") {
@@ -398,6 +416,12 @@ impl Drop for Immutable {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_read_only_ledger_stops_new_work_refuses_new_starts_and_resumes() {
+    if sqlite_only(
+        "storage::a_read_only_ledger_stops_new_work_refuses_new_starts_and_resumes",
+        "a read-only ledger file",
+    ) {
+        return;
+    }
     let env = spawn_env(seed(5)).await;
     let daemon = running_daemon(&env, &env.config_path, "read-only.log").await;
     let wal = PathBuf::from(format!("{}-wal", env.ledger_path.display()));
@@ -532,6 +556,12 @@ fn rescued(ledger: &Path) -> PathBuf {
 /// review again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_deleted_ledger_stops_all_work_turns_health_red_and_is_rescued() {
+    if sqlite_only(
+        "storage::a_deleted_ledger_stops_all_work_turns_health_red_and_is_rescued",
+        "the ledger's files deleted under the daemon",
+    ) {
+        return;
+    }
     let env = spawn_env(seed(5)).await;
     let config = config_with_metrics(&env, "deleted.toml", "ledger.db");
     let daemon = running_daemon(&env, &config, "deleted.log").await;
@@ -598,6 +628,12 @@ async fn a_deleted_ledger_stops_all_work_turns_health_red_and_is_rescued() {
 /// process, must come out of the daemon's stop intact, `-wal` included.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_replaced_ledger_stops_all_work_and_its_replacement_is_left_alone() {
+    if sqlite_only(
+        "storage::a_replaced_ledger_stops_all_work_and_its_replacement_is_left_alone",
+        "the ledger's files replaced under the daemon",
+    ) {
+        return;
+    }
     let env = spawn_env(seed(5)).await;
     let config = config_with_metrics(&env, "replaced.toml", "ledger.db");
     let daemon = running_daemon(&env, &config, "replaced.log").await;

@@ -7,7 +7,11 @@ use std::path::Path;
 use std::process::ExitCode;
 
 /// Copies the ledger at `path` to `dest` (replacing it only with `force`).
-pub(super) fn backup(path: &Path, dest: &Path, force: bool) -> anyhow::Result<ExitCode> {
+pub(super) fn backup(
+    path: &review_sync::ledger::Target,
+    dest: &Path,
+    force: bool,
+) -> anyhow::Result<ExitCode> {
     let ledger = Ledger::open_readonly(path)?;
     let report = ledger.backup_to(dest, force)?;
     println!(

@@ -33,8 +33,9 @@ pub(crate) use stats::{Coverage, print_coverage, print_stats};
 use anyhow::Context;
 use clap::Subcommand;
 use review_sync::ledger::Ledger;
+use review_sync::ledger::Target;
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::ExitCode;
 
 /// `ledger` subcommands.
@@ -261,7 +262,7 @@ async fn blocking(
 
 /// [`query`] on a blocking thread: the read-only subcommands.
 async fn read(
-    path: PathBuf,
+    path: Target,
     f: impl FnOnce(&Ledger, &mut dyn Write) -> anyhow::Result<ExitCode> + Send + 'static,
 ) -> anyhow::Result<ExitCode> {
     blocking(move || query(&path, f)).await
@@ -270,7 +271,7 @@ async fn read(
 /// Opens the ledger at `path` read-only (safe while the daemon runs) and
 /// runs `f` with it and a buffered stdout.
 fn query(
-    path: &Path,
+    path: &Target,
     f: impl FnOnce(&Ledger, &mut dyn Write) -> anyhow::Result<ExitCode>,
 ) -> anyhow::Result<ExitCode> {
     let ledger = Ledger::open_readonly(path)?;

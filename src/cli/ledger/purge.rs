@@ -5,12 +5,11 @@
 
 use anyhow::Context;
 use review_sync::ledger::{Ledger, PurgedBy, format_time};
-use std::path::Path;
 use std::process::ExitCode;
 
 /// Purges the text of reviews delivered before `before` (checked by clap
 /// already) in the ledger at `path`. A cutoff in the future is refused.
-pub(super) fn purge(path: &Path, before: &str) -> anyhow::Result<ExitCode> {
+pub(super) fn purge(path: &review_sync::ledger::Target, before: &str) -> anyhow::Result<ExitCode> {
     let cutoff = super::super::parse_time(before).context("--before")?;
     let now = chrono::Utc::now();
     if cutoff > now {

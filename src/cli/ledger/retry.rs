@@ -8,7 +8,7 @@ use review_sync::config::SourceMap;
 use review_sync::escape::Escaped;
 use review_sync::ledger::{Ledger, ReviewFilter, Status};
 use review_sync::locations::DiscoveredGroups;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::ExitCode;
 
 /// What `retry` was asked to put back.
@@ -28,7 +28,7 @@ pub(super) struct Retry {
 /// codes of discovered locations.
 pub(super) async fn retry(
     config_path: &Path,
-    path: PathBuf,
+    path: review_sync::ledger::Target,
     ask: Retry,
 ) -> anyhow::Result<ExitCode> {
     let mapping = review_sync::config::load_source_map(config_path)?;

@@ -9,13 +9,12 @@ use review_sync::config::SourceMap;
 use review_sync::escape::escape;
 use review_sync::ledger::Stats;
 use std::io::Write;
-use std::path::Path;
 use std::process::ExitCode;
 
 /// Writes the counts of the ledger at `path` in `format`; the table ends
 /// with the coverage of `mapping`'s sources, or says why it cannot.
 pub(super) fn stats(
-    path: &Path,
+    path: &review_sync::ledger::Target,
     format: ListFormat,
     mapping: Option<&SourceMap>,
 ) -> anyhow::Result<ExitCode> {

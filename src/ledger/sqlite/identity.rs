@@ -6,7 +6,7 @@
 //! next start, which then opens (or creates) whatever is at the path and
 //! sends every review again. So the ledger records the (device, inode) of
 //! each file right after SQLite opened it, and compares the path's with it
-//! before every piece of work ([`super::LedgerHandle::run`]).
+//! before every piece of work (`LedgerHandle::run`).
 //!
 //! It keeps no descriptor of its own: closing any descriptor of a file
 //! drops every POSIX lock the process holds on it, SQLite's included (its

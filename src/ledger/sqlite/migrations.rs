@@ -7,8 +7,9 @@
 //! transaction together with the `user_version` bump, so a crash leaves the
 //! file at a whole version.
 
+use super::super::LedgerError;
 use super::identity::FileIdentity;
-use super::{Ledger, LedgerError, sql_err};
+use super::{Sqlite, sql_err};
 use rusqlite::{Connection, OpenFlags, TransactionBehavior};
 use std::fs::OpenOptions;
 use std::io::ErrorKind;
@@ -26,7 +27,7 @@ pub(super) const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 const STATEMENT_CACHE: usize = 64;
 
 /// The schema, one entry per version. Append only.
-pub(super) const MIGRATIONS: &[&str] = &[
+pub(in crate::ledger) const MIGRATIONS: &[&str] = &[
     // 1: the initial schema (SPEC section 6). Columns up to `removed_at` are
     // the auditors' contract; the rest of `reviews` is the outbox's own state.
     r"
@@ -238,7 +239,7 @@ CREATE INDEX reviews_attention ON reviews (status) WHERE status IN ('held','reje
 ];
 
 /// The schema version this build writes.
-pub(super) fn latest_version() -> i64 {
+pub(in crate::ledger) fn latest_version() -> i64 {
     version_of(MIGRATIONS)
 }
 
@@ -247,16 +248,19 @@ fn version_of(migrations: &[&str]) -> i64 {
     i64::try_from(migrations.len()).unwrap_or(i64::MAX)
 }
 
-pub(super) fn open(path: &Path) -> Result<Ledger, LedgerError> {
+pub(super) fn open(path: &Path) -> Result<Sqlite, LedgerError> {
     open_with(path, MIGRATIONS)
 }
 
 /// [`open`] with a given migration list (tests run the runner on their own).
-pub(super) fn open_with(path: &Path, migrations: &[&str]) -> Result<Ledger, LedgerError> {
+pub(in crate::ledger) fn open_with(
+    path: &Path,
+    migrations: &[&str],
+) -> Result<Sqlite, LedgerError> {
     open_read_write(path, migrations).map_err(|e| on_read_only_mount(path, e, false))
 }
 
-fn open_read_write(path: &Path, migrations: &[&str]) -> Result<Ledger, LedgerError> {
+fn open_read_write(path: &Path, migrations: &[&str]) -> Result<Sqlite, LedgerError> {
     require_directory(path)?;
     create_private_file(path)?;
     require_regular(path)?;
@@ -279,20 +283,23 @@ fn open_read_write(path: &Path, migrations: &[&str]) -> Result<Ledger, LedgerErr
     configure(&conn, path)?;
     migrate(&mut conn, path, migrations)?;
     let identity = file_identity(path)?;
-    Ok(Ledger {
+    Ok(Sqlite {
         conn,
         path: path.to_path_buf(),
         identity,
     })
 }
 
-pub(super) fn open_readonly(path: &Path) -> Result<Ledger, LedgerError> {
+pub(super) fn open_readonly(path: &Path) -> Result<Sqlite, LedgerError> {
     read_only(path).map_err(|e| on_read_only_mount(path, e, true))
 }
 
-fn read_only(path: &Path) -> Result<Ledger, LedgerError> {
+fn read_only(path: &Path) -> Result<Sqlite, LedgerError> {
     if !path.exists() {
-        return Err(io_err(path, "the ledger file does not exist"));
+        return Err(LedgerError::NotCreated {
+            path: path.to_path_buf(),
+            reason: "the ledger file does not exist".into(),
+        });
     }
     require_regular(path)?;
     let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
@@ -312,7 +319,7 @@ fn read_only(path: &Path) -> Result<Ledger, LedgerError> {
         ));
     }
     let identity = file_identity(path)?;
-    Ok(Ledger {
+    Ok(Sqlite {
         conn,
         path: path.to_path_buf(),
         identity,
@@ -462,7 +469,11 @@ fn user_version(conn: &Connection, path: &Path) -> Result<i64, LedgerError> {
 }
 
 /// Applies `migrations[user_version..]` in order, one transaction each.
-fn migrate(conn: &mut Connection, path: &Path, migrations: &[&str]) -> Result<(), LedgerError> {
+pub(in crate::ledger) fn migrate(
+    conn: &mut Connection,
+    path: &Path,
+    migrations: &[&str],
+) -> Result<(), LedgerError> {
     let err = sql_err(path);
     let latest = version_of(migrations);
     loop {

@@ -4,7 +4,7 @@
 //! [`LedgerError::CorruptRow`] naming the table, the row and the column,
 //! never a panic.
 
-use super::{LedgerError, Status, time};
+use super::super::{LedgerError, Status, time};
 use chrono::{DateTime, Utc};
 use rusqlite::Row;
 use rusqlite::types::{FromSql, ValueRef};

@@ -11,7 +11,8 @@
 //! only then renamed into place, so a failed or interrupted backup never
 //! leaves a half-written file under the destination's name.
 
-use super::{Ledger, LedgerError, sql_err};
+use super::super::{BackupReport, LedgerError};
+use super::{Sqlite, sql_err};
 use rusqlite::backup::{Backup, StepResult};
 use rusqlite::{Connection, OpenFlags};
 use std::path::{Path, PathBuf};
@@ -22,30 +23,40 @@ use std::time::Duration;
 /// concurrent schema change, both short).
 const LOCKED_RETRIES: u32 = 50;
 
-/// What a backup wrote.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct BackupReport {
-    /// The copy.
-    pub path: PathBuf,
-    /// Its size in bytes.
-    pub bytes: u64,
-    /// Rows in its `reviews` table.
-    pub reviews: u64,
+/// Copies the ledger to `dest` with the backup API (see the module notes);
+/// refuses the ledger's own file.
+pub(super) fn backup_to(
+    ledger: &Sqlite,
+    dest: &Path,
+    overwrite: bool,
+) -> Result<BackupReport, LedgerError> {
+    if same_file(&ledger.path, dest) {
+        return Err(LedgerError::Io {
+            path: dest.to_path_buf(),
+            reason: "is the ledger itself; choose another path".into(),
+        });
+    }
+    write_copy(dest, overwrite, &mut |copy| {
+        copy_all(&ledger.conn, copy).map_err(sql_err(dest))
+    })
 }
 
-impl Ledger {
-    /// Copies the ledger to `dest`. Refuses an existing `dest` unless
-    /// `overwrite`, and refuses the ledger's own file. The copy has mode
-    /// 0600, passes `PRAGMA quick_check`, and uses a rollback journal, so it
-    /// is one self-contained file that `sqlite3 -readonly` opens anywhere.
-    pub fn backup_to(&self, dest: &Path, overwrite: bool) -> Result<BackupReport, LedgerError> {
+/// Writes a SQLite file at `dest` that `fill` fills through a connection
+/// to a fresh private temporary file next to it; then switches it to a
+/// rollback journal, checks it, and renames it into place. Refuses an
+/// existing `dest` unless `overwrite`. The copy has mode 0600, passes
+/// `PRAGMA quick_check`, and is one self-contained file that `sqlite3
+/// -readonly` opens anywhere. Also what a PostgreSQL ledger's backup writes.
+pub(in crate::ledger) fn write_copy(
+    dest: &Path,
+    overwrite: bool,
+    fill: &mut dyn FnMut(&mut Connection) -> Result<(), LedgerError>,
+) -> Result<BackupReport, LedgerError> {
+    {
         let fail = |reason: String| LedgerError::Io {
             path: dest.to_path_buf(),
             reason,
         };
-        if same_file(&self.path, dest) {
-            return Err(fail("is the ledger itself; choose another path".into()));
-        }
         if !overwrite && dest.exists() {
             return Err(fail(
                 "already exists; choose a new path or pass --force to replace it".into(),
@@ -69,8 +80,8 @@ impl Ledger {
                 OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
             )
             .map_err(&err)?;
-            copy_all(&self.conn, &mut copy).map_err(&err)?;
-            // The copied header says WAL (the ledger's mode); a backup is
+            fill(&mut copy)?;
+            // A copied header says WAL (the ledger's mode); a backup is
             // better as one file with no -wal/-shm companions.
             copy.pragma_update(None, "journal_mode", "DELETE")
                 .map_err(&err)?;
@@ -107,21 +118,17 @@ impl Ledger {
     }
 }
 
-impl Ledger {
-    /// After the ledger's files were deleted or replaced under the daemon:
-    /// a copy of the ledger as this connection still sees it, next to the
-    /// path (`ledger.db.rescued-20261124T224552Z`), so that an operator can
-    /// stop the daemon, move it into place and start again without sending
-    /// anything twice. The path of the copy, or why there is none.
-    pub(super) fn rescue_copy(&self) -> Result<PathBuf, LedgerError> {
-        let mut name = self.path.as_os_str().to_owned();
-        name.push(format!(
-            ".rescued-{}",
-            chrono::Utc::now().format("%Y%m%dT%H%M%SZ")
-        ));
-        let dest = PathBuf::from(name);
-        self.backup_to(&dest, false).map(|r| r.path)
-    }
+/// A copy of the ledger next to its path, named by the time
+/// (`ledger.db.rescued-20261124T224552Z`), after its files were deleted or
+/// replaced under the daemon.
+pub(super) fn rescue_copy(ledger: &Sqlite) -> Result<PathBuf, LedgerError> {
+    let mut name = ledger.path.as_os_str().to_owned();
+    name.push(format!(
+        ".rescued-{}",
+        chrono::Utc::now().format("%Y%m%dT%H%M%SZ")
+    ));
+    let dest = PathBuf::from(name);
+    backup_to(ledger, &dest, false).map(|r| r.path)
 }
 
 /// Copies every page of `src` into `dst` in one step (see the module notes).
@@ -152,81 +159,5 @@ fn same_file(a: &Path, b: &Path) -> bool {
     match (std::fs::metadata(a), std::fs::metadata(b)) {
         (Ok(x), Ok(y)) => x.dev() == y.dev() && x.ino() == y.ino(),
         _ => false,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use std::os::unix::fs::PermissionsExt;
-
-    fn ledger_with_rows(dir: &Path, n: usize) -> Ledger {
-        let mut l = Ledger::open(&dir.join("ledger.db")).unwrap();
-        let reviews = (0..n)
-            .map(|i| crate::ledger::IncomingReview {
-                platform: "google".into(),
-                review_id: format!("r{i}"),
-                payload: format!(r#"{{"review":{{"review_id":"r{i}","comment":"c"}}}}"#),
-                content_hash: format!("h{i}"),
-                source_updated_at: None,
-                notes: None,
-            })
-            .collect();
-        l.record_page(
-            &crate::ledger::PageRecord {
-                source_name: "s".into(),
-                location_id: "l".into(),
-                group: Some(crate::domain::GroupRef::Id("g".into())),
-                hold_reason: None,
-                reviews,
-                quarantined: vec![],
-            },
-            chrono::Utc::now(),
-        )
-        .unwrap();
-        l
-    }
-
-    #[test]
-    fn a_backup_is_a_private_checked_single_file_copy() {
-        let dir = tempfile::tempdir().unwrap();
-        let l = ledger_with_rows(dir.path(), 25);
-        let dest = dir.path().join("copy.db");
-        let report = l.backup_to(&dest, false).unwrap();
-        assert_eq!(report.reviews, 25);
-        assert_eq!(
-            std::fs::metadata(&dest).unwrap().permissions().mode() & 0o777,
-            0o600
-        );
-        let copy = Ledger::open_readonly(&dest).unwrap();
-        assert_eq!(copy.stats().unwrap().total, 25);
-        let mode: String = copy
-            .conn
-            .query_row("PRAGMA journal_mode", [], |r| r.get(0))
-            .unwrap();
-        assert_eq!(mode, "delete");
-        let leftovers: Vec<_> = std::fs::read_dir(dir.path())
-            .unwrap()
-            .filter_map(|e| e.ok())
-            .filter(|e| e.file_name().to_string_lossy().ends_with(".tmp"))
-            .collect();
-        assert!(leftovers.is_empty(), "{leftovers:?}");
-    }
-
-    #[test]
-    fn an_existing_file_is_kept_unless_forced_and_the_ledger_itself_never() {
-        let dir = tempfile::tempdir().unwrap();
-        let l = ledger_with_rows(dir.path(), 3);
-        let dest = dir.path().join("copy.db");
-        std::fs::write(&dest, "precious").unwrap();
-        let e = l.backup_to(&dest, false).unwrap_err().to_string();
-        assert!(e.contains("already exists") && e.contains("--force"), "{e}");
-        assert_eq!(std::fs::read_to_string(&dest).unwrap(), "precious");
-        assert_eq!(l.backup_to(&dest, true).unwrap().reviews, 3);
-        let e = l
-            .backup_to(&dir.path().join("ledger.db"), true)
-            .unwrap_err()
-            .to_string();
-        assert!(e.contains("is the ledger itself"), "{e}");
     }
 }

@@ -5,43 +5,17 @@
 //! write (a `pending` row with `next_attempt_at`), so a review is committed
 //! before any attempt to send it.
 
-use super::{
-    IncomingReview, Ledger, LedgerError, PageCounts, PageRecord, QuarantineRecord, Status, sql_err,
-    time,
+use super::super::common::{Change, PageContext, raw_hash};
+use super::super::engine::Reviews;
+use super::super::{
+    IncomingReview, LedgerError, PageCounts, PageRecord, QuarantineRecord, Sightings, time,
 };
-use crate::domain::GroupRef;
+use super::{Sqlite, sql_err};
 use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, named_params};
-use sha2::{Digest, Sha256};
 
-impl Ledger {
-    /// Records one page in one transaction and returns what changed.
-    ///
-    /// For each review: unknown (platform, review_id) -> insert `pending`
-    /// (or `held` with `hold_reason` when `group` is `None`), `first_seen_at`
-    /// = `now`, `next_attempt_at` = `now`; known with the same `content_hash`
-    /// -> unchanged (only `removed_at` cleared if set); known with another
-    /// hash -> edited: new payload/hash/source_updated_at, status `pending`
-    /// (or `held` if unmapped), `next_attempt_at` = `now`, `retry_count` = 0,
-    /// `last_error` cleared, `delivered_at`/`request_id` kept (they describe
-    /// the last delivered version). Quarantined records are inserted with
-    /// `now`; an identical (source, location, raw) one is not stored twice.
-    ///
-    /// Every sighting also sets the internal `last_seen_at` to `now` (what
-    /// [`Ledger::mark_removed`] compares against). A `held` row has no
-    /// `next_attempt_at`: it is never due until `ledger retry`.
-    pub fn record_page(
-        &mut self,
-        page: &PageRecord,
-        now: DateTime<Utc>,
-    ) -> Result<PageCounts, LedgerError> {
-        self.record_page_as(page, now, Sightings::Stamp)
-    }
-
-    /// [`Ledger::record_page`], stamping `last_seen_at` on unchanged reviews
-    /// only when `sightings` says so. New and edited rows are always
-    /// stamped, and a review marked removed is always un-marked.
-    pub fn record_page_as(
+impl Reviews for Sqlite {
+    fn record_page_as(
         &mut self,
         page: &PageRecord,
         now: DateTime<Utc>,
@@ -69,11 +43,7 @@ impl Ledger {
         Ok(counts)
     }
 
-    /// Marks as removed (`removed_at` = `now`) every review of a location
-    /// that a full reconciliation pass did not see: rows whose `last_seen_at`
-    /// is before `pass_started` and that are not already marked. Call it only
-    /// after a pass that read the location completely. Returns rows marked.
-    pub fn mark_removed(
+    fn mark_removed(
         &mut self,
         source: &str,
         location: &str,
@@ -100,73 +70,6 @@ impl Ledger {
     }
 }
 
-/// Whether recording a page stamps `last_seen_at` on the reviews it saw
-/// unchanged.
-///
-/// Only a reconciliation pass needs the stamps: [`Ledger::mark_removed`]
-/// runs after one and compares against its start. An incremental pass sees
-/// the same overlap page on every tick, and stamping it rewrote dozens of
-/// rows per location for nothing (a quiet pass over 1,000 locations wrote
-/// 26 MB).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Sightings {
-    /// Stamp every review seen (a reconciliation pass, and the default).
-    Stamp,
-    /// Leave unchanged reviews as they are (an incremental pass).
-    Skip,
-}
-
-/// What recording one review did.
-enum Change {
-    New,
-    Edited,
-    Unchanged,
-}
-
-/// The per-page values every row of the page shares, computed once.
-struct PageContext<'a> {
-    page: &'a PageRecord,
-    now: String,
-    status: Status,
-    group_id: Option<&'a str>,
-    group_external_ref: Option<&'a str>,
-    /// `last_error` of new/edited rows: the hold reason when unmapped.
-    hold_reason: Option<&'a str>,
-    /// `next_attempt_at` of new/edited rows: now, or none for held rows.
-    next_attempt_at: Option<String>,
-    sightings: Sightings,
-}
-
-impl<'a> PageContext<'a> {
-    fn new(page: &'a PageRecord, now: DateTime<Utc>, sightings: Sightings) -> Self {
-        let now = time::to_text(now);
-        let (status, next_attempt_at, hold_reason) = match page.group {
-            Some(_) => (Status::Pending, Some(now.clone()), None),
-            None => (Status::Held, None, page.hold_reason.as_deref()),
-        };
-        let (group_id, group_external_ref) = group_columns(page.group.as_ref());
-        PageContext {
-            page,
-            now,
-            status,
-            group_id,
-            group_external_ref,
-            hold_reason,
-            next_attempt_at,
-            sightings,
-        }
-    }
-}
-
-/// The (`group_id`, `group_external_ref`) column values of a group.
-pub(super) fn group_columns(group: Option<&GroupRef>) -> (Option<&str>, Option<&str>) {
-    match group {
-        Some(GroupRef::Id(v)) => (Some(v), None),
-        Some(GroupRef::ExternalRef(v)) => (None, Some(v)),
-        None => (None, None),
-    }
-}
-
 fn record_review(
     conn: &Connection,
     ctx: &PageContext<'_>,
@@ -181,22 +84,20 @@ fn record_review(
             Ok((r.get(0)?, r.get(1)?))
         })
         .optional()?;
-    match stored {
-        None => {
-            insert_review(conn, ctx, review)?;
-            Ok(Change::New)
-        }
-        Some((hash, removed)) if hash == review.content_hash => {
-            if removed || ctx.sightings == Sightings::Stamp {
-                touch_review(conn, ctx, review)?;
-            }
-            Ok(Change::Unchanged)
-        }
-        Some(_) => {
-            edit_review(conn, ctx, review)?;
-            Ok(Change::Edited)
-        }
+    let (change, write) = Change::of(
+        stored
+            .as_ref()
+            .map(|(hash, removed)| (hash.as_str(), *removed)),
+        review,
+        ctx.sightings,
+    );
+    match change {
+        Change::New => insert_review(conn, ctx, review)?,
+        Change::Edited => edit_review(conn, ctx, review)?,
+        Change::Unchanged if write => touch_review(conn, ctx, review)?,
+        Change::Unchanged => {}
     }
+    Ok(change)
 }
 
 fn insert_review(
@@ -309,9 +210,4 @@ fn quarantine(
         ":now": ctx.now,
     })?;
     Ok(())
-}
-
-/// `quarantine.raw_hash`: hex SHA-256 of the raw text.
-fn raw_hash(raw: &str) -> String {
-    hex::encode(Sha256::digest(raw.as_bytes()))
 }

@@ -1,12 +1,13 @@
 //! Per-location polling state and the poll log.
 
+use super::super::engine::Polls;
+use super::super::{LedgerError, PollLog, PollState, time};
 use super::row::RowReader;
-use super::{Ledger, LedgerError, PollLog, PollState, sql_err, sql_int, time};
+use super::{Sqlite, sql_err, sql_int};
 use rusqlite::{Connection, TransactionBehavior, named_params};
 
-impl Ledger {
-    /// How far a location has been read (default when never polled).
-    pub fn poll_state(&self, source: &str, location: &str) -> Result<PollState, LedgerError> {
+impl Polls for Sqlite {
+    fn poll_state(&self, source: &str, location: &str) -> Result<PollState, LedgerError> {
         let mut st = self
             .conn
             .prepare_cached(
@@ -25,14 +26,7 @@ impl Ledger {
         })
     }
 
-    /// Appends the poll log row and, when `state` is `Some`, stores the new
-    /// polling state, in one transaction. The state's `updated_at` is the
-    /// poll's `ended_at`.
-    pub fn finish_poll(
-        &mut self,
-        log: &PollLog,
-        state: Option<&PollState>,
-    ) -> Result<(), LedgerError> {
+    fn finish_poll(&mut self, log: &PollLog, state: Option<&PollState>) -> Result<(), LedgerError> {
         let err = sql_err(&self.path);
         let tx = self
             .conn
@@ -45,8 +39,7 @@ impl Ledger {
         tx.commit().map_err(&err)
     }
 
-    /// Reviews the ledger holds for a location and are not marked removed.
-    pub fn location_review_count(&self, source: &str, location: &str) -> Result<u64, LedgerError> {
+    fn location_review_count(&self, source: &str, location: &str) -> Result<u64, LedgerError> {
         self.count(
             "SELECT COUNT(*) FROM reviews
              WHERE source_name = ?1 AND location_id = ?2 AND removed_at IS NULL",
