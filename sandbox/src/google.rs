@@ -1361,12 +1361,9 @@ async fn batch_get_reviews(
             m @ (Misbehaviour::EndlessBody
             | Misbehaviour::HugeBody { .. }
             | Misbehaviour::InvalidJson),
-        ) => emulator.hostile.respond(
-            &m,
-            Value::Object(answer),
-            request.offset,
-            request.page_size,
-        ),
+        ) => emulator
+            .hostile
+            .respond(&m, Value::Object(answer), request.offset, request.page_size),
         Some(Misbehaviour::WrongShape) => {
             if let Some(Value::Array(items)) = answer.remove("locationReviews") {
                 let keyed: Map<String, Value> = items

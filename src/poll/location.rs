@@ -445,10 +445,12 @@ impl TokenPaging {
             .filter(|total| self.records > total.saturating_mul(2).saturating_add(slack));
         match (next, endless) {
             _ if reached_old => TokenStep::Done,
-            (Next::Token(_), Some(total)) => TokenStep::Loop(PlatformError::InvalidResponse(format!(
-                "paging loop: {} records in {number} pages, but the location reports {total} reviews",
-                self.records
-            ))),
+            (Next::Token(_), Some(total)) => {
+                TokenStep::Loop(PlatformError::InvalidResponse(format!(
+                    "paging loop: {} records in {number} pages, but the location reports {total} reviews",
+                    self.records
+                )))
+            }
             (Next::Token(token), None) if self.seen.insert(token.clone()) => {
                 self.next = Some(token);
                 TokenStep::More

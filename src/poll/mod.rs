@@ -375,7 +375,9 @@ impl<S: PassSink> Pass<'_, S> {
         kind: PassKind,
         carried: u64,
     ) -> LocationReport {
-        let report = self.poll_location_counted(index, target, kind, carried).await;
+        let report = self
+            .poll_location_counted(index, target, kind, carried)
+            .await;
         PassProgress::add(&self.progress.locations_done, 1);
         report
     }

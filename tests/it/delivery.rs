@@ -118,8 +118,7 @@ async fn every_seeded_review_is_delivered_once_to_its_group_with_the_exact_body(
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn later_passes_send_exactly_the_changes_and_a_quiet_pass_costs_one_batch_call_per_account()
-{
+async fn later_passes_send_exactly_the_changes_and_a_quiet_pass_costs_one_batch_call_per_account() {
     let env = spawn_env(seed(60)).await;
     let app = env.app().await;
     let cancel = CancellationToken::new();

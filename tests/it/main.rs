@@ -3,6 +3,7 @@
 
 mod audit;
 mod auditor;
+mod batch;
 mod chaos;
 mod cli;
 mod clock;
