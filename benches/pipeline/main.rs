@@ -58,6 +58,9 @@
 //! the machine, `setup.rs` the configs, fixture and ledger reads, and
 //! `report.rs` the table and the JSON line.
 
+// The JSON line's `json!` has more fields than the default limit expands.
+#![recursion_limit = "256"]
+
 mod measure;
 mod raw;
 mod report;

@@ -113,6 +113,7 @@ pub(crate) fn figures(
         "backfill_polls_done_s": round(backfill.phases[0], 3),
         "backfill_first_attempt_s": round(backfill.phases[1], 3),
         "sync_backfill_reviews_per_s": round(sync.rate, 0),
+        "sync_backfill_reviews": sync.reviews,
         "sync_backfill_wall_s": round(sync.wall_s, 3),
         "sync_backfill_from_spawn_s": round(sync.from_spawn_s, 3),
         "sync_backfill_ratio": round(sync.rate / backfill.rate, 3),

@@ -50,11 +50,14 @@ pub(super) struct Batch<'t> {
     group: String,
     /// Each location's index in the plan, its target, and its stored cursor
     /// (with a high-water mark).
-    members: Vec<(usize, &'t Target, Cursor)>,
+    members: Vec<Member<'t>>,
 }
 
 /// The planned locations: by batch, and on their own.
 type Split<'t> = (Vec<Batch<'t>>, Vec<(usize, &'t Target)>);
+
+/// A batch member: its index in the plan, its target and stored cursor.
+type Member<'t> = (usize, &'t Target, Cursor);
 
 impl<S: PassSink> Pass<'_, S> {
     /// Splits the pass's `targets` into batch reads and locations read on
@@ -65,7 +68,7 @@ impl<S: PassSink> Pass<'_, S> {
         targets: Vec<(usize, &'t Target)>,
     ) -> Split<'t> {
         let mut singles = Vec::new();
-        let mut groups: Vec<(String, Vec<(usize, &'t Target, Cursor)>)> = Vec::new();
+        let mut groups: Vec<(String, Vec<Member<'t>>)> = Vec::new();
         let mut group_at: HashMap<String, usize> = HashMap::new();
         for (index, target) in targets {
             let Some(group) = reads.batch_group(&target.id) else {
