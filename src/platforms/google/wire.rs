@@ -786,4 +786,82 @@ mod tests {
             );
         }
     }
+
+    fn names(ids: &[&str]) -> Vec<LocationId> {
+        ids.iter().map(|id| LocationId::new(*id)).collect()
+    }
+
+    fn review(location: &str, id: &str, update: &str) -> Value {
+        with(json!({
+            "name": format!("{location}/reviews/{id}"),
+            "reviewId": id,
+            "updateTime": update,
+        }))
+    }
+
+    #[test]
+    fn a_batch_page_is_routed_by_location_name_and_else_by_the_review_name() {
+        let (a, b) = ("accounts/1/locations/2", "accounts/1/locations/3");
+        let page = json!({
+            "locationReviews": [
+                {"name": a, "review": review(a, "ra", "2024-05-04T00:00:00Z")},
+                // No location name: the review's own name says where it goes.
+                {"review": review(b, "rb", "2024-05-03T00:00:00Z")},
+                // A location name the call did not ask for, and a review of
+                // none either: quarantined, not dropped, not misrouted.
+                {"name": "accounts/1/locations/9", "review": review("accounts/1/locations/9", "rx", "2024-05-02T00:00:00Z")},
+                {"name": b, "review": review(b, "rb2", "2024-05-01T00:00:00Z")},
+            ],
+            "nextPageToken": "t2",
+        });
+        let mapped = map_batch_page(&page, &names(&[a, b]), 1).expect("page");
+        assert_eq!(mapped.records, 4);
+        assert!(matches!(&mapped.next, Next::Token(t) if t == "t2"));
+        assert_eq!(
+            mapped.oldest.map(travtus_format).as_deref(),
+            Some("2024-05-01T00:00:00")
+        );
+        let part = |i: usize| {
+            &mapped
+                .parts
+                .iter()
+                .find(|(index, _)| *index == i)
+                .expect("part")
+                .1
+        };
+        let ids = |i: usize| -> Vec<&str> {
+            part(i)
+                .fetched
+                .reviews
+                .iter()
+                .map(|r| r.review_id.as_str())
+                .collect()
+        };
+        assert_eq!(ids(0), ["ra"]);
+        assert_eq!(ids(1), ["rb", "rb2"]);
+        assert_eq!(
+            part(1).newest.map(travtus_format).as_deref(),
+            Some("2024-05-03T00:00:00")
+        );
+        let rejected = &part(0).fetched.rejected;
+        assert_eq!(rejected.len(), 1, "{rejected:?}");
+        assert!(
+            rejected[0].reason.contains("is not a location this batch call named"),
+            "{}",
+            rejected[0].reason
+        );
+    }
+
+    #[test]
+    fn an_empty_batch_answer_is_the_last_page_and_a_wrong_shape_is_an_error() {
+        let mapped = map_batch_page(&json!({}), &names(&["accounts/1/locations/2"]), 1)
+            .expect("empty page");
+        assert!(mapped.parts.is_empty() && matches!(mapped.next, Next::Last));
+        let wrong = map_batch_page(
+            &json!({"locationReviews": {"0": {}}}),
+            &names(&["accounts/1/locations/2"]),
+            1,
+        );
+        assert!(matches!(wrong, Err(PlatformError::InvalidResponse(_))));
+    }
 }
