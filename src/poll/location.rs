@@ -961,7 +961,7 @@ mod tests {
 
     use super::*;
     use crate::domain::{Platform, Review, ReviewId};
-    use crate::platforms::FetchedPage;
+    use crate::platforms::{BatchPage, BatchPart, FetchedPage};
     use chrono::{TimeDelta, TimeZone};
     use futures_util::future::BoxFuture;
     use std::collections::VecDeque;
@@ -1207,5 +1207,197 @@ mod tests {
             "{e}"
         );
         assert_eq!(client.asked(), ["number 1", "link /two"]);
+    }
+
+    /// A batch platform over records given in advance: `(location, hour)`,
+    /// served newest first across the locations a call names, two to a
+    /// page, the token being the offset; a location in `refuse` makes
+    /// every call naming it refused for it.
+    struct ScriptedBatch {
+        records: Vec<(&'static str, u32)>,
+        refuse: Option<&'static str>,
+        calls: Mutex<Vec<(Vec<String>, Option<String>)>>,
+    }
+
+    impl BatchReads for ScriptedBatch {
+        fn max_locations(&self) -> usize {
+            50
+        }
+
+        fn batch_group(&self, _: &LocationId) -> Option<String> {
+            Some("accounts/1".into())
+        }
+
+        fn fetch_batch<'a>(
+            &'a self,
+            request: BatchRequest<'a>,
+        ) -> BoxFuture<'a, Result<BatchPage, BatchError>> {
+            let names: Vec<String> = request
+                .locations
+                .iter()
+                .map(|l| l.as_str().to_owned())
+                .collect();
+            self.calls
+                .lock()
+                .expect("lock")
+                .push((names.clone(), request.token.map(str::to_owned)));
+            if let Some(index) = self
+                .refuse
+                .and_then(|r| names.iter().position(|n| n.as_str() == r))
+            {
+                let error = PlatformError::InvalidResponse("not verified".into());
+                return Box::pin(std::future::ready(Err(BatchError::Refused {
+                    index,
+                    error,
+                })));
+            }
+            let mut all: Vec<(usize, u32)> = self
+                .records
+                .iter()
+                .filter_map(|(l, h)| names.iter().position(|n| n == l).map(|i| (i, *h)))
+                .collect();
+            all.sort_by(|a, b| b.1.cmp(&a.1));
+            let from: usize = request.token.map_or(0, |t| t.parse().expect("token"));
+            let on_page: Vec<(usize, u32)> = all.iter().skip(from).take(2).copied().collect();
+            let mut parts: Vec<(usize, BatchPart)> = Vec::new();
+            for (i, h) in &on_page {
+                let mut one = page(&[*h], Next::Last);
+                match parts.iter_mut().find(|(index, _)| index == i) {
+                    Some((_, part)) => {
+                        part.fetched.reviews.append(&mut one.fetched.reviews);
+                        part.newest = part.newest.max(one.newest);
+                    }
+                    None => parts.push((
+                        *i,
+                        BatchPart {
+                            fetched: one.fetched,
+                            newest: one.newest,
+                        },
+                    )),
+                }
+            }
+            let next = if from + 2 < all.len() {
+                Next::Token((from + 2).to_string())
+            } else {
+                Next::Last
+            };
+            Box::pin(std::future::ready(Ok(BatchPage {
+                parts,
+                records: on_page.len(),
+                oldest: on_page.iter().map(|(_, h)| at(*h)).min(),
+                next,
+            })))
+        }
+    }
+
+    fn marked(hour: u32) -> Cursor {
+        Cursor {
+            high_water: Some(at(hour)),
+            position: None,
+        }
+    }
+
+    /// Every step of a batch read until it ends.
+    async fn read_batch(
+        reads: &ScriptedBatch,
+        members: &[(&str, u32)],
+    ) -> (Vec<BatchStep>, Vec<Option<Cursor>>) {
+        let paging = Paging {
+            style: TOKENS,
+            overlap: Some(TimeDelta::hours(1)),
+            max_pages: 10,
+        };
+        let mut poll = BatchPoll::new(
+            reads,
+            paging,
+            members
+                .iter()
+                .map(|(l, h)| (LocationId::new(*l), marked(*h)))
+                .collect(),
+        );
+        let mut steps = Vec::new();
+        loop {
+            match poll.next_page().await.expect("step") {
+                BatchStep::End => return (steps, poll.finish()),
+                step => steps.push(step),
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn a_batch_read_stops_past_each_mark_and_narrows_to_the_locations_behind() {
+        // a: mark 12:00, a new review at 13:00 and many older ones; b: far
+        // behind, mark 3:00.
+        let mut records: Vec<(&'static str, u32)> =
+            [13, 12, 10, 9, 8, 7, 6, 5].map(|h| ("a", h)).to_vec();
+        records.extend([("b", 3), ("b", 2)]);
+        let reads = ScriptedBatch {
+            records,
+            refuse: None,
+            calls: Mutex::new(Vec::new()),
+        };
+        let (steps, cursors) = read_batch(&reads, &[("a", 12), ("b", 3)]).await;
+        // Page 2 [a10, a9] passes a's 11:00 and is all a's: rather than
+        // page through a's older reviews down to b's 2:00, the call is
+        // narrowed to b, asked from its first page, [b3, b2], the last.
+        let calls = reads.calls.lock().expect("lock").clone();
+        let names: Vec<Vec<String>> = calls.iter().map(|c| c.0.clone()).collect();
+        assert_eq!(names, [vec!["a", "b"], vec!["a", "b"], vec!["b"]]);
+        let tokens: Vec<Option<String>> = calls.into_iter().map(|c| c.1).collect();
+        assert_eq!(tokens, [None, Some("2".to_owned()), None]);
+        assert_eq!(steps.len(), 3);
+        let marks: Vec<_> = cursors
+            .into_iter()
+            .map(|c| c.and_then(|c| c.high_water))
+            .collect();
+        assert_eq!(marks, [Some(at(13)), Some(at(3))], "moved forward only");
+    }
+
+    #[tokio::test]
+    async fn a_batch_read_ends_after_the_page_past_the_oldest_mark_minus_the_overlap() {
+        let reads = ScriptedBatch {
+            records: vec![
+                ("a", 13),
+                ("a", 12),
+                ("a", 4),
+                ("b", 9),
+                ("b", 8),
+                ("b", 3),
+                ("b", 1),
+            ],
+            refuse: None,
+            calls: Mutex::new(Vec::new()),
+        };
+        // Pages [a13, a12], [b9, b8] (8:00 is not before b's 8:00), then
+        // [a4, b3], past both stops: [b1] is never asked for.
+        let (steps, cursors) = read_batch(&reads, &[("a", 12), ("b", 9)]).await;
+        assert_eq!(steps.len(), 3);
+        assert_eq!(reads.calls.lock().expect("lock").len(), 3);
+        assert!(cursors.iter().all(Option::is_some));
+    }
+
+    #[tokio::test]
+    async fn a_location_the_batch_refuses_leaves_it_and_the_others_are_asked_again() {
+        let reads = ScriptedBatch {
+            records: vec![("a", 10), ("a", 2), ("b", 9), ("c", 11), ("c", 1)],
+            refuse: Some("b"),
+            calls: Mutex::new(Vec::new()),
+        };
+        let (steps, cursors) = read_batch(&reads, &[("a", 10), ("b", 9), ("c", 11)]).await;
+        assert!(
+            matches!(steps.first(), Some(BatchStep::Refused { member: 1, .. })),
+            "{steps:?}"
+        );
+        let names: Vec<Vec<String>> = reads
+            .calls
+            .lock()
+            .expect("lock")
+            .iter()
+            .map(|c| c.0.clone())
+            .collect();
+        assert_eq!(names[0], ["a", "b", "c"]);
+        assert!(names[1..].iter().all(|n| n == &["a", "c"]), "{names:?}");
+        assert!(cursors[1].is_none(), "the refused one keeps its own cursor");
+        assert!(cursors[0].is_some() && cursors[2].is_some());
     }
 }
