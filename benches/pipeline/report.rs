@@ -115,6 +115,7 @@ pub(crate) fn figures(
         "sync_backfill_reviews_per_s": round(sync.rate, 0),
         "sync_backfill_reviews": sync.reviews,
         "sync_backfill_wall_s": round(sync.wall_s, 3),
+        "sync_backfill_to_exit_s": round(sync.to_exit_s, 3),
         "sync_backfill_from_spawn_s": round(sync.from_spawn_s, 3),
         "sync_backfill_ratio": round(sync.rate / backfill.rate, 3),
         "raw_posts_per_s": round(raw.rate, 0),

@@ -1256,7 +1256,7 @@ mod tests {
                 .iter()
                 .filter_map(|(l, h)| names.iter().position(|n| n == l).map(|i| (i, *h)))
                 .collect();
-            all.sort_by(|a, b| b.1.cmp(&a.1));
+            all.sort_by_key(|r| std::cmp::Reverse(r.1));
             let from: usize = request.token.map_or(0, |t| t.parse().expect("token"));
             let on_page: Vec<(usize, u32)> = all.iter().skip(from).take(2).copied().collect();
             let mut parts: Vec<(usize, BatchPart)> = Vec::new();
