@@ -2,7 +2,7 @@
 //!
 //! Starts the sandbox in this process, runs the release `review-sync` binary
 //! against it as a child process (exactly what an operator runs), and
-//! measures five scenarios:
+//! measures six scenarios:
 //!
 //! 1. **Backfill**: `run` over 100 Google locations x 1,000 reviews with a
 //!    60 s Travtus token lifetime, one pass (a cron for the next second but
@@ -13,13 +13,21 @@
 //!    thread) at that moment.
 //! 2. **Raw ceiling**: a bare reqwest client with the same concurrency
 //!    POSTing the same 100,000 bodies to the same emulator, no ledger.
-//! 3. **Quiet pass**: `sync` over 1,000 locations with nothing new: list
-//!    requests, POSTs, wall time, and bytes the process wrote to storage
-//!    (`wait4` rusage `ru_oublock` x 512, i.e. `/proc/PID/io` write_bytes:
-//!    the ledger is the only file it writes).
-//! 4. **Start-up**: `run` until READY (a `NOTIFY_SOCKET` datagram socket
+//! 3. **Sync backfill**: the same 100 x 1,000 reviews through `sync` (one
+//!    pass, every review delivered, exit) on a fresh sandbox and ledger.
+//!    Rate = reviews / (the first platform request .. the moment the ledger
+//!    holds all of them as `delivered`), the span of scenario 1's rate (the
+//!    time to the process's exit is reported apart);
+//!    `sync_backfill_reviews_per_s` is reported beside
+//!    `backfill_reviews_per_s` (target: within 10%).
+//! 4. **Quiet pass**: `sync` over 1,000 locations (10 accounts) with nothing
+//!    new: Google requests (reviews lists and `batchGetReviews` calls
+//!    together, `quiet_google_requests`), POSTs, wall time, and bytes the
+//!    process wrote to storage (`wait4` rusage `ru_oublock` x 512, i.e.
+//!    `/proc/PID/io` write_bytes: the ledger is the only file it writes).
+//! 5. **Start-up**: `run` until READY (a `NOTIFY_SOCKET` datagram socket
 //!    here) on a ledger of 1,000,000 reviews; the median of three starts.
-//! 5. **Idle**: the first of those daemons (yearly cron) over 10 s: RSS at
+//! 6. **Idle**: the first of those daemons (yearly cron) over 10 s: RSS at
 //!    the end, CPU time spent in the window.
 //!
 //! It prints a table (figure, value, target, PASS/MISS) and, last, one JSON
@@ -30,7 +38,7 @@
 //! figure.
 //!
 //! Knobs for working on the pipeline: `PIPELINE_BACKFILL_ONLY=1` runs
-//! scenarios 1 and 2 only; `PIPELINE_TIMELINE=1` prints reviews listed and
+//! scenarios 1 to 3 only; `PIPELINE_TIMELINE=1` prints reviews listed and
 //! delivered every 250 ms of the backfill; `PIPELINE_BIN=PATH` measures
 //! another build of the binary (A/B comparisons).
 //!
@@ -45,11 +53,15 @@
 //! the daemon opens it without migrating.
 //!
 //! The files: `main.rs` runs the scenarios in order; `scenarios.rs` holds
-//! the daemon's scenarios (backfill, quiet pass, start-up and idle),
+//! the daemon's scenarios (backfill by `run` and by `sync`, quiet pass,
+//! start-up and idle),
 //! `raw.rs` the raw-POST baseline, `measure.rs` the child process and what
 //! is measured of it (CPU clocks, `wait4` rusage, `/proc` figures) and of
 //! the machine, `setup.rs` the configs, fixture and ledger reads, and
 //! `report.rs` the table and the JSON line.
+
+// The JSON line's `json!` has more fields than the default limit expands.
+#![recursion_limit = "256"]
 
 mod measure;
 mod raw;
@@ -123,7 +135,7 @@ async fn run() -> BenchResult<()> {
     );
 
     eprintln!(
-        "[1/5] backfill: {BACKFILL_LOCATIONS} locations x {BACKFILL_REVIEWS_PER_LOCATION} reviews, concurrency {CONCURRENCY}"
+        "[1/6] backfill: {BACKFILL_LOCATIONS} locations x {BACKFILL_REVIEWS_PER_LOCATION} reviews, concurrency {CONCURRENCY}"
     );
     let (mut backfill, sb) = scenarios::backfill(&bin).await?;
     eprintln!(
@@ -135,19 +147,25 @@ async fn run() -> BenchResult<()> {
         backfill.phases[1],
         backfill.phases[2],
     );
-    eprintln!("[2/5] raw ceiling: the same bodies from a bare reqwest client");
+    eprintln!("[2/6] raw ceiling: the same bodies from a bare reqwest client");
     let raw = raw::raw_ceiling(&sb, &backfill.ledger).await?;
     eprintln!("      {:.0} POSTs/s", raw.rate);
     sb.shutdown().await;
     drop(backfill.dir.take());
-    // For iterating on the delivery pipeline: scenarios 1 and 2 only.
+    eprintln!("[3/6] the same backfill through `sync`");
+    let sync = scenarios::sync_backfill(&bin).await?;
+    eprintln!(
+        "      {:.0} reviews/s in {:.2} s (exit at {:.2} s; {:.2} s from spawn to exit)",
+        sync.rate, sync.wall_s, sync.to_exit_s, sync.from_spawn_s
+    );
+    // For iterating on the delivery pipeline: scenarios 1 to 3 only.
     if std::env::var_os("PIPELINE_BACKFILL_ONLY").is_some() {
-        println!("{}", report::backfill_only(&backfill, &raw));
+        println!("{}", report::backfill_only(&backfill, &raw, &sync));
         return Ok(());
     }
 
     eprintln!(
-        "[3/5] quiet pass over {} locations",
+        "[4/6] quiet pass over {} locations",
         QUIET_ACCOUNTS * QUIET_LOCATIONS_PER_ACCOUNT
     );
     let quiet_sb = Sandbox::start(SandboxOptions {
@@ -162,12 +180,16 @@ async fn run() -> BenchResult<()> {
     .map_err(|e| format!("sandbox: {e}"))?;
     let quiet = scenarios::quiet_pass(&bin, &quiet_sb).await?;
     eprintln!(
-        "      {} list requests, {} POSTs, {:.3} s",
-        quiet.list_requests, quiet.posts, quiet.wall_s
+        "      {} Google requests ({} lists, {} batch calls), {} POSTs, {:.3} s",
+        quiet.list_requests + quiet.batch_requests,
+        quiet.list_requests,
+        quiet.batch_requests,
+        quiet.posts,
+        quiet.wall_s
     );
 
-    eprintln!("[4/5] start-up on a ledger of {STARTUP_ROWS} rows");
-    eprintln!("[5/5] idle for {} s", IDLE_WINDOW.as_secs());
+    eprintln!("[5/6] start-up on a ledger of {STARTUP_ROWS} rows");
+    eprintln!("[6/6] idle for {} s", IDLE_WINDOW.as_secs());
     let startup = scenarios::startup_and_idle(&bin, &quiet_sb).await?;
     quiet_sb.shutdown().await;
 
@@ -182,11 +204,11 @@ async fn run() -> BenchResult<()> {
         compilers_after,
         total_s,
     };
-    let table = report::table(&backfill, &raw, &quiet, &startup);
+    let table = report::table(&backfill, &raw, &sync, &quiet, &startup);
     table.print();
     println!(
         "{}",
-        report::figures(&backfill, &raw, &quiet, &startup, &machine, &table)
+        report::figures(&backfill, &raw, &sync, &quiet, &startup, &machine, &table)
     );
 
     if backfill.duplicates < 0 || quiet.posts != 0 || raw.failures != 0 {

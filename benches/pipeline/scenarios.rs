@@ -1,6 +1,7 @@
-//! The daemon's scenarios: a backfill through `run`, a quiet `sync` pass,
-//! and start-ups on a large ledger followed by an idle window. Each runs
-//! the release binary as a child process against the in-process sandbox.
+//! The daemon's scenarios: a backfill through `run` and through `sync`, a
+//! quiet `sync` pass, and start-ups on a large ledger followed by an idle
+//! window. Each runs the release binary as a child process against the
+//! in-process sandbox.
 
 use crate::measure::{Child, own_cpu_time, wait_for, wait_for_every};
 use crate::setup::{
@@ -150,9 +151,90 @@ pub(crate) async fn backfill(bin: &Path) -> BenchResult<(Backfill, Sandbox)> {
     Ok((figures, sb))
 }
 
-/// Scenario 3: a `sync` that finds nothing new.
+/// Scenario 3: the same backfill through `sync` (one pass, then every
+/// review delivered, then exit), as a new user's first command runs it.
+pub(crate) struct SyncBackfill {
+    pub(crate) reviews: u64,
+    /// From the first platform request to the moment the ledger holds
+    /// every review as delivered: the same span as [`Backfill::rate`]'s.
+    pub(crate) wall_s: f64,
+    pub(crate) rate: f64,
+    /// From the first platform request to the process's exit.
+    pub(crate) to_exit_s: f64,
+    /// From the spawn to the exit.
+    pub(crate) from_spawn_s: f64,
+}
+
+/// Runs scenario 3 on a fresh sandbox of the backfill's shape.
+pub(crate) async fn sync_backfill(bin: &Path) -> BenchResult<SyncBackfill> {
+    let reviews = u64::from(BACKFILL_LOCATIONS * BACKFILL_REVIEWS_PER_LOCATION);
+    let sb = Sandbox::start(SandboxOptions {
+        google: GoogleSeed {
+            accounts: 1,
+            locations_per_account: BACKFILL_LOCATIONS,
+            reviews_per_location: BACKFILL_REVIEWS_PER_LOCATION,
+        },
+        travtus_token_lifetime: Duration::from_secs(60),
+        ..SandboxOptions::default()
+    })
+    .await
+    .map_err(|e| format!("sandbox: {e}"))?;
+    let dir = temp_dir()?;
+    let config = write_config(dir.path(), &sb, "0 0 0 1 1 *", None)?;
+    let spawned = Instant::now();
+    let sync = Child::spawn(bin, &config, &["sync"], None)?;
+    let google = sb.google().clone();
+    wait_for_every(
+        "the sync's first platform request",
+        &sync,
+        Duration::from_millis(1),
+        || google.token_requests() + google.list_requests_total() > 0,
+    )
+    .await?;
+    let started = Instant::now();
+    // The same end as scenario 1's: the ledger holds every review as
+    // delivered (then the process ends, after its statistics and summary).
+    let travtus = sb.travtus().clone();
+    wait_for("Travtus to receive every review", &sync, || {
+        travtus.message_count() as u64 >= reviews
+    })
+    .await?;
+    let ledger = dir.path().join("ledger.db");
+    let reader = open_reader(&ledger)?;
+    wait_for(
+        "the ledger to record every delivery",
+        &sync,
+        || matches!(delivery_progress(&reader), Ok((total, 0)) if total == reviews),
+    )
+    .await?;
+    let wall = started.elapsed();
+    let exit = sync.wait().await?;
+    let to_exit = started.elapsed();
+    let from_spawn = spawned.elapsed();
+    let delivered = sb.travtus().message_count() as u64;
+    sb.shutdown().await;
+    if !exit.success() || delivered < reviews {
+        return Err(format!(
+            "the backfill sync failed ({}; {delivered} of {reviews} delivered): {}",
+            exit.status,
+            exit.stderr_tail()
+        ));
+    }
+    let wall_s = wall.as_secs_f64();
+    Ok(SyncBackfill {
+        reviews,
+        wall_s,
+        rate: reviews as f64 / wall_s,
+        to_exit_s: to_exit.as_secs_f64(),
+        from_spawn_s: from_spawn.as_secs_f64(),
+    })
+}
+
+/// Scenario 4: a `sync` that finds nothing new.
 pub(crate) struct Quiet {
     pub(crate) list_requests: u64,
+    /// `batchGetReviews` calls (each one request, whatever it names).
+    pub(crate) batch_requests: u64,
     pub(crate) posts: u64,
     pub(crate) wall_s: f64,
     pub(crate) write_bytes: u64,
@@ -175,6 +257,7 @@ pub(crate) async fn quiet_pass(bin: &Path, sb: &Sandbox) -> BenchResult<Quiet> {
         ));
     }
     let lists_before = sb.google().list_requests_total();
+    let batches_before = sb.google().batch_requests();
     let posts_before = sb.travtus().message_requests();
     let started = Instant::now();
     let exit = Child::spawn(bin, &config, &["sync"], None)?.wait().await?;
@@ -189,13 +272,14 @@ pub(crate) async fn quiet_pass(bin: &Path, sb: &Sandbox) -> BenchResult<Quiet> {
     let block = u64::try_from(exit.rusage.ru_oublock).unwrap_or(0);
     Ok(Quiet {
         list_requests: sb.google().list_requests_total() - lists_before,
+        batch_requests: sb.google().batch_requests() - batches_before,
         posts: sb.travtus().message_requests() - posts_before,
         wall_s,
         write_bytes: block * 512,
     })
 }
 
-/// Scenarios 4 and 5: start-up on a large ledger, then idle.
+/// Scenarios 5 and 6: start-up on a large ledger, then idle.
 pub(crate) struct Startup {
     pub(crate) ready_ms: f64,
     pub(crate) ready_ms_all: Vec<f64>,

@@ -68,6 +68,7 @@ async fn state(State(c): State<Control>) -> Json<Value> {
         "travtus_message_requests": c.travtus.message_requests(),
         "travtus_token_requests": c.travtus.token_requests(),
         "google_list_requests_total": c.google.list_requests_total(),
+        "google_batch_requests_total": c.google.batch_requests(),
         "google_token_requests": c.google.token_requests(),
         "places_requests_total": c.places.requests_total(),
         "yelp_requests_total": c.yelp.requests_total(),

@@ -36,6 +36,9 @@ pub enum Endpoint {
     GoogleToken,
     /// `GET /google/v4/accounts/{a}/locations/{l}/reviews`.
     GoogleList,
+    /// `POST /google/v4/accounts/{a}/locations:batchGetReviews` (its own
+    /// plan: list faults never hit batch calls, nor batch faults lists).
+    GoogleBatch,
     /// `GET /google-bi/v1/accounts/{a}/locations` (Business Information).
     GoogleBusinessInfo,
     /// `GET /places/v1/places/{place}`.
@@ -60,7 +63,7 @@ pub enum Endpoint {
 
 impl Endpoint {
     /// Every endpoint, in the order of their slots in a plan.
-    pub const ALL: [Endpoint; 14] = [
+    pub const ALL: [Endpoint; 15] = [
         Endpoint::TravtusToken,
         Endpoint::TravtusMessages,
         Endpoint::GoogleToken,
@@ -75,6 +78,7 @@ impl Endpoint {
         Endpoint::PubSubAck,
         Endpoint::PubSubAdmin,
         Endpoint::ServiceAccountToken,
+        Endpoint::GoogleBatch,
     ];
 
     /// The endpoints served by the Travtus emulator.
@@ -85,6 +89,7 @@ impl Endpoint {
     pub const GOOGLE: &'static [Endpoint] = &[
         Endpoint::GoogleToken,
         Endpoint::GoogleList,
+        Endpoint::GoogleBatch,
         Endpoint::GoogleBusinessInfo,
     ];
 
@@ -118,6 +123,7 @@ impl Endpoint {
             Endpoint::TravtusMessages => "travtus_messages",
             Endpoint::GoogleToken => "google_token",
             Endpoint::GoogleList => "google_list",
+            Endpoint::GoogleBatch => "google_batch",
             Endpoint::GoogleBusinessInfo => "google_business_info",
             Endpoint::PlacesDetails => "places_details",
             Endpoint::YelpReviews => "yelp_reviews",
@@ -152,6 +158,7 @@ impl Endpoint {
             Endpoint::PubSubAck => 11,
             Endpoint::PubSubAdmin => 12,
             Endpoint::ServiceAccountToken => 13,
+            Endpoint::GoogleBatch => 14,
         }
     }
 }

@@ -37,7 +37,7 @@ use tokio::time::Instant;
 use crate::GoogleSeed;
 use crate::auth::{bearer_token, token_form};
 use crate::faults::{Endpoint, Faults, Intercept, intercept};
-use crate::hostile::Hostile;
+use crate::hostile::{Hostile, Misbehaviour};
 use crate::limits::{Limiter, RateWindow};
 use crate::notifications::{NotificationHub, ReviewChange};
 use crate::seed::{self, format_timestamp, star_rating_name, star_rating_value};
@@ -1199,8 +1199,9 @@ fn decode_batch_token(token: &str, fingerprint: u64) -> Option<usize> {
 ///   `ignoreRatingOnlyReviews` leaves out reviews without a comment;
 /// - the answer `{locationReviews[] of {name, review}, nextPageToken}`,
 ///   `{}` when there is nothing (proto3 leaves empty fields out);
-/// - the same bearer token as reviews.list, and the same fault plan
-///   (faults aimed at `Endpoint::GoogleList` hit batch calls too);
+/// - the same bearer token as reviews.list; faults are aimed at
+///   `Endpoint::GoogleBatch`, apart from the list's, so that a test can
+///   fail one kind of call and not the other;
 /// - at most [`DEFAULT_BATCH_LOCATION_CAP`] names per call (settable).
 ///
 /// Per-location errors fail the whole call, naming the location (message
@@ -1214,6 +1215,12 @@ fn decode_batch_token(token: &str, fingerprint: u64) -> Option<usize> {
 /// location of the path's account is 400 `INVALID_ARGUMENT`; an unknown or
 /// unverified location is 404 `NOT_FOUND`; more names than the cap, or none,
 /// is 400.
+///
+/// A call naming a location made to misbehave (`hostile`) misbehaves as its
+/// list does, for the whole call: endless or looping paging, an endless,
+/// huge or cut-off body, `locationReviews` of the wrong shape. The modes
+/// about one review's bytes or page overlaps (`InvalidUtf8`,
+/// `DuplicateAcrossPages`) are the list's only.
 async fn batch_get_reviews(
     State(emulator): State<GoogleEmulator>,
     kill: Option<Extension<ConnectionKill>>,
@@ -1222,7 +1229,7 @@ async fn batch_get_reviews(
     body: axum::body::Bytes,
 ) -> Response {
     emulator.lock().batch.requests_total += 1;
-    let fault = emulator.faults.take(Endpoint::GoogleList);
+    let fault = emulator.faults.take(Endpoint::GoogleBatch);
     match intercept(fault, list_fault_body).await {
         Intercept::Proceed => {}
         Intercept::Respond(response) => return response,
@@ -1317,26 +1324,59 @@ async fn batch_get_reviews(
         Order::Rating => all.sort_by_key(|r| r.2.rating),
         Order::RatingDesc => all.sort_by_key(|r| std::cmp::Reverse(r.2.rating)),
     }
+    // A call naming a misbehaving location misbehaves as its list does.
+    let misbehaviour = request.names.iter().find_map(|n| emulator.hostile.get(n));
+    let endless = matches!(
+        misbehaviour,
+        Some(Misbehaviour::EndlessPaging | Misbehaviour::EndlessPagingWithoutTotal)
+    );
+    let from = if endless { 0 } else { request.offset };
     let page: Vec<Value> = all
         .iter()
-        .skip(request.offset)
+        .skip(from)
         .take(request.page_size)
         .map(|(_, name, review)| json!({"name": name, "review": review.value}))
         .collect();
     let end = request.offset.saturating_add(request.page_size);
     let more = end < all.len();
     drop(state);
+    let fingerprint = batch_fingerprint(&request);
     let mut answer = Map::new();
     if !page.is_empty() {
         answer.insert("locationReviews".into(), Value::Array(page));
     }
-    if more {
+    let next = match misbehaviour {
+        _ if endless => Some(end),
+        Some(Misbehaviour::LoopingPageToken) if !more => Some(0),
+        _ => more.then_some(end),
+    };
+    if let Some(next) = next {
         answer.insert(
             "nextPageToken".into(),
-            json!(encode_batch_token(end, batch_fingerprint(&request))),
+            json!(encode_batch_token(next, fingerprint)),
         );
     }
-    Json(Value::Object(answer)).into_response()
+    match misbehaviour {
+        Some(
+            m @ (Misbehaviour::EndlessBody
+            | Misbehaviour::HugeBody { .. }
+            | Misbehaviour::InvalidJson),
+        ) => emulator
+            .hostile
+            .respond(&m, Value::Object(answer), request.offset, request.page_size),
+        Some(Misbehaviour::WrongShape) => {
+            if let Some(Value::Array(items)) = answer.remove("locationReviews") {
+                let keyed: Map<String, Value> = items
+                    .into_iter()
+                    .enumerate()
+                    .map(|(i, item)| (i.to_string(), item))
+                    .collect();
+                answer.insert("locationReviews".into(), Value::Object(keyed));
+            }
+            Json(Value::Object(answer)).into_response()
+        }
+        _ => Json(Value::Object(answer)).into_response(),
+    }
 }
 
 #[cfg(test)]

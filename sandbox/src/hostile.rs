@@ -1,6 +1,8 @@
 //! Hostile and broken platforms: misbehaviour modes for the Google emulator's
-//! reviews list, per location, for tests that prove a misbehaving platform
-//! costs one location's poll (with a specific error) and nothing else.
+//! reviews list, per location (and for the batchGetReviews calls naming it:
+//! see `google::batch_get_reviews`), for tests that prove a misbehaving
+//! platform costs one location's poll (with a specific error) and nothing
+//! else.
 //!
 //! Faults (`faults`) are what a healthy platform does on a bad day: error
 //! statuses, throttling, dropped connections, slowness. Misbehaviours are
@@ -206,8 +208,9 @@ impl Hostile {
 }
 
 impl GoogleEmulator {
-    /// Makes every reviews list request for `location` misbehave (after
-    /// authentication and any scripted fault), until [`GoogleEmulator::behave`].
+    /// Makes every reviews list request for `location`, and every
+    /// batchGetReviews call naming it, misbehave (after authentication and
+    /// any scripted fault), until [`GoogleEmulator::behave`].
     pub fn misbehave(&self, location: &str, misbehaviour: Misbehaviour) {
         self.hostile
             .lock()

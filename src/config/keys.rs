@@ -69,6 +69,14 @@ impl<'v, 'a> SourceKeys<'v, 'a> {
         }
     }
 
+    /// The integer `key`, as written.
+    pub(crate) fn integer(&self, key: &str) -> Option<&'v Field<i64>> {
+        match self.raw.platform_value(key) {
+            Some(RawValue::Integer(field)) => Some(field),
+            _ => None,
+        }
+    }
+
     /// Records a problem at `span`; `None`, so that callers can end with it.
     pub(crate) fn problem<T>(&mut self, span: &Span, message: impl Into<String>) -> Option<T> {
         self.validator.problem(span, message)

@@ -34,6 +34,8 @@ pub(crate) enum KeyType {
     Secret,
     /// An array of strings.
     StringList,
+    /// An integer.
+    Integer,
 }
 
 /// A key a platform takes in `[[source]]` or `[[source.location]]`, beyond
@@ -70,6 +72,14 @@ impl Key {
             ty: KeyType::StringList,
         }
     }
+
+    /// An integer key.
+    pub(crate) const fn integer(name: &'static str) -> Key {
+        Key {
+            name,
+            ty: KeyType::Integer,
+        }
+    }
 }
 
 /// A platform key's value as written, converted to its [`KeyType`].
@@ -80,6 +90,8 @@ pub(crate) enum RawValue {
     Secret(Field<RawSecret>),
     /// [`KeyType::StringList`].
     StringList(Field<Vec<String>>),
+    /// [`KeyType::Integer`].
+    Integer(Field<i64>),
 }
 
 impl RawValue {
@@ -89,6 +101,7 @@ impl RawValue {
             RawValue::String(f) => &f.key,
             RawValue::Secret(f) => &f.key,
             RawValue::StringList(f) => &f.key,
+            RawValue::Integer(f) => &f.key,
         }
     }
 
@@ -104,6 +117,7 @@ impl RawValue {
             KeyType::String => RawValue::String(read_field(name, value, problems)?),
             KeyType::Secret => RawValue::Secret(read_field(name, value, problems)?),
             KeyType::StringList => RawValue::StringList(read_field(name, value, problems)?),
+            KeyType::Integer => RawValue::Integer(read_field(name, value, problems)?),
         })
     }
 }

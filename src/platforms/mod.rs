@@ -239,6 +239,88 @@ impl Page {
     }
 }
 
+/// One call of a batch read: several locations of one batch group (Google:
+/// one account) read together, newest first across them all.
+#[derive(Debug, Clone, Copy)]
+pub struct BatchRequest<'a> {
+    /// The locations the call names, in the order the parts refer to.
+    pub locations: &'a [LocationId],
+    /// The page's number in this read, 1-based (names records without a
+    /// readable id).
+    pub number: u32,
+    /// The previous page's next-page token; `None` for the first page.
+    pub token: Option<&'a str>,
+}
+
+/// One location's records on a page of a batch read.
+#[derive(Debug, Default)]
+pub struct BatchPart {
+    /// Its reviews and rejected records (never a reported total: batch
+    /// answers carry none).
+    pub fetched: FetchedPage,
+    /// The newest record time of the location on this page: what its
+    /// high-water mark moves to.
+    pub newest: Option<DateTime<Utc>>,
+}
+
+/// One page of a batch read, mapped and routed to its locations.
+#[derive(Debug)]
+pub struct BatchPage {
+    /// Each location's part, by the location's index in the request; a
+    /// location without a record on the page has none.
+    pub parts: Vec<(usize, BatchPart)>,
+    /// Records on the page, good and bad, every location together.
+    pub records: usize,
+    /// The oldest record time on the page, every location together (the
+    /// incremental stop compares it with each location's mark).
+    pub oldest: Option<DateTime<Utc>>,
+    /// Whether another page follows (a token), or this is the last.
+    pub next: Next,
+}
+
+/// Why a batch call gave no page.
+#[derive(Debug, thiserror::Error)]
+pub enum BatchError {
+    /// The call was refused because of one location it named (Google: an
+    /// unverified or unknown location, named in the error): that location
+    /// is read on its own, the others by batch again.
+    #[error("{error}")]
+    Refused {
+        /// The location's index in the request.
+        index: usize,
+        /// The platform's refusal.
+        error: PlatformError,
+    },
+    /// The call as a whole was refused for what it asked (a client error
+    /// naming no location: a cap on names lower than configured, a method
+    /// the account cannot use): the locations are read one by one instead.
+    #[error("{0}")]
+    Unserved(PlatformError),
+    /// The call failed (server errors after the retries, transport, a
+    /// refused credential, an answer of the wrong shape): the read fails.
+    #[error(transparent)]
+    Failed(#[from] PlatformError),
+}
+
+/// A platform that can read many locations in one call (Google's
+/// `locations:batchGetReviews`): what an incremental pass uses for the
+/// locations that have a high-water mark.
+pub trait BatchReads: Send + Sync {
+    /// The most locations one call names (at least 2).
+    fn max_locations(&self) -> usize;
+
+    /// Which calls `location` can share (Google: its account, which the
+    /// call's path names); `None` when it cannot be read by batch.
+    fn batch_group(&self, location: &LocationId) -> Option<String>;
+
+    /// Reads one page of the reviews of `request.locations` together. Each
+    /// call is one request (and its retries).
+    fn fetch_batch<'a>(
+        &'a self,
+        request: BatchRequest<'a>,
+    ) -> BoxFuture<'a, Result<BatchPage, BatchError>>;
+}
+
 /// A platform that reads on by itself ([`PagingStyle::Stream`]).
 pub trait PageStream: Send {
     /// The next page, or `None` when the location is read up to date.
@@ -274,6 +356,13 @@ pub trait SourceClient: Send + Sync {
     ) -> Box<dyn PageStream + 'a> {
         let _ = (location, position);
         Box::new(NoStream)
+    }
+
+    /// Batch reads of many locations at once, when the platform has them
+    /// and the source's settings leave them on; `None`: every location is
+    /// read on its own.
+    fn batch(&self) -> Option<&dyn BatchReads> {
+        None
     }
 
     /// Platform HTTP requests made so far (for the poll log and tests).

@@ -5,13 +5,18 @@
 //! credential stops only this source.
 //!
 //! How one location is read, whatever the platform (paging, the incremental
-//! stop, the cursor, the bounds of a read), is [`location`]'s business;
+//! stop, the cursor, the bounds of a read), is [`location`]'s business, and
+//! so is a batch read of many locations at once; which locations an
+//! incremental pass reads by batch, and a batch read's bookkeeping (a
+//! poll-log row per location, refused locations read on their own), is
+//! `batch`'s;
 //! where the pages go is a [`sink::PassSink`]'s: the ledger, or nowhere for
 //! `sync --dry-run` (`crate::dry_run`), which is the same pass. Which
 //! locations a pass reads (configured, and discovered on the platform) and
 //! where their reviews go is `crate::locations`' business; what a full
 //! reconciliation pass does differently is `crate::reconcile`'s.
 
+mod batch;
 pub mod location;
 pub(crate) mod sink;
 
@@ -28,6 +33,7 @@ use crate::reconcile::{LocationTally, Settled, can_reconcile};
 use crate::travtus::build_payload;
 use chrono::Utc;
 use futures_util::StreamExt;
+use futures_util::future::Either;
 pub use location::{Cursor, LocationRead, PassStop};
 use location::{NOT_READ, ReadError, STOPPED_PREFIX};
 use sink::{LedgerSink, PassSink};
@@ -308,12 +314,26 @@ impl<S: PassSink> Pass<'_, S> {
             .filter(|(_, target)| only.is_none_or(|id| target.id == *id))
             .collect();
         PassProgress::add(&progress.locations, targets.len() as u64);
-        let polls: Vec<_> = targets
+        // Batch reads are for incremental passes over the source's
+        // locations; one location's read (a push hint's) stays its own.
+        let batch_reads = self
+            .client
+            .batch()
+            .filter(|_| kind == PassKind::Incremental && only.is_none());
+        let (batches, singles) = match batch_reads {
+            Some(reads) => self.plan_batches(reads, targets).await,
+            None => (Vec::new(), targets),
+        };
+        let mut reads: Vec<_> = batches
             .into_iter()
-            .map(|(index, target)| self.poll_location(index, target, kind))
+            .filter_map(|b| batch_reads.map(|reads| Either::Left(self.poll_batch(reads, b))))
             .collect();
-        let locations: Vec<LocationReport> = futures_util::stream::iter(polls)
+        reads.extend(singles.into_iter().map(|(index, target)| {
+            Either::Right(async move { vec![self.poll_location(index, target, kind, 0).await] })
+        }));
+        let locations: Vec<LocationReport> = futures_util::stream::iter(reads)
             .buffer_unordered(LOCATIONS_IN_PARALLEL)
+            .flat_map(futures_util::stream::iter)
             .collect()
             .await;
         let stopped = stop.reason().filter(|_| {
@@ -349,9 +369,20 @@ impl<S: PassSink> Pass<'_, S> {
         report
     }
 
+    /// Reads the `index`th location of the plan on its own; its poll-log
+    /// row also counts `carried` requests made for it elsewhere (a batch
+    /// call that could not serve it).
     #[tracing::instrument(skip_all, fields(source = %self.config.name, location = %target.id, pass = kind.as_str()))]
-    async fn poll_location(&self, index: usize, target: &Target, kind: PassKind) -> LocationReport {
-        let report = self.poll_location_counted(index, target, kind).await;
+    async fn poll_location(
+        &self,
+        index: usize,
+        target: &Target,
+        kind: PassKind,
+        carried: u64,
+    ) -> LocationReport {
+        let report = self
+            .poll_location_counted(index, target, kind, carried)
+            .await;
         PassProgress::add(&self.progress.locations_done, 1);
         report
     }
@@ -361,19 +392,12 @@ impl<S: PassSink> Pass<'_, S> {
         index: usize,
         target: &Target,
         kind: PassKind,
+        carried: u64,
     ) -> LocationReport {
         // A location the stop came before is not read at all: no request,
         // no poll-log row (nothing happened to it).
         if let Some(reason) = self.stop.reason() {
-            return LocationReport {
-                location_id: target.id.as_str().to_owned(),
-                counts: PageCounts::default(),
-                pages: 0,
-                gap: None,
-                error: Some(format!("{STOPPED_PREFIX}{NOT_READ}{reason}")),
-                removed: 0,
-                returned: 0,
-            };
+            return not_read(target, &reason);
         }
         let started_at = Utc::now();
         let requests_before = self.client.requests();
@@ -393,24 +417,10 @@ impl<S: PassSink> Pass<'_, S> {
                 Some(cursor)
             }
             Err(e) => {
-                if let PollError::Read(ReadError::Platform(PlatformError::NeedsConsent(reason))) =
-                    &e
-                {
-                    tracing::error!(
-                        source = %self.config.name,
-                        reason,
-                        "platform credential refused: this source stops until it is given new consent and the config is reloaded"
-                    );
-                    *self.lock_consent() = Some(reason.clone());
-                }
+                self.note_consent(&e);
                 tracing::warn!(error = %e, error_type = e.error_type(), "location poll failed");
                 crate::metrics::poll_failed(self.name(), e.error_type());
-                log.error = Some(match e {
-                    PollError::Read(ReadError::Bounded(_) | ReadError::Stopped(_)) => {
-                        format!("{e}{}", S::KEPT)
-                    }
-                    e => e.to_string(),
-                });
+                log.error = Some(Self::error_text(&e));
                 None
             }
         };
@@ -433,7 +443,11 @@ impl<S: PassSink> Pass<'_, S> {
             }
         }
         log.ended_at = Utc::now().max(log.started_at);
-        log.requests = self.client.requests().saturating_sub(requests_before);
+        log.requests = self
+            .client
+            .requests()
+            .saturating_sub(requests_before)
+            .saturating_add(carried);
         if kind.is_reconcile() && log.error.is_none() {
             tracing::info!(
                 removed = settled.removed,
@@ -512,6 +526,30 @@ impl<S: PassSink> Pass<'_, S> {
         Ok((cursor, settled))
     }
 
+    /// A refused credential stops the source (for this pass's later
+    /// locations and every later pass).
+    fn note_consent(&self, e: &PollError) {
+        if let PollError::Read(ReadError::Platform(PlatformError::NeedsConsent(reason))) = e {
+            tracing::error!(
+                source = %self.config.name,
+                reason,
+                "platform credential refused: this source stops until it is given new consent and the config is reloaded"
+            );
+            *self.lock_consent() = Some(reason.clone());
+        }
+    }
+
+    /// The poll-log error of a failed read: a read cut short says what
+    /// became of the pages it read.
+    fn error_text(e: &PollError) -> String {
+        match e {
+            PollError::Read(ReadError::Bounded(_) | ReadError::Stopped(_)) => {
+                format!("{e}{}", S::KEPT)
+            }
+            e => e.to_string(),
+        }
+    }
+
     fn page_record(&self, target: &Target, page: FetchedPage) -> PageRecord {
         let platform_of_source = default_platform(self.config);
         let reviews = page
@@ -557,6 +595,20 @@ impl<S: PassSink> Pass<'_, S> {
 
     fn lock_consent(&self) -> std::sync::MutexGuard<'_, Option<String>> {
         self.needs_consent.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// The report of a location the pass's stop came before: not read at all
+/// (no request, no poll-log row: nothing happened to it).
+fn not_read(target: &Target, reason: &str) -> LocationReport {
+    LocationReport {
+        location_id: target.id.as_str().to_owned(),
+        counts: PageCounts::default(),
+        pages: 0,
+        gap: None,
+        error: Some(format!("{STOPPED_PREFIX}{NOT_READ}{reason}")),
+        removed: 0,
+        returned: 0,
     }
 }
 

@@ -33,7 +33,10 @@ pub enum PassCost {
     /// every page, so 1 is its least).
     PerLocation(u32),
     /// Locations read `batch` at a time (Google's `batchGetReviews`):
-    /// `ceil(locations / batch)` requests.
+    /// two pages per call, `2 * ceil(locations / batch)` requests. A call's
+    /// first page holds the newest review of each named location, so only
+    /// a second page can show the review older than a mark minus the
+    /// overlap that proves a quiet location has nothing new.
     Batched {
         /// Locations per request (50 unless configured).
         batch: u32,
@@ -45,7 +48,9 @@ impl PassCost {
     pub fn requests(self, locations: u32) -> u64 {
         match self {
             PassCost::PerLocation(n) => u64::from(locations) * u64::from(n),
-            PassCost::Batched { batch } => u64::from(locations).div_ceil(u64::from(batch.max(1))),
+            PassCost::Batched { batch } => {
+                2 * u64::from(locations).div_ceil(u64::from(batch.max(1)))
+            }
         }
     }
 }
@@ -925,7 +930,7 @@ mod tests {
         ];
         let plan = plan(&sources, &known_windows, from()).unwrap();
         // Google's busiest minute is 03:30: the reconciliation (1,000) and
-        // a batched pass (20) start together.
+        // a batched pass (40: two pages per call) start together.
         let table = plan.render_table();
         let yelp = key.to_string();
         let google_name = google.to_string();
@@ -934,19 +939,19 @@ mod tests {
 {s:<w$}  sources     window                      needed  quota    use
 {yelp:<w$}  yelp-sf     per day (resets 00:00 UTC)     480    300   160%
 {e:<w$}              per second                      20      1  2000%
-{google_name:<w$}  google-all  per minute                    1020    300   340%
+{google_name:<w$}  google-all  per minute                    1040    300   347%
 warning: {yelp}: the schedules need 480 requests a day against a quota of 300 per day (resets 00:00 UTC): it runs out at 15:15 UTC; the tightest schedule that fits: every 2 hours (`0 15 */2 * * *` for source \"yelp-sf\") → 240 requests a day
 note: {yelp}: 20 requests start within the 1 per second window: a pass takes at least 19s
-note: {google_name}: 1020 requests start within the 300 per minute window: a pass takes at least 3m
+note: {google_name}: 1040 requests start within the 300 per minute window: a pass takes at least 3m
 ",
             s = "scope",
             e = "",
             w = google_name.len(),
         );
         assert_eq!(table, expected);
-        // Google: 96 batched passes of 20 requests, and the daily
+        // Google: 96 batched passes of 40 requests (20 calls of two pages), and the daily
         // reconciliation of 1,000.
-        assert_eq!(plan.scopes[1].requests_per_day, 96 * 20 + 1000);
+        assert_eq!(plan.scopes[1].requests_per_day, 96 * 40 + 1000);
         let json = plan.to_json();
         assert_eq!(json["from"], "2026-11-26");
         assert_eq!(json["warnings"].as_array().map(Vec::len), Some(1));
@@ -1026,7 +1031,7 @@ note: {google_name}: 1020 requests start within the 300 per minute window: a pas
             ),
         ];
         let plan = super::plan(&batched, &known_windows, from()).unwrap();
-        assert_eq!(plan.scopes[0].windows[0].needed, 8);
+        assert_eq!(plan.scopes[0].windows[0].needed, 16);
         assert!(plan.scopes[0].findings.is_empty());
     }
 
@@ -1128,9 +1133,9 @@ note: {google_name}: 1020 requests start within the 300 per minute window: a pas
 
     #[test]
     fn batched_costs_round_up_and_names_are_escaped_in_the_table() {
-        assert_eq!(PassCost::Batched { batch: 50 }.requests(1000), 20);
-        assert_eq!(PassCost::Batched { batch: 50 }.requests(1001), 21);
-        assert_eq!(PassCost::Batched { batch: 0 }.requests(3), 3);
+        assert_eq!(PassCost::Batched { batch: 50 }.requests(1000), 40);
+        assert_eq!(PassCost::Batched { batch: 50 }.requests(1001), 42);
+        assert_eq!(PassCost::Batched { batch: 0 }.requests(3), 6);
         assert_eq!(PassCost::PerLocation(2).requests(3), 6);
         let key = ScopeKey::places_key("p");
         let sources = [source(

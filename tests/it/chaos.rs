@@ -41,8 +41,9 @@ const TIMEOUT: &str = "1s";
 const SLOW_BY: Duration = Duration::from_millis(1600);
 
 /// The endpoints the chaos pass fails.
-const CHAOS_ENDPOINTS: [Endpoint; 4] = [
+const CHAOS_ENDPOINTS: [Endpoint; 5] = [
     Endpoint::GoogleList,
+    Endpoint::GoogleBatch,
     Endpoint::GoogleToken,
     Endpoint::TravtusToken,
     Endpoint::TravtusMessages,
@@ -348,9 +349,12 @@ async fn chaos_on_every_side_loses_nothing_and_converges() {
         .filter(|r| r.status != Status::Delivered && r.attempts > 0 && r.last_error.is_none())
         .map(|r| r.review_id)
         .collect();
-    let requests = env.sb.travtus().message_requests() + env.sb.google().list_requests_total();
-    let request_faults =
-        faults.injected_for(Endpoint::TravtusMessages) + faults.injected_for(Endpoint::GoogleList);
+    let requests = env.sb.travtus().message_requests()
+        + env.sb.google().list_requests_total()
+        + env.sb.google().batch_requests();
+    let request_faults = faults.injected_for(Endpoint::TravtusMessages)
+        + faults.injected_for(Endpoint::GoogleList)
+        + faults.injected_for(Endpoint::GoogleBatch);
     let injected: Vec<(&str, u64)> = CHAOS_ENDPOINTS
         .iter()
         .map(|e| (e.name(), faults.injected_for(*e)))
@@ -367,7 +371,7 @@ async fn chaos_on_every_side_loses_nothing_and_converges() {
     let stuck = stuck_without_reason(&rows);
     let token_fetches = app.deliverer.token_fetches();
     eprintln!(
-        "chaos: {passes} chaos passes ({}; {pass_log:?}), then 1 fault-free pass; faults injected {} {injected:?} ({request_faults} of {requests} list and message requests); token expiries {expiries}; failed location polls {failed_locations}; reviews {}; messages {}; lost {}; stale {}; duplicates {}; missing after the chaos passes {}; Travtus tokens fetched {token_fetches}",
+        "chaos: {passes} chaos passes ({}; {pass_log:?}), then 1 fault-free pass; faults injected {} {injected:?} ({request_faults} of {requests} list, batch and message requests); token expiries {expiries}; failed location polls {failed_locations}; reviews {}; messages {}; lost {}; stale {}; duplicates {}; missing after the chaos passes {}; Travtus tokens fetched {token_fetches}",
         match converged_after {
             Some(n) => format!("converged under faults after {n}"),
             None => "budget spent before converging under faults".to_owned(),
@@ -380,7 +384,7 @@ async fn chaos_on_every_side_loses_nothing_and_converges() {
         end.duplicates,
         chaos_census.missing(),
     );
-    // The chaos was real: a fifth or more of the list and message requests
+    // The chaos was real: a fifth or more of the list, batch and message requests
     // failed (the rates add up to 30%), and every endpoint saw faults.
     assert!(
         request_faults * 5 >= requests,

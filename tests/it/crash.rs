@@ -241,14 +241,17 @@ async fn sigkill_at_random_moments_loses_nothing_and_sends_at_most_the_in_flight
             ..FaultRates::default()
         },
     );
-    faults.set_rates(
-        Endpoint::GoogleList,
-        FaultRates {
-            slow: 0.2,
-            slow_by: Duration::from_millis(100),
-            ..FaultRates::default()
-        },
-    );
+    // Lists (first reads) and batch calls (later passes' reads) alike.
+    for endpoint in [Endpoint::GoogleList, Endpoint::GoogleBatch] {
+        faults.set_rates(
+            endpoint,
+            FaultRates {
+                slow: 0.2,
+                slow_by: Duration::from_millis(100),
+                ..FaultRates::default()
+            },
+        );
+    }
     let mut rng = StdRng::seed_from_u64(CRASH_SEED);
     let started = Instant::now();
 
@@ -332,16 +335,17 @@ async fn sigkill_at_random_moments_loses_nothing_and_sends_at_most_the_in_flight
         );
         let seen = match moment {
             Moment::Poll => {
-                let before = faults.injected_for(Endpoint::GoogleList);
-                faults.push(
-                    Endpoint::GoogleList,
-                    Fault::Slow(Duration::from_millis(300)),
-                    1,
-                );
-                let seen = wait_for(Duration::from_secs(5), || {
-                    faults.injected_for(Endpoint::GoogleList) > before
-                })
-                .await;
+                // A page of a poll: a list page, or a batch page once the
+                // locations have marks.
+                let reads = || {
+                    faults.injected_for(Endpoint::GoogleList)
+                        + faults.injected_for(Endpoint::GoogleBatch)
+                };
+                let before = reads();
+                for endpoint in [Endpoint::GoogleList, Endpoint::GoogleBatch] {
+                    faults.push(endpoint, Fault::Slow(Duration::from_millis(300)), 1);
+                }
+                let seen = wait_for(Duration::from_secs(5), || reads() > before).await;
                 tokio::time::sleep(Duration::from_millis(rng.random_range(0..280))).await;
                 seen
             }

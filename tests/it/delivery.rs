@@ -118,7 +118,7 @@ async fn every_seeded_review_is_delivered_once_to_its_group_with_the_exact_body(
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn later_passes_send_exactly_the_changes_and_a_quiet_pass_costs_one_request_per_location() {
+async fn later_passes_send_exactly_the_changes_and_a_quiet_pass_costs_one_batch_call_per_account() {
     let env = spawn_env(seed(60)).await;
     let app = env.app().await;
     let cancel = CancellationToken::new();
@@ -175,7 +175,10 @@ async fn later_passes_send_exactly_the_changes_and_a_quiet_pass_costs_one_reques
     });
     assert_eq!(totals, (2, 1));
 
+    // Every location has a high-water mark now: a quiet pass reads each
+    // account's three by one batchGetReviews call, and lists none.
     let before: Vec<u64> = locations.iter().map(|l| google.list_requests(l)).collect();
+    let batches_before = google.batch_requests();
     let count_before = env.sb.travtus().message_requests();
     let report = app.sync(&[], WAIT, &cancel).await.expect("pass 3");
     assert!(report.all_delivered());
@@ -185,8 +188,14 @@ async fn later_passes_send_exactly_the_changes_and_a_quiet_pass_costs_one_reques
         "a quiet pass sends nothing"
     );
     for (l, b) in locations.iter().zip(before) {
-        assert_eq!(google.list_requests(l) - b, 1, "one list request for {l}");
+        assert_eq!(google.list_requests(l) - b, 0, "no list request for {l}");
+        assert!(google.batch_requests_naming(l) >= 1, "{l} read by batch");
     }
+    assert_eq!(
+        google.batch_requests() - batches_before,
+        google.accounts().len() as u64,
+        "one batch call per account"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -502,6 +502,13 @@ pub(crate) fn text(out: &Output) -> (String, String) {
 }
 
 /// A small account: 2 accounts x 3 locations x `reviews` reviews.
+/// The reads of `location` the Google emulator served: its own list calls
+/// and the batchGetReviews calls naming it (a pass reads a location with a
+/// high-water mark by batch).
+pub(crate) fn google_reads(sb: &Sandbox, location: &str) -> u64 {
+    sb.google().list_requests(location) + sb.google().batch_requests_naming(location)
+}
+
 pub(crate) fn seed(reviews: u32) -> GoogleSeed {
     GoogleSeed {
         accounts: 2,

@@ -3,6 +3,7 @@
 
 mod audit;
 mod auditor;
+mod batch;
 mod budgets;
 mod chaos;
 mod cli;

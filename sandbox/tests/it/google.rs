@@ -819,10 +819,13 @@ async fn batch_refuses_the_whole_call_naming_the_location_and_caps_names() {
         .await;
     }
 
-    // Faults aimed at reviews.list hit batch calls too; each call counts.
+    // Batch calls have their own fault plan: a list fault waits for a list
+    // call, a batch fault hits the next batch call; each call counts.
     let before = sb.google().batch_requests();
     sb.faults()
-        .push(Endpoint::GoogleList, Fault::Status(503), 1);
+        .push(Endpoint::GoogleList, Fault::Status(500), 1);
+    sb.faults()
+        .push(Endpoint::GoogleBatch, Fault::Status(503), 1);
     let faulted = error_of(
         batch(&sb, &client, Some(&token), "accounts/1000", &body).await,
         503,
@@ -830,9 +833,30 @@ async fn batch_refuses_the_whole_call_naming_the_location_and_caps_names() {
     .await;
     assert_eq!(faulted["error"]["status"], "UNAVAILABLE");
     assert_eq!(sb.google().batch_requests(), before + 1);
+    assert_eq!(sb.faults().pending(Endpoint::GoogleList), 1, "untouched");
+    assert_eq!(sb.faults().injected_for(Endpoint::GoogleBatch), 1);
     assert_eq!(
         sb.google().list_requests(good),
         0,
         "batch calls are not list calls"
+    );
+    let listed = list_reviews(&sb, &client, Some(&token), good, &[])
+        .await
+        .expect("list");
+    assert_eq!(listed.status(), 500, "the list fault hits the list");
+    let ok = batch(&sb, &client, Some(&token), "accounts/1000", &body).await;
+    assert_eq!(ok.status(), 200, "the batch fault was used once");
+    let state: Value = client
+        .get(format!("{}/_sandbox/state", sb.base_url()))
+        .send()
+        .await
+        .expect("state")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(state["google_batch_requests_total"], before + 2);
+    assert_eq!(
+        state["google_list_requests_total"],
+        sb.google().list_requests_total()
     );
 }

@@ -6,6 +6,7 @@ use crate::config::keys::{Key, SourceKeys};
 use crate::config::{Secret, SourceConfig};
 use crate::platforms::SourceClient;
 use crate::platforms::registry::{Platform, SandboxGroups, Settings};
+use crate::quota::plan::{PassCost, PassKind};
 use crate::quota::{QuotaScope, Quotas, ScopeKey, Window};
 use std::sync::Arc;
 use url::Url;
@@ -22,6 +23,7 @@ pub(crate) static PLATFORM: Platform = Platform {
         Key::list("discover_accounts"),
         Key::string("group_external_ref_from"),
         Key::string("business_information_base_url"),
+        Key::integer("batch_size"),
     ],
     location_keys: &[],
     quota,
@@ -46,6 +48,10 @@ const DEFAULT_BUSINESS_INFORMATION_BASE_URL: &str =
 /// that is per OAuth client; the v4 reviews methods and the Business
 /// Information listing are assumed to share it.
 const PER_MINUTE: u32 = 300;
+/// `batch_size`: locations per `batchGetReviews` call, by default and at
+/// most (the two caps the docs have given; see the client's notes).
+const DEFAULT_BATCH_SIZE: u32 = 50;
+const MAX_BATCH_SIZE: u32 = 200;
 /// The values `group_external_ref_from` accepts.
 const GROUP_FROM_VALUES: &str = "\"store_code\"";
 
@@ -71,6 +77,9 @@ pub struct GoogleConfig {
     /// `business_information_base_url`, default
     /// `https://mybusinessbusinessinformation.googleapis.com`.
     pub business_information_base_url: Url,
+    /// `batch_size`: locations per batch read of an incremental pass
+    /// (1..=200, default 50); 1 turns batch reads off.
+    pub batch_size: u32,
 }
 
 /// `group_external_ref_from`: what names a discovered location's group.
@@ -109,6 +118,17 @@ impl Settings for GoogleConfig {
         ))
     }
 
+    /// An incremental pass reads the locations with a mark by
+    /// `batchGetReviews`, `batch_size` at a time (a reconciliation lists
+    /// each location).
+    fn pass_cost(&self, kind: PassKind) -> PassCost {
+        match kind {
+            PassKind::Incremental if self.batch_size > 1 => PassCost::Batched {
+                batch: self.batch_size,
+            },
+            _ => PassCost::PerLocation(1),
+        }
+    }
     fn urls(&self) -> Vec<&Url> {
         vec![
             &self.api_base_url,
@@ -135,6 +155,7 @@ fn settings(keys: &mut SourceKeys<'_, '_>) -> Option<Arc<dyn Settings>> {
         "business_information_base_url",
         DEFAULT_BUSINESS_INFORMATION_BASE_URL,
     );
+    let batch_size = batch_size(keys);
     let (discover_accounts, group_external_ref_from) = discovery?;
     Some(Arc::new(GoogleConfig {
         client_id: client_id?,
@@ -145,7 +166,25 @@ fn settings(keys: &mut SourceKeys<'_, '_>) -> Option<Arc<dyn Settings>> {
         discover_accounts,
         group_external_ref_from,
         business_information_base_url: business_information_base_url?,
+        batch_size: batch_size?,
     }))
+}
+
+/// `batch_size`, 1..=[`MAX_BATCH_SIZE`], default [`DEFAULT_BATCH_SIZE`].
+fn batch_size(keys: &mut SourceKeys<'_, '_>) -> Option<u32> {
+    let Some(field) = keys.integer("batch_size") else {
+        return (!keys.written("batch_size")).then_some(DEFAULT_BATCH_SIZE);
+    };
+    match u32::try_from(field.value) {
+        Ok(size) if (1..=MAX_BATCH_SIZE).contains(&size) => Some(size),
+        _ => {
+            let message = format!(
+                "batch_size: must be between 1 and {MAX_BATCH_SIZE} (got {}); 1 reads every location on its own",
+                field.value
+            );
+            keys.problem(&field.span, message)
+        }
+    }
 }
 
 /// `discover_accounts` (each `accounts/{id}`, at least one, no repeats)

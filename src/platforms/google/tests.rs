@@ -691,3 +691,58 @@ fn a_recorded_real_list_page_maps_every_record() {
         "the owner's reply is not the review's update"
     );
 }
+
+/// How a batchGetReviews error answer is judged: refused for one of the
+/// call's locations (named in a ResourceInfo detail, or alone in the
+/// message), unserved as a whole (a client error naming none), or failed.
+#[test]
+fn a_batch_error_names_its_location_or_the_call() {
+    let names: Vec<LocationId> = ["accounts/1/locations/1", "accounts/1/locations/12"]
+        .into_iter()
+        .map(LocationId::new)
+        .collect();
+    let headers = reqwest::header::HeaderMap::new();
+    let judge = |status: u16, body: serde_json::Value| {
+        let answer = ErrorAnswer {
+            status: StatusCode::from_u16(status).expect("status"),
+            json: Some(&body),
+            headers: &headers,
+            retries_exhausted: status >= 500,
+        };
+        match google_batch_error(&answer, &names, "accounts/1").1 {
+            BatchJudged::Refused(index) => format!("refused {index}"),
+            BatchJudged::Unserved => "unserved".to_owned(),
+            BatchJudged::Failed => "failed".to_owned(),
+        }
+    };
+    let detail = |name: &str| {
+        serde_json::json!({"error": {"code": 404, "message": "Requested entity was not found.",
+            "status": "NOT_FOUND", "details": [{
+                "@type": "type.googleapis.com/google.rpc.ResourceInfo",
+                "resourceName": name}]}})
+    };
+    let message = |text: &str| {
+        serde_json::json!({"error": {"code": 400, "message": text, "status": "INVALID_ARGUMENT"}})
+    };
+    assert_eq!(judge(404, detail("accounts/1/locations/12")), "refused 1");
+    // The message names `locations/12`, which does not name `locations/1`.
+    assert_eq!(
+        judge(404, message("Location accounts/1/locations/12 is not verified.")),
+        "refused 1"
+    );
+    assert_eq!(
+        judge(404, message("Location accounts/1/locations/1 is not verified.")),
+        "refused 0"
+    );
+    // Both named, or neither: the call's refusal, not a location's.
+    assert_eq!(
+        judge(
+            400,
+            message("accounts/1/locations/1 and accounts/1/locations/12 differ")
+        ),
+        "unserved"
+    );
+    assert_eq!(judge(400, message("Too many location names.")), "unserved");
+    assert_eq!(judge(503, detail("accounts/1/locations/1")), "failed");
+    assert_eq!(judge(429, message("Quota exceeded.")), "failed");
+}

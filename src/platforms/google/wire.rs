@@ -32,10 +32,11 @@
 //!   as is an id over 1 kB.
 
 use super::super::records::{
-    RecordReader, Refusal, checked_id, json_kind, map_records, opt_str, record_array,
+    MappedRecords, RecordReader, Refusal, checked_id, json_kind, map_records, opt_str,
+    record_array,
 };
-use super::super::{FetchedPage, PlatformError};
-use crate::domain::{Platform, Rating, Review, ReviewId};
+use super::super::{BatchPage, BatchPart, FetchedPage, Next, PlatformError};
+use crate::domain::{LocationId, Platform, Rating, Rejected, Review, ReviewId};
 use crate::timestamps;
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
@@ -78,23 +79,18 @@ pub(super) fn map_page_at(
 ) -> Result<MappedPage, PlatformError> {
     // Google omits empty repeated fields: no `reviews` is an empty page.
     let (top, items) = record_array(json, "list page", "reviews")?;
-    let next_page_token = match top.get("nextPageToken") {
-        None | Some(Value::Null) => None,
-        Some(Value::String(t)) if t.is_empty() => None,
-        Some(Value::String(t)) => Some(t.clone()),
-        Some(other) => {
-            return Err(PlatformError::InvalidResponse(format!(
-                "nextPageToken is {}, not a string",
-                json_kind(other)
-            )));
-        }
-    };
+    let next_page_token = next_page_token(top)?;
     let reported_total = match top.get("totalReviewCount") {
         Some(Value::Number(n)) => n.as_u64(),
         Some(Value::String(s)) => s.trim().parse().ok(),
         _ => None,
     };
-    let mut mapped = map_records(items, &Reviews { page_number, now }, now);
+    let reader = Reviews {
+        page_number,
+        now,
+        first_item: 0,
+    };
+    let mut mapped = map_records(items, &reader, now);
     mapped.page.reported_total = reported_total;
     Ok(MappedPage {
         page: mapped.page,
@@ -105,10 +101,179 @@ pub(super) fn map_page_at(
     })
 }
 
+/// `nextPageToken`; `None` when absent or empty (the last page).
+fn next_page_token(top: &Map<String, Value>) -> Result<Option<String>, PlatformError> {
+    match top.get("nextPageToken") {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(t)) if t.is_empty() => Ok(None),
+        Some(Value::String(t)) => Ok(Some(t.clone())),
+        Some(other) => Err(PlatformError::InvalidResponse(format!(
+            "nextPageToken is {}, not a string",
+            json_kind(other)
+        ))),
+    }
+}
+
+/// One `BatchGetReviewsResponse` page, mapped and routed to the locations
+/// the call named (`names`, in the call's order). See
+/// [`map_batch_page_at`].
+pub(super) fn map_batch_page(
+    json: &Value,
+    names: &[LocationId],
+    page_number: u32,
+) -> Result<BatchPage, PlatformError> {
+    map_batch_page_at(json, names, page_number, Utc::now())
+}
+
+/// [`map_batch_page`] at a given `now`.
+///
+/// Each `locationReviews[]` item is `{name, review}`: `name` is the
+/// location (the reference says so); an item whose `name` is missing or
+/// names no location of the call is routed by its review's own `name`
+/// (`accounts/{a}/locations/{l}/reviews/{r}`) when that names one, both
+/// readings being tolerated. An item that can be routed nowhere (or has no
+/// `review` object) is a rejected record, quarantined raw with the first
+/// location of the call and the reason, rather than failing the page.
+pub(super) fn map_batch_page_at(
+    json: &Value,
+    names: &[LocationId],
+    page_number: u32,
+    now: DateTime<Utc>,
+) -> Result<BatchPage, PlatformError> {
+    let (top, items) = record_array(json, "batch page", "locationReviews")?;
+    let next = match next_page_token(top)? {
+        Some(token) => Next::Token(token),
+        None => Next::Last,
+    };
+    let mut parts: Vec<Option<MappedRecords>> = names.iter().map(|_| None).collect();
+    let mut oldest: Option<DateTime<Utc>> = None;
+    for (i, item) in items.iter().enumerate() {
+        let reader = Reviews {
+            page_number,
+            now,
+            first_item: i,
+        };
+        let (index, mapped) = match route(item, names) {
+            Ok((index, review)) => (index, map_records(std::slice::from_ref(review), &reader, now)),
+            Err(reason) => {
+                let time = item
+                    .get("review")
+                    .and_then(|review| reader.refused_time(review));
+                let reference = item
+                    .get("review")
+                    .and_then(Value::as_object)
+                    .and_then(|review| review_id(review).ok())
+                    .unwrap_or_else(|| reader.unnamed(0));
+                let rejected = Rejected {
+                    reference,
+                    reason,
+                    raw: item.to_string(),
+                };
+                let mapped = MappedRecords {
+                    page: FetchedPage {
+                        rejected: vec![rejected],
+                        ..FetchedPage::default()
+                    },
+                    records: 1,
+                    oldest: time,
+                    newest: time,
+                };
+                (0, mapped)
+            }
+        };
+        if let Some(t) = mapped.oldest {
+            oldest = Some(oldest.map_or(t, |o| o.min(t)));
+        }
+        let Some(part) = parts.get_mut(index) else {
+            continue;
+        };
+        match part {
+            None => *part = Some(mapped),
+            Some(part) => {
+                part.page.reviews.extend(mapped.page.reviews);
+                part.page.rejected.extend(mapped.page.rejected);
+                part.records += mapped.records;
+                // `None` sorts first: the newest of the two.
+                part.newest = part.newest.max(mapped.newest);
+            }
+        }
+    }
+    Ok(BatchPage {
+        parts: parts
+            .into_iter()
+            .enumerate()
+            .filter_map(|(index, part)| {
+                part.map(|p| {
+                    (
+                        index,
+                        BatchPart {
+                            fetched: p.page,
+                            newest: p.newest,
+                        },
+                    )
+                })
+            })
+            .collect(),
+        records: items.len(),
+        oldest,
+        next,
+    })
+}
+
+/// The location of the call a `locationReviews[]` item belongs to (its
+/// index in `names`) and its review; `Err` is why it cannot be routed.
+fn route<'v>(item: &'v Value, names: &[LocationId]) -> Result<(usize, &'v Value), String> {
+    let Value::Object(obj) = item else {
+        return Err(format!("locationReviews: {} is not an object", json_kind(item)));
+    };
+    let review = match obj.get("review") {
+        Some(review @ Value::Object(_)) => review,
+        None | Some(Value::Null) => return Err("review: missing".into()),
+        Some(other) => return Err(format!("review: {} is not an object", json_kind(other))),
+    };
+    let index_of = |name: &str| {
+        let location = location_of(name)?;
+        names.iter().position(|n| n.as_str() == location)
+    };
+    let named = obj.get("name").and_then(Value::as_str);
+    if let Some(index) = named.and_then(index_of) {
+        return Ok((index, review));
+    }
+    if let Some(index) = review
+        .get("name")
+        .and_then(Value::as_str)
+        .and_then(index_of)
+    {
+        return Ok((index, review));
+    }
+    Err(match named {
+        Some(name) => {
+            let shown: String = name.chars().take(120).collect();
+            format!("name: {shown:?} is not a location this batch call named")
+        }
+        None => "name: missing, and the review's name names no location of the call".into(),
+    })
+}
+
+/// `accounts/{a}/locations/{l}` of a location or review resource name.
+fn location_of(name: &str) -> Option<&str> {
+    let mut slashes = name.match_indices('/').map(|(at, _)| at);
+    let end = slashes.nth(3).unwrap_or(name.len());
+    let location = &name[..end];
+    matches!(
+        location.split('/').collect::<Vec<_>>().as_slice(),
+        ["accounts", a, "locations", l] if !a.is_empty() && !l.is_empty()
+    )
+    .then_some(location)
+}
+
 /// How a review of one list page reads: Google orders by update time.
 struct Reviews {
     page_number: u32,
     now: DateTime<Utc>,
+    /// The index on its page of the first record mapped with this reader
+    /// (a batch page maps its records one at a time).
+    first_item: usize,
 }
 
 impl RecordReader for Reviews {
@@ -116,7 +281,11 @@ impl RecordReader for Reviews {
         map_review(item, self.now)
     }
     fn unnamed(&self, index: usize) -> String {
-        format!("page {} item {}", self.page_number, index + 1)
+        format!(
+            "page {} item {}",
+            self.page_number,
+            self.first_item + index + 1
+        )
     }
     /// A rejected record's update (else create) time, if readable.
     fn refused_time(&self, item: &Value) -> Option<DateTime<Utc>> {
@@ -616,5 +785,83 @@ mod tests {
                 "{bad}"
             );
         }
+    }
+
+    fn names(ids: &[&str]) -> Vec<LocationId> {
+        ids.iter().map(|id| LocationId::new(*id)).collect()
+    }
+
+    fn review(location: &str, id: &str, update: &str) -> Value {
+        with(json!({
+            "name": format!("{location}/reviews/{id}"),
+            "reviewId": id,
+            "updateTime": update,
+        }))
+    }
+
+    #[test]
+    fn a_batch_page_is_routed_by_location_name_and_else_by_the_review_name() {
+        let (a, b) = ("accounts/1/locations/2", "accounts/1/locations/3");
+        let page = json!({
+            "locationReviews": [
+                {"name": a, "review": review(a, "ra", "2024-05-04T00:00:00Z")},
+                // No location name: the review's own name says where it goes.
+                {"review": review(b, "rb", "2024-05-03T00:00:00Z")},
+                // A location name the call did not ask for, and a review of
+                // none either: quarantined, not dropped, not misrouted.
+                {"name": "accounts/1/locations/9", "review": review("accounts/1/locations/9", "rx", "2024-05-02T00:00:00Z")},
+                {"name": b, "review": review(b, "rb2", "2024-05-01T00:00:00Z")},
+            ],
+            "nextPageToken": "t2",
+        });
+        let mapped = map_batch_page(&page, &names(&[a, b]), 1).expect("page");
+        assert_eq!(mapped.records, 4);
+        assert!(matches!(&mapped.next, Next::Token(t) if t == "t2"));
+        assert_eq!(
+            mapped.oldest.map(travtus_format).as_deref(),
+            Some("2024-05-01T00:00:00")
+        );
+        let part = |i: usize| {
+            &mapped
+                .parts
+                .iter()
+                .find(|(index, _)| *index == i)
+                .expect("part")
+                .1
+        };
+        let ids = |i: usize| -> Vec<&str> {
+            part(i)
+                .fetched
+                .reviews
+                .iter()
+                .map(|r| r.review_id.as_str())
+                .collect()
+        };
+        assert_eq!(ids(0), ["ra"]);
+        assert_eq!(ids(1), ["rb", "rb2"]);
+        assert_eq!(
+            part(1).newest.map(travtus_format).as_deref(),
+            Some("2024-05-03T00:00:00")
+        );
+        let rejected = &part(0).fetched.rejected;
+        assert_eq!(rejected.len(), 1, "{rejected:?}");
+        assert!(
+            rejected[0].reason.contains("is not a location this batch call named"),
+            "{}",
+            rejected[0].reason
+        );
+    }
+
+    #[test]
+    fn an_empty_batch_answer_is_the_last_page_and_a_wrong_shape_is_an_error() {
+        let mapped = map_batch_page(&json!({}), &names(&["accounts/1/locations/2"]), 1)
+            .expect("empty page");
+        assert!(mapped.parts.is_empty() && matches!(mapped.next, Next::Last));
+        let wrong = map_batch_page(
+            &json!({"locationReviews": {"0": {}}}),
+            &names(&["accounts/1/locations/2"]),
+            1,
+        );
+        assert!(matches!(wrong, Err(PlatformError::InvalidResponse(_))));
     }
 }
