@@ -51,13 +51,18 @@ impl Delivery for Postgres {
         }
         let mut report = CycleReport::default();
         if let Some(claim) = claim {
+            // Only rows no other daemon holds: another daemon's lease was
+            // set by its clock, not by ours that stepped, and making it due
+            // here would send its review twice.
             report.reanchored = st.execute(
                 &mut tx,
                 "UPDATE reviews SET next_attempt_at = $1
-                 WHERE status = 'pending' AND next_attempt_at > $2",
+                 WHERE status = 'pending' AND next_attempt_at > $2
+                   AND (claimed_by IS NULL OR claimed_by = $3)",
                 &[
                     &time::to_text(claim.now),
                     &time::to_text(claim.reanchor_after),
+                    &self.holder,
                 ],
             )?;
             report.claimed = claim_due(&mut tx, &mut st, self, &claim)?;
@@ -116,7 +121,7 @@ fn claim_due(
              ORDER BY next_attempt_at
              LIMIT $2
              FOR UPDATE SKIP LOCKED)
-         UPDATE reviews r SET next_attempt_at = $3
+         UPDATE reviews r SET next_attempt_at = $3, claimed_by = $4
          FROM due
          WHERE r.platform = due.platform AND r.review_id = due.review_id
          RETURNING r.platform, r.review_id, r.payload, r.content_hash, r.retry_count,
@@ -125,6 +130,7 @@ fn claim_due(
             &time::to_text(claim.now),
             &limit,
             &time::to_text(claim.lease_until),
+            &ledger.holder,
         ],
     )?;
     let mut due = Vec::with_capacity(rows.len());

@@ -18,6 +18,7 @@
 mod backup;
 mod connect;
 mod delivery;
+mod leases;
 mod listings;
 pub(super) mod migrations;
 mod polls;
@@ -47,6 +48,8 @@ pub(super) struct Postgres {
     read_only: bool,
     /// Committed write transactions of this process (see `Storage::writes`).
     writes: Cell<u64>,
+    /// This process in `leases.holder` and `reviews.claimed_by`.
+    holder: String,
 }
 
 /// Opens the ledger in the database `target` names: read-write (creating
@@ -67,6 +70,7 @@ pub(super) fn open(target: &PostgresTarget, write: bool) -> Result<Postgres, Led
         path,
         read_only: !write,
         writes: Cell::new(0),
+        holder: format!("pid {}", std::process::id()),
     })
 }
 
