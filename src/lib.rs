@@ -5,6 +5,7 @@
 pub mod app;
 pub mod build;
 pub mod clock;
+pub mod cluster;
 pub mod config;
 pub mod daemon;
 pub mod deliver;

@@ -11,7 +11,14 @@ use super::validate::Validator;
 use crate::ledger::{PostgresSettings, PostgresTarget, Target};
 
 /// The keys that only mean something with `url`.
-const POSTGRES_KEYS: [&str; 5] = ["password", "sslmode", "sslrootcert", "sslcert", "sslkey"];
+const POSTGRES_KEYS: [&str; 6] = [
+    "password",
+    "sslmode",
+    "sslrootcert",
+    "sslcert",
+    "sslkey",
+    "lease",
+];
 
 impl Validator<'_> {
     /// The PostgreSQL ledger `[ledger] url` names, or every problem with it
