@@ -125,6 +125,41 @@ async fn keep_renewed(ledger: &LedgerHandle, name: &str, ttl: Duration, taken: I
     }
 }
 
+/// Claims one tick of a source's schedule for this daemon: `false` when
+/// another daemon sharing the ledger already took this tick (so a source
+/// is read once per tick by the cluster, not once per daemon). The claim
+/// is a lease `tick:SOURCE:KIND` that is never renewed or released: it
+/// expires shortly before the next fire time (`until_next` from now), when
+/// whichever daemon ticks first takes the next one. Always `true` on a
+/// ledger no other daemon shares, or when the schedule fires no more.
+pub async fn claim_tick(
+    ledger: &LedgerHandle,
+    source: &str,
+    kind: &str,
+    until_next: Option<Duration>,
+) -> bool {
+    if !ledger.shared() {
+        return true;
+    }
+    // Room for the daemons' clocks to disagree by a little (NTP keeps them
+    // within milliseconds): the next tick is never refused.
+    let Some(ttl) = until_next
+        .map(|d| d.mul_f32(0.8))
+        .filter(|d| *d >= Duration::from_millis(100))
+    else {
+        return true;
+    };
+    let name = format!("tick:{source}:{kind}");
+    let owned = name.clone();
+    match ledger.run(move |l| l.take_lease(&owned, ttl)).await {
+        Ok(taken) => taken,
+        Err(e) => {
+            tracing::warn!(source, pass = kind, error = %e, "tick not claimed; pass skipped");
+            false
+        }
+    }
+}
+
 /// Says what became of a pass under its lease; true when it ran.
 pub fn log_pass<T>(source: &str, pass: &str, outcome: &Leased<T>) -> bool {
     match outcome {

@@ -201,7 +201,13 @@ fn source_cron(
                     return;
                 }
             };
+            let until_next = schedule
+                .next_after(chrono::Utc::now())
+                .and_then(|t| (t - chrono::Utc::now()).to_std().ok());
             tracker.spawn(async move {
+                if !crate::cluster::claim_tick(&app.ledger, poller.name(), kind.as_str(), until_next).await {
+                    return; // Another daemon sharing the ledger has this tick.
+                }
                 let _guard = match guard {
                     Some(guard) => guard,
                     None => {

@@ -6,6 +6,7 @@ mod auditor;
 mod chaos;
 mod cli;
 mod clock;
+mod cluster;
 mod config_errors;
 mod crash;
 mod daemon;
