@@ -202,15 +202,27 @@ async fn three_daemons_share_a_backfill_while_one_is_killed_again_and_again() {
     );
     assert_eq!(inconsistencies(&ledger_target), Vec::<String>::new());
 
-    // The daemons really shared the work: each steady one ran passes, and
-    // found passes of another daemon under way.
-    for log in &steady_logs {
-        assert!(log.contains("review-sync running"), "{log}");
-        assert!(
-            log.contains("another daemon is running this source's pass"),
-            "no lease was ever held elsewhere: {log}"
-        );
+    // The daemons really shared the work: both steady ones delivered (the
+    // last claim of each row names its daemon), and a tick found a pass of
+    // its source under way on another daemon.
+    let claimers = crate::helpers::ledger_sql(
+        &ledger_target,
+        "SELECT DISTINCT substr(claimed_by, 1, 8) FROM reviews ORDER BY 1",
+    );
+    let claimers: Vec<String> = claimers
+        .iter()
+        .filter_map(|row| row[0].text())
+        .collect();
+    for steady in ["daemon-1", "daemon-2"] {
+        assert!(claimers.iter().any(|c| c == steady), "{claimers:?}");
     }
+    assert!(
+        steady_logs
+            .iter()
+            .chain(&victim_logs)
+            .any(|log| log.contains("another daemon is running this source's pass")),
+        "no pass was ever found running elsewhere: {steady_logs:?}"
+    );
 
     // `ledger stats` (the real binary, on the shared database) agrees.
     let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_review-sync"))
@@ -234,4 +246,177 @@ async fn three_daemons_share_a_backfill_while_one_is_killed_again_and_again() {
     };
     assert_eq!(by_status("delivered"), total as u64, "{stdout}");
     assert_eq!(by_status("pending"), 0, "{stdout}");
+}
+
+/// A loopback TCP proxy in front of the PostgreSQL server, which the test
+/// cuts (every connection closed, new ones closed at once) and restores: a
+/// database outage as the daemon sees it, without stopping the server other
+/// tests share.
+struct Proxy {
+    port: u16,
+    up: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    links: std::sync::Arc<std::sync::Mutex<Vec<tokio::task::AbortHandle>>>,
+}
+
+impl Proxy {
+    async fn start(to: u16) -> Proxy {
+        use std::sync::atomic::Ordering;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        let up = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let links = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let (up2, links2) = (up.clone(), links.clone());
+        tokio::spawn(async move {
+            while let Ok((mut client, _)) = listener.accept().await {
+                if !up2.load(Ordering::SeqCst) {
+                    drop(client);
+                    continue;
+                }
+                let link = tokio::spawn(async move {
+                    if let Ok(mut server) =
+                        tokio::net::TcpStream::connect(("127.0.0.1", to)).await
+                    {
+                        let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
+                    }
+                });
+                links2.lock().expect("links").push(link.abort_handle());
+            }
+        });
+        Proxy { port, up, links }
+    }
+
+    fn cut(&self) {
+        self.up.store(false, std::sync::atomic::Ordering::SeqCst);
+        for link in self.links.lock().expect("links").drain(..) {
+            link.abort();
+        }
+    }
+
+    fn restore(&self) {
+        self.up.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+/// Waits for the notify socket to receive a datagram containing `state`.
+async fn notified(sock: &tokio::net::UnixDatagram, state: &str) {
+    let mut buf = vec![0u8; 4096];
+    loop {
+        let n = tokio::time::timeout(Duration::from_secs(30), sock.recv(&mut buf))
+            .await
+            .unwrap_or_else(|_| panic!("no {state} within 30 s"))
+            .expect("recv");
+        if String::from_utf8_lossy(&buf[..n]).contains(state) {
+            return;
+        }
+    }
+}
+
+/// The database going away does not take the daemon down or stop its
+/// watchdog pings (systemd would restart it in a loop, and a restart cannot
+/// bring the database back): `/healthz` turns red saying "database
+/// unreachable", green again once the database is back, and the same
+/// process polls and delivers again. Metrics carry its `instance`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_database_outage_turns_healthz_red_and_the_daemon_recovers_without_a_restart() {
+    use crate::monitoring::{get, health_becomes, sample};
+    let env = spawn_env(crate::helpers::seed(3)).await;
+    let Some(ledger) = postgres_ledger(&env, "a_database_outage_turns_healthz_red") else {
+        return;
+    };
+    let pg_port: u16 = ledger
+        .split("127.0.0.1:")
+        .nth(1)
+        .and_then(|rest| rest.split('/').next())
+        .and_then(|port| port.parse().ok())
+        .expect("the server's port in its URL");
+    let proxy = Proxy::start(pg_port).await;
+    let ledger = ledger.replace(
+        &format!("127.0.0.1:{pg_port}/"),
+        &format!("127.0.0.1:{}/", proxy.port),
+    );
+    let config = write_config(&env, &ledger, 7);
+    let text = std::fs::read_to_string(&config).expect("config");
+    std::fs::write(
+        &config,
+        format!("{text}\n[metrics]\nlisten = \"127.0.0.1:0\"\n"),
+    )
+    .expect("write config");
+    let sock_path = env.dir.path().join("notify.sock");
+    let sock = tokio::net::UnixDatagram::bind(&sock_path).expect("bind notify socket");
+    let log = env.dir.path().join("daemon.log");
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_review-sync"))
+        .arg("--config")
+        .arg(&config)
+        .arg("run")
+        .env("NOTIFY_SOCKET", &sock_path)
+        // A 2 s watchdog: pinged every second while alive.
+        .env("WATCHDOG_USEC", "2000000")
+        .env_remove("WATCHDOG_PID")
+        .env_remove("JOURNAL_STREAM")
+        .env_remove("RUST_LOG")
+        .stderr(std::fs::File::create(&log).expect("log"))
+        .kill_on_drop(true)
+        .spawn()
+        .expect("daemon starts");
+    notified(&sock, "READY=1").await;
+    let read_log = || std::fs::read_to_string(&log).unwrap_or_default();
+    let base = {
+        let mut found = None;
+        wait_until("the metrics address", Duration::from_secs(30), || {
+            found = read_log()
+                .lines()
+                .find(|l| l.contains("serving /metrics and /healthz"))
+                .and_then(|l| l.split("listen=").nth(1))
+                .and_then(|rest| rest.split_whitespace().next())
+                .map(|addr| format!("http://{addr}"));
+            found.is_some()
+        })
+        .await;
+        found.expect("address")
+    };
+    let travtus = env.sb.travtus().clone();
+    let total = env.google_review_count();
+    wait_until("every review delivered", Duration::from_secs(60), || {
+        travtus.message_count() >= total
+    })
+    .await;
+    health_becomes(&base, 200, "ok").await;
+    let (_, metrics) = get(&format!("{base}/metrics")).await;
+    assert!(
+        sample(&metrics, "review_sync_build_info", &[("instance", "daemon-7")]).is_some(),
+        "{metrics}"
+    );
+
+    proxy.cut();
+    let red = health_becomes(&base, 503, "database unreachable").await;
+    assert!(!red.contains(sandbox::postgres::PASSWORD), "{red}");
+    // Alive all along: the watchdog is pinged on while the database is away.
+    for _ in 0..3 {
+        notified(&sock, "WATCHDOG=1").await;
+    }
+    assert!(child.try_wait().expect("try_wait").is_none(), "{}", read_log());
+
+    proxy.restore();
+    health_becomes(&base, 200, "ok").await;
+    let google = env.sb.google().clone();
+    let location = google.locations()[0].clone();
+    google.add_review(
+        &location,
+        sandbox::NewGoogleReview {
+            star_rating: Some(5),
+            comment: Some("after the outage".into()),
+            display_name: "X".into(),
+            is_anonymous: false,
+        },
+    );
+    wait_until(
+        "the same process to poll and deliver again",
+        Duration::from_secs(60),
+        || travtus.message_count() > total,
+    )
+    .await;
+    assert!(child.try_wait().expect("try_wait").is_none(), "{}", read_log());
+    let _ = child.start_kill();
 }
