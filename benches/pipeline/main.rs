@@ -21,6 +21,9 @@
 //!    here) on a ledger of 1,000,000 reviews; the median of three starts.
 //! 5. **Idle**: the first of those daemons (yearly cron) over 10 s: RSS at
 //!    the end, CPU time spent in the window.
+//! 6. **PostgreSQL** (`cluster.rs`): the backfill with 1, 2 and 3 daemons
+//!    sharing one PostgreSQL ledger, and the quiet pass on PostgreSQL;
+//!    skipped, saying why, without the throwaway server's binaries.
 //!
 //! It prints a table (figure, value, target, PASS/MISS) and, last, one JSON
 //! line with every figure. A MISS is reported, not an error: the exit status
@@ -30,7 +33,8 @@
 //! figure.
 //!
 //! Knobs for working on the pipeline: `PIPELINE_BACKFILL_ONLY=1` runs
-//! scenarios 1 and 2 only; `PIPELINE_TIMELINE=1` prints reviews listed and
+//! scenarios 1 and 2 only; `PIPELINE_PG_ONLY=1` scenarios 1, 2 and 6;
+//! `PIPELINE_TIMELINE=1` prints reviews listed and
 //! delivered every 250 ms of the backfill; `PIPELINE_BIN=PATH` measures
 //! another build of the binary (A/B comparisons).
 //!
@@ -51,6 +55,7 @@
 //! the machine, `setup.rs` the configs, fixture and ledger reads, and
 //! `report.rs` the table and the JSON line.
 
+mod cluster;
 mod measure;
 mod raw;
 mod report;
@@ -140,6 +145,19 @@ async fn run() -> BenchResult<()> {
     eprintln!("      {:.0} POSTs/s", raw.rate);
     sb.shutdown().await;
     drop(backfill.dir.take());
+    // The PostgreSQL scenarios beside scenario 1 only (`cluster.rs`).
+    if std::env::var_os("PIPELINE_PG_ONLY").is_some() {
+        eprintln!("[6/6] PostgreSQL: backfill with 1, 2 and 3 daemons, quiet pass");
+        let mut json = report::backfill_only(&backfill, &raw);
+        if let Some(pg) = cluster::run(&bin).await? {
+            let mut table = report::Table::default();
+            cluster::rows(&mut table, backfill.rate, &pg);
+            table.print();
+            cluster::extend(&mut json, &pg);
+        }
+        println!("{json}");
+        return Ok(());
+    }
     // For iterating on the delivery pipeline: scenarios 1 and 2 only.
     if std::env::var_os("PIPELINE_BACKFILL_ONLY").is_some() {
         println!("{}", report::backfill_only(&backfill, &raw));
@@ -170,6 +188,8 @@ async fn run() -> BenchResult<()> {
     eprintln!("[5/5] idle for {} s", IDLE_WINDOW.as_secs());
     let startup = scenarios::startup_and_idle(&bin, &quiet_sb).await?;
     quiet_sb.shutdown().await;
+    eprintln!("[6/6] PostgreSQL: backfill with 1, 2 and 3 daemons, quiet pass");
+    let pg = cluster::run(&bin).await?;
 
     let load_after = loadavg();
     let compilers_after = compilers_running();
@@ -182,12 +202,14 @@ async fn run() -> BenchResult<()> {
         compilers_after,
         total_s,
     };
-    let table = report::table(&backfill, &raw, &quiet, &startup);
+    let mut table = report::table(&backfill, &raw, &quiet, &startup);
+    let mut json = report::figures(&backfill, &raw, &quiet, &startup, &machine, &table);
+    if let Some(pg) = &pg {
+        cluster::rows(&mut table, backfill.rate, pg);
+        cluster::extend(&mut json, pg);
+    }
     table.print();
-    println!(
-        "{}",
-        report::figures(&backfill, &raw, &quiet, &startup, &machine, &table)
-    );
+    println!("{json}");
 
     if backfill.duplicates < 0 || quiet.posts != 0 || raw.failures != 0 {
         return Err("a scenario was wrong (see the figures above)".into());

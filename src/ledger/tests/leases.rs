@@ -1,7 +1,7 @@
 //! Leases, as every engine grants them to a daemon alone (on PostgreSQL,
 //! where daemons compete for them: `postgres.rs`).
 
-use super::*;
+
 
 both_engines! {
     /// A daemon alone takes, renews and ends its leases.

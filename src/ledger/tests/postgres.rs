@@ -528,3 +528,60 @@ fn a_clock_step_reanchors_only_this_daemons_claims() {
     let claimed: Vec<String> = cycle.claimed.into_iter().map(|d| d.review_id).collect();
     assert_eq!(claimed, [mine[0].review_id.clone()]);
 }
+
+/// Work under a lease (`cluster::exclusive`) is stopped once another
+/// daemon has taken its lease over, before it could run on beside it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn work_whose_lease_was_taken_over_is_stopped() {
+    use crate::cluster::{Leased, exclusive};
+    let Some((a, db)) = tokio::task::spawn_blocking(|| {
+        Probe::postgres("work_whose_lease_was_taken_over_is_stopped")
+    })
+    .await
+    .unwrap() else {
+        return;
+    };
+    let handle = LedgerHandle::new(a);
+    let cancel = tokio_util::sync::CancellationToken::new();
+    let running = {
+        let (handle, cancel) = (handle.clone(), cancel.clone());
+        tokio::spawn(async move {
+            let ttl = std::time::Duration::from_secs(3);
+            exclusive(&handle, "pass:s", ttl, None, &cancel, std::future::pending::<()>()).await
+        })
+    };
+    let db = std::sync::Arc::new(db);
+    let probe = std::sync::Arc::clone(&db);
+    let taken_over = tokio::task::spawn_blocking(move || {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while probe.int("SELECT COUNT(*) FROM leases", &[]) == 0 {
+            assert!(std::time::Instant::now() < deadline, "lease never taken");
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        // As if the holder had stalled past its lease: it expired, and
+        // another daemon took it.
+        probe.exec("UPDATE leases SET expires_at = '2000-01-01T00:00:00.000Z'");
+        let mut other = probe.reopen();
+        other.set_holder("other");
+        other
+            .take_lease("pass:s", std::time::Duration::from_secs(60))
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(taken_over);
+    let outcome = tokio::time::timeout(std::time::Duration::from_secs(10), running)
+        .await
+        .expect("stopped within the lease")
+        .unwrap();
+    assert!(
+        matches!(&outcome, Leased::Lost(reason) if reason.contains("taken over")),
+        "{outcome:?}"
+    );
+    let holder = tokio::task::spawn_blocking(move || {
+        db.one("SELECT holder FROM leases", &[]).text()
+    })
+    .await
+    .unwrap();
+    assert_eq!(holder.as_deref(), Some("other"), "the new holder's row stays");
+}
