@@ -246,7 +246,11 @@ impl Ledger {
     /// Before claiming, pending rows due later than the claim's
     /// `reanchor_after` are made due now (counted in
     /// [`CycleReport::reanchored`]): rows whose due time was set by a wall
-    /// clock that has since gone back (see [`crate::clock`]).
+    /// clock that has since gone back (see [`crate::clock`]). On PostgreSQL
+    /// only rows this process claimed (`claimed_by`, see
+    /// [`Ledger::set_holder`]) or no daemon ever claimed: another daemon's
+    /// lease was set by its own clock, and making it due here would send
+    /// its review twice. A claim there names the claimer in `claimed_by`.
     ///
     /// A failure rolls everything back: the caller still holds the attempts
     /// and records them again.
