@@ -388,7 +388,11 @@ async fn once_for_cluster(
     if let crate::cluster::Leased::Lost(reason) =
         crate::cluster::exclusive(ledger, name, lease, Some(keep), cancel, job).await
     {
-        tracing::warn!(job = name, reason, "retention not run; trying again at the next run");
+        tracing::warn!(
+            job = name,
+            reason,
+            "retention not run; trying again at the next run"
+        );
     }
 }
 

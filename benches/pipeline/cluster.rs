@@ -15,8 +15,8 @@
 use crate::measure::{Child, wait_for, wait_for_every};
 use crate::setup::temp_dir;
 use crate::{
-    BACKFILL_LOCATIONS, BACKFILL_REVIEWS_PER_LOCATION, BenchResult, CONCURRENCY,
-    QUIET_ACCOUNTS, QUIET_LOCATIONS_PER_ACCOUNT, QUIET_REVIEWS_PER_LOCATION, REQUESTS_PER_MINUTE,
+    BACKFILL_LOCATIONS, BACKFILL_REVIEWS_PER_LOCATION, BenchResult, CONCURRENCY, QUIET_ACCOUNTS,
+    QUIET_LOCATIONS_PER_ACCOUNT, QUIET_REVIEWS_PER_LOCATION, REQUESTS_PER_MINUTE,
 };
 use chrono::Timelike;
 use review_sync::ledger::Ledger;
@@ -188,7 +188,9 @@ async fn backfill(
             break;
         }
         if Instant::now() > deadline {
-            return Err(format!("the ledger never recorded every delivery: {counts:?}"));
+            return Err(format!(
+                "the ledger never recorded every delivery: {counts:?}"
+            ));
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }

@@ -143,14 +143,22 @@ impl Ledger {
     /// expired (its holder died or lost it). `false` when another holder's
     /// lease is still running. A holder's own unexpired lease is not taken
     /// again either (a job [`Ledger::end_lease`] kept is not run twice).
-    pub fn take_lease(&mut self, name: &str, ttl: std::time::Duration) -> Result<bool, LedgerError> {
+    pub fn take_lease(
+        &mut self,
+        name: &str,
+        ttl: std::time::Duration,
+    ) -> Result<bool, LedgerError> {
         self.engine.take_lease(name, ttl)
     }
 
     /// Moves this holder's lease `name` to expire `ttl` from now (server
     /// time). `false` when it is no longer this holder's (it expired and
     /// another daemon took it): whatever it covered must stop.
-    pub fn renew_lease(&mut self, name: &str, ttl: std::time::Duration) -> Result<bool, LedgerError> {
+    pub fn renew_lease(
+        &mut self,
+        name: &str,
+        ttl: std::time::Duration,
+    ) -> Result<bool, LedgerError> {
         self.engine.renew_lease(name, ttl)
     }
 

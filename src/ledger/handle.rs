@@ -116,7 +116,12 @@ impl LedgerHandle {
             let mut faults = faults.lock().unwrap_or_else(|p| p.into_inner());
             match &result {
                 Ok(_) if guard.writes() != changes => faults.write = None,
-                Ok(_) if faults.write.as_ref().is_some_and(|(_, t)| *t == "unreachable") => {
+                Ok(_)
+                    if faults
+                        .write
+                        .as_ref()
+                        .is_some_and(|(_, t)| *t == "unreachable") =>
+                {
                     faults.write = None;
                 }
                 Err(e) if e.is_storage_fault() => {

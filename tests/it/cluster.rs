@@ -39,8 +39,7 @@ fn postgres_ledger(env: &TestEnv, test: &str) -> Option<String> {
     std::fs::write(&password, sandbox::postgres::PASSWORD).expect("write");
     {
         use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&password, std::fs::Permissions::from_mode(0o600))
-            .expect("chmod");
+        std::fs::set_permissions(&password, std::fs::Permissions::from_mode(0o600)).expect("chmod");
     }
     Some(format!(
         "url = \"{}\"\npassword = {{ file = \"ledger_password\" }}\nsslmode = \"disable\"\n",
@@ -162,17 +161,13 @@ async fn three_daemons_share_a_backfill_while_one_is_killed_again_and_again() {
     let ledger_target = review_sync::config::load_ledger(&configs[0])
         .expect("valid [ledger]")
         .path;
-    wait_until(
-        "every review delivered",
-        Duration::from_secs(120),
-        || {
-            crate::helpers::rows_of(&ledger_target)
-                .iter()
-                .filter(|r| r.status == review_sync::ledger::Status::Delivered)
-                .count()
-                == total
-        },
-    )
+    wait_until("every review delivered", Duration::from_secs(120), || {
+        crate::helpers::rows_of(&ledger_target)
+            .iter()
+            .filter(|r| r.status == review_sync::ledger::Status::Delivered)
+            .count()
+            == total
+    })
     .await;
     victim_logs.push(victim.log());
     let steady_logs: Vec<String> = steady.iter().map(Daemon::log).collect();
@@ -209,10 +204,7 @@ async fn three_daemons_share_a_backfill_while_one_is_killed_again_and_again() {
         &ledger_target,
         "SELECT DISTINCT substr(claimed_by, 1, 8) FROM reviews ORDER BY 1",
     );
-    let claimers: Vec<String> = claimers
-        .iter()
-        .filter_map(|row| row[0].text())
-        .collect();
+    let claimers: Vec<String> = claimers.iter().filter_map(|row| row[0].text()).collect();
     for steady in ["daemon-1", "daemon-2"] {
         assert!(claimers.iter().any(|c| c == steady), "{claimers:?}");
     }
@@ -275,8 +267,7 @@ impl Proxy {
                     continue;
                 }
                 let link = tokio::spawn(async move {
-                    if let Ok(mut server) =
-                        tokio::net::TcpStream::connect(("127.0.0.1", to)).await
+                    if let Ok(mut server) = tokio::net::TcpStream::connect(("127.0.0.1", to)).await
                     {
                         let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
                     }
@@ -385,7 +376,12 @@ async fn a_database_outage_turns_healthz_red_and_the_daemon_recovers_without_a_r
     health_becomes(&base, 200, "ok").await;
     let (_, metrics) = get(&format!("{base}/metrics")).await;
     assert!(
-        sample(&metrics, "review_sync_build_info", &[("instance", "daemon-7")]).is_some(),
+        sample(
+            &metrics,
+            "review_sync_build_info",
+            &[("instance", "daemon-7")]
+        )
+        .is_some(),
         "{metrics}"
     );
 
@@ -396,7 +392,11 @@ async fn a_database_outage_turns_healthz_red_and_the_daemon_recovers_without_a_r
     for _ in 0..3 {
         notified(&sock, "WATCHDOG=1").await;
     }
-    assert!(child.try_wait().expect("try_wait").is_none(), "{}", read_log());
+    assert!(
+        child.try_wait().expect("try_wait").is_none(),
+        "{}",
+        read_log()
+    );
 
     proxy.restore();
     health_becomes(&base, 200, "ok").await;
@@ -417,6 +417,10 @@ async fn a_database_outage_turns_healthz_red_and_the_daemon_recovers_without_a_r
         || travtus.message_count() > total,
     )
     .await;
-    assert!(child.try_wait().expect("try_wait").is_none(), "{}", read_log());
+    assert!(
+        child.try_wait().expect("try_wait").is_none(),
+        "{}",
+        read_log()
+    );
     let _ = child.start_kill();
 }

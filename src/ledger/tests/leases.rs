@@ -1,8 +1,6 @@
 //! Leases, as every engine grants them to a daemon alone (on PostgreSQL,
 //! where daemons compete for them: `postgres.rs`).
 
-
-
 both_engines! {
     /// A daemon alone takes, renews and ends its leases.
     fn a_lone_daemon_holds_its_leases(ledger, db) {

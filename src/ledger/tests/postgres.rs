@@ -434,7 +434,10 @@ fn a_lease_is_one_holders_until_released() {
     assert!(a.take_lease("pass:s", ttl).unwrap());
     assert!(!b.take_lease("pass:s", ttl).unwrap(), "held by a");
     assert!(!a.take_lease("pass:s", ttl).unwrap(), "not taken twice");
-    assert!(b.take_lease("pass:other", ttl).unwrap(), "another name is free");
+    assert!(
+        b.take_lease("pass:other", ttl).unwrap(),
+        "another name is free"
+    );
     assert!(a.renew_lease("pass:s", ttl).unwrap());
     assert!(!b.renew_lease("pass:s", ttl).unwrap(), "b never held it");
     b.end_lease("pass:s", None).unwrap();
@@ -480,8 +483,7 @@ fn an_expired_lease_is_taken_over() {
 /// holder included) before the kept time.
 #[test]
 fn a_kept_lease_runs_a_job_once_for_the_cluster() {
-    let Some((mut a, db)) = Probe::postgres("a_kept_lease_runs_a_job_once_for_the_cluster")
-    else {
+    let Some((mut a, db)) = Probe::postgres("a_kept_lease_runs_a_job_once_for_the_cluster") else {
         return;
     };
     let mut b = db.reopen();
@@ -547,7 +549,15 @@ async fn work_whose_lease_was_taken_over_is_stopped() {
         let (handle, cancel) = (handle.clone(), cancel.clone());
         tokio::spawn(async move {
             let ttl = std::time::Duration::from_secs(3);
-            exclusive(&handle, "pass:s", ttl, None, &cancel, std::future::pending::<()>()).await
+            exclusive(
+                &handle,
+                "pass:s",
+                ttl,
+                None,
+                &cancel,
+                std::future::pending::<()>(),
+            )
+            .await
         })
     };
     let db = std::sync::Arc::new(db);
@@ -578,10 +588,13 @@ async fn work_whose_lease_was_taken_over_is_stopped() {
         matches!(&outcome, Leased::Lost(reason) if reason.contains("taken over")),
         "{outcome:?}"
     );
-    let holder = tokio::task::spawn_blocking(move || {
-        db.one("SELECT holder FROM leases", &[]).text()
-    })
-    .await
-    .unwrap();
-    assert_eq!(holder.as_deref(), Some("other"), "the new holder's row stays");
+    let holder =
+        tokio::task::spawn_blocking(move || db.one("SELECT holder FROM leases", &[]).text())
+            .await
+            .unwrap();
+    assert_eq!(
+        holder.as_deref(),
+        Some("other"),
+        "the new holder's row stays"
+    );
 }
