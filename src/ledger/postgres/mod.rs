@@ -402,6 +402,15 @@ pub(super) fn error_type(e: &::postgres::Error) -> &'static str {
         };
     };
     let code = state.code();
+    // object_not_in_prerequisite_state at connection time: the database
+    // takes no connections (`ALLOW_CONNECTIONS false`, being dropped).
+    if code == "55000"
+        && e
+            .as_db_error()
+            .is_some_and(|db| db.message().contains("accepting connections"))
+    {
+        return "unreachable";
+    }
     match code {
         // lock_not_available, serialization_failure, deadlock_detected, query_canceled
         "55P03" | "40001" | "40P01" | "57014" => "busy",

@@ -214,6 +214,37 @@ fn a_dropped_connection_is_made_again_by_the_next_call() {
     ledger.probe_writable().unwrap();
 }
 
+/// A database closed to connections (`ALLOW_CONNECTIONS false`) is
+/// unreachable for the daemon, as a server that is down: `/healthz` says
+/// "database unreachable" and the watchdog is pinged on.
+#[test]
+fn a_database_closed_to_connections_is_unreachable() {
+    let Some((mut ledger, db)) = Probe::postgres("a_database_closed_to_connections_is_unreachable")
+    else {
+        return;
+    };
+    let server = pg("a_database_closed_to_connections_is_unreachable").unwrap();
+    let name = db.database.clone().unwrap();
+    server
+        .psql("postgres", &format!("ALTER DATABASE {name} ALLOW_CONNECTIONS false"))
+        .unwrap();
+    server
+        .psql(
+            "postgres",
+            &format!(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'"
+            ),
+        )
+        .unwrap();
+    let _ = ledger.pending_count();
+    let e = ledger.probe_writable().unwrap_err();
+    assert_eq!(e.error_type(), "unreachable", "{e}");
+    server
+        .psql("postgres", &format!("ALTER DATABASE {name} ALLOW_CONNECTIONS true"))
+        .unwrap();
+    ledger.probe_writable().unwrap();
+}
+
 #[test]
 fn errors_have_an_engine_neutral_class() {
     let Some((mut ledger, db)) = Probe::postgres("errors_have_an_engine_neutral_class") else {
