@@ -51,18 +51,24 @@ impl Delivery for Postgres {
         }
         let mut report = CycleReport::default();
         if let Some(claim) = claim {
-            // Only rows no other daemon holds: another daemon's lease was
-            // set by its clock, not by ours that stepped, and making it due
-            // here would send its review twice.
+            // After a step of our clock, only rows no other daemon holds:
+            // another daemon's lease was set by its clock, not by ours, and
+            // making it due here would send its review twice. A row due
+            // further ahead than any retry or lease (`clock::LONGEST_DELAY`)
+            // is nobody's lease: a clock gone back put it there, whoever's.
+            let longest = chrono::Duration::from_std(crate::clock::LONGEST_DELAY)
+                .unwrap_or(chrono::Duration::MAX);
+            let beyond_any_lease = claim.now.checked_add_signed(longest).unwrap_or(claim.now);
             report.reanchored = st.execute(
                 &mut tx,
                 "UPDATE reviews SET next_attempt_at = $1
                  WHERE status = 'pending' AND next_attempt_at > $2
-                   AND (claimed_by IS NULL OR claimed_by = $3)",
+                   AND (claimed_by IS NULL OR claimed_by = $3 OR next_attempt_at > $4)",
                 &[
                     &time::to_text(claim.now),
                     &time::to_text(claim.reanchor_after),
                     &self.holder,
+                    &time::to_text(beyond_any_lease),
                 ],
             )?;
             report.claimed = claim_due(&mut tx, &mut st, self, &claim)?;

@@ -560,6 +560,18 @@ fn a_clock_step_reanchors_only_this_daemons_claims() {
     assert_eq!(cycle.reanchored, 1, "only its own claim");
     let claimed: Vec<String> = cycle.claimed.into_iter().map(|d| d.review_id).collect();
     assert_eq!(claimed, [mine[0].review_id.clone()]);
+
+    // A row another daemon left due a day ahead (its clock was wrong, and
+    // it is gone) is nobody's lease: any daemon's next claim makes it due.
+    a.record_page(&page(vec![review("late", "h")]), t0()).unwrap();
+    let far = b.claim_due(t0(), t0() + Duration::days(1), 1).unwrap();
+    assert_eq!(far.len(), 1);
+    let cycle = a
+        .delivery_cycle(&[], &[], Some(Claim::new(t0(), t0() + Duration::seconds(40), 10)))
+        .unwrap();
+    assert_eq!(cycle.reanchored, 1);
+    let claimed: Vec<String> = cycle.claimed.into_iter().map(|d| d.review_id).collect();
+    assert!(claimed.contains(&"late".to_owned()), "{claimed:?}");
 }
 
 /// Work under a lease (`cluster::exclusive`) is stopped once another
