@@ -405,8 +405,7 @@ pub(super) fn error_type(e: &::postgres::Error) -> &'static str {
     // object_not_in_prerequisite_state at connection time: the database
     // takes no connections (`ALLOW_CONNECTIONS false`, being dropped).
     if code == "55000"
-        && e
-            .as_db_error()
+        && e.as_db_error()
             .is_some_and(|db| db.message().contains("accepting connections"))
     {
         return "unreachable";

@@ -226,7 +226,10 @@ fn a_database_closed_to_connections_is_unreachable() {
     let server = pg("a_database_closed_to_connections_is_unreachable").unwrap();
     let name = db.database.clone().unwrap();
     server
-        .psql("postgres", &format!("ALTER DATABASE {name} ALLOW_CONNECTIONS false"))
+        .psql(
+            "postgres",
+            &format!("ALTER DATABASE {name} ALLOW_CONNECTIONS false"),
+        )
         .unwrap();
     server
         .psql(
@@ -240,7 +243,10 @@ fn a_database_closed_to_connections_is_unreachable() {
     let e = ledger.probe_writable().unwrap_err();
     assert_eq!(e.error_type(), "unreachable", "{e}");
     server
-        .psql("postgres", &format!("ALTER DATABASE {name} ALLOW_CONNECTIONS true"))
+        .psql(
+            "postgres",
+            &format!("ALTER DATABASE {name} ALLOW_CONNECTIONS true"),
+        )
         .unwrap();
     ledger.probe_writable().unwrap();
 }
@@ -563,11 +569,16 @@ fn a_clock_step_reanchors_only_this_daemons_claims() {
 
     // A row another daemon left due a day ahead (its clock was wrong, and
     // it is gone) is nobody's lease: any daemon's next claim makes it due.
-    a.record_page(&page(vec![review("late", "h")]), t0()).unwrap();
+    a.record_page(&page(vec![review("late", "h")]), t0())
+        .unwrap();
     let far = b.claim_due(t0(), t0() + Duration::days(1), 1).unwrap();
     assert_eq!(far.len(), 1);
     let cycle = a
-        .delivery_cycle(&[], &[], Some(Claim::new(t0(), t0() + Duration::seconds(40), 10)))
+        .delivery_cycle(
+            &[],
+            &[],
+            Some(Claim::new(t0(), t0() + Duration::seconds(40), 10)),
+        )
         .unwrap();
     assert_eq!(cycle.reanchored, 1);
     let claimed: Vec<String> = cycle.claimed.into_iter().map(|d| d.review_id).collect();
