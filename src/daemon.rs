@@ -201,7 +201,13 @@ fn source_cron(
                     return;
                 }
             };
+            let until_next = schedule
+                .next_after(chrono::Utc::now())
+                .and_then(|t| (t - chrono::Utc::now()).to_std().ok());
             tracker.spawn(async move {
+                if !crate::cluster::claim_tick(&app.ledger, poller.name(), kind.as_str(), until_next).await {
+                    return; // Another daemon sharing the ledger has this tick.
+                }
                 let _guard = match guard {
                     Some(guard) => guard,
                     None => {
@@ -223,9 +229,19 @@ fn source_cron(
                     tracing::warn!(source = poller.name(), pass = kind.as_str(), error = %e, "pass skipped: the ledger takes no work");
                     return;
                 }
-                tokio::select! {
-                    _ = cancel.cancelled() => {}
-                    _ = poller.pass(kind) => app.deliverer.wake(),
+                // One daemon at a time per source (a lease, on a shared ledger).
+                let lease = crate::cluster::pass_lease(poller.name());
+                let ran = crate::cluster::exclusive(
+                    &app.ledger,
+                    &lease,
+                    app.config.ledger.lease,
+                    None,
+                    &cancel,
+                    poller.pass(kind),
+                )
+                .await;
+                if crate::cluster::log_pass(poller.name(), kind.as_str(), &ran) {
+                    app.deliverer.wake();
                 }
             });
         })
@@ -256,6 +272,15 @@ pub async fn run(
 ) -> Result<(), DaemonError> {
     let app = App::open(config).await?;
     let ledger = app.ledger.clone();
+    let holder = format!("{} pid {}", app.config.ledger.instance, std::process::id());
+    crate::metrics::set_instance(&app.config.ledger.instance);
+    // Infallible: it only names this process in the rows it writes.
+    let _ = ledger
+        .run(move |l| {
+            l.set_holder(&holder);
+            Ok(())
+        })
+        .await;
     let health = Health::new(ledger.clone());
     let mut metrics = MetricsEndpoint::default();
     metrics
@@ -324,9 +349,11 @@ fn start_operations(app: &Arc<App>, cancel: &CancellationToken, tracker: &TaskTr
     {
         let days = app.config.ledger.retain_polls_days.get();
         let (ledger, cancel) = (app.ledger.clone(), cancel.clone());
+        let lease = app.config.ledger.lease;
         tracker.spawn(async move {
             loop {
-                prune_poll_log(&ledger, days, &cancel).await;
+                let job = prune_poll_log(&ledger, days, &cancel);
+                once_for_cluster(&ledger, "job:retain-polls", lease, &cancel, job).await;
                 tokio::select! {
                     _ = cancel.cancelled() => break,
                     _ = tokio::time::sleep(RETENTION_EVERY) => {}
@@ -336,15 +363,39 @@ fn start_operations(app: &Arc<App>, cancel: &CancellationToken, tracker: &TaskTr
     }
     if let Some(days) = app.config.ledger.retain_text_days {
         let (ledger, cancel) = (app.ledger.clone(), cancel.clone());
+        let lease = app.config.ledger.lease;
         tracker.spawn(async move {
             loop {
-                apply_retention(&ledger, days.get(), &cancel).await;
+                let job = apply_retention(&ledger, days.get(), &cancel);
+                once_for_cluster(&ledger, "job:retain-text", lease, &cancel, job).await;
                 tokio::select! {
                     _ = cancel.cancelled() => break,
                     _ = tokio::time::sleep(RETENTION_EVERY) => {}
                 }
             }
         });
+    }
+}
+
+/// Runs a retention job unless another daemon sharing the ledger ran it
+/// within the last [`RETENTION_EVERY`] (less a margin for the daemons'
+/// different start times), or runs it now.
+async fn once_for_cluster(
+    ledger: &LedgerHandle,
+    name: &str,
+    lease: Duration,
+    cancel: &CancellationToken,
+    job: impl std::future::Future<Output = ()>,
+) {
+    let keep = RETENTION_EVERY - Duration::from_secs(3600);
+    if let crate::cluster::Leased::Lost(reason) =
+        crate::cluster::exclusive(ledger, name, lease, Some(keep), cancel, job).await
+    {
+        tracing::warn!(
+            job = name,
+            reason,
+            "retention not run; trying again at the next run"
+        );
     }
 }
 

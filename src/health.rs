@@ -137,6 +137,10 @@ impl Health {
             // Alive, and it must stay so: a restart by the watchdog would
             // open whatever is at the path now, and send every review again.
             Ok(Err(LedgerError::Moved { .. })) => Ok(()),
+            // A database outage is not this process's fault, and a restart
+            // cannot end it: the loops retry, `/healthz` says so, and the
+            // next call connects again once the server is back.
+            Ok(Err(e)) if e.error_type() == "unreachable" => Ok(()),
             Ok(Err(e)) => Err(format!("ledger: {e}")),
             Err(_) => Err(format!(
                 "ledger did not answer within {}s",
@@ -158,11 +162,17 @@ impl Health {
         {
             return Err(e.to_string());
         }
+        let probe = self.ledger.run(|l| l.probe_writable());
+        let probe = tokio::time::timeout(LEDGER_PROBE_TIMEOUT, probe).await;
+        if let Ok(Err(e)) = &probe
+            && e.error_type() == "unreachable"
+        {
+            return Err(format!("database unreachable: {e}"));
+        }
         if let Some(fault) = self.ledger.storage_fault() {
             return Err(format!("ledger write failed: {fault}"));
         }
-        let probe = self.ledger.run(|l| l.probe_writable());
-        match tokio::time::timeout(LEDGER_PROBE_TIMEOUT, probe).await {
+        match probe {
             Ok(Ok(())) => {}
             Ok(Err(e)) => return Err(format!("ledger not writable: {e}")),
             Err(_) => {

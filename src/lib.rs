@@ -5,6 +5,7 @@
 pub mod app;
 pub mod build;
 pub(crate) mod clock;
+pub(crate) mod cluster;
 pub mod config;
 pub mod daemon;
 pub mod deliver;

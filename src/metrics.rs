@@ -157,13 +157,28 @@ const SCRAPE_LEDGER_TIMEOUT: Duration = Duration::from_secs(3);
 
 static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
 
+/// `[ledger] instance`, the `instance` label of every series (see
+/// [`set_instance`]).
+static INSTANCE: OnceLock<String> = OnceLock::new();
+
+/// Labels every series with `instance` = `name` (`[ledger] instance`), so
+/// the daemons sharing one ledger tell their metrics apart. Call it before
+/// [`install`]; the first name stays (a reload does not change it).
+pub fn set_instance(name: &str) {
+    let _ = INSTANCE.set(name.to_owned());
+}
+
 /// Installs the process-wide Prometheus recorder (once; later calls return
 /// the same handle). `None` if another recorder was installed first.
 pub fn install() -> Option<PrometheusHandle> {
     if let Some(h) = HANDLE.get() {
         return Some(h.clone());
     }
-    let recorder = PrometheusBuilder::new().build_recorder();
+    let mut builder = PrometheusBuilder::new();
+    if let Some(name) = INSTANCE.get() {
+        builder = builder.add_global_label("instance", name);
+    }
+    let recorder = builder.build_recorder();
     let handle = recorder.handle();
     metrics::set_global_recorder(recorder).ok()?;
     describe();

@@ -29,6 +29,9 @@
 //!    here) on a ledger of 1,000,000 reviews; the median of three starts.
 //! 6. **Idle**: the first of those daemons (yearly cron) over 10 s: RSS at
 //!    the end, CPU time spent in the window.
+//! 7. **PostgreSQL** (`cluster.rs`): the backfill with 1, 2 and 3 daemons
+//!    sharing one PostgreSQL ledger, and the quiet pass on PostgreSQL;
+//!    skipped, saying why, without the throwaway server's binaries.
 //!
 //! It prints a table (figure, value, target, PASS/MISS) and, last, one JSON
 //! line with every figure. A MISS is reported, not an error: the exit status
@@ -38,7 +41,8 @@
 //! figure.
 //!
 //! Knobs for working on the pipeline: `PIPELINE_BACKFILL_ONLY=1` runs
-//! scenarios 1 to 3 only; `PIPELINE_TIMELINE=1` prints reviews listed and
+//! scenarios 1 to 3 only; `PIPELINE_PG_ONLY=1` scenarios 1 to 3 and 7;
+//! `PIPELINE_TIMELINE=1` prints reviews listed and
 //! delivered every 250 ms of the backfill; `PIPELINE_BIN=PATH` measures
 //! another build of the binary (A/B comparisons).
 //!
@@ -63,6 +67,7 @@
 // The JSON line's `json!` has more fields than the default limit expands.
 #![recursion_limit = "256"]
 
+mod cluster;
 mod measure;
 mod raw;
 mod report;
@@ -135,7 +140,7 @@ async fn run() -> BenchResult<()> {
     );
 
     eprintln!(
-        "[1/6] backfill: {BACKFILL_LOCATIONS} locations x {BACKFILL_REVIEWS_PER_LOCATION} reviews, concurrency {CONCURRENCY}"
+        "[1/7] backfill: {BACKFILL_LOCATIONS} locations x {BACKFILL_REVIEWS_PER_LOCATION} reviews, concurrency {CONCURRENCY}"
     );
     let (mut backfill, sb) = scenarios::backfill(&bin).await?;
     eprintln!(
@@ -147,17 +152,30 @@ async fn run() -> BenchResult<()> {
         backfill.phases[1],
         backfill.phases[2],
     );
-    eprintln!("[2/6] raw ceiling: the same bodies from a bare reqwest client");
+    eprintln!("[2/7] raw ceiling: the same bodies from a bare reqwest client");
     let raw = raw::raw_ceiling(&sb, &backfill.ledger).await?;
     eprintln!("      {:.0} POSTs/s", raw.rate);
     sb.shutdown().await;
     drop(backfill.dir.take());
-    eprintln!("[3/6] the same backfill through `sync`");
+    eprintln!("[3/7] the same backfill through `sync`");
     let sync = scenarios::sync_backfill(&bin).await?;
     eprintln!(
         "      {:.0} reviews/s in {:.2} s (exit at {:.2} s; {:.2} s from spawn to exit)",
         sync.rate, sync.wall_s, sync.to_exit_s, sync.from_spawn_s
     );
+    // The PostgreSQL scenarios beside scenarios 1 to 3 only (`cluster.rs`).
+    if std::env::var_os("PIPELINE_PG_ONLY").is_some() {
+        eprintln!("[7/7] PostgreSQL: backfill with 1, 2 and 3 daemons, quiet pass");
+        let mut json = report::backfill_only(&backfill, &raw, &sync);
+        if let Some(pg) = cluster::run(&bin).await? {
+            let mut table = report::Table::default();
+            cluster::rows(&mut table, backfill.rate, &pg);
+            table.print();
+            cluster::extend(&mut json, &pg);
+        }
+        println!("{json}");
+        return Ok(());
+    }
     // For iterating on the delivery pipeline: scenarios 1 to 3 only.
     if std::env::var_os("PIPELINE_BACKFILL_ONLY").is_some() {
         println!("{}", report::backfill_only(&backfill, &raw, &sync));
@@ -165,7 +183,7 @@ async fn run() -> BenchResult<()> {
     }
 
     eprintln!(
-        "[4/6] quiet pass over {} locations",
+        "[4/7] quiet pass over {} locations",
         QUIET_ACCOUNTS * QUIET_LOCATIONS_PER_ACCOUNT
     );
     let quiet_sb = Sandbox::start(SandboxOptions {
@@ -188,10 +206,12 @@ async fn run() -> BenchResult<()> {
         quiet.wall_s
     );
 
-    eprintln!("[5/6] start-up on a ledger of {STARTUP_ROWS} rows");
-    eprintln!("[6/6] idle for {} s", IDLE_WINDOW.as_secs());
+    eprintln!("[5/7] start-up on a ledger of {STARTUP_ROWS} rows");
+    eprintln!("[6/7] idle for {} s", IDLE_WINDOW.as_secs());
     let startup = scenarios::startup_and_idle(&bin, &quiet_sb).await?;
     quiet_sb.shutdown().await;
+    eprintln!("[7/7] PostgreSQL: backfill with 1, 2 and 3 daemons, quiet pass");
+    let pg = cluster::run(&bin).await?;
 
     let load_after = loadavg();
     let compilers_after = compilers_running();
@@ -204,12 +224,14 @@ async fn run() -> BenchResult<()> {
         compilers_after,
         total_s,
     };
-    let table = report::table(&backfill, &raw, &sync, &quiet, &startup);
+    let mut table = report::table(&backfill, &raw, &sync, &quiet, &startup);
+    let mut json = report::figures(&backfill, &raw, &sync, &quiet, &startup, &machine, &table);
+    if let Some(pg) = &pg {
+        cluster::rows(&mut table, backfill.rate, pg);
+        cluster::extend(&mut json, pg);
+    }
     table.print();
-    println!(
-        "{}",
-        report::figures(&backfill, &raw, &sync, &quiet, &startup, &machine, &table)
-    );
+    println!("{json}");
 
     if backfill.duplicates < 0 || quiet.posts != 0 || raw.failures != 0 {
         return Err("a scenario was wrong (see the figures above)".into());

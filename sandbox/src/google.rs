@@ -201,6 +201,11 @@ struct GoogleState {
     next_review_number: u64,
     list_requests: HashMap<String, u64>,
     list_requests_total: u64,
+    /// List calls in progress per location, and those that began while
+    /// another for the same location was in progress (two readers of one
+    /// location at once: what several daemons on one ledger must never do).
+    lists_in_flight: HashMap<String, u32>,
+    overlapping_lists: HashMap<String, u64>,
     token_requests: u64,
     /// batchGetReviews: its settings, counters and unverified locations.
     batch: BatchState,
@@ -279,6 +284,8 @@ impl GoogleEmulator {
             next_review_number: 1,
             list_requests: HashMap::new(),
             list_requests_total: 0,
+            lists_in_flight: HashMap::new(),
+            overlapping_lists: HashMap::new(),
             token_requests: 0,
             batch: BatchState::default(),
             rate_limit: Limiter::default(),
@@ -558,6 +565,13 @@ impl GoogleEmulator {
         self.lock().list_requests_total
     }
 
+    /// List calls that began while another list call for the same location
+    /// was still being answered, per location (full name; only locations
+    /// with at least one).
+    pub fn overlapping_list_requests(&self) -> HashMap<String, u64> {
+        self.lock().overlapping_lists.clone()
+    }
+
     /// Enforces `windows` on the reviews methods (list and
     /// `batchGetReviews` together: one Cloud project) (none, the default: no limit): a call
     /// past any of them is answered 429 with Google's quota error.
@@ -799,6 +813,21 @@ pub(crate) fn decode_page_token(token: &str) -> Option<usize> {
         .ok()
 }
 
+/// One list call in progress, counted in `lists_in_flight` until dropped.
+struct ListInFlight {
+    emulator: GoogleEmulator,
+    name: String,
+}
+
+impl Drop for ListInFlight {
+    fn drop(&mut self) {
+        let mut state = self.emulator.lock();
+        if let Some(n) = state.lists_in_flight.get_mut(&self.name) {
+            *n = n.saturating_sub(1);
+        }
+    }
+}
+
 async fn list(
     State(emulator): State<GoogleEmulator>,
     kill: Option<Extension<ConnectionKill>>,
@@ -811,7 +840,17 @@ async fn list(
         let mut state = emulator.lock();
         state.list_requests_total += 1;
         *state.list_requests.entry(name.clone()).or_default() += 1;
+        let in_flight = state.lists_in_flight.entry(name.clone()).or_default();
+        *in_flight += 1;
+        if *in_flight > 1 {
+            *state.overlapping_lists.entry(name.clone()).or_default() += 1;
+        }
     }
+    // Until the answer is built, or the client goes away mid-answer.
+    let _in_flight = ListInFlight {
+        emulator: emulator.clone(),
+        name: name.clone(),
+    };
 
     let fault = emulator.faults.take(Endpoint::GoogleList);
     match intercept(fault, list_fault_body).await {

@@ -11,7 +11,14 @@ use super::validate::Validator;
 use crate::ledger::{PostgresSettings, PostgresTarget, Target};
 
 /// The keys that only mean something with `url`.
-const POSTGRES_KEYS: [&str; 5] = ["password", "sslmode", "sslrootcert", "sslcert", "sslkey"];
+const POSTGRES_KEYS: [&str; 6] = [
+    "password",
+    "sslmode",
+    "sslrootcert",
+    "sslcert",
+    "sslkey",
+    "lease",
+];
 
 impl Validator<'_> {
     /// The PostgreSQL ledger `[ledger] url` names, or every problem with it
@@ -123,6 +130,34 @@ mod tests {
             .into_iter()
             .map(|l| l.trim_start_matches(&format!("{FILE}:")).to_owned())
             .collect()
+    }
+
+    #[test]
+    fn instance_defaults_to_the_host_name_and_lease_is_bounded_and_postgres_only() {
+        let pg = "url = \"postgres://rs@127.0.0.1/l\"\nsslmode = \"disable\"\n";
+        let config = load(pg, &[]).unwrap();
+        assert_eq!(config.ledger.instance, crate::config::host_name());
+        assert!(!config.ledger.instance.is_empty());
+        assert_eq!(config.ledger.lease, crate::config::DEFAULT_LEASE);
+        let config = load(&format!("{pg}instance = \"web-1\"\nlease = \"10s\"\n"), &[]).unwrap();
+        assert_eq!(config.ledger.instance, "web-1");
+        assert_eq!(config.ledger.lease, std::time::Duration::from_secs(10));
+        assert_eq!(
+            problems(&format!("{pg}lease = \"1s\"\n")),
+            ["6:9: lease: \"1s\" is too short: at least 3s"]
+        );
+        assert_eq!(
+            problems(&format!("{pg}lease = \"11m\"\n")),
+            ["6:9: lease: \"11m\" is too long: at most 10m"]
+        );
+        assert_eq!(
+            problems(&format!("{pg}instance = \"\"\n")),
+            ["6:12: instance: must be 1 to 64 printable characters (a name for this daemon)"]
+        );
+        assert_eq!(
+            problems("path = \"l.db\"\nlease = \"10s\"\n"),
+            ["5:1: lease: only with url (a PostgreSQL ledger); a SQLite ledger has none"]
+        );
     }
 
     #[test]

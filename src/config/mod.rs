@@ -102,7 +102,24 @@ pub struct LedgerConfig {
     /// more than this many days ago are deleted (default
     /// [`DEFAULT_RETAIN_POLLS_DAYS`]). Nothing else is ever deleted.
     pub retain_polls_days: NonZeroU32,
+    /// `instance`: this daemon's name among the daemons sharing the
+    /// ledger (default: the host name), in its lease rows and as the
+    /// `instance` label of its metrics.
+    pub instance: String,
+    /// `lease` (PostgreSQL only): how long a source's pass or a
+    /// cluster-wide job stays this daemon's without a renewal (default
+    /// [`DEFAULT_LEASE`]); renewed every third of it. A dead daemon's
+    /// passes are taken over by another within it.
+    pub lease: std::time::Duration,
 }
+
+/// `[ledger] lease` when not set.
+pub const DEFAULT_LEASE: std::time::Duration = std::time::Duration::from_secs(30);
+/// The shortest `[ledger] lease`: renewals every second, with room for a
+/// slow round trip.
+pub const MIN_LEASE: std::time::Duration = std::time::Duration::from_secs(3);
+/// The longest `[ledger] lease` (a dead daemon's sources wait this long).
+pub const MAX_LEASE: std::time::Duration = std::time::Duration::from_secs(600);
 
 /// `[ledger] retain_polls_days` when not set: about a quarter of poll
 /// history, enough to look into a quarter's gaps and failures, while a
@@ -413,5 +430,16 @@ impl std::fmt::Display for ConfigProblem {
             ),
             None => write!(f, "{}: {}", self.file.display(), self.message),
         }
+    }
+}
+
+/// This host's name (`uname`'s node name), the default `[ledger] instance`.
+pub fn host_name() -> String {
+    let uname = rustix::system::uname();
+    let name = uname.nodename().to_string_lossy();
+    if name.is_empty() {
+        "localhost".to_owned()
+    } else {
+        name.into_owned()
     }
 }

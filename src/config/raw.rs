@@ -322,6 +322,10 @@ raw_table! {
         retain_text_days: i64,
         /// Days the poll log keeps a poll.
         retain_polls_days: i64,
+        /// This daemon's name among those sharing the ledger.
+        instance: String,
+        /// How long a pass or job lease lasts unrenewed (PostgreSQL).
+        lease: String,
     }
 }
 

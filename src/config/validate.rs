@@ -397,12 +397,16 @@ impl Validator<'_> {
             Some(field) => self.days("retain_polls_days", field),
             None => Some(super::DEFAULT_RETAIN_POLLS_DAYS),
         };
+        let instance = self.instance(raw.instance.as_ref());
+        let lease = self.lease(raw.lease.as_ref());
         if let Some(url) = &raw.url {
             let target = self.postgres_ledger(&raw, url);
             return Some(LedgerConfig {
                 path: target?,
                 retain_text_days: retain_text_days?,
                 retain_polls_days: retain_polls_days?,
+                instance: instance?,
+                lease: lease?,
             });
         }
         self.stray_postgres_keys(&raw);
@@ -432,7 +436,43 @@ impl Validator<'_> {
             path: crate::ledger::Target::Sqlite(path?),
             retain_text_days: retain_text_days?,
             retain_polls_days: retain_polls_days?,
+            instance: instance?,
+            lease: lease?,
         })
+    }
+
+    /// `[ledger] instance`: 1 to 64 printable characters; the host name
+    /// when not set.
+    fn instance(&mut self, field: Option<&Field<String>>) -> Option<String> {
+        let Some(field) = field else {
+            return Some(super::host_name());
+        };
+        let value = field.value.trim();
+        if value.is_empty() || value.chars().count() > 64 || value.chars().any(char::is_control) {
+            return self.problem(
+                &field.span,
+                "instance: must be 1 to 64 printable characters (a name for this daemon)",
+            );
+        }
+        Some(value.to_owned())
+    }
+
+    /// `[ledger] lease`: [`super::MIN_LEASE`]..=[`super::MAX_LEASE`].
+    fn lease(&mut self, field: Option<&Field<String>>) -> Option<Duration> {
+        let lease = self.duration("lease", field, super::DEFAULT_LEASE, super::MAX_LEASE)?;
+        if lease < super::MIN_LEASE
+            && let Some(field) = field
+        {
+            return self.problem(
+                &field.span,
+                format!(
+                    "lease: {:?} is too short: at least {}",
+                    field.value,
+                    humantime::format_duration(super::MIN_LEASE)
+                ),
+            );
+        }
+        Some(lease)
     }
 
     /// `[ledger] retain_text_days` and `retain_polls_days`: a whole number

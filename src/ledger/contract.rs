@@ -121,6 +121,58 @@ impl Ledger {
         self.engine.as_sqlite()
     }
 
+    // ------------------------------------------------------------- leases
+
+    /// Whether other daemons may share this ledger (a PostgreSQL database).
+    /// A SQLite ledger has one daemon: its leases are always granted and
+    /// never written.
+    pub fn shared(&self) -> bool {
+        self.engine.shared()
+    }
+
+    /// Names this process (e.g. `web-1 pid 4242`) in the leases it takes
+    /// (`leases.holder`) and the rows it claims (`reviews.claimed_by`, on
+    /// PostgreSQL). Unique per process: a restarted daemon is a new holder
+    /// and waits for its predecessor's leases to expire.
+    pub fn set_holder(&mut self, holder: &str) {
+        self.engine.set_holder(holder);
+    }
+
+    /// Takes the lease `name` (e.g. `pass:google-main`) for `ttl` of the
+    /// database server's time, if nobody holds it: no row, or its row has
+    /// expired (its holder died or lost it). `false` when another holder's
+    /// lease is still running. A holder's own unexpired lease is not taken
+    /// again either (a job [`Ledger::end_lease`] kept is not run twice).
+    pub fn take_lease(
+        &mut self,
+        name: &str,
+        ttl: std::time::Duration,
+    ) -> Result<bool, LedgerError> {
+        self.engine.take_lease(name, ttl)
+    }
+
+    /// Moves this holder's lease `name` to expire `ttl` from now (server
+    /// time). `false` when it is no longer this holder's (it expired and
+    /// another daemon took it): whatever it covered must stop.
+    pub fn renew_lease(
+        &mut self,
+        name: &str,
+        ttl: std::time::Duration,
+    ) -> Result<bool, LedgerError> {
+        self.engine.renew_lease(name, ttl)
+    }
+
+    /// Ends this holder's lease `name`: released at once (`keep` `None`),
+    /// or kept until `keep` from now, so that a job done once for the
+    /// cluster is not started again by another daemon before then.
+    pub fn end_lease(
+        &mut self,
+        name: &str,
+        keep: Option<std::time::Duration>,
+    ) -> Result<(), LedgerError> {
+        self.engine.end_lease(name, keep)
+    }
+
     // ------------------------------------------------------------ reviews
 
     /// Records one page in one transaction and returns what changed.
@@ -202,7 +254,11 @@ impl Ledger {
     /// Before claiming, pending rows due later than the claim's
     /// `reanchor_after` are made due now (counted in
     /// [`CycleReport::reanchored`]): rows whose due time was set by a wall
-    /// clock that has since gone back (see [`crate::clock`]).
+    /// clock that has since gone back (see [`crate::clock`]). On PostgreSQL
+    /// only rows this process claimed (`claimed_by`, see
+    /// [`Ledger::set_holder`]) or no daemon ever claimed: another daemon's
+    /// lease was set by its own clock, and making it due here would send
+    /// its review twice. A claim there names the claimer in `claimed_by`.
     ///
     /// A failure rolls everything back: the caller still holds the attempts
     /// and records them again.

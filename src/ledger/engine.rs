@@ -156,10 +156,31 @@ pub(super) trait Polls {
     fn location_review_count(&self, source: &str, location: &str) -> Result<u64, LedgerError>;
 }
 
+/// Leases of work only one daemon of those sharing the ledger may do at a
+/// time (`leases.rs`). Times are the database server's, so the daemons'
+/// clocks play no part.
+pub(super) trait Leases {
+    /// Whether other daemons may share this ledger (PostgreSQL). When not,
+    /// every lease is granted without a write.
+    fn shared(&self) -> bool;
+    /// Names this process in the leases it takes and the rows it claims.
+    fn set_holder(&mut self, holder: &str);
+    fn take_lease(&mut self, name: &str, ttl: std::time::Duration) -> Result<bool, LedgerError>;
+    fn renew_lease(&mut self, name: &str, ttl: std::time::Duration) -> Result<bool, LedgerError>;
+    fn end_lease(
+        &mut self,
+        name: &str,
+        keep: Option<std::time::Duration>,
+    ) -> Result<(), LedgerError>;
+}
+
 /// The whole contract: what an engine must do to be a ledger.
 pub(super) trait Engine:
-    Storage + Reviews + Delivery + Queries + Listings + Retention + Polls + Send
+    Storage + Reviews + Delivery + Queries + Listings + Retention + Polls + Leases + Send
 {
 }
 
-impl<T: Storage + Reviews + Delivery + Queries + Listings + Retention + Polls + Send> Engine for T {}
+impl<T: Storage + Reviews + Delivery + Queries + Listings + Retention + Polls + Leases + Send>
+    Engine for T
+{
+}

@@ -25,6 +25,8 @@ pub struct LedgerHandle {
     due: Arc<Notify>,
     // What went wrong with the storage, for `/healthz`; updated by `run`.
     faults: Arc<Mutex<Faults>>,
+    // Other daemons may share the ledger (PostgreSQL): see `crate::cluster`.
+    shared: bool,
 }
 
 #[derive(Debug, Default)]
@@ -34,18 +36,26 @@ struct Faults {
     // there, which is why the daemon does not exit on it).
     moved: Option<String>,
     // The last storage failure (disk full, read-only, I/O) of any call,
-    // cleared when a write commits again.
-    write: Option<String>,
+    // cleared when a write commits again (a database that could not be
+    // reached: when any call succeeds again), with its error type.
+    write: Option<(String, &'static str)>,
 }
 
 impl LedgerHandle {
     /// Wraps an open ledger.
     pub fn new(ledger: Ledger) -> LedgerHandle {
+        let shared = ledger.shared();
         LedgerHandle {
+            shared,
             inner: Arc::new(Mutex::new(ledger)),
             due: Arc::new(Notify::new()),
             faults: Arc::default(),
         }
+    }
+
+    /// Whether other daemons may share the ledger ([`Ledger::shared`]).
+    pub fn shared(&self) -> bool {
+        self.shared
     }
 
     /// Why the ledger takes no work: its files were deleted or replaced
@@ -58,7 +68,10 @@ impl LedgerHandle {
     /// moved, or a storage failure not followed by a committed write.
     pub fn storage_fault(&self) -> Option<String> {
         let faults = self.lock_faults();
-        faults.moved.clone().or_else(|| faults.write.clone())
+        faults
+            .moved
+            .clone()
+            .or_else(|| faults.write.as_ref().map(|(e, _)| e.clone()))
     }
 
     /// Checks now that the ledger's files are still the ones it opened
@@ -103,7 +116,17 @@ impl LedgerHandle {
             let mut faults = faults.lock().unwrap_or_else(|p| p.into_inner());
             match &result {
                 Ok(_) if guard.writes() != changes => faults.write = None,
-                Err(e) if e.is_storage_fault() => faults.write = Some(e.to_string()),
+                Ok(_)
+                    if faults
+                        .write
+                        .as_ref()
+                        .is_some_and(|(_, t)| *t == "unreachable") =>
+                {
+                    faults.write = None;
+                }
+                Err(e) if e.is_storage_fault() => {
+                    faults.write = Some((e.to_string(), e.error_type()));
+                }
                 _ => {}
             }
             result

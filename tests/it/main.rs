@@ -8,6 +8,7 @@ mod budgets;
 mod chaos;
 mod cli;
 mod clock;
+mod cluster;
 mod config_errors;
 mod crash;
 mod daemon;

@@ -51,13 +51,24 @@ impl Delivery for Postgres {
         }
         let mut report = CycleReport::default();
         if let Some(claim) = claim {
+            // After a step of our clock, only rows no other daemon holds:
+            // another daemon's lease was set by its clock, not by ours, and
+            // making it due here would send its review twice. A row due
+            // further ahead than any retry or lease (`clock::LONGEST_DELAY`)
+            // is nobody's lease: a clock gone back put it there, whoever's.
+            let longest = chrono::Duration::from_std(crate::clock::LONGEST_DELAY)
+                .unwrap_or(chrono::Duration::MAX);
+            let beyond_any_lease = claim.now.checked_add_signed(longest).unwrap_or(claim.now);
             report.reanchored = st.execute(
                 &mut tx,
                 "UPDATE reviews SET next_attempt_at = $1
-                 WHERE status = 'pending' AND next_attempt_at > $2",
+                 WHERE status = 'pending' AND next_attempt_at > $2
+                   AND (claimed_by IS NULL OR claimed_by = $3 OR next_attempt_at > $4)",
                 &[
                     &time::to_text(claim.now),
                     &time::to_text(claim.reanchor_after),
+                    &self.holder,
+                    &time::to_text(beyond_any_lease),
                 ],
             )?;
             report.claimed = claim_due(&mut tx, &mut st, self, &claim)?;
@@ -116,7 +127,7 @@ fn claim_due(
              ORDER BY next_attempt_at
              LIMIT $2
              FOR UPDATE SKIP LOCKED)
-         UPDATE reviews r SET next_attempt_at = $3
+         UPDATE reviews r SET next_attempt_at = $3, claimed_by = $4
          FROM due
          WHERE r.platform = due.platform AND r.review_id = due.review_id
          RETURNING r.platform, r.review_id, r.payload, r.content_hash, r.retry_count,
@@ -125,6 +136,7 @@ fn claim_due(
             &time::to_text(claim.now),
             &limit,
             &time::to_text(claim.lease_until),
+            &ledger.holder,
         ],
     )?;
     let mut due = Vec::with_capacity(rows.len());

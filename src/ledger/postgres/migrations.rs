@@ -205,6 +205,17 @@ CREATE INDEX polls_started ON polls (started_at);
     r#"
 CREATE INDEX reviews_attention ON reviews (status) WHERE status IN ('held','rejected');
 "#,
+    // 7: leases of passes and cluster-wide jobs; who claimed a row (see
+    // SQLite's list).
+    r#"
+CREATE TABLE leases (
+    name         TEXT COLLATE "C" PRIMARY KEY,
+    holder       TEXT COLLATE "C" NOT NULL,
+    acquired_at  TEXT COLLATE "C" NOT NULL,
+    expires_at   TEXT COLLATE "C" NOT NULL
+);
+ALTER TABLE reviews ADD COLUMN claimed_by TEXT COLLATE "C";
+"#,
 ];
 
 /// The schema version this build writes (the same as SQLite's).

@@ -18,6 +18,7 @@
 mod backup;
 mod connect;
 mod delivery;
+mod leases;
 mod listings;
 pub(super) mod migrations;
 mod polls;
@@ -47,6 +48,8 @@ pub(super) struct Postgres {
     read_only: bool,
     /// Committed write transactions of this process (see `Storage::writes`).
     writes: Cell<u64>,
+    /// This process in `leases.holder` and `reviews.claimed_by`.
+    holder: String,
 }
 
 /// Opens the ledger in the database `target` names: read-write (creating
@@ -67,6 +70,7 @@ pub(super) fn open(target: &PostgresTarget, write: bool) -> Result<Postgres, Led
         path,
         read_only: !write,
         writes: Cell::new(0),
+        holder: format!("pid {}", std::process::id()),
     })
 }
 
@@ -398,6 +402,14 @@ pub(super) fn error_type(e: &::postgres::Error) -> &'static str {
         };
     };
     let code = state.code();
+    // object_not_in_prerequisite_state at connection time: the database
+    // takes no connections (`ALLOW_CONNECTIONS false`, being dropped).
+    if code == "55000"
+        && e.as_db_error()
+            .is_some_and(|db| db.message().contains("accepting connections"))
+    {
+        return "unreachable";
+    }
     match code {
         // lock_not_available, serialization_failure, deadlock_detected, query_canceled
         "55P03" | "40001" | "40P01" | "57014" => "busy",

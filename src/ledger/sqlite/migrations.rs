@@ -236,6 +236,21 @@ CREATE INDEX polls_started ON polls (started_at);
     r"
 CREATE INDEX reviews_attention ON reviews (status) WHERE status IN ('held','rejected');
 ",
+    // 7: several daemons on one (PostgreSQL) ledger. `leases`: which daemon
+    // runs a source's pass or a cluster-wide job (retention) until when, in
+    // the server's time; `reviews.claimed_by`: the daemon whose claim set a
+    // row's `next_attempt_at` (its lease), so a daemon's clock step
+    // re-anchors only its own claims. Both exist on SQLite for the same
+    // schema; a SQLite ledger has one daemon and leaves them empty.
+    r"
+CREATE TABLE leases (
+    name         TEXT PRIMARY KEY,
+    holder       TEXT NOT NULL,
+    acquired_at  TEXT NOT NULL,
+    expires_at   TEXT NOT NULL
+);
+ALTER TABLE reviews ADD COLUMN claimed_by TEXT;
+",
 ];
 
 /// The schema version this build writes.

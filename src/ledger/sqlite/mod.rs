@@ -5,6 +5,7 @@
 pub(super) mod backup;
 mod delivery;
 mod identity;
+mod leases;
 mod listings;
 pub(super) mod migrations;
 mod polls;

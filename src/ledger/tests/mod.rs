@@ -100,6 +100,7 @@ macro_rules! both_engines_empty {
 mod backup;
 mod delivery;
 mod handle;
+mod leases;
 mod listings;
 mod migrations;
 mod polls;

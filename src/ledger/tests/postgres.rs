@@ -132,7 +132,10 @@ fn daemons_starting_together_migrate_once() {
         let migrated = server
             .psql(&database, "SELECT version FROM ledger_schema")
             .unwrap();
-        assert_eq!(migrated, "6");
+        assert_eq!(
+            migrated,
+            crate::ledger::postgres::migrations::latest_version().to_string()
+        );
     }
 }
 
@@ -208,6 +211,43 @@ fn a_dropped_connection_is_made_again_by_the_next_call() {
     assert_eq!(e.error_type(), "unreachable", "{e}");
     assert!(e.is_storage_fault());
     assert_eq!(ledger.pending_count().unwrap(), 2);
+    ledger.probe_writable().unwrap();
+}
+
+/// A database closed to connections (`ALLOW_CONNECTIONS false`) is
+/// unreachable for the daemon, as a server that is down: `/healthz` says
+/// "database unreachable" and the watchdog is pinged on.
+#[test]
+fn a_database_closed_to_connections_is_unreachable() {
+    let Some((mut ledger, db)) = Probe::postgres("a_database_closed_to_connections_is_unreachable")
+    else {
+        return;
+    };
+    let server = pg("a_database_closed_to_connections_is_unreachable").unwrap();
+    let name = db.database.clone().unwrap();
+    server
+        .psql(
+            "postgres",
+            &format!("ALTER DATABASE {name} ALLOW_CONNECTIONS false"),
+        )
+        .unwrap();
+    server
+        .psql(
+            "postgres",
+            &format!(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'"
+            ),
+        )
+        .unwrap();
+    let _ = ledger.pending_count();
+    let e = ledger.probe_writable().unwrap_err();
+    assert_eq!(e.error_type(), "unreachable", "{e}");
+    server
+        .psql(
+            "postgres",
+            &format!("ALTER DATABASE {name} ALLOW_CONNECTIONS true"),
+        )
+        .unwrap();
     ledger.probe_writable().unwrap();
 }
 
@@ -414,4 +454,201 @@ fn tls_client_certificates_authenticate() {
     )
     .unwrap();
     assert!(Ledger::open(&without).is_err(), "no certificate, no entry");
+}
+
+/// A lease is one daemon's at a time: another holder is refused while it
+/// runs, takes it once released, and the old holder can then neither renew
+/// nor end it.
+#[test]
+fn a_lease_is_one_holders_until_released() {
+    let Some((mut a, db)) = Probe::postgres("a_lease_is_one_holders_until_released") else {
+        return;
+    };
+    let mut b = db.reopen();
+    a.set_holder("a pid 1");
+    b.set_holder("b pid 2");
+    let ttl = std::time::Duration::from_secs(60);
+    assert!(a.take_lease("pass:s", ttl).unwrap());
+    assert!(!b.take_lease("pass:s", ttl).unwrap(), "held by a");
+    assert!(!a.take_lease("pass:s", ttl).unwrap(), "not taken twice");
+    assert!(
+        b.take_lease("pass:other", ttl).unwrap(),
+        "another name is free"
+    );
+    assert!(a.renew_lease("pass:s", ttl).unwrap());
+    assert!(!b.renew_lease("pass:s", ttl).unwrap(), "b never held it");
+    b.end_lease("pass:s", None).unwrap();
+    assert_eq!(
+        db.one("SELECT holder FROM leases WHERE name = 'pass:s'", &[])
+            .text()
+            .as_deref(),
+        Some("a pid 1"),
+        "b cannot end a's lease"
+    );
+    a.end_lease("pass:s", None).unwrap();
+    assert!(b.take_lease("pass:s", ttl).unwrap(), "released");
+    assert!(!a.renew_lease("pass:s", ttl).unwrap(), "a lost it");
+    a.end_lease("pass:s", None).unwrap();
+    assert!(!a.take_lease("pass:s", ttl).unwrap(), "still b's");
+}
+
+/// A lease whose holder stopped renewing (a SIGKILLed daemon) is taken over
+/// once it expires on the server's clock; the dead holder cannot renew it.
+#[test]
+fn an_expired_lease_is_taken_over() {
+    let Some((mut a, db)) = Probe::postgres("an_expired_lease_is_taken_over") else {
+        return;
+    };
+    let mut b = db.reopen();
+    a.set_holder("a");
+    b.set_holder("b");
+    assert!(
+        a.take_lease("pass:s", std::time::Duration::from_millis(300))
+            .unwrap()
+    );
+    let long = std::time::Duration::from_secs(60);
+    assert!(!b.take_lease("pass:s", long).unwrap());
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !b.take_lease("pass:s", long).unwrap() {
+        assert!(std::time::Instant::now() < deadline, "never expired");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert!(!a.renew_lease("pass:s", long).unwrap());
+}
+
+/// A job ended with `keep` is not started again by any daemon (its own
+/// holder included) before the kept time.
+#[test]
+fn a_kept_lease_runs_a_job_once_for_the_cluster() {
+    let Some((mut a, db)) = Probe::postgres("a_kept_lease_runs_a_job_once_for_the_cluster") else {
+        return;
+    };
+    let mut b = db.reopen();
+    a.set_holder("a");
+    b.set_holder("b");
+    let ttl = std::time::Duration::from_secs(60);
+    assert!(a.take_lease("job:retention", ttl).unwrap());
+    a.end_lease("job:retention", Some(std::time::Duration::from_secs(3600)))
+        .unwrap();
+    assert!(!b.take_lease("job:retention", ttl).unwrap());
+    assert!(!a.take_lease("job:retention", ttl).unwrap());
+}
+
+/// After its own wall-clock step a daemon re-anchors only the rows it
+/// claimed: another daemon's in-flight lease is left alone (else its
+/// review would be sent twice).
+#[test]
+fn a_clock_step_reanchors_only_this_daemons_claims() {
+    let Some((mut a, db)) = Probe::postgres("a_clock_step_reanchors_only_this_daemons_claims")
+    else {
+        return;
+    };
+    let mut b = db.reopen();
+    a.set_holder("a");
+    b.set_holder("b");
+    a.record_page(&page(reviews(2)), t0()).unwrap();
+    let lease = t0() + Duration::seconds(40);
+    let mine = a.claim_due(t0(), lease, 1).unwrap();
+    let theirs = b.claim_due(t0(), lease, 1).unwrap();
+    assert_eq!((mine.len(), theirs.len()), (1, 1));
+    assert_eq!(
+        db.one(
+            "SELECT claimed_by FROM reviews WHERE review_id = $1",
+            &[theirs[0].review_id.as_str()]
+        )
+        .text()
+        .as_deref(),
+        Some("b")
+    );
+    // a's clock went back a minute, and a saw it.
+    let stepped = Claim::new(t0() - Duration::seconds(60), t0(), 10).after_step();
+    let cycle = a.delivery_cycle(&[], &[], Some(stepped)).unwrap();
+    assert_eq!(cycle.reanchored, 1, "only its own claim");
+    let claimed: Vec<String> = cycle.claimed.into_iter().map(|d| d.review_id).collect();
+    assert_eq!(claimed, [mine[0].review_id.clone()]);
+
+    // A row another daemon left due a day ahead (its clock was wrong, and
+    // it is gone) is nobody's lease: any daemon's next claim makes it due.
+    a.record_page(&page(vec![review("late", "h")]), t0())
+        .unwrap();
+    let far = b.claim_due(t0(), t0() + Duration::days(1), 1).unwrap();
+    assert_eq!(far.len(), 1);
+    let cycle = a
+        .delivery_cycle(
+            &[],
+            &[],
+            Some(Claim::new(t0(), t0() + Duration::seconds(40), 10)),
+        )
+        .unwrap();
+    assert_eq!(cycle.reanchored, 1);
+    let claimed: Vec<String> = cycle.claimed.into_iter().map(|d| d.review_id).collect();
+    assert!(claimed.contains(&"late".to_owned()), "{claimed:?}");
+}
+
+/// Work under a lease (`cluster::exclusive`) is stopped once another
+/// daemon has taken its lease over, before it could run on beside it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn work_whose_lease_was_taken_over_is_stopped() {
+    use crate::cluster::{Leased, exclusive};
+    let Some((a, db)) = tokio::task::spawn_blocking(|| {
+        Probe::postgres("work_whose_lease_was_taken_over_is_stopped")
+    })
+    .await
+    .unwrap() else {
+        return;
+    };
+    let handle = LedgerHandle::new(a);
+    let cancel = tokio_util::sync::CancellationToken::new();
+    let running = {
+        let (handle, cancel) = (handle.clone(), cancel.clone());
+        tokio::spawn(async move {
+            let ttl = std::time::Duration::from_secs(3);
+            exclusive(
+                &handle,
+                "pass:s",
+                ttl,
+                None,
+                &cancel,
+                std::future::pending::<()>(),
+            )
+            .await
+        })
+    };
+    let db = std::sync::Arc::new(db);
+    let probe = std::sync::Arc::clone(&db);
+    let taken_over = tokio::task::spawn_blocking(move || {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while probe.int("SELECT COUNT(*) FROM leases", &[]) == 0 {
+            assert!(std::time::Instant::now() < deadline, "lease never taken");
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        // As if the holder had stalled past its lease: it expired, and
+        // another daemon took it.
+        probe.exec("UPDATE leases SET expires_at = '2000-01-01T00:00:00.000Z'");
+        let mut other = probe.reopen();
+        other.set_holder("other");
+        other
+            .take_lease("pass:s", std::time::Duration::from_secs(60))
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(taken_over);
+    let outcome = tokio::time::timeout(std::time::Duration::from_secs(10), running)
+        .await
+        .expect("stopped within the lease")
+        .unwrap();
+    assert!(
+        matches!(&outcome, Leased::Lost(reason) if reason.contains("taken over")),
+        "{outcome:?}"
+    );
+    let holder =
+        tokio::task::spawn_blocking(move || db.one("SELECT holder FROM leases", &[]).text())
+            .await
+            .unwrap();
+    assert_eq!(
+        holder.as_deref(),
+        Some("other"),
+        "the new holder's row stays"
+    );
 }
