@@ -24,7 +24,10 @@ pub mod hints;
 pub mod notification;
 pub mod pubsub;
 pub mod service_account;
+pub mod source;
 pub mod webhook;
+
+pub use source::{PubSubCredentials, PubSubSettings, SourcePush};
 
 pub use hints::{
     Hint, HintChannel, HintQueue, HintQueueLimits, PushOutcome, ReadOutcome, ReadTicket, Settlement,

@@ -20,6 +20,8 @@ pub(crate) static PLATFORM: Platform = Platform {
         Key::secret("access_token"),
         Key::string("graph_version"),
         Key::string("api_base_url"),
+        Key::secret("webhook_app_secret"),
+        Key::secret("webhook_verify_token"),
     ],
     location_keys: &[Key::secret("access_token")],
     requests_per_minute: REQUESTS_PER_MINUTE,
@@ -59,6 +61,9 @@ pub struct FacebookConfig {
     pub graph_version: String,
     /// `api_base_url`, default `https://graph.facebook.com`.
     pub api_base_url: Url,
+    /// `webhook_app_secret` and `webhook_verify_token`: its Page webhooks,
+    /// when push is on.
+    pub webhook: Option<super::FacebookWebhook>,
 }
 
 impl FacebookConfig {
@@ -81,6 +86,11 @@ impl Settings for FacebookConfig {
 
     fn urls(&self) -> Vec<&Url> {
         vec![&self.api_base_url]
+    }
+
+    fn push(&self) -> Option<crate::push::SourcePush> {
+        let hook: Arc<dyn crate::push::webhook::WebhookKind> = Arc::new(self.webhook.clone()?);
+        Some(crate::push::SourcePush::Webhook(hook))
     }
 }
 
@@ -119,6 +129,7 @@ fn settings(keys: &mut SourceKeys<'_, '_>) -> Option<Arc<dyn Settings>> {
             }
         }
     }
+    let webhook = crate::push::source::signed_webhook_keys(keys);
     let access_token = access_token?;
     tokens_ok.then_some(())?;
     Some(Arc::new(FacebookConfig {
@@ -126,6 +137,10 @@ fn settings(keys: &mut SourceKeys<'_, '_>) -> Option<Arc<dyn Settings>> {
         location_tokens,
         graph_version: graph_version?,
         api_base_url: api_base_url?,
+        webhook: webhook?.map(|(app_secret, verify_token)| super::FacebookWebhook {
+            app_secret,
+            verify_token,
+        }),
     }))
 }
 

@@ -22,6 +22,9 @@ pub(crate) static PLATFORM: Platform = Platform {
         Key::list("discover_accounts"),
         Key::string("group_external_ref_from"),
         Key::string("business_information_base_url"),
+        Key::string("push_subscription"),
+        Key::string("pubsub_base_url"),
+        Key::secret("push_credentials"),
     ],
     location_keys: &[],
     requests_per_minute: REQUESTS_PER_MINUTE,
@@ -67,6 +70,9 @@ pub struct GoogleConfig {
     /// `business_information_base_url`, default
     /// `https://mybusinessbusinessinformation.googleapis.com`.
     pub business_information_base_url: Url,
+    /// `push_subscription` (+ `pubsub_base_url`, `push_credentials`): its
+    /// Business Profile notifications, when push is on.
+    pub push: Option<crate::push::PubSubSettings>,
 }
 
 /// `group_external_ref_from`: what names a discovered location's group.
@@ -91,11 +97,19 @@ impl Settings for GoogleConfig {
     }
 
     fn urls(&self) -> Vec<&Url> {
-        vec![
+        let mut urls = vec![
             &self.api_base_url,
             &self.token_url,
             &self.business_information_base_url,
-        ]
+        ];
+        if let Some(push) = &self.push {
+            urls.extend(push.urls());
+        }
+        urls
+    }
+
+    fn push(&self) -> Option<crate::push::SourcePush> {
+        self.push.clone().map(crate::push::SourcePush::PubSub)
     }
 }
 
@@ -111,6 +125,14 @@ fn settings(keys: &mut SourceKeys<'_, '_>) -> Option<Arc<dyn Settings>> {
         "business_information_base_url",
         DEFAULT_BUSINESS_INFORMATION_BASE_URL,
     );
+    let push = crate::push::source::pubsub_keys(keys, || {
+        Some(crate::push::PubSubCredentials::SourceOAuth {
+            token_url: token_url.clone()?,
+            client_id: client_id.clone()?,
+            client_secret: client_secret.clone()?,
+            refresh_token: refresh_token.clone()?,
+        })
+    });
     let (discover_accounts, group_external_ref_from) = discovery?;
     Some(Arc::new(GoogleConfig {
         client_id: client_id?,
@@ -121,6 +143,7 @@ fn settings(keys: &mut SourceKeys<'_, '_>) -> Option<Arc<dyn Settings>> {
         discover_accounts,
         group_external_ref_from,
         business_information_base_url: business_information_base_url?,
+        push: push?,
     }))
 }
 

@@ -21,6 +21,7 @@ pub(crate) static PLATFORM: Platform = Platform {
         Key::secret("password"),
         Key::string("api_base_url"),
         Key::string("token_url"),
+        Key::secret("webhook_verify_token"),
     ],
     location_keys: &[],
     requests_per_minute: REQUESTS_PER_MINUTE,
@@ -55,6 +56,9 @@ pub struct TrustpilotConfig {
     /// `api_secret` + `username` + `password`: read the private endpoint
     /// with a business-user token instead of the public one.
     pub business_login: Option<TrustpilotLogin>,
+    /// `webhook_verify_token`: the secret its webhook subscription URL
+    /// carries, when push is on.
+    pub webhook: Option<super::TrustpilotWebhook>,
 }
 
 /// Trustpilot business-user credentials (OAuth password grant).
@@ -87,6 +91,11 @@ impl Settings for TrustpilotConfig {
         }
         urls
     }
+
+    fn push(&self) -> Option<crate::push::SourcePush> {
+        let hook: Arc<dyn crate::push::webhook::WebhookKind> = Arc::new(self.webhook.clone()?);
+        Some(crate::push::SourcePush::Webhook(hook))
+    }
 }
 
 /// The keys of a `trustpilot` source: the public endpoint with `api_key`,
@@ -96,10 +105,14 @@ fn settings(keys: &mut SourceKeys<'_, '_>) -> Option<Arc<dyn Settings>> {
     let api_key = keys.required_secret("api_key");
     let api_base_url = keys.url("api_base_url", DEFAULT_API_BASE_URL);
     let login = login(keys);
+    // Trustpilot signs nothing: the secret rides in the subscription URL
+    // (`webhook.rs`), so a `webhook_app_secret` would check nothing.
+    let webhook = keys.optional_secret("webhook_verify_token");
     Some(Arc::new(TrustpilotConfig {
         api_key: api_key?,
         api_base_url: api_base_url?,
         business_login: login?,
+        webhook: webhook?.map(|secret| super::TrustpilotWebhook { secret }),
     }))
 }
 
