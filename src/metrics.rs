@@ -155,7 +155,13 @@ pub fn install() -> Option<PrometheusHandle> {
     if let Some(h) = HANDLE.get() {
         return Some(h.clone());
     }
-    let recorder = PrometheusBuilder::new().build_recorder();
+    let recorder = PrometheusBuilder::new()
+        .set_buckets_for_metric(
+            metrics_exporter_prometheus::Matcher::Full(crate::push::metrics::LATENCY.to_owned()),
+            &crate::push::metrics::LATENCY_BUCKETS,
+        )
+        .ok()?
+        .build_recorder();
     let handle = recorder.handle();
     metrics::set_global_recorder(recorder).ok()?;
     describe();
@@ -348,6 +354,9 @@ pub fn attempt(record: &AttemptRecord) {
         "outcome" => record.outcome.as_str()
     )
     .increment(1);
+    if matches!(record.outcome, crate::ledger::AttemptOutcome::Delivered { .. }) {
+        crate::push::metrics::delivered(&record.platform, &record.review_id);
+    }
     if let Some(error_type) = &record.error_type {
         counter!(DELIVERY_ERRORS, "error_type" => error_type.clone()).increment(1);
     }
