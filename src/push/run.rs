@@ -261,7 +261,8 @@ fn start_webhooks(
                 return;
             }
         };
-        tracing::info!(listen = %push.listen, "push: webhook receiver listening on /webhooks/{{source}}");
+        let bound = listener.local_addr().map_or(push.listen, |a| a);
+        tracing::info!(listen = %bound, "push: webhook receiver listening on /webhooks/{{source}}");
         let served = axum::serve(listener, router)
             .with_graceful_shutdown(cancel_server.cancelled_owned())
             .await;

@@ -21,6 +21,7 @@ mod paging;
 mod platforms;
 mod progress;
 mod push;
+mod push_daemon;
 mod quota;
 mod reconcile;
 mod redirects;
