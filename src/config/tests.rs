@@ -1366,6 +1366,9 @@ fn the_example_config_loads_with_the_documented_values() -> std::io::Result<()> 
         "trustpilot_api_secret",
         "trustpilot_username",
         "trustpilot_password",
+        "facebook_app_secret",
+        "facebook_webhook_verify_token",
+        "trustpilot_webhook_secret",
     ] {
         write_secret(&credentials.join(name), &format!("{name}-value\n"))?;
     }
@@ -1432,6 +1435,15 @@ fn the_example_config_loads_with_the_documented_values() -> std::io::Result<()> 
     assert_eq!(
         settings.business_information_base_url.as_str(),
         "https://mybusinessbusinessinformation.googleapis.com/"
+    );
+    let push = settings.push.as_ref().expect("the example has push on");
+    assert_eq!(
+        push.subscription.to_string(),
+        "projects/my-project/subscriptions/review-sync"
+    );
+    assert_eq!(
+        config.push.as_ref().map(|p| p.listen.to_string()),
+        Some("127.0.0.1:9188".to_owned())
     );
     let mapping: Vec<(&str, &GroupRef)> = google
         .locations
@@ -1579,6 +1591,12 @@ fn the_example_documents_the_static_token_alternative() {
         "api_secret",
         "username",
         "password",
+        "push_subscription",
+        "pubsub_base_url",
+        "push_credentials",
+        "webhook_app_secret",
+        "webhook_verify_token",
+        "webhook_silence_alert",
     ] {
         assert!(
             text.contains(&format!("{key} =")),
@@ -1981,4 +1999,132 @@ fn platform_location_ids_are_single_path_segments() {
             assert_one(&text, "9:8", &format!("id: {bad:?} is not {what}"));
         }
     }
+}
+
+// ------------------------------------------------------------------- push
+
+#[test]
+fn push_keys_are_off_by_default_and_read_when_written() {
+    let config = ok(&format!("{TRAVTUS}{}", google_source("")));
+    assert!(config.push.is_none());
+    assert!(config.sources[0].kind.push().is_none());
+    let text = format!(
+        "{TRAVTUS}{}",
+        google_source("push_subscription = \"projects/p-1/subscriptions/review-sync\"\n")
+    );
+    let config = ok(&text);
+    let Some(crate::push::SourcePush::PubSub(push)) = config.sources[0].kind.push() else {
+        panic!("expected Pub/Sub push");
+    };
+    assert_eq!(push.subscription.to_string(), "projects/p-1/subscriptions/review-sync");
+    assert_eq!(push.base_url.as_str(), "https://pubsub.googleapis.com/");
+    // Without push_credentials: the source's own OAuth client.
+    assert!(matches!(
+        push.credentials,
+        crate::push::PubSubCredentials::SourceOAuth { ref client_id, .. } if client_id == "gid"
+    ));
+    let google = config.sources[0].kind.settings::<GoogleConfig>().expect("google");
+    assert!(google.urls().iter().any(|u| u.as_str() == "https://pubsub.googleapis.com/"));
+}
+
+#[test]
+fn push_problems_name_the_key() {
+    assert_one(
+        &format!(
+            "{TRAVTUS}{}",
+            google_source("push_subscription = \"topics/nope\"\n")
+        ),
+        "10:21",
+        "push_subscription: \"topics/nope\" is not a subscription name",
+    );
+    assert_one(
+        &format!(
+            "{TRAVTUS}{}",
+            google_source("pubsub_base_url = \"https://pubsub.example\"\n")
+        ),
+        "10:1",
+        "`pubsub_base_url` is only used with `push_subscription`",
+    );
+    assert_one(
+        &format!(
+            "{TRAVTUS}{}",
+            google_source(
+                "push_subscription = \"projects/p/subscriptions/review-sync\"\npush_credentials = \"{not json\"\n"
+            )
+        ),
+        "11:1",
+        "push_credentials: service-account key is not JSON",
+    );
+    assert_one(
+        &format!(
+            "{TRAVTUS}{}",
+            google_source(
+                "push_subscription = \"projects/p/subscriptions/review-sync\"\npubsub_base_url = \"http://pubsub.example\"\n"
+            )
+        ),
+        "11:19",
+        "pubsub_base_url: plain http:// is only allowed for loopback hosts",
+    );
+    // Webhook secrets need a receiver, and Facebook's come in pairs.
+    assert_one(
+        &platform_source(
+            "trustpilot",
+            "api_key = \"k\"\nwebhook_verify_token = \"s\"\n",
+            "bu",
+            "",
+        ),
+        "8:1",
+        "webhook_verify_token: webhooks need `[push] listen`",
+    );
+    assert_one(
+        &format!(
+            "[push]\nlisten = \"127.0.0.1:9188\"\n{}",
+            platform_source("facebook", "access_token = \"t\"\nwebhook_app_secret = \"s\"\n", "1", "")
+        ),
+        "10:1",
+        "missing `webhook_verify_token`",
+    );
+    assert_one(
+        &format!(
+            "[push]\nlisten = \"nowhere\"\n{}",
+            platform_source("facebook", "access_token = \"t\"\n", "1", "")
+        ),
+        "2:10",
+        "listen: expected IP:PORT",
+    );
+    assert_one(
+        &format!(
+            "[push]\nlisten = \"127.0.0.1:9188\"\nwebhook_silence_alert = \"31d\"\n{}",
+            platform_source("facebook", "access_token = \"t\"\n", "1", "")
+        ),
+        "3:25",
+        "webhook_silence_alert",
+    );
+    // A key of another platform's push is not this kind's.
+    let found = short(&format!(
+        "[push]\nlisten = \"127.0.0.1:9188\"\n{}",
+        platform_source("trustpilot", "api_key = \"k\"\nwebhook_app_secret = \"s\"\n", "bu", "")
+    ));
+    assert_eq!(found.len(), 1, "{found:#?}");
+    assert!(found[0].starts_with("10:1: ") && found[0].contains("webhook_app_secret"), "{found:#?}");
+}
+
+#[test]
+fn webhook_sources_get_their_platform_checks() {
+    let config = ok(&format!(
+        "[push]\nlisten = \"127.0.0.1:9188\"\nwebhook_silence_alert = \"2h\"\n{}",
+        platform_source(
+            "facebook",
+            "access_token = \"t\"\nwebhook_app_secret = \"s\"\nwebhook_verify_token = \"v\"\n",
+            "1",
+            ""
+        )
+    ));
+    let push = config.push.as_ref().expect("[push]");
+    assert_eq!(push.listen.to_string(), "127.0.0.1:9188");
+    assert_eq!(push.webhook_silence_alert, Some(std::time::Duration::from_secs(7200)));
+    let Some(crate::push::SourcePush::Webhook(hook)) = config.sources[0].kind.push() else {
+        panic!("expected a webhook");
+    };
+    assert_eq!(hook.channel().as_str(), "facebook");
 }
