@@ -23,7 +23,9 @@
 //! - [`run`]: the daemon's push tasks (pull loops, leases, the webhook
 //!   listener, the readers) and [`run::PushStatus`] for `/healthz`.
 //! - [`metrics`]: push's series and the push-to-delivered latency.
+//! - [`check`]: what `check --online` says of a source's push channel.
 
+pub mod check;
 pub mod hints;
 pub mod metrics;
 pub mod notification;

@@ -139,6 +139,16 @@ struct Shared {
     pubsub: HashMap<String, Arc<PubSubSource>>,
 }
 
+/// The HTTP client of push's Pub/Sub calls: it follows no redirect at all
+/// (Pub/Sub answers are never redirects, and a token never follows one).
+pub(crate) fn http_client() -> Result<reqwest::Client, reqwest::Error> {
+    reqwest::Client::builder()
+        .user_agent(concat!("review-sync/", env!("CARGO_PKG_VERSION")))
+        .redirect(reqwest::redirect::Policy::none())
+        .connect_timeout(Duration::from_secs(10))
+        .build()
+}
+
 /// Spawns the push tasks of a generation. `locks` holds each source's pass
 /// lock (by name), the one its scheduled passes take. `None` when no source
 /// has push configured (nothing is spawned).
@@ -148,13 +158,7 @@ pub fn start(
     cancel: &CancellationToken,
     tracker: &TaskTracker,
 ) -> Option<Arc<PushStatus>> {
-    let http = match reqwest::Client::builder()
-        .user_agent(concat!("review-sync/", env!("CARGO_PKG_VERSION")))
-        // Pub/Sub answers are never redirects; a token never follows one.
-        .redirect(reqwest::redirect::Policy::none())
-        .connect_timeout(Duration::from_secs(10))
-        .build()
-    {
+    let http = match http_client() {
         Ok(http) => http,
         Err(e) => {
             tracing::error!(error = %e, "push is off: no HTTP client");

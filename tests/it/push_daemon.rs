@@ -366,3 +366,36 @@ async fn a_forged_webhook_is_refused_and_reads_nothing_a_signed_one_delivers() {
     .await;
     let _ = daemon.kill().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_online_says_whether_the_subscription_exists() {
+    let env = spawn_env(seed(1)).await;
+    let config = push_config(&env, YEARLY, "");
+    let run = |config: PathBuf| async move {
+        tokio::process::Command::new(env!("CARGO_BIN_EXE_review-sync"))
+            .arg("--config")
+            .arg(&config)
+            .args(["check", "--online"])
+            .env_remove("RUST_LOG")
+            .output()
+            .await
+            .expect("check runs")
+    };
+    let out = run(config.clone()).await;
+    let (stdout, stderr) = crate::helpers::text(&out);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    assert!(
+        stdout.contains(&format!(
+            "acme-google: push: Pub/Sub subscription {SANDBOX_PUBSUB_SUBSCRIPTION} ok"
+        )),
+        "{stdout}"
+    );
+    assert!(env.sb.pubsub().delete_subscription(SANDBOX_PUBSUB_SUBSCRIPTION));
+    let out = run(config).await;
+    let (stdout, stderr) = crate::helpers::text(&out);
+    assert!(!out.status.success(), "{stdout}\n{stderr}");
+    assert!(
+        stdout.contains("acme-google: FAILED: push: Pub/Sub subscription") && stdout.contains("not found (404)"),
+        "{stdout}"
+    );
+}
