@@ -399,3 +399,22 @@ async fn check_online_says_whether_the_subscription_exists() {
         "{stdout}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_demo_shows_a_review_arriving_by_push() {
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_review-sync"))
+        .arg("demo")
+        .env_remove("RUST_LOG")
+        .kill_on_drop(true)
+        .output()
+        .await
+        .expect("demo runs");
+    let (stdout, stderr) = crate::helpers::text(&out);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    let push = stdout
+        .split("== push")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no push part: {stdout}"));
+    assert!(push.contains("Pushed: no hot water since this morning."), "{stdout}");
+    assert!(push.contains("arrived by push in "), "{stdout}");
+}
