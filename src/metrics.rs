@@ -354,7 +354,10 @@ pub fn attempt(record: &AttemptRecord) {
         "outcome" => record.outcome.as_str()
     )
     .increment(1);
-    if matches!(record.outcome, crate::ledger::AttemptOutcome::Delivered { .. }) {
+    if matches!(
+        record.outcome,
+        crate::ledger::AttemptOutcome::Delivered { .. }
+    ) {
         crate::push::metrics::delivered(&record.platform, &record.review_id);
     }
     if let Some(error_type) = &record.error_type {

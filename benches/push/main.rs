@@ -24,7 +24,10 @@
 //! reported, not an error.
 
 use rand::Rng;
-use sandbox::{GoogleSeed, NewGoogleReview, SANDBOX_PUBSUB_SUBSCRIPTION, SANDBOX_PUBSUB_TOPIC, Sandbox, SandboxOptions};
+use sandbox::{
+    GoogleSeed, NewGoogleReview, SANDBOX_PUBSUB_SUBSCRIPTION, SANDBOX_PUBSUB_TOPIC, Sandbox,
+    SandboxOptions,
+};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::{ExitCode, Stdio};
@@ -75,11 +78,22 @@ async fn bench() -> BenchResult<()> {
     };
     let (push_p50, push_p99, push_max) = stats(&push);
     println!();
-    println!("{:<44} {:>8} {:>8} {:>8}  target", "created -> Travtus accepted (s)", "p50", "p99", "max");
-    let verdict = if push_p99 <= TARGET_P99_S { "PASS" } else { "MISS" };
+    println!(
+        "{:<44} {:>8} {:>8} {:>8}  target",
+        "created -> Travtus accepted (s)", "p50", "p99", "max"
+    );
+    let verdict = if push_p99 <= TARGET_P99_S {
+        "PASS"
+    } else {
+        "MISS"
+    };
     println!(
         "{:<44} {:>8.2} {:>8.2} {:>8.2}  p99 <= {TARGET_P99_S} {verdict}",
-        format!("push on, poll hourly ({} reviews/{}s)", push.len(), PUSH_WINDOW.as_secs()),
+        format!(
+            "push on, poll hourly ({} reviews/{}s)",
+            push.len(),
+            PUSH_WINDOW.as_secs()
+        ),
         push_p50,
         push_p99,
         push_max
@@ -92,7 +106,11 @@ async fn bench() -> BenchResult<()> {
         let (p50, p99, max) = stats(poll);
         println!(
             "{:<44} {:>8.2} {:>8.2} {:>8.2}  (the check)",
-            format!("push off, poll every 5 min ({} reviews/{}s)", poll.len(), POLL_WINDOW.as_secs()),
+            format!(
+                "push off, poll every 5 min ({} reviews/{}s)",
+                poll.len(),
+                POLL_WINDOW.as_secs()
+            ),
             p50,
             p99,
             max
@@ -145,10 +163,11 @@ async fn run(
     let schedule = if push { "0 0 * * * *" } else { "0 */5 * * * *" };
     let config = write_config(dir.path(), &sb, schedule, push)?;
     for account in sb.google().accounts() {
-        if !sb
-            .notifications()
-            .set_setting(&account, SANDBOX_PUBSUB_TOPIC, &["NEW_REVIEW", "UPDATED_REVIEW"])
-        {
+        if !sb.notifications().set_setting(
+            &account,
+            SANDBOX_PUBSUB_TOPIC,
+            &["NEW_REVIEW", "UPDATED_REVIEW"],
+        ) {
             return Err("the sandbox's topic is missing".into());
         }
     }
@@ -175,7 +194,9 @@ async fn run(
         .arg("run")
         .env_remove("NOTIFY_SOCKET")
         .stdout(Stdio::null())
-        .stderr(Stdio::from(std::fs::File::create(&log).map_err(|e| format!("log: {e}"))?))
+        .stderr(Stdio::from(
+            std::fs::File::create(&log).map_err(|e| format!("log: {e}"))?,
+        ))
         .kill_on_drop(true)
         .spawn()
         .map_err(|e| format!("daemon: {e}"))?;
@@ -233,7 +254,11 @@ async fn run(
     }
     let mut latencies = Vec::with_capacity(reviews);
     for message in sb.travtus().messages() {
-        let Some(comment) = message.body.pointer("/review/comment").and_then(|v| v.as_str()) else {
+        let Some(comment) = message
+            .body
+            .pointer("/review/comment")
+            .and_then(|v| v.as_str())
+        else {
             continue;
         };
         if let Some(at) = created.get(comment) {
@@ -242,7 +267,10 @@ async fn run(
         }
     }
     if latencies.len() != reviews {
-        return Err(format!("{} of {reviews} reviews matched in Travtus", latencies.len()));
+        return Err(format!(
+            "{} of {reviews} reviews matched in Travtus",
+            latencies.len()
+        ));
     }
     if push && sb.pubsub().backlog(SANDBOX_PUBSUB_SUBSCRIPTION).len() > reviews {
         return Err("notifications were not acknowledged".into());

@@ -2016,15 +2016,26 @@ fn push_keys_are_off_by_default_and_read_when_written() {
     let Some(crate::push::SourcePush::PubSub(push)) = config.sources[0].kind.push() else {
         panic!("expected Pub/Sub push");
     };
-    assert_eq!(push.subscription.to_string(), "projects/p-1/subscriptions/review-sync");
+    assert_eq!(
+        push.subscription.to_string(),
+        "projects/p-1/subscriptions/review-sync"
+    );
     assert_eq!(push.base_url.as_str(), "https://pubsub.googleapis.com/");
     // Without push_credentials: the source's own OAuth client.
     assert!(matches!(
         push.credentials,
         crate::push::PubSubCredentials::SourceOAuth { ref client_id, .. } if client_id == "gid"
     ));
-    let google = config.sources[0].kind.settings::<GoogleConfig>().expect("google");
-    assert!(google.urls().iter().any(|u| u.as_str() == "https://pubsub.googleapis.com/"));
+    let google = config.sources[0]
+        .kind
+        .settings::<GoogleConfig>()
+        .expect("google");
+    assert!(
+        google
+            .urls()
+            .iter()
+            .any(|u| u.as_str() == "https://pubsub.googleapis.com/")
+    );
 }
 
 #[test]
@@ -2079,7 +2090,12 @@ fn push_problems_name_the_key() {
     assert_one(
         &format!(
             "[push]\nlisten = \"127.0.0.1:9188\"\n{}",
-            platform_source("facebook", "access_token = \"t\"\nwebhook_app_secret = \"s\"\n", "1", "")
+            platform_source(
+                "facebook",
+                "access_token = \"t\"\nwebhook_app_secret = \"s\"\n",
+                "1",
+                ""
+            )
         ),
         "10:1",
         "missing `webhook_verify_token`",
@@ -2103,10 +2119,18 @@ fn push_problems_name_the_key() {
     // A key of another platform's push is not this kind's.
     let found = short(&format!(
         "[push]\nlisten = \"127.0.0.1:9188\"\n{}",
-        platform_source("trustpilot", "api_key = \"k\"\nwebhook_app_secret = \"s\"\n", "bu", "")
+        platform_source(
+            "trustpilot",
+            "api_key = \"k\"\nwebhook_app_secret = \"s\"\n",
+            "bu",
+            ""
+        )
     ));
     assert_eq!(found.len(), 1, "{found:#?}");
-    assert!(found[0].starts_with("10:1: ") && found[0].contains("webhook_app_secret"), "{found:#?}");
+    assert!(
+        found[0].starts_with("10:1: ") && found[0].contains("webhook_app_secret"),
+        "{found:#?}"
+    );
 }
 
 #[test]
@@ -2122,7 +2146,10 @@ fn webhook_sources_get_their_platform_checks() {
     ));
     let push = config.push.as_ref().expect("[push]");
     assert_eq!(push.listen.to_string(), "127.0.0.1:9188");
-    assert_eq!(push.webhook_silence_alert, Some(std::time::Duration::from_secs(7200)));
+    assert_eq!(
+        push.webhook_silence_alert,
+        Some(std::time::Duration::from_secs(7200))
+    );
     let Some(crate::push::SourcePush::Webhook(hook)) = config.sources[0].kind.push() else {
         panic!("expected a webhook");
     };

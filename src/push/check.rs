@@ -12,7 +12,10 @@ use std::time::Duration;
 
 /// The line for `source`'s push channel: `None` when push is off for it;
 /// `Err` when the channel would not work.
-pub async fn check_online(config: &Config, source: &SourceConfig) -> Option<Result<String, String>> {
+pub async fn check_online(
+    config: &Config,
+    source: &SourceConfig,
+) -> Option<Result<String, String>> {
     Some(match source.kind.push()? {
         SourcePush::Webhook(_) => match &config.push {
             Some(push) => Ok(format!(

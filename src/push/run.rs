@@ -23,7 +23,9 @@
 //! `/healthz`'s detail ([`PushStatus`]) and in `review_sync_push_channel_up`;
 //! the scheduled polls are not touched.
 
-use super::hints::{Hint, HintChannel, HintQueue, HintQueueLimits, PushOutcome, ReadOutcome, ReadTicket};
+use super::hints::{
+    Hint, HintChannel, HintQueue, HintQueueLimits, PushOutcome, ReadOutcome, ReadTicket,
+};
 use super::metrics as m;
 use super::notification;
 use super::pubsub::{PubSubClient, PubSubError, ReceivedMessage};
@@ -103,7 +105,10 @@ impl PushStatus {
             return None;
         }
         let list: Vec<String> = broken.iter().map(|(k, v)| format!("{k}: {v}")).collect();
-        Some(format!("push broken (polling carries on): {}", list.join("; ")))
+        Some(format!(
+            "push broken (polling carries on): {}",
+            list.join("; ")
+        ))
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, String>> {
@@ -221,7 +226,11 @@ pub fn start(
     });
     for source in shared.pubsub.values() {
         tracing::info!(source = %source.name, subscription = %source.client.subscription(), "push: reading the Pub/Sub subscription");
-        tracker.spawn(pull_loop(Arc::clone(&shared), Arc::clone(source), cancel.clone()));
+        tracker.spawn(pull_loop(
+            Arc::clone(&shared),
+            Arc::clone(source),
+            cancel.clone(),
+        ));
         tracker.spawn(lease_keeper(Arc::clone(source), cancel.clone()));
     }
     if !hooks.is_empty() {
@@ -425,7 +434,10 @@ async fn take(shared: &Shared, source: &PubSubSource, messages: Vec<ReceivedMess
 
 /// The configured location (and the review) a message is about; `None`
 /// for anything that asks for no read.
-fn target(source: &PubSubSource, message: &ReceivedMessage) -> Option<(LocationId, Option<String>)> {
+fn target(
+    source: &PubSubSource,
+    message: &ReceivedMessage,
+) -> Option<(LocationId, Option<String>)> {
     let data = message.data.as_deref()?;
     let parsed = match notification::parse(data) {
         Ok(parsed) => parsed,
@@ -442,9 +454,10 @@ fn target(source: &PubSubSource, message: &ReceivedMessage) -> Option<(LocationI
     let location = match notified.resolve(&source.locations) {
         Some(location) => location.clone(),
         None => match (&notified.account, source.discovers) {
-            (Some(account), true) => {
-                LocationId::new(format!("accounts/{account}/locations/{}", notified.location))
-            }
+            (Some(account), true) => LocationId::new(format!(
+                "accounts/{account}/locations/{}",
+                notified.location
+            )),
             _ => {
                 tracing::info!(source = %source.name, location = %notified.location, "notification about a location the source does not read; acknowledged");
                 return None;

@@ -66,9 +66,11 @@ impl PubSubSettings {
     /// The token cache of the Pub/Sub client, on `http`.
     pub fn token_cache(&self, http: reqwest::Client) -> Result<TokenCache, String> {
         match &self.credentials {
-            PubSubCredentials::ServiceAccount { key, .. } => ServiceAccountKey::from_json(key.expose())
-                .map(|key| key.token_cache(http))
-                .map_err(|e| e.to_string()),
+            PubSubCredentials::ServiceAccount { key, .. } => {
+                ServiceAccountKey::from_json(key.expose())
+                    .map(|key| key.token_cache(http))
+                    .map_err(|e| e.to_string())
+            }
             PubSubCredentials::SourceOAuth {
                 token_url,
                 client_id,
@@ -163,9 +165,7 @@ pub(crate) fn signed_webhook_keys(
             } else {
                 ("webhook_verify_token", "webhook_app_secret")
             };
-            let span = keys
-                .key_span(present)
-                .unwrap_or_else(|| keys.source_span());
+            let span = keys.key_span(present).unwrap_or_else(|| keys.source_span());
             keys.problem(
                 &span,
                 format!(

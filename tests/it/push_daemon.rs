@@ -104,12 +104,17 @@ async fn a_pubsub_notification_delivers_a_new_review_with_polls_a_year_away() {
     .await;
     // Read back from the API: the location's whole first read went with it.
     assert_eq!(
-        env.sb.google().list_requests(&env.sb.google().locations()[0]),
+        env.sb
+            .google()
+            .list_requests(&env.sb.google().locations()[0]),
         0,
         "only the notified location was read"
     );
     wait_until("the message acknowledged", WAIT, || {
-        env.sb.pubsub().backlog(SANDBOX_PUBSUB_SUBSCRIPTION).is_empty()
+        env.sb
+            .pubsub()
+            .backlog(SANDBOX_PUBSUB_SUBSCRIPTION)
+            .is_empty()
     })
     .await;
     let via = crate::helpers::ledger_sql(
@@ -120,11 +125,21 @@ async fn a_pubsub_notification_delivers_a_new_review_with_polls_a_year_away() {
     assert_eq!(via[0][0].text().as_deref(), Some("push"), "{via:?}");
     let metrics = get(&format!("{base}/metrics")).await.1;
     assert!(
-        sample(&metrics, "review_sync_push_delivery_latency_seconds_count", &[]).unwrap_or(0.0) >= 1.0,
+        sample(
+            &metrics,
+            "review_sync_push_delivery_latency_seconds_count",
+            &[]
+        )
+        .unwrap_or(0.0)
+            >= 1.0,
         "{metrics}"
     );
     assert_eq!(
-        sample(&metrics, "review_sync_push_hints_total", &[("channel", "pubsub"), ("outcome", "queued")]),
+        sample(
+            &metrics,
+            "review_sync_push_hints_total",
+            &[("channel", "pubsub"), ("outcome", "queued")]
+        ),
         Some(1.0)
     );
     assert!(daemon.log().contains("push read committed"));
@@ -141,17 +156,23 @@ async fn a_kill_between_the_read_and_the_ack_loses_nothing_the_message_comes_aga
         .pubsub()
         .faults()
         .push(Endpoint::PubSubAck, Fault::Slow(Duration::ZERO), 1);
-    env.sb
-        .pubsub()
-        .faults()
-        .push(Endpoint::PubSubAck, Fault::Slow(Duration::from_secs(600)), 1);
+    env.sb.pubsub().faults().push(
+        Endpoint::PubSubAck,
+        Fault::Slow(Duration::from_secs(600)),
+        1,
+    );
     let log = env.dir.path().join("first.log");
     let daemon = Daemon::start(&config, &log);
     wait_until("the first pull", WAIT, || env.sb.pubsub().pulls() > 0).await;
     let location = env.sb.google().locations()[2].clone();
-    env.sb.google().add_review(&location, NewGoogleReview::default());
+    env.sb
+        .google()
+        .add_review(&location, NewGoogleReview::default());
     let expected = env.sb.google().reviews(&location).len();
-    wait_until("the read committed", WAIT, || daemon.log().contains("push read committed")).await;
+    wait_until("the read committed", WAIT, || {
+        daemon.log().contains("push read committed")
+    })
+    .await;
     assert_eq!(
         env.sb.pubsub().backlog(SANDBOX_PUBSUB_SUBSCRIPTION).len(),
         1,
@@ -165,14 +186,19 @@ async fn a_kill_between_the_read_and_the_ack_loses_nothing_the_message_comes_aga
     assert_eq!(committed[0][0], crate::helpers::Sql::Int(expected as i64));
 
     // While it is down, another review: its notification waits too.
-    env.sb.google().add_review(&location, NewGoogleReview::default());
+    env.sb
+        .google()
+        .add_review(&location, NewGoogleReview::default());
     // The unacknowledged lease runs out; Pub/Sub delivers it again.
     env.sb.faults().clear();
     env.sb.pubsub().faults().clear();
     env.sb.pubsub().advance_clock(Duration::from_secs(120));
     let daemon = Daemon::start(&config, &env.dir.path().join("second.log"));
     wait_until("every notification acknowledged", WAIT, || {
-        env.sb.pubsub().backlog(SANDBOX_PUBSUB_SUBSCRIPTION).is_empty()
+        env.sb
+            .pubsub()
+            .backlog(SANDBOX_PUBSUB_SUBSCRIPTION)
+            .is_empty()
     })
     .await;
     wait_until("every review delivered", WAIT, || {
@@ -201,7 +227,10 @@ async fn a_thousand_notifications_for_one_location_within_a_second_cost_a_few_re
             .expect("published");
     }
     wait_until("all 1,000 acknowledged", WAIT, || {
-        env.sb.pubsub().backlog(SANDBOX_PUBSUB_SUBSCRIPTION).is_empty()
+        env.sb
+            .pubsub()
+            .backlog(SANDBOX_PUBSUB_SUBSCRIPTION)
+            .is_empty()
     })
     .await;
     let reads = env.sb.google().list_requests(&location);
@@ -213,13 +242,19 @@ async fn a_thousand_notifications_for_one_location_within_a_second_cost_a_few_re
 async fn a_deleted_subscription_is_reported_and_polling_delivers_everything() {
     let env = spawn_env(seed(2)).await;
     let config = push_config(&env, "*/1 * * * * *", "");
-    assert!(env.sb.pubsub().delete_subscription(SANDBOX_PUBSUB_SUBSCRIPTION));
+    assert!(
+        env.sb
+            .pubsub()
+            .delete_subscription(SANDBOX_PUBSUB_SUBSCRIPTION)
+    );
     let daemon = Daemon::start(&config, &env.dir.path().join("broken.log"));
     let base = endpoint(&daemon).await;
     let body = health_becomes(&base, 200, "push broken").await;
     assert!(body.contains("not found (404)"), "{body}");
     let location = env.sb.google().locations()[0].clone();
-    env.sb.google().add_review(&location, NewGoogleReview::default());
+    env.sb
+        .google()
+        .add_review(&location, NewGoogleReview::default());
     let total = env.google_review_count();
     wait_until("polling delivered every review", WAIT, || {
         delivered_ids(&env).len() == total
@@ -227,7 +262,11 @@ async fn a_deleted_subscription_is_reported_and_polling_delivers_everything() {
     .await;
     let metrics = get(&format!("{base}/metrics")).await.1;
     assert_eq!(
-        sample(&metrics, "review_sync_push_channel_up", &[("source", "acme-google")]),
+        sample(
+            &metrics,
+            "review_sync_push_channel_up",
+            &[("source", "acme-google")]
+        ),
         Some(0.0),
         "{metrics}"
     );
@@ -287,7 +326,10 @@ webhook_verify_token = "fb-verify"
         .expect("chmod");
     }
     let text = text
-        .replace("schedule = \"*/1 * * * * *\"", &format!("schedule = \"{YEARLY}\""))
+        .replace(
+            "schedule = \"*/1 * * * * *\"",
+            &format!("schedule = \"{YEARLY}\""),
+        )
         .replace("[metrics]", &format!("{source}\n[metrics]"));
     std::fs::write(&path, text).expect("write config");
     path
@@ -326,7 +368,10 @@ async fn a_forged_webhook_is_refused_and_reads_nothing_a_signed_one_delivers() {
     );
     let answer = reqwest::Client::new()
         .post(format!("{base}/webhooks/acme-facebook"))
-        .header("X-Hub-Signature-256", sandbox::facebook_signature("not-the-secret", &body))
+        .header(
+            "X-Hub-Signature-256",
+            sandbox::facebook_signature("not-the-secret", &body),
+        )
         .body(body)
         .send()
         .await
@@ -336,7 +381,11 @@ async fn a_forged_webhook_is_refused_and_reads_nothing_a_signed_one_delivers() {
     // The platform's own sender: handshake, then a signed delivery.
     env.sb
         .facebook()
-        .subscribe_webhook(&format!("{base}/webhooks/acme-facebook"), "fb-verify", "fb-app-s3cret")
+        .subscribe_webhook(
+            &format!("{base}/webhooks/acme-facebook"),
+            "fb-verify",
+            "fb-app-s3cret",
+        )
         .await
         .expect("handshake answered");
     env.sb.facebook().add_recommendation(
@@ -347,20 +396,31 @@ async fn a_forged_webhook_is_refused_and_reads_nothing_a_signed_one_delivers() {
             reviewer: Some("Ana".into()),
         },
     );
-    wait_until("the signed delivery's page read and delivered", WAIT, || {
-        env.sb.facebook().requests(&real_page) > 0
-            && delivered_comment(&env, "lovely")
-    })
+    wait_until(
+        "the signed delivery's page read and delivered",
+        WAIT,
+        || env.sb.facebook().requests(&real_page) > 0 && delivered_comment(&env, "lovely"),
+    )
     .await;
-    assert_eq!(env.sb.facebook().requests(&forged_page), 0, "the forged delivery read nothing");
+    assert_eq!(
+        env.sb.facebook().requests(&forged_page),
+        0,
+        "the forged delivery read nothing"
+    );
     eventually("the webhook counters", || {
         let metrics_base = metrics_base.clone();
         async move {
             let metrics = get(&format!("{metrics_base}/metrics")).await.1;
-            sample(&metrics, "review_sync_webhook_requests_total", &[("outcome", "unauthorized")])
-                == Some(1.0)
-                && sample(&metrics, "review_sync_webhook_requests_total", &[("outcome", "verified")])
-                    >= Some(1.0)
+            sample(
+                &metrics,
+                "review_sync_webhook_requests_total",
+                &[("outcome", "unauthorized")],
+            ) == Some(1.0)
+                && sample(
+                    &metrics,
+                    "review_sync_webhook_requests_total",
+                    &[("outcome", "verified")],
+                ) >= Some(1.0)
         }
     })
     .await;
@@ -390,12 +450,17 @@ async fn check_online_says_whether_the_subscription_exists() {
         )),
         "{stdout}"
     );
-    assert!(env.sb.pubsub().delete_subscription(SANDBOX_PUBSUB_SUBSCRIPTION));
+    assert!(
+        env.sb
+            .pubsub()
+            .delete_subscription(SANDBOX_PUBSUB_SUBSCRIPTION)
+    );
     let out = run(config).await;
     let (stdout, stderr) = crate::helpers::text(&out);
     assert!(!out.status.success(), "{stdout}\n{stderr}");
     assert!(
-        stdout.contains("acme-google: FAILED: push: Pub/Sub subscription") && stdout.contains("not found (404)"),
+        stdout.contains("acme-google: FAILED: push: Pub/Sub subscription")
+            && stdout.contains("not found (404)"),
         "{stdout}"
     );
 }
@@ -415,6 +480,9 @@ async fn the_demo_shows_a_review_arriving_by_push() {
         .split("== push")
         .nth(1)
         .unwrap_or_else(|| panic!("no push part: {stdout}"));
-    assert!(push.contains("Pushed: no hot water since this morning."), "{stdout}");
+    assert!(
+        push.contains("Pushed: no hot water since this morning."),
+        "{stdout}"
+    );
     assert!(push.contains("arrived by push in "), "{stdout}");
 }
