@@ -21,7 +21,7 @@ pub const DEFAULT_PUBSUB_BASE_URL: &str = "https://pubsub.googleapis.com";
 #[derive(Debug, Clone)]
 pub enum SourcePush {
     /// A Cloud Pub/Sub pull subscription the daemon reads.
-    PubSub(PubSubSettings),
+    PubSub(Box<PubSubSettings>),
     /// Webhooks on `[push] listen`, `/webhooks/{source}`.
     Webhook(Arc<dyn WebhookKind>),
 }

@@ -109,7 +109,9 @@ impl Settings for GoogleConfig {
     }
 
     fn push(&self) -> Option<crate::push::SourcePush> {
-        self.push.clone().map(crate::push::SourcePush::PubSub)
+        self.push
+            .clone()
+            .map(|push| crate::push::SourcePush::PubSub(Box::new(push)))
     }
 }
 
