@@ -290,13 +290,14 @@ async fn a_deleted_subscription_is_reported_and_polling_delivers_everything() {
 
 /// The env's config plus the sandbox's Facebook Pages as a source with
 /// webhooks on `[push] listen`, polled yearly.
-fn webhook_config(env: &TestEnv) -> PathBuf {
+fn webhook_config(env: &TestEnv, push_extra: &str) -> PathBuf {
     let path = config_with_metrics(env, "hooks.toml", "ledger.db");
     let text = std::fs::read_to_string(&path).expect("config");
     let mut source = format!(
         r#"
 [push]
 listen = "127.0.0.1:0"
+{push_extra}
 
 [[source]]
 name = "acme-facebook"
@@ -355,7 +356,7 @@ async fn webhook_base(daemon: &Daemon) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_forged_webhook_is_refused_and_reads_nothing_a_signed_one_delivers() {
     let env = spawn_env(seed(1)).await;
-    let config = webhook_config(&env);
+    let config = webhook_config(&env, "");
     let daemon = Daemon::start(&config, &env.dir.path().join("hooks.log"));
     let base = webhook_base(&daemon).await;
     let metrics_base = endpoint(&daemon).await;
@@ -485,4 +486,44 @@ async fn the_demo_shows_a_review_arriving_by_push() {
         "{stdout}"
     );
     assert!(push.contains("arrived by push in "), "{stdout}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_webhook_silent_past_its_alert_is_reported_until_it_delivers_again() {
+    let env = spawn_env(seed(1)).await;
+    let config = webhook_config(&env, "webhook_silence_alert = \"1s\"");
+    let daemon = Daemon::start(&config, &env.dir.path().join("silent.log"));
+    let base = webhook_base(&daemon).await;
+    let metrics_base = endpoint(&daemon).await;
+    let body = health_becomes(&metrics_base, 200, "no verified webhook delivery").await;
+    assert!(body.contains("acme-facebook"), "{body}");
+    let page = env.sb.facebook().page_ids()[0].clone();
+    let delivery = format!(
+        r#"{{"object":"page","entry":[{{"id":"{page}","time":1,"changes":[{{"field":"ratings","value":{{"verb":"add"}}}}]}}]}}"#
+    );
+    // Delivered every 200 ms for a while: the watch checks every second.
+    let client = reqwest::Client::new();
+    let mut healthy = false;
+    for _ in 0..50 {
+        let answer = client
+            .post(format!("{base}/webhooks/acme-facebook"))
+            .header(
+                "X-Hub-Signature-256",
+                sandbox::facebook_signature("fb-app-s3cret", &delivery),
+            )
+            .body(delivery.clone())
+            .send()
+            .await
+            .expect("answer");
+        assert_eq!(answer.status(), 200);
+        let (status, body) = get(&format!("{metrics_base}/healthz")).await;
+        if status == 200 && !body.contains("push broken") {
+            healthy = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(healthy, "the detail never cleared: {}", daemon.log());
+    assert!(daemon.log().contains("push channel works again"));
+    let _ = daemon.kill().await;
 }
