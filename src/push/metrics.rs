@@ -8,7 +8,8 @@
 //! `outcome` and `error_type` (small fixed sets).
 
 use metrics::{counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram};
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, SystemTime};
 
@@ -43,6 +44,7 @@ const MAX_TRACKED: usize = 100_000;
 /// Describes the series and registers them at zero for `sources` (those
 /// with push) so that alerts see them before the first event.
 pub(crate) fn register(sources: &[String]) {
+    ENABLED.store(true, Ordering::Relaxed);
     describe_counter!(HINTS, "Push hints by channel and outcome");
     describe_counter!(READS, "Reads started by push hints, by outcome");
     describe_gauge!(CHANNEL_UP, "1 while a source's push channel works");
@@ -95,7 +97,22 @@ pub(crate) fn channel_error(source: &str, error_type: &'static str) {
         .increment(1);
 }
 
-type Tracked = HashMap<(String, String), (String, SystemTime)>;
+/// Reviews a push read found first, waiting for delivery, and the last
+/// deliveries not (yet) known as such: a delivery may be recorded before the
+/// read that found the review has marked it (the pipeline starts with the
+/// first page), so each side looks for the other under one lock.
+#[derive(Default)]
+struct Tracked {
+    waiting: HashMap<(String, String), (String, SystemTime)>,
+    recent: VecDeque<((String, String), SystemTime)>,
+}
+
+/// Deliveries remembered for a late mark.
+const RECENT: usize = 4096;
+
+/// Set once a generation has push on: before that, deliveries are not
+/// remembered at all.
+static ENABLED: AtomicBool = AtomicBool::new(false);
 
 fn tracked() -> std::sync::MutexGuard<'static, Tracked> {
     static TRACKED: OnceLock<Mutex<Tracked>> = OnceLock::new();
@@ -105,38 +122,77 @@ fn tracked() -> std::sync::MutexGuard<'static, Tracked> {
         .unwrap_or_else(|p| p.into_inner())
 }
 
+fn observe(source: &str, hint_at: SystemTime, delivered_at: SystemTime) {
+    let seconds = delivered_at
+        .duration_since(hint_at)
+        .unwrap_or_default()
+        .as_secs_f64();
+    histogram!(LATENCY, "source" => source.to_owned()).record(seconds);
+}
+
 /// Remembers reviews (platform, review id) that a push read of `source`
-/// found first, with when their hint arrived.
+/// found first, with when their hint arrived; one already delivered is
+/// observed at once.
 pub(crate) fn first_seen_by_push(source: &str, reviews: &[(String, String)], hint_at: SystemTime) {
-    let mut map = tracked();
-    if map.len() + reviews.len() > MAX_TRACKED {
+    let mut t = tracked();
+    if t.waiting.len() + reviews.len() > MAX_TRACKED {
         // Drop what has waited more than a day (held, or Travtus down).
         let day_ago = SystemTime::now() - Duration::from_secs(24 * 60 * 60);
-        map.retain(|_, (_, at)| *at > day_ago);
+        t.waiting.retain(|_, (_, at)| *at > day_ago);
     }
     for review in reviews {
-        if map.len() >= MAX_TRACKED {
-            break;
+        if let Some(i) = t.recent.iter().position(|(k, _)| k == review) {
+            if let Some((_, delivered_at)) = t.recent.remove(i) {
+                observe(source, hint_at, delivered_at);
+            }
+        } else if t.waiting.len() < MAX_TRACKED {
+            t.waiting
+                .insert(review.clone(), (source.to_owned(), hint_at));
         }
-        map.insert(review.clone(), (source.to_owned(), hint_at));
     }
 }
 
 /// Travtus accepted a review: observes its push latency if a push read
 /// found it first (once: its later versions are not timed).
 pub fn delivered(platform: &str, review_id: &str) {
-    let entry = {
-        let mut map = tracked();
-        if map.is_empty() {
-            return;
+    if !ENABLED.load(Ordering::Relaxed) {
+        return;
+    }
+    let now = SystemTime::now();
+    let key = (platform.to_owned(), review_id.to_owned());
+    let mut t = tracked();
+    match t.waiting.remove(&key) {
+        Some((source, hint_at)) => {
+            drop(t);
+            observe(&source, hint_at, now);
         }
-        map.remove(&(platform.to_owned(), review_id.to_owned()))
-    };
-    if let Some((source, hint_at)) = entry {
-        let seconds = SystemTime::now()
-            .duration_since(hint_at)
-            .unwrap_or_default()
-            .as_secs_f64();
-        histogram!(LATENCY, "source" => source).record(seconds);
+        None => {
+            if t.recent.len() >= RECENT {
+                t.recent.pop_front();
+            }
+            t.recent.push_back((key, now));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_delivery_before_or_after_the_mark_is_matched_once() {
+        ENABLED.store(true, Ordering::Relaxed);
+        let hint = SystemTime::now() - Duration::from_secs(2);
+        let key = |id: &str| ("test-platform".to_owned(), id.to_owned());
+        // Delivered first, marked after.
+        delivered("test-platform", "early");
+        first_seen_by_push("s", &[key("early")], hint);
+        assert!(!tracked().waiting.contains_key(&key("early")));
+        assert!(!tracked().recent.iter().any(|(k, _)| *k == key("early")));
+        // Marked first, delivered after.
+        first_seen_by_push("s", &[key("late")], hint);
+        assert!(tracked().waiting.contains_key(&key("late")));
+        delivered("test-platform", "late");
+        assert!(!tracked().waiting.contains_key(&key("late")));
     }
 }
