@@ -132,7 +132,10 @@ fn daemons_starting_together_migrate_once() {
         let migrated = server
             .psql(&database, "SELECT version FROM ledger_schema")
             .unwrap();
-        assert_eq!(migrated, "6");
+        assert_eq!(
+            migrated,
+            crate::ledger::postgres::migrations::latest_version().to_string()
+        );
     }
 }
 
