@@ -663,9 +663,6 @@ async fn check_reads_credentials_from_a_named_directory_and_says_how_when_none_i
         "trustpilot_api_secret",
         "trustpilot_username",
         "trustpilot_password",
-        "facebook_app_secret",
-        "facebook_webhook_verify_token",
-        "trustpilot_webhook_secret",
     ] {
         write_private(&credentials.join(name), &format!("{name}-value\n"));
     }
@@ -681,10 +678,10 @@ async fn check_reads_credentials_from_a_named_directory_and_says_how_when_none_i
     assert_eq!(
         problems.len(),
         2,
-        "one hint and the summary, not 14 problems: {stderr}"
+        "one hint and the summary, not 11 problems: {stderr}"
     );
     assert!(
-        problems[0].contains("14 secrets are systemd credentials")
+        problems[0].contains("11 secrets are systemd credentials")
             && problems[0].contains("--credentials-directory")
             && problems[0].contains("$CREDENTIALS_DIRECTORY"),
         "{stderr}"
