@@ -5,7 +5,7 @@
 //!
 //! Names follow `review_sync_<noun>_<unit>`, counters end in `_total`, and
 //! labels are limited to `source`, `platform`, `outcome`, `error_type`,
-//! `status` and `reason` (and `build_info`'s `version`, `commit`, `target`),
+//! `status`, `reason` and push's `channel` (and `build_info`'s `version`, `commit`, `target`),
 //! each with a small, bounded set of values (configured sources, platforms,
 //! outcome and error classes): never a review, location or group id. The
 //! process metrics (`process_*`) have the standard names.
