@@ -74,8 +74,10 @@ impl Generation {
         let cancel = CancellationToken::new();
         let tracker = TaskTracker::new();
         let mut schedules = Vec::new();
+        let mut pass_locks = std::collections::HashMap::new();
         for poller in &app.pollers {
             let slot = SourceSlot::default();
+            pass_locks.insert(poller.name().to_owned(), Arc::clone(&slot.running));
             let mut kinds = vec![PassKind::Incremental];
             if poller.config().reconcile_schedule.is_some() {
                 kinds.push(PassKind::Reconcile);
@@ -98,6 +100,8 @@ impl Generation {
             tracker.spawn(async move { deliverer.run(&cancel).await })
         };
         start_operations(&app, &cancel, &tracker);
+        // Push hints read a location under the same pass lock as its source's ticks.
+        health.set_push(crate::push::run::start(&app, pass_locks, &cancel, &tracker));
         health.running(
             delivery.abort_handle(),
             schedules,

@@ -51,6 +51,8 @@ struct State {
     schedules: Vec<AbortHandle>,
     // The current generation's delivery worker, for its pause.
     deliverer: Option<Arc<Deliverer>>,
+    /// The push channels of the running generation, if any.
+    push: Option<Arc<crate::push::run::PushStatus>>,
 }
 
 /// Shared health state; cheap to clone.
@@ -69,6 +71,7 @@ impl Health {
                 delivery: None,
                 schedules: Vec::new(),
                 deliverer: None,
+                push: None,
             })),
             ledger,
         }
@@ -182,11 +185,26 @@ impl Health {
                 ));
             }
         }
+        let push = self.push_detail();
         match self.pause_status() {
             Some(p @ PauseStatus::CredentialsRefused { .. }) => Err(p.to_string()),
-            Some(p @ PauseStatus::RateLimited { .. }) => Ok(Some(p.to_string())),
-            None => Ok(None),
+            Some(p @ PauseStatus::RateLimited { .. }) => Ok(Some(match push {
+                Some(push) => format!("{p}; {push}"),
+                None => p.to_string(),
+            })),
+            // A broken push channel leaves the daemon healthy: the polls carry on.
+            None => Ok(push),
         }
+    }
+
+    /// Sets the push channels of the generation now running.
+    pub fn set_push(&self, push: Option<Arc<crate::push::run::PushStatus>>) {
+        self.lock().push = push;
+    }
+
+    /// What is broken in push, when something is.
+    fn push_detail(&self) -> Option<String> {
+        self.lock().push.as_ref()?.detail()
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {

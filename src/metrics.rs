@@ -7,7 +7,7 @@
 //! labels are limited to `source`, `platform`, `outcome`, `error_type`,
 //! `status`, `reason` and `scope` (a quota scope's label: the platform and
 //! 8 hex digits of a salted digest of its key, or `facebook:page`; never a
-//! key) (and `build_info`'s `version`, `commit`, `target`),
+//! key), push's `channel` (and `build_info`'s `version`, `commit`, `target`),
 //! each with a small, bounded set of values (configured sources, platforms,
 //! outcome and error classes): never a review, location or group id. The
 //! process metrics (`process_*`) have the standard names.
@@ -174,7 +174,12 @@ pub fn install() -> Option<PrometheusHandle> {
     if let Some(h) = HANDLE.get() {
         return Some(h.clone());
     }
-    let mut builder = PrometheusBuilder::new();
+    let mut builder = PrometheusBuilder::new()
+        .set_buckets_for_metric(
+            metrics_exporter_prometheus::Matcher::Full(crate::push::metrics::LATENCY.to_owned()),
+            &crate::push::metrics::LATENCY_BUCKETS,
+        )
+        .ok()?;
     if let Some(name) = INSTANCE.get() {
         builder = builder.add_global_label("instance", name);
     }
@@ -375,6 +380,12 @@ pub fn attempt(record: &AttemptRecord) {
         "outcome" => record.outcome.as_str()
     )
     .increment(1);
+    if matches!(
+        record.outcome,
+        crate::ledger::AttemptOutcome::Delivered { .. }
+    ) {
+        crate::push::metrics::delivered(&record.platform, &record.review_id);
+    }
     if let Some(error_type) = &record.error_type {
         counter!(DELIVERY_ERRORS, "error_type" => error_type.clone()).increment(1);
     }

@@ -280,6 +280,14 @@ async fn check_online(config: &Config, emit: &mut dyn FnMut(Line)) -> anyhow::Re
                 }
             }
         }
+        match review_sync::push::check::check_online(config, source).await {
+            None => {}
+            Some(Ok(line)) => println!("{}: {}", Escaped(&source.name), Escaped(line)),
+            Some(Err(e)) => {
+                ok = false;
+                println!("{}: FAILED: {}", Escaped(&source.name), Escaped(e));
+            }
+        }
     }
     Ok(ok)
 }

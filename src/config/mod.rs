@@ -50,6 +50,8 @@ pub struct Config {
     pub sources: Vec<SourceConfig>,
     /// `[metrics]`, when present.
     pub metrics: Option<MetricsConfig>,
+    /// `[push]`, when present.
+    pub push: Option<PushConfig>,
     /// Non-fatal findings (e.g. a plain-string secret in a file others can
     /// read), shown by `check` and logged at start.
     pub warnings: Vec<String>,
@@ -132,6 +134,20 @@ pub struct MetricsConfig {
     /// `listen`, e.g. `127.0.0.1:9187`.
     pub listen: std::net::SocketAddr,
 }
+
+/// `[push]` (SPEC §3 "Push"): the webhook receiver shared by every source
+/// whose platform pushes by webhook.
+#[derive(Debug, Clone)]
+pub struct PushConfig {
+    /// `listen`, e.g. `127.0.0.1:9188`: `GET/POST /webhooks/{source}`.
+    pub listen: std::net::SocketAddr,
+    /// `webhook_silence_alert`: a webhook source with no verified delivery
+    /// for this long is reported as a broken push channel (`None`: never).
+    pub webhook_silence_alert: Option<Duration>,
+}
+
+/// The longest `[push] webhook_silence_alert`: 30 days.
+pub const MAX_WEBHOOK_SILENCE_ALERT: Duration = Duration::from_secs(30 * 24 * 60 * 60);
 
 /// One `[[source]]`.
 #[derive(Debug, Clone)]
@@ -247,6 +263,12 @@ impl SourceKind {
     /// problems worth a warning; `None` when there is nothing to say.
     pub fn inspect(&self, location: &LocationId) -> Option<(String, Vec<String>)> {
         self.settings.inspect(location)
+    }
+
+    /// How the platform tells this source about new reviews, when push is
+    /// configured for it.
+    pub fn push(&self) -> Option<crate::push::SourcePush> {
+        self.settings.push()
     }
 
     /// Every URL a credential of this source is sent to.

@@ -278,6 +278,8 @@ raw_table! {
         source: Vec<RawSource>,
         /// `[metrics]`.
         metrics: RawMetrics,
+        /// `[push]`.
+        push: RawPush,
     }
 }
 
@@ -334,6 +336,16 @@ raw_table! {
     RawMetrics "in [metrics]" no_platform_keys {
         /// `IP:PORT` of the Prometheus endpoint.
         listen: String,
+    }
+}
+
+raw_table! {
+    /// `[push]`.
+    RawPush "in [push]" no_platform_keys {
+        /// `IP:PORT` of the webhook receiver.
+        listen: String,
+        /// How long a webhook source may deliver nothing before it is reported.
+        webhook_silence_alert: String,
     }
 }
 

@@ -3,11 +3,13 @@
 //! order. This file holds the entry points, the top-level sections and the
 //! value checks shared with `[[source]]` (which lives in `sources.rs`).
 
-use super::raw::{self, Field, RawConfig, RawLedger, RawMetrics, RawSecret, RawTravtus};
+use super::raw::{
+    self, Field, RawConfig, RawLedger, RawMetrics, RawPush, RawSecret, RawSource, RawTravtus,
+};
 use super::secret::{self, SecretSources};
 use super::span::{Findings, LineIndex, Span};
 use super::{
-    Config, ConfigError, LedgerConfig, MetricsConfig, Secret, SecretError, TravtusAuth,
+    Config, ConfigError, LedgerConfig, MetricsConfig, PushConfig, Secret, SecretError, TravtusAuth,
     TravtusConfig,
 };
 use std::num::{NonZeroU32, NonZeroUsize};
@@ -297,6 +299,10 @@ impl Validator<'_> {
         };
         let ledger = self.ledger(raw.ledger.map(|field| field.value));
         let metrics = raw.metrics.map(|field| self.metrics(field.value));
+        let push = raw.push.map(|field| self.push(field.value));
+        if push.is_none() {
+            self.webhooks_without_listener(raw.source.as_ref());
+        }
         let sources = self.sources(raw.source);
         Some(Config {
             path: PathBuf::new(),
@@ -305,6 +311,10 @@ impl Validator<'_> {
             sources: sources?,
             metrics: match metrics {
                 Some(metrics) => Some(metrics?),
+                None => None,
+            },
+            push: match push {
+                Some(push) => Some(push?),
                 None => None,
             },
             warnings: Vec::new(),
@@ -519,6 +529,52 @@ impl Validator<'_> {
                 &field.span,
                 format!("listen: expected IP:PORT such as \"127.0.0.1:9187\" ({e})"),
             ),
+        }
+    }
+
+    /// `[push]`.
+    fn push(&mut self, raw: RawPush) -> Option<PushConfig> {
+        let field = self.require(&raw.listen, "listen", "in [push]", &raw.span, &raw.invalid)?;
+        let listen = match field.value.parse::<std::net::SocketAddr>() {
+            Ok(listen) => Some(listen),
+            Err(e) => self.problem(
+                &field.span,
+                format!("listen: expected IP:PORT such as \"127.0.0.1:9188\" ({e})"),
+            ),
+        };
+        let silence = match &raw.webhook_silence_alert {
+            Some(field) => self
+                .duration(
+                    "webhook_silence_alert",
+                    Some(field),
+                    Duration::ZERO,
+                    super::MAX_WEBHOOK_SILENCE_ALERT,
+                )
+                .map(Some),
+            None => Some(None),
+        };
+        Some(PushConfig {
+            listen: listen?,
+            webhook_silence_alert: silence?,
+        })
+    }
+
+    /// A source with webhook secrets needs `[push] listen`: without it,
+    /// nothing would ever receive its deliveries.
+    fn webhooks_without_listener(&mut self, sources: Option<&Field<Vec<RawSource>>>) {
+        for source in sources.iter().flat_map(|field| field.value.iter()) {
+            if let Some((key, span)) = source
+                .present()
+                .into_iter()
+                .find(|(key, _)| key.starts_with("webhook_"))
+            {
+                self.problems.push(
+                    &span,
+                    format!(
+                        "{key}: webhooks need `[push] listen` (the address their receiver serves /webhooks/{{source}} on); without it nothing receives them"
+                    ),
+                );
+            }
         }
     }
 

@@ -225,6 +225,22 @@ impl Ledger {
             .mark_removed(source, location, pass_started, now)
     }
 
+    /// Marks the reviews of a location first recorded since `read_started`
+    /// as first seen by push (`first_seen_via = 'push'`, `push_hint_at` =
+    /// `hint_at`): called after a read that a push hint started, while the
+    /// caller still keeps the source's other passes out. Returns the
+    /// (platform, review id) of each row marked.
+    pub fn mark_first_seen_by_push(
+        &mut self,
+        source: &str,
+        location: &str,
+        read_started: DateTime<Utc>,
+        hint_at: DateTime<Utc>,
+    ) -> Result<Vec<(String, String)>, LedgerError> {
+        self.engine
+            .mark_first_seen_by_push(source, location, read_started, hint_at)
+    }
+
     // ----------------------------------------------------------- delivery
 
     /// Claims up to `limit` pending reviews with `next_attempt_at <= now`,

@@ -57,6 +57,13 @@ pub(super) trait Reviews {
         pass_started: DateTime<Utc>,
         now: DateTime<Utc>,
     ) -> Result<u64, LedgerError>;
+    fn mark_first_seen_by_push(
+        &mut self,
+        source: &str,
+        location: &str,
+        read_started: DateTime<Utc>,
+        hint_at: DateTime<Utc>,
+    ) -> Result<Vec<(String, String)>, LedgerError>;
 }
 
 /// The outbox (`delivery.rs`).

@@ -109,6 +109,11 @@ pub(crate) trait Settings: std::fmt::Debug + Send + Sync + Any {
         let _ = location;
         None
     }
+    /// How the platform tells this source about new reviews (SPEC §3
+    /// "Push"), when the source is configured for it.
+    fn push(&self) -> Option<crate::push::SourcePush> {
+        None
+    }
 }
 
 /// The platform of `kind`.

@@ -4,8 +4,8 @@
 //! review data that would be sent on: the location is read back through the
 //! platform's API, the same way a scheduled pass reads it.
 //!
-//! Not wired into the daemon yet: these are the components, each tested on
-//! its own and against the sandbox.
+//! The daemon runs them through [`run`] (one generation's push tasks);
+//! the components are tested on their own and against the sandbox.
 //!
 //! - [`pubsub`]: a Cloud Pub/Sub REST client (pull, acknowledge,
 //!   modifyAckDeadline, get subscription) for Google Business Profile's
@@ -19,12 +19,23 @@
 //!   webhooks: handshake, signature or secret, size cap, hint, 200.
 //! - [`hints`]: the coalescing queue between hints and reads, which also
 //!   holds Pub/Sub ack ids until the read they triggered is committed.
+//! - [`source`]: a source's push settings and their config keys.
+//! - [`run`]: the daemon's push tasks (pull loops, leases, the webhook
+//!   listener, the readers) and [`run::PushStatus`] for `/healthz`.
+//! - [`metrics`]: push's series and the push-to-delivered latency.
+//! - [`check`]: what `check --online` says of a source's push channel.
 
+pub mod check;
 pub mod hints;
+pub mod metrics;
 pub mod notification;
 pub mod pubsub;
+pub mod run;
 pub mod service_account;
+pub mod source;
 pub mod webhook;
+
+pub use source::{PubSubCredentials, PubSubSettings, SourcePush};
 
 pub use hints::{
     Hint, HintChannel, HintQueue, HintQueueLimits, PushOutcome, ReadOutcome, ReadTicket, Settlement,

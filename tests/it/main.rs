@@ -25,6 +25,7 @@ mod paging;
 mod platforms;
 mod progress;
 mod push;
+mod push_daemon;
 mod quota;
 mod reconcile;
 mod redirects;

@@ -102,6 +102,8 @@ fn the_example_config_loads_with_the_documented_values() -> std::io::Result<()> 
         settings.business_information_base_url.as_str(),
         "https://mybusinessbusinessinformation.googleapis.com/"
     );
+    // Push is shown commented out: off by default.
+    assert!(settings.push.is_none() && config.push.is_none());
     let mapping: Vec<(&str, &GroupRef)> = google
         .locations
         .iter()
@@ -263,6 +265,12 @@ fn the_example_documents_the_static_token_alternative() {
         "api_secret",
         "username",
         "password",
+        "push_subscription",
+        "pubsub_base_url",
+        "push_credentials",
+        "webhook_app_secret",
+        "webhook_verify_token",
+        "webhook_silence_alert",
     ] {
         assert!(
             text.contains(&format!("{key} =")),

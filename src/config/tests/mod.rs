@@ -16,6 +16,7 @@ use std::path::Path;
 
 mod example;
 mod platforms;
+mod push;
 mod secrets;
 mod sources;
 mod top;

@@ -216,6 +216,21 @@ CREATE TABLE leases (
 );
 ALTER TABLE reviews ADD COLUMN claimed_by TEXT COLLATE "C";
 "#,
+    // 8: first seen by push or poll, and the latency view.
+    r#"
+ALTER TABLE reviews ADD COLUMN first_seen_via TEXT NOT NULL DEFAULT 'poll'
+    CHECK (first_seen_via IN ('push','poll'));
+ALTER TABLE reviews ADD COLUMN push_hint_at TEXT;
+
+CREATE VIEW first_seen_latency AS
+SELECT platform, review_id, source_name, location_id, first_seen_via, push_hint_at,
+       source_updated_at, first_seen_at, delivered_at,
+       round(extract(epoch FROM first_seen_at::timestamptz - source_updated_at::timestamptz), 3)::double precision
+           AS seen_after_seconds,
+       round(extract(epoch FROM delivered_at::timestamptz - first_seen_at::timestamptz), 3)::double precision
+           AS delivered_after_seconds
+FROM reviews;
+"#,
 ];
 
 /// The schema version this build writes (the same as SQLite's).

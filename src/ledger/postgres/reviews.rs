@@ -108,6 +108,32 @@ impl Reviews for Postgres {
         self.wrote();
         Ok(changed)
     }
+
+    fn mark_first_seen_by_push(
+        &mut self,
+        source: &str,
+        location: &str,
+        read_started: DateTime<Utc>,
+        hint_at: DateTime<Utc>,
+    ) -> Result<Vec<(String, String)>, LedgerError> {
+        let (mut client, mut st) = self.session()?;
+        let rows = st.query(
+            &mut *client,
+            "UPDATE reviews SET first_seen_via = 'push', push_hint_at = $1
+             WHERE source_name = $2 AND location_id = $3
+               AND first_seen_at >= $4 AND first_seen_via = 'poll'
+             RETURNING platform, review_id",
+            &[
+                &time::to_text(hint_at),
+                &source,
+                &location,
+                &time::to_text(read_started),
+            ],
+        )?;
+        drop(client);
+        self.wrote();
+        Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+    }
 }
 
 /// The stored versions of `reviews` that exist, locked until the

@@ -251,6 +251,26 @@ CREATE TABLE leases (
 );
 ALTER TABLE reviews ADD COLUMN claimed_by TEXT;
 ",
+    // 8: how each review was first seen (issue 14): `first_seen_via` is
+    // `push` when the read that first recorded it was started by a push
+    // notification (a Pub/Sub message or a verified webhook), else `poll`
+    // (every row before this version too); `push_hint_at` is when that
+    // notification arrived. The view puts the latencies side by side for
+    // auditors: platform time -> first seen, first seen -> delivered.
+    r"
+ALTER TABLE reviews ADD COLUMN first_seen_via TEXT NOT NULL DEFAULT 'poll'
+    CHECK (first_seen_via IN ('push','poll'));
+ALTER TABLE reviews ADD COLUMN push_hint_at TEXT;
+
+CREATE VIEW first_seen_latency AS
+SELECT platform, review_id, source_name, location_id, first_seen_via, push_hint_at,
+       source_updated_at, first_seen_at, delivered_at,
+       round((julianday(first_seen_at) - julianday(source_updated_at)) * 86400.0, 3)
+           AS seen_after_seconds,
+       round((julianday(delivered_at) - julianday(first_seen_at)) * 86400.0, 3)
+           AS delivered_after_seconds
+FROM reviews;
+",
 ];
 
 /// The schema version this build writes.

@@ -68,6 +68,37 @@ impl Reviews for Sqlite {
             .map_err(|e| self.err(e))?;
         Ok(changed as u64)
     }
+
+    fn mark_first_seen_by_push(
+        &mut self,
+        source: &str,
+        location: &str,
+        read_started: DateTime<Utc>,
+        hint_at: DateTime<Utc>,
+    ) -> Result<Vec<(String, String)>, LedgerError> {
+        let marked = self
+            .conn
+            .prepare_cached(
+                "UPDATE reviews SET first_seen_via = 'push', push_hint_at = :hint
+                 WHERE source_name = :source AND location_id = :location
+                   AND first_seen_at >= :started AND first_seen_via = 'poll'
+                 RETURNING platform, review_id",
+            )
+            .and_then(|mut st| {
+                st.query_map(
+                    named_params! {
+                        ":hint": time::to_text(hint_at),
+                        ":source": source,
+                        ":location": location,
+                        ":started": time::to_text(read_started),
+                    },
+                    |row| Ok((row.get(0)?, row.get(1)?)),
+                )?
+                .collect::<Result<Vec<(String, String)>, _>>()
+            })
+            .map_err(|e| self.err(e))?;
+        Ok(marked)
+    }
 }
 
 fn record_review(

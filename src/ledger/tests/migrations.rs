@@ -36,6 +36,8 @@ fn a_fresh_ledger_has_the_spec_schema(ledger, db) {
                 "notes",
                 "text_purged_at",
                 "claimed_by",
+                "first_seen_via",
+                "push_hint_at",
             ],
         ),
         (
@@ -135,9 +137,10 @@ fn a_fresh_ledger_has_the_spec_schema(ledger, db) {
         "pending_by_age",
         "held_by_reason",
         "deliveries_per_day_group",
+        "first_seen_latency",
     ] {
         let n = db.int(&format!("SELECT COUNT(*) FROM {view}"), &[]);
-        assert_eq!(n, i64::from(view == "pending_by_age"), "{view}");
+        assert_eq!(n, i64::from(matches!(view, "pending_by_age" | "first_seen_latency")), "{view}");
     }
     // Whole seconds, as in SQLite.
     assert!(matches!(
@@ -374,6 +377,50 @@ mod from_older_versions {
         assert!(l.schema_version().unwrap() >= 6);
         let counts = l.status_counts().unwrap();
         assert_eq!((counts.held, counts.rejected, counts.pending), (1, 1, 0));
+    }
+
+    fn migration_7_says_every_older_review_was_first_seen_by_poll(db) {
+        db.migrate_to(6);
+        db.exec(
+            "INSERT INTO reviews (platform, review_id, source_name, location_id, status,
+           payload, content_hash, first_seen_at, last_seen_at, source_updated_at, delivered_at)
+         VALUES ('google', 'a', 's', 'l', 'delivered', '{}', 'h',
+           '2026-01-01T00:00:10.000Z', '2026-01-01T00:00:10.000Z',
+           '2026-01-01T00:00:00.000Z', '2026-01-01T00:00:12.500Z')",
+        );
+        let mut l = Ledger::open(&db.target).unwrap();
+        assert_eq!(l.schema_version().unwrap(), 8);
+        let millis = db.dialect(
+            "SELECT first_seen_via, push_hint_at, CAST(seen_after_seconds * 1000 AS INTEGER),
+                    CAST(delivered_after_seconds * 1000 AS INTEGER) FROM first_seen_latency",
+            "SELECT first_seen_via, push_hint_at, (seen_after_seconds * 1000)::bigint,
+                    (delivered_after_seconds * 1000)::bigint FROM first_seen_latency",
+        );
+        assert_eq!(
+            db.rows(millis, &[]),
+            vec![vec![Val::Text("poll".into()), Val::Null, Val::Int(10_000), Val::Int(2_500)]]
+        );
+        let at = |s: &str| chrono::DateTime::parse_from_rfc3339(s).unwrap().to_utc();
+        // Rows first seen before the read started are not the push's.
+        assert!(
+            l.mark_first_seen_by_push("s", "l", at("2026-01-01T00:00:11Z"), at("2026-01-01T00:00:11Z"))
+                .unwrap()
+                .is_empty()
+        );
+        let marked = l
+            .mark_first_seen_by_push("s", "l", at("2026-01-01T00:00:05Z"), at("2026-01-01T00:00:04Z"))
+            .unwrap();
+        assert_eq!(marked, vec![("google".to_owned(), "a".to_owned())]);
+        assert_eq!(
+            db.rows("SELECT first_seen_via, push_hint_at FROM reviews", &[]),
+            vec![vec![Val::Text("push".into()), Val::Text("2026-01-01T00:00:04.000Z".into())]]
+        );
+        assert!(
+            l.mark_first_seen_by_push("s", "l", at("2026-01-01T00:00:05Z"), at("2026-01-01T00:00:05Z"))
+                .unwrap()
+                .is_empty(),
+            "a review is first seen once"
+        );
     }
     }
 }

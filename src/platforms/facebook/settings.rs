@@ -20,6 +20,8 @@ pub(crate) static PLATFORM: Platform = Platform {
         Key::secret("access_token"),
         Key::string("graph_version"),
         Key::string("api_base_url"),
+        Key::secret("webhook_app_secret"),
+        Key::secret("webhook_verify_token"),
     ],
     location_keys: &[Key::secret("access_token")],
     quota: super::quota::windows,
@@ -55,6 +57,9 @@ pub struct FacebookConfig {
     pub graph_version: String,
     /// `api_base_url`, default `https://graph.facebook.com`.
     pub api_base_url: Url,
+    /// `webhook_app_secret` and `webhook_verify_token`: its Page webhooks,
+    /// when push is on.
+    pub webhook: Option<super::FacebookWebhook>,
 }
 
 impl FacebookConfig {
@@ -84,6 +89,10 @@ impl Settings for FacebookConfig {
         vec![&self.api_base_url]
     }
 
+    fn push(&self) -> Option<crate::push::SourcePush> {
+        let hook: Arc<dyn crate::push::webhook::WebhookKind> = Arc::new(self.webhook.clone()?);
+        Some(crate::push::SourcePush::Webhook(hook))
+    }
     /// Each Page: Business Use Case limits of Page tokens count per Page,
     /// whoever's token reads it.
     fn quota_scope(&self) -> QuotaScope {
@@ -131,6 +140,7 @@ fn settings(keys: &mut SourceKeys<'_, '_>) -> Option<Arc<dyn Settings>> {
             }
         }
     }
+    let webhook = crate::push::source::signed_webhook_keys(keys);
     let access_token = access_token?;
     tokens_ok.then_some(())?;
     Some(Arc::new(FacebookConfig {
@@ -138,6 +148,10 @@ fn settings(keys: &mut SourceKeys<'_, '_>) -> Option<Arc<dyn Settings>> {
         location_tokens,
         graph_version: graph_version?,
         api_base_url: api_base_url?,
+        webhook: webhook?.map(|(app_secret, verify_token)| super::FacebookWebhook {
+            app_secret,
+            verify_token,
+        }),
     }))
 }
 

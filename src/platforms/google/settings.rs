@@ -24,6 +24,9 @@ pub(crate) static PLATFORM: Platform = Platform {
         Key::string("group_external_ref_from"),
         Key::string("business_information_base_url"),
         Key::integer("batch_size"),
+        Key::string("push_subscription"),
+        Key::string("pubsub_base_url"),
+        Key::secret("push_credentials"),
     ],
     location_keys: &[],
     quota,
@@ -80,6 +83,9 @@ pub struct GoogleConfig {
     /// `batch_size`: locations per batch read of an incremental pass
     /// (1..=200, default 50); 1 turns batch reads off.
     pub batch_size: u32,
+    /// `push_subscription` (+ `pubsub_base_url`, `push_credentials`): its
+    /// Business Profile notifications, when push is on.
+    pub push: Option<crate::push::PubSubSettings>,
 }
 
 /// `group_external_ref_from`: what names a discovered location's group.
@@ -130,11 +136,21 @@ impl Settings for GoogleConfig {
         }
     }
     fn urls(&self) -> Vec<&Url> {
-        vec![
+        let mut urls = vec![
             &self.api_base_url,
             &self.token_url,
             &self.business_information_base_url,
-        ]
+        ];
+        if let Some(push) = &self.push {
+            urls.extend(push.urls());
+        }
+        urls
+    }
+
+    fn push(&self) -> Option<crate::push::SourcePush> {
+        self.push
+            .clone()
+            .map(|push| crate::push::SourcePush::PubSub(Box::new(push)))
     }
 }
 
@@ -156,6 +172,14 @@ fn settings(keys: &mut SourceKeys<'_, '_>) -> Option<Arc<dyn Settings>> {
         DEFAULT_BUSINESS_INFORMATION_BASE_URL,
     );
     let batch_size = batch_size(keys);
+    let push = crate::push::source::pubsub_keys(keys, || {
+        Some(crate::push::PubSubCredentials::SourceOAuth {
+            token_url: token_url.clone()?,
+            client_id: client_id.clone()?,
+            client_secret: client_secret.clone()?,
+            refresh_token: refresh_token.clone()?,
+        })
+    });
     let (discover_accounts, group_external_ref_from) = discovery?;
     Some(Arc::new(GoogleConfig {
         client_id: client_id?,
@@ -167,6 +191,7 @@ fn settings(keys: &mut SourceKeys<'_, '_>) -> Option<Arc<dyn Settings>> {
         group_external_ref_from,
         business_information_base_url: business_information_base_url?,
         batch_size: batch_size?,
+        push: push?,
     }))
 }
 

@@ -21,6 +21,7 @@ pub(crate) static PLATFORM: Platform = Platform {
         Key::secret("password"),
         Key::string("api_base_url"),
         Key::string("token_url"),
+        Key::secret("webhook_verify_token"),
     ],
     location_keys: &[],
     quota,
@@ -58,6 +59,9 @@ pub struct TrustpilotConfig {
     /// `api_secret` + `username` + `password`: read the private endpoint
     /// with a business-user token instead of the public one.
     pub business_login: Option<TrustpilotLogin>,
+    /// `webhook_verify_token`: the secret its webhook subscription URL
+    /// carries, when push is on.
+    pub webhook: Option<super::TrustpilotWebhook>,
 }
 
 /// Trustpilot business-user credentials (OAuth password grant).
@@ -96,6 +100,10 @@ impl Settings for TrustpilotConfig {
         urls
     }
 
+    fn push(&self) -> Option<crate::push::SourcePush> {
+        let hook: Arc<dyn crate::push::webhook::WebhookKind> = Arc::new(self.webhook.clone()?);
+        Some(crate::push::SourcePush::Webhook(hook))
+    }
     /// The API key (both endpoints count against it).
     fn quota_scope(&self) -> QuotaScope {
         QuotaScope::Source(ScopeKey::credential(
@@ -121,10 +129,14 @@ fn settings(keys: &mut SourceKeys<'_, '_>) -> Option<Arc<dyn Settings>> {
     let api_key = keys.required_secret("api_key");
     let api_base_url = keys.url("api_base_url", DEFAULT_API_BASE_URL);
     let login = login(keys);
+    // Trustpilot signs nothing: the secret rides in the subscription URL
+    // (`webhook.rs`), so a `webhook_app_secret` would check nothing.
+    let webhook = keys.optional_secret("webhook_verify_token");
     Some(Arc::new(TrustpilotConfig {
         api_key: api_key?,
         api_base_url: api_base_url?,
         business_login: login?,
+        webhook: webhook?.map(|secret| super::TrustpilotWebhook { secret }),
     }))
 }
 
