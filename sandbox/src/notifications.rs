@@ -31,7 +31,7 @@
 //! (`{"type","location","review"}`) after
 //! [`NotificationsEmulator::set_style`], so the daemon is tested against both.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use axum::extract::{Path, Query, State};
@@ -100,6 +100,9 @@ struct HubState {
     pubsub: Option<PubSubEmulator>,
     style: NotificationStyle,
     published: u64,
+    /// Accounts the API answers 403 for, though the Google emulator knows
+    /// them (a token that may read an account's reviews but not manage it).
+    refused: HashSet<String>,
 }
 
 /// Shared by the Google emulator (which reports review changes) and the
@@ -207,6 +210,12 @@ impl NotificationsEmulator {
             .map(|s| (s.topic.clone(), s.types.clone()))
     }
 
+    /// From now on, answers 403 to both methods for `account`, as for a
+    /// token that may read its reviews but not manage its settings.
+    pub fn refuse_account(&self, account: &str) {
+        self.hub.lock().refused.insert(account_name(account));
+    }
+
     /// Which keys notifications are published with from now on.
     pub fn set_style(&self, style: NotificationStyle) {
         self.hub.lock().style = style;
@@ -261,7 +270,7 @@ fn check(emulator: &NotificationsEmulator, headers: &HeaderMap, account: &str) -
             "Request had invalid authentication credentials.",
         ));
     }
-    if !emulator.google.has_account(account) {
+    if !emulator.google.has_account(account) || emulator.hub.lock().refused.contains(account) {
         return Some(google_error(
             StatusCode::FORBIDDEN,
             "The caller does not have permission",
