@@ -35,6 +35,18 @@ fn push_keys_are_off_by_default_and_read_when_written() {
             .iter()
             .any(|u| u.as_str() == "https://pubsub.googleapis.com/")
     );
+    // Where `check --online --set-notifications` sends the source's token:
+    // one of its credential URLs.
+    assert_eq!(
+        google.notifications_base_url.as_str(),
+        "https://mybusinessnotifications.googleapis.com/"
+    );
+    assert!(
+        google
+            .urls()
+            .iter()
+            .any(|u| u.as_str() == "https://mybusinessnotifications.googleapis.com/")
+    );
 }
 
 #[test]
@@ -44,26 +56,38 @@ fn push_problems_name_the_key() {
         refused(
             "a topic where a subscription is expected",
             google_source("push_subscription = \"topics/nope\"\n"),
-            &["10:21: push_subscription: \"topics/nope\" is not a subscription name"],
+            &["10:21: push_subscription: \"topics/nope\" is not a subscription name: expected projects/PROJECT/subscriptions/ID (letters, digits and - _ . ~ + %)"],
         ),
         refused(
             "pubsub_base_url without push_subscription",
             google_source("pubsub_base_url = \"https://pubsub.example\"\n"),
-            &["10:1: `pubsub_base_url` is only used with `push_subscription`"],
+            &["10:1: `pubsub_base_url` is only used with `push_subscription` (Pub/Sub push is off without it)"],
         ),
         refused(
             "push_credentials that are not JSON",
             google_source(
                 "push_subscription = \"projects/p/subscriptions/review-sync\"\npush_credentials = \"{not json\"\n",
             ),
-            &["11:1: push_credentials: service-account key is not JSON"],
+            &["11:1: push_credentials: service-account key is not JSON (line 1, column 2): syntax error"],
         ),
         refused(
             "plain http:// Pub/Sub on another host",
             google_source(
                 "push_subscription = \"projects/p/subscriptions/review-sync\"\npubsub_base_url = \"http://pubsub.example\"\n",
             ),
-            &["11:19: pubsub_base_url: plain http:// is only allowed for loopback hosts"],
+            &["11:19: pubsub_base_url: plain http:// is only allowed for loopback hosts (got pubsub.example)"],
+        ),
+        refused(
+            "notifications_base_url without push_subscription",
+            google_source("notifications_base_url = \"https://n.example\"\n"),
+            &["10:1: `notifications_base_url` is only used with `push_subscription` (by `check --online --set-notifications`)"],
+        ),
+        refused(
+            "plain http:// Notifications API on another host",
+            google_source(
+                "push_subscription = \"projects/p/subscriptions/review-sync\"\nnotifications_base_url = \"http://n.example\"\n",
+            ),
+            &["11:26: notifications_base_url: plain http:// is only allowed for loopback hosts (got n.example)"],
         ),
         // Webhook secrets need a receiver, and Facebook's come in pairs.
         refused(
@@ -74,7 +98,7 @@ fn push_problems_name_the_key() {
                 "bu",
                 "",
             ),
-            &["8:1: webhook_verify_token: webhooks need `[push] listen`"],
+            &["8:1: webhook_verify_token: webhooks need `[push] listen` (the address their receiver serves /webhooks/{source} on); without it nothing receives them"],
         ),
         refused(
             "a Facebook app secret without its verify token",
@@ -87,7 +111,7 @@ fn push_problems_name_the_key() {
                     ""
                 )
             ),
-            &["10:1: missing `webhook_verify_token`"],
+            &["10:1: `webhook_app_secret` and `webhook_verify_token` go together (the app secret verifies X-Hub-Signature-256, the token answers the subscription handshake); missing `webhook_verify_token`"],
         ),
         refused(
             "listen that is not IP:PORT",
@@ -95,7 +119,7 @@ fn push_problems_name_the_key() {
                 "[push]\nlisten = \"nowhere\"\n{}",
                 platform_source("facebook", "access_token = \"t\"\n", "1", "")
             ),
-            &["2:10: listen: expected IP:PORT"],
+            &["2:10: listen: expected IP:PORT such as \"127.0.0.1:9188\" (invalid socket address syntax)"],
         ),
         refused(
             "webhook_silence_alert past its bound",
@@ -103,7 +127,7 @@ fn push_problems_name_the_key() {
                 "{LISTEN}webhook_silence_alert = \"31d\"\n{}",
                 platform_source("facebook", "access_token = \"t\"\n", "1", "")
             ),
-            &["3:25: webhook_silence_alert"],
+            &["3:25: webhook_silence_alert: \"31d\" is too long: at most 30days"],
         ),
         // A key of another platform's push is not this kind's.
         refused(
@@ -117,7 +141,7 @@ fn push_problems_name_the_key() {
                     ""
                 )
             ),
-            &["10:1: webhook_app_secret"],
+            &["10:1: key `webhook_app_secret` is not used by kind trustpilot"],
         ),
     ]);
 }
