@@ -103,6 +103,8 @@ struct HubState {
     /// Accounts the API answers 403 for, though the Google emulator knows
     /// them (a token that may read an account's reviews but not manage it).
     refused: HashSet<String>,
+    /// Where both methods answer a 307 to, when set (a hijacked endpoint).
+    redirect: Option<String>,
 }
 
 /// Shared by the Google emulator (which reports review changes) and the
@@ -216,6 +218,12 @@ impl NotificationsEmulator {
         self.hub.lock().refused.insert(account_name(account));
     }
 
+    /// From now on, answers every request with a 307 to the same path at
+    /// `origin` (e.g. [`crate::Elsewhere::base_url`]); nothing changes.
+    pub fn redirect_to(&self, origin: &str) {
+        self.hub.lock().redirect = Some(origin.trim_end_matches('/').to_owned());
+    }
+
     /// Which keys notifications are published with from now on.
     pub fn set_style(&self, style: NotificationStyle) {
         self.hub.lock().style = style;
@@ -264,6 +272,18 @@ fn setting_json(account: &str, setting: Option<&Setting>) -> Value {
 
 /// The bearer and account checks both methods share.
 fn check(emulator: &NotificationsEmulator, headers: &HeaderMap, account: &str) -> Option<Response> {
+    if let Some(origin) = emulator.hub.lock().redirect.clone() {
+        return Some(
+            (
+                StatusCode::TEMPORARY_REDIRECT,
+                [(
+                    axum::http::header::LOCATION,
+                    format!("{origin}/v1/{account}/notificationSetting"),
+                )],
+            )
+                .into_response(),
+        );
+    }
     if !bearer_token(headers).is_some_and(|t| emulator.google.token_valid(t)) {
         return Some(google_error(
             StatusCode::UNAUTHORIZED,

@@ -30,7 +30,9 @@ async fn set_notifications(config: &Path) -> Output {
 }
 
 fn line(account: &str, outcome: &str) -> String {
-    format!("acme-google: push: notifications of {account} \u{2192} {SANDBOX_PUBSUB_TOPIC}: {outcome}")
+    format!(
+        "acme-google: push: notifications of {account} \u{2192} {SANDBOX_PUBSUB_TOPIC}: {outcome}"
+    )
 }
 
 fn setting(env: &TestEnv, account: &str) -> Option<(Option<String>, Vec<String>)> {
@@ -164,7 +166,10 @@ async fn a_refused_account_fails_the_check_and_the_others_are_still_set() {
     let (stdout, stderr) = text(&out);
     assert_eq!(out.status.code(), Some(1), "{stdout}\n{stderr}");
     assert!(
-        stdout.contains(&line(first, "FAILED: HTTP 403: The caller does not have permission")),
+        stdout.contains(&line(
+            first,
+            "FAILED: HTTP 403: The caller does not have permission"
+        )),
         "{stdout}"
     );
     assert!(stdout.contains(&line(second, "set")), "{stdout}");
@@ -186,4 +191,45 @@ async fn set_notifications_without_online_is_a_usage_error() {
     assert_eq!(out.status.code(), Some(2), "{stdout}\n{stderr}");
     assert!(stderr.contains("--online"), "{stderr}");
     assert_eq!(setting(&env, &env.sb.google().accounts()[0]), None);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redirecting_or_lying_notifications_api_fails_and_gets_no_token_elsewhere() {
+    let env = spawn_env(seed(1)).await;
+    let config = push_config_unset(&env, YEARLY, "");
+    let elsewhere = env.sb.elsewhere();
+
+    // A 307 to another origin is not followed: the token stays here.
+    env.sb.notifications().redirect_to(&elsewhere.base_url());
+    let out = set_notifications(&config).await;
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{stdout}\n{stderr}");
+    for account in env.sb.google().accounts() {
+        let failed = line(&account, "FAILED: HTTP 307 redirect to");
+        assert!(stdout.contains(&failed), "{stdout}");
+        assert_eq!(setting(&env, &account), None);
+    }
+    assert!(
+        elsewhere.requests().is_empty(),
+        "{:?}",
+        elsewhere.requests()
+    );
+
+    // A configured host whose 2xx is not a setting (Elsewhere's tempting
+    // JSON): the answer to the update must show the topic and both types.
+    let text_of = std::fs::read_to_string(&config).expect("config");
+    let lying = text_of.replace(
+        &env.sb.google_notifications_base_url(),
+        &elsewhere.base_url(),
+    );
+    assert_ne!(lying, text_of);
+    std::fs::write(&config, lying).expect("write config");
+    let out = set_notifications(&config).await;
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{stdout}\n{stderr}");
+    assert!(
+        stdout.contains("FAILED: invalid answer: the answer to the update does not show the topic"),
+        "{stdout}"
+    );
+    assert!(!stdout.contains(": set"), "{stdout}");
 }

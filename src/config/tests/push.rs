@@ -56,38 +56,50 @@ fn push_problems_name_the_key() {
         refused(
             "a topic where a subscription is expected",
             google_source("push_subscription = \"topics/nope\"\n"),
-            &["10:21: push_subscription: \"topics/nope\" is not a subscription name: expected projects/PROJECT/subscriptions/ID (letters, digits and - _ . ~ + %)"],
+            &[
+                "10:21: push_subscription: \"topics/nope\" is not a subscription name: expected projects/PROJECT/subscriptions/ID (letters, digits and - _ . ~ + %)",
+            ],
         ),
         refused(
             "pubsub_base_url without push_subscription",
             google_source("pubsub_base_url = \"https://pubsub.example\"\n"),
-            &["10:1: `pubsub_base_url` is only used with `push_subscription` (Pub/Sub push is off without it)"],
+            &[
+                "10:1: `pubsub_base_url` is only used with `push_subscription` (Pub/Sub push is off without it)",
+            ],
         ),
         refused(
             "push_credentials that are not JSON",
             google_source(
                 "push_subscription = \"projects/p/subscriptions/review-sync\"\npush_credentials = \"{not json\"\n",
             ),
-            &["11:1: push_credentials: service-account key is not JSON (line 1, column 2): syntax error"],
+            &[
+                "11:1: push_credentials: service-account key is not JSON (line 1, column 2): syntax error",
+            ],
         ),
         refused(
             "plain http:// Pub/Sub on another host",
             google_source(
                 "push_subscription = \"projects/p/subscriptions/review-sync\"\npubsub_base_url = \"http://pubsub.example\"\n",
             ),
-            &["11:19: pubsub_base_url: plain http:// is only allowed for loopback hosts (got pubsub.example)"],
+            &[
+                "11:19: pubsub_base_url: plain http:// is only allowed for loopback hosts (got pubsub.example)",
+            ],
         ),
         refused(
             "notifications_base_url without push_subscription",
             google_source("notifications_base_url = \"https://n.example\"\n"),
-            &["10:1: `notifications_base_url` is only used with `push_subscription` (by `check --online --set-notifications`)"],
+            &[
+                "10:1: `notifications_base_url` is only used with `push_subscription` (by `check --online --set-notifications`)",
+            ],
         ),
         refused(
             "plain http:// Notifications API on another host",
             google_source(
                 "push_subscription = \"projects/p/subscriptions/review-sync\"\nnotifications_base_url = \"http://n.example\"\n",
             ),
-            &["11:26: notifications_base_url: plain http:// is only allowed for loopback hosts (got n.example)"],
+            &[
+                "11:26: notifications_base_url: plain http:// is only allowed for loopback hosts (got n.example)",
+            ],
         ),
         // Webhook secrets need a receiver, and Facebook's come in pairs.
         refused(
@@ -98,7 +110,9 @@ fn push_problems_name_the_key() {
                 "bu",
                 "",
             ),
-            &["8:1: webhook_verify_token: webhooks need `[push] listen` (the address their receiver serves /webhooks/{source} on); without it nothing receives them"],
+            &[
+                "8:1: webhook_verify_token: webhooks need `[push] listen` (the address their receiver serves /webhooks/{source} on); without it nothing receives them",
+            ],
         ),
         refused(
             "a Facebook app secret without its verify token",
@@ -111,7 +125,9 @@ fn push_problems_name_the_key() {
                     ""
                 )
             ),
-            &["10:1: `webhook_app_secret` and `webhook_verify_token` go together (the app secret verifies X-Hub-Signature-256, the token answers the subscription handshake); missing `webhook_verify_token`"],
+            &[
+                "10:1: `webhook_app_secret` and `webhook_verify_token` go together (the app secret verifies X-Hub-Signature-256, the token answers the subscription handshake); missing `webhook_verify_token`",
+            ],
         ),
         refused(
             "listen that is not IP:PORT",
@@ -119,7 +135,9 @@ fn push_problems_name_the_key() {
                 "[push]\nlisten = \"nowhere\"\n{}",
                 platform_source("facebook", "access_token = \"t\"\n", "1", "")
             ),
-            &["2:10: listen: expected IP:PORT such as \"127.0.0.1:9188\" (invalid socket address syntax)"],
+            &[
+                "2:10: listen: expected IP:PORT such as \"127.0.0.1:9188\" (invalid socket address syntax)",
+            ],
         ),
         refused(
             "webhook_silence_alert past its bound",
