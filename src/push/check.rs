@@ -9,10 +9,10 @@
 
 use super::notifications::{Ensured, NotificationsClient};
 use super::pubsub::PubSubClient;
+use super::source::NotificationSettings;
 use super::source::SourcePush;
 use crate::config::{Config, SourceConfig};
-use crate::oauth::{Grant, TokenCache};
-use crate::platforms::google::GoogleConfig;
+use crate::oauth::TokenCache;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -44,8 +44,8 @@ pub async fn check_online(
             text: format!("FAILED: {e}"),
         },
     }];
-    if set_notifications && let Some(google) = source.kind.settings::<GoogleConfig>() {
-        lines.extend(notification_lines(source, google, topic.as_deref()).await);
+    if set_notifications && let Some(settings) = source.kind.push_notifications() {
+        lines.extend(notification_lines(source, &settings, topic.as_deref()).await);
     }
     lines
 }
@@ -119,13 +119,10 @@ async fn subscription_line(
 /// check failed, so there is no topic to point at).
 async fn notification_lines(
     source: &SourceConfig,
-    google: &GoogleConfig,
+    settings: &NotificationSettings,
     topic: Option<&str>,
 ) -> Vec<PushLine> {
     let failed = |text: String| vec![PushLine { ok: false, text }];
-    if google.push.is_none() {
-        return Vec::new();
-    }
     let Some(topic) = topic else {
         return failed(
             "push: notifications not set: the subscription's topic is unknown (see above)".into(),
@@ -135,20 +132,16 @@ async fn notification_lines(
         Ok(http) => http,
         Err(e) => return failed(format!("push: notifications not set: no HTTP client: {e}")),
     };
-    // The source's own Business Profile token: the one that may manage
-    // its accounts (the Pub/Sub credentials may be another identity's).
+    // The source's own token: the one that may manage its accounts (the
+    // Pub/Sub credentials may be another identity's).
     let tokens = TokenCache::new(
-        Grant::RefreshToken {
-            client_id: google.client_id.clone(),
-            client_secret: google.client_secret.clone(),
-            refresh_token: google.refresh_token.clone(),
-        },
-        google.token_url.clone(),
+        settings.grant.clone(),
+        settings.token_url.clone(),
         http.clone(),
     );
-    let client = NotificationsClient::new(http, google.notifications_base_url.clone(), &tokens);
+    let client = NotificationsClient::new(http, settings.base_url.clone(), &tokens);
     let mut lines = Vec::new();
-    for account in accounts(source, google) {
+    for account in accounts(source, settings) {
         let what = format!("push: notifications of {account} \u{2192} {topic}");
         lines.push(match client.ensure(&account, topic).await {
             Ok(Ensured::AlreadySet) => PushLine {
@@ -174,10 +167,10 @@ async fn notification_lines(
     lines
 }
 
-/// The accounts `source` reads: `discover_accounts`, then the
-/// `accounts/{a}` of each location, each once.
-fn accounts(source: &SourceConfig, google: &GoogleConfig) -> Vec<String> {
-    let mut accounts: Vec<String> = google.discover_accounts.clone();
+/// The accounts `source` reads: those of `settings` (`discover_accounts`),
+/// then the `accounts/{a}` of each location, each once.
+fn accounts(source: &SourceConfig, settings: &NotificationSettings) -> Vec<String> {
+    let mut accounts: Vec<String> = settings.accounts.clone();
     for location in &source.locations {
         let parts: Vec<&str> = location.id.as_str().split('/').collect();
         if let ["accounts", account, "locations", _] = parts[..] {
@@ -188,4 +181,48 @@ fn accounts(source: &SourceConfig, google: &GoogleConfig) -> Vec<String> {
         }
     }
     accounts
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_accounts_are_the_discovered_then_the_locations_each_once() {
+        let text = r#"[travtus]
+token = "t"
+[[source]]
+name = "g"
+kind = "google_business_profile"
+schedule = "0 */15 * * * *"
+client_id = "gid"
+client_secret = "gs"
+refresh_token = "gr"
+push_subscription = "projects/p/subscriptions/review-sync"
+discover_accounts = ["accounts/9"]
+group_external_ref_from = "store_code"
+  [[source.location]]
+  id = "accounts/1/locations/2"
+  group_id = "grp"
+  [[source.location]]
+  id = "accounts/9/locations/3"
+  group_id = "grp"
+  [[source.location]]
+  id = "accounts/1/locations/4"
+  group_id = "grp"
+"#;
+        let config = crate::config::load_str_with_env(
+            text,
+            std::path::Path::new("/nonexistent/config.toml"),
+            &|_| None,
+        )
+        .expect("valid config");
+        let source = &config.sources[0];
+        let settings = source.kind.push_notifications().expect("push is on");
+        assert_eq!(
+            settings.base_url.as_str(),
+            "https://mybusinessnotifications.googleapis.com/"
+        );
+        assert_eq!(accounts(source, &settings), ["accounts/9", "accounts/1"]);
+    }
 }

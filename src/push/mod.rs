@@ -39,7 +39,7 @@ pub mod service_account;
 pub mod source;
 pub mod webhook;
 
-pub use source::{PubSubCredentials, PubSubSettings, SourcePush};
+pub use source::{NotificationSettings, PubSubCredentials, PubSubSettings, SourcePush};
 
 pub use hints::{
     Hint, HintChannel, HintQueue, HintQueueLimits, PushOutcome, ReadOutcome, ReadTicket, Settlement,

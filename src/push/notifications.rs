@@ -203,7 +203,7 @@ impl<'a> NotificationsClient<'a> {
             }
             return Err(NotificationsError::Http {
                 status: status.as_u16(),
-                message: google_message(status, &answer),
+                message: error_message(status, &answer),
             });
         }
     }
@@ -242,7 +242,7 @@ impl<'a> NotificationsClient<'a> {
 
 /// Google's `error.message` (control characters dropped, 300 at most), or
 /// the status's reason.
-fn google_message(status: StatusCode, body: &[u8]) -> String {
+fn error_message(status: StatusCode, body: &[u8]) -> String {
     serde_json::from_slice::<serde_json::Value>(body)
         .ok()
         .and_then(|v| {

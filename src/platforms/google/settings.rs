@@ -159,6 +159,22 @@ impl Settings for GoogleConfig {
             .clone()
             .map(|push| crate::push::SourcePush::PubSub(Box::new(push)))
     }
+
+    /// The Business Profile Notifications API, with the source's own
+    /// OAuth client (the Pub/Sub credentials may be another identity's).
+    fn push_notifications(&self) -> Option<crate::push::NotificationSettings> {
+        self.push.as_ref()?;
+        Some(crate::push::NotificationSettings {
+            base_url: self.notifications_base_url.clone(),
+            grant: crate::oauth::Grant::RefreshToken {
+                client_id: self.client_id.clone(),
+                client_secret: self.client_secret.clone(),
+                refresh_token: self.refresh_token.clone(),
+            },
+            token_url: self.token_url.clone(),
+            accounts: self.discover_accounts.clone(),
+        })
+    }
 }
 
 /// The published quota of an OAuth client's project.
