@@ -189,7 +189,7 @@ _review__sync() {
             return 0
             ;;
         review__subcmd__sync__subcmd__check)
-            opts="-v -q -h --online --credentials-directory --format --config --log-format --verbose --quiet --help"
+            opts="-v -q -h --online --set-notifications --credentials-directory --format --config --log-format --verbose --quiet --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

@@ -62,6 +62,7 @@ complete -c review-sync -n "__fish_review_sync_using_subcommand check" -l config
 complete -c review-sync -n "__fish_review_sync_using_subcommand check" -l log-format -d 'Log format on stderr (under systemd, text goes to the journal)' -r -f -a "text\t'Human-readable text'
 json\t'JSON lines'"
 complete -c review-sync -n "__fish_review_sync_using_subcommand check" -l online -d 'Also fetch each token and list each location once'
+complete -c review-sync -n "__fish_review_sync_using_subcommand check" -l set-notifications -d 'With --online: point the Business Profile notifications of each account a push source reads (its locations\' accounts and discover_accounts) at its Pub/Sub subscription\'s topic (NEW_REVIEW and UPDATED_REVIEW, keeping the types the account already has)'
 complete -c review-sync -n "__fish_review_sync_using_subcommand check" -s v -l verbose -d 'More logging (-v debug, -vv trace)'
 complete -c review-sync -n "__fish_review_sync_using_subcommand check" -s q -l quiet -d 'Less logging (-q warnings only, -qq errors only)'
 complete -c review-sync -n "__fish_review_sync_using_subcommand check" -s h -l help -d 'Print help (see more with \'--help\')'

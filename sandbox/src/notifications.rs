@@ -31,7 +31,7 @@
 //! (`{"type","location","review"}`) after
 //! [`NotificationsEmulator::set_style`], so the daemon is tested against both.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use axum::extract::{Path, Query, State};
@@ -100,6 +100,11 @@ struct HubState {
     pubsub: Option<PubSubEmulator>,
     style: NotificationStyle,
     published: u64,
+    /// Accounts the API answers 403 for, though the Google emulator knows
+    /// them (a token that may read an account's reviews but not manage it).
+    refused: HashSet<String>,
+    /// Where both methods answer a 307 to, when set (a hijacked endpoint).
+    redirect: Option<String>,
 }
 
 /// Shared by the Google emulator (which reports review changes) and the
@@ -207,6 +212,18 @@ impl NotificationsEmulator {
             .map(|s| (s.topic.clone(), s.types.clone()))
     }
 
+    /// From now on, answers 403 to both methods for `account`, as for a
+    /// token that may read its reviews but not manage its settings.
+    pub fn refuse_account(&self, account: &str) {
+        self.hub.lock().refused.insert(account_name(account));
+    }
+
+    /// From now on, answers every request with a 307 to the same path at
+    /// `origin` (e.g. [`crate::Elsewhere::base_url`]); nothing changes.
+    pub fn redirect_to(&self, origin: &str) {
+        self.hub.lock().redirect = Some(origin.trim_end_matches('/').to_owned());
+    }
+
     /// Which keys notifications are published with from now on.
     pub fn set_style(&self, style: NotificationStyle) {
         self.hub.lock().style = style;
@@ -255,13 +272,25 @@ fn setting_json(account: &str, setting: Option<&Setting>) -> Value {
 
 /// The bearer and account checks both methods share.
 fn check(emulator: &NotificationsEmulator, headers: &HeaderMap, account: &str) -> Option<Response> {
+    if let Some(origin) = emulator.hub.lock().redirect.clone() {
+        return Some(
+            (
+                StatusCode::TEMPORARY_REDIRECT,
+                [(
+                    axum::http::header::LOCATION,
+                    format!("{origin}/v1/{account}/notificationSetting"),
+                )],
+            )
+                .into_response(),
+        );
+    }
     if !bearer_token(headers).is_some_and(|t| emulator.google.token_valid(t)) {
         return Some(google_error(
             StatusCode::UNAUTHORIZED,
             "Request had invalid authentication credentials.",
         ));
     }
-    if !emulator.google.has_account(account) {
+    if !emulator.google.has_account(account) || emulator.hub.lock().refused.contains(account) {
         return Some(google_error(
             StatusCode::FORBIDDEN,
             "The caller does not have permission",

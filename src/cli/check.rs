@@ -1,8 +1,10 @@
-//! `review-sync check [--online] [--credentials-directory DIR] [--format
-//! text|json]`: validates the config (credentials read from DIR, as the
-//! unit would provide them) and says what each file location matches now;
-//! online, also fetches each token and lists each location once, naming the
-//! URL of whatever fails; then the quota plan (`quota::plan`: the requests
+//! `review-sync check [--online [--set-notifications]]
+//! [--credentials-directory DIR] [--format text|json]`: validates the config
+//! (credentials read from DIR, as the unit would provide them) and says what
+//! each file location matches now; online, also fetches each token and
+//! lists each location once, naming the URL of whatever fails, checks each
+//! push channel and, with `--set-notifications`, points the Business
+//! Profile accounts' notifications at their subscription's topic; then the quota plan (`quota::plan`: the requests
 //! a day each quota scope needs against its quota, what cannot fit, the
 //! tightest schedule that does). What it prints quotes the config and the
 //! platforms' answers: escaped for the terminal. `--format json` prints the
@@ -32,10 +34,17 @@ pub(crate) enum CheckFormat {
     Json,
 }
 
+/// What `--online` asks for.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Online {
+    /// `--set-notifications`.
+    pub(crate) set_notifications: bool,
+}
+
 /// Validates, and with `online` tries every credential and location.
 pub(super) async fn check(
     config_path: &Path,
-    online: bool,
+    online: Option<Online>,
     format: CheckFormat,
     options: &LoadOptions,
 ) -> anyhow::Result<ExitCode> {
@@ -56,10 +65,10 @@ pub(super) async fn check(
             println!("warning: {}", Escaped(warning));
         }
     }
-    let inspected = file_matches(&config, !online, text);
+    let inspected = file_matches(&config, online.is_none(), text);
     let mut online_lines: Vec<Value> = Vec::new();
-    let ok = if online {
-        check_online(&config, &mut |line: Line| {
+    let ok = if let Some(online) = online {
+        check_online(&config, online, &mut |line: Line| {
             if text {
                 println!("{}", line.text);
             } else {
@@ -85,7 +94,7 @@ pub(super) async fn check(
             "ledger": config.ledger.path.display().to_string(),
             "warnings": config.warnings,
             "inspected": inspected,
-            "online": online.then_some(online_lines),
+            "online": online.is_some().then_some(online_lines),
             "quota_plan": match &plan {
                 Ok(plan) => plan.to_json(),
                 Err(e) => json!({"error": e.to_string()}),
@@ -188,7 +197,11 @@ struct Line {
     json: Value,
 }
 
-async fn check_online(config: &Config, emit: &mut dyn FnMut(Line)) -> anyhow::Result<bool> {
+async fn check_online(
+    config: &Config,
+    online: Online,
+    emit: &mut dyn FnMut(Line),
+) -> anyhow::Result<bool> {
     let http = http_client()?;
     // One set of budgets, as in one daemon: the sources of a scope share it.
     let quotas = Arc::new(Quotas::new());
@@ -280,13 +293,14 @@ async fn check_online(config: &Config, emit: &mut dyn FnMut(Line)) -> anyhow::Re
                 }
             }
         }
-        match review_sync::push::check::check_online(config, source).await {
-            None => {}
-            Some(Ok(line)) => println!("{}: {}", Escaped(&source.name), Escaped(line)),
-            Some(Err(e)) => {
-                ok = false;
-                println!("{}: FAILED: {}", Escaped(&source.name), Escaped(e));
-            }
+        for line in
+            review_sync::push::check::check_online(config, source, online.set_notifications).await
+        {
+            ok &= line.ok;
+            emit(Line {
+                text: format!("{}: {}", Escaped(&name), Escaped(&line.text)),
+                json: json!({"check": "push", "source": name, "ok": line.ok, "result": line.text}),
+            });
         }
     }
     Ok(ok)

@@ -47,9 +47,10 @@ platform = "yelp"
     config_text = config_text.replacen(
         "kind = \"google_business_profile\"\n",
         &format!(
-            "kind = \"google_business_profile\"\npush_subscription = \"{}\"\npubsub_base_url = \"{}\"\npush_credentials = {{ file = \"{}\" }}\n",
+            "kind = \"google_business_profile\"\npush_subscription = \"{}\"\npubsub_base_url = \"{}\"\nnotifications_base_url = \"{}\"\npush_credentials = {{ file = \"{}\" }}\n",
             sandbox::SANDBOX_PUBSUB_SUBSCRIPTION,
             sb.pubsub_base_url(),
+            sb.google_notifications_base_url(),
             key_path.display()
         ),
         1,

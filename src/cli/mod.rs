@@ -96,6 +96,13 @@ pub(crate) enum Command {
         /// Also fetch each token and list each location once.
         #[arg(long)]
         online: bool,
+        /// With --online: point the Business Profile notifications of each
+        /// account a push source reads (its locations' accounts and
+        /// discover_accounts) at its Pub/Sub subscription's topic
+        /// (NEW_REVIEW and UPDATED_REVIEW, keeping the types the account
+        /// already has).
+        #[arg(long, requires = "online")]
+        set_notifications: bool,
         /// Read `{ credential = "NAME" }` secrets from DIR/NAME, the files
         /// the unit's LoadCredential= would provide (default:
         /// $CREDENTIALS_DIRECTORY).
@@ -137,12 +144,14 @@ pub(crate) async fn dispatch(args: Args) -> anyhow::Result<ExitCode> {
         Command::Sync(sync) => sync::sync(&args.config, sync).await,
         Command::Check {
             online,
+            set_notifications,
             credentials_directory,
             format,
         } => {
             let options = config::LoadOptions {
                 credentials_directory,
             };
+            let online = online.then_some(check::Online { set_notifications });
             check::check(&args.config, online, format, &options).await
         }
         Command::Ledger(cmd) => ledger::ledger(&args.config, cmd).await,

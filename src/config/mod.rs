@@ -271,6 +271,12 @@ impl SourceKind {
         self.settings.push()
     }
 
+    /// Where `check --online --set-notifications` points this source's
+    /// accounts at its subscription's topic, when it can.
+    pub fn push_notifications(&self) -> Option<crate::push::NotificationSettings> {
+        self.settings.push_notifications()
+    }
+
     /// Every URL a credential of this source is sent to.
     pub(crate) fn urls(&self) -> Vec<&Url> {
         self.settings.urls()

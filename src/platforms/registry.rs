@@ -114,6 +114,12 @@ pub(crate) trait Settings: std::fmt::Debug + Send + Sync + Any {
     fn push(&self) -> Option<crate::push::SourcePush> {
         None
     }
+    /// Where `check --online --set-notifications` sets the accounts'
+    /// notification setting, for a platform whose accounts are pointed at
+    /// a Pub/Sub topic, when push is configured.
+    fn push_notifications(&self) -> Option<crate::push::NotificationSettings> {
+        None
+    }
 }
 
 /// The platform of `kind`.

@@ -23,19 +23,23 @@
 //! - [`run`]: the daemon's push tasks (pull loops, leases, the webhook
 //!   listener, the readers) and [`run::PushStatus`] for `/healthz`.
 //! - [`metrics`]: push's series and the push-to-delivered latency.
-//! - [`check`]: what `check --online` says of a source's push channel.
+//! - [`notifications`]: the Business Profile Notifications API client
+//!   that points an account's review notifications at the topic.
+//! - [`check`]: what `check --online` says of a source's push channel, and
+//!   `--set-notifications`.
 
 pub mod check;
 pub mod hints;
 pub mod metrics;
 pub mod notification;
+pub mod notifications;
 pub mod pubsub;
 pub mod run;
 pub mod service_account;
 pub mod source;
 pub mod webhook;
 
-pub use source::{PubSubCredentials, PubSubSettings, SourcePush};
+pub use source::{NotificationSettings, PubSubCredentials, PubSubSettings, SourcePush};
 
 pub use hints::{
     Hint, HintChannel, HintQueue, HintQueueLimits, PushOutcome, ReadOutcome, ReadTicket, Settlement,

@@ -26,6 +26,21 @@ pub enum SourcePush {
     Webhook(Arc<dyn WebhookKind>),
 }
 
+/// Where `check --online --set-notifications` points a Pub/Sub source's
+/// accounts at the subscription's topic (see [`super::notifications`]).
+#[derive(Debug, Clone)]
+pub struct NotificationSettings {
+    /// `notifications_base_url`.
+    pub base_url: Url,
+    /// The source's own OAuth grant: the identity that manages its accounts.
+    pub grant: Grant,
+    /// Where that grant is sent.
+    pub token_url: Url,
+    /// Accounts (`accounts/{a}`) the source reads besides those its
+    /// locations name (`discover_accounts`).
+    pub accounts: Vec<String>,
+}
+
 /// `push_subscription` and what reads it.
 #[derive(Debug, Clone)]
 pub struct PubSubSettings {

@@ -26,6 +26,7 @@ mod platforms;
 mod progress;
 mod push;
 mod push_daemon;
+mod push_notify;
 mod quota;
 mod reconcile;
 mod redirects;

@@ -22,8 +22,24 @@ const YEARLY: &str = "0 0 0 1 1 *";
 
 /// The env's config with Pub/Sub push on for its Google source (a
 /// service-account key in a file), `schedule` instead of every second, and
-/// `/metrics` on a free port.
+/// `/metrics` on a free port; every account's notifications go to the
+/// sandbox's topic.
 fn push_config(env: &TestEnv, schedule: &str, extra: &str) -> PathBuf {
+    let path = push_config_unset(env, schedule, extra);
+    // Every account's review notifications go to the sandbox's topic.
+    for account in env.sb.google().accounts() {
+        assert!(env.sb.notifications().set_setting(
+            &account,
+            SANDBOX_PUBSUB_TOPIC,
+            &["NEW_REVIEW", "UPDATED_REVIEW"]
+        ));
+    }
+    path
+}
+
+/// [`push_config`] with the accounts' notification settings left as they
+/// are (none, in a fresh sandbox).
+pub(crate) fn push_config_unset(env: &TestEnv, schedule: &str, extra: &str) -> PathBuf {
     let key = env.dir.path().join("pubsub-sa.json");
     std::fs::write(&key, env.sb.service_account().key_json()).expect("write key");
     {
@@ -33,8 +49,9 @@ fn push_config(env: &TestEnv, schedule: &str, extra: &str) -> PathBuf {
     let path = config_with_metrics(env, "push.toml", "ledger.db");
     let text = std::fs::read_to_string(&path).expect("config");
     let push_keys = format!(
-        "push_subscription = \"{SANDBOX_PUBSUB_SUBSCRIPTION}\"\npubsub_base_url = \"{}\"\npush_credentials = {{ file = \"pubsub-sa.json\" }}\n",
-        env.sb.pubsub_base_url()
+        "push_subscription = \"{SANDBOX_PUBSUB_SUBSCRIPTION}\"\npubsub_base_url = \"{}\"\nnotifications_base_url = \"{}\"\npush_credentials = {{ file = \"pubsub-sa.json\" }}\n",
+        env.sb.pubsub_base_url(),
+        env.sb.google_notifications_base_url()
     );
     let text = text
         .replace(
@@ -44,14 +61,6 @@ fn push_config(env: &TestEnv, schedule: &str, extra: &str) -> PathBuf {
         .replace("[metrics]", &format!("{extra}\n[metrics]"));
     assert!(text.contains("push_subscription"), "{text}");
     std::fs::write(&path, text).expect("write config");
-    // Every account's review notifications go to the sandbox's topic.
-    for account in env.sb.google().accounts() {
-        assert!(env.sb.notifications().set_setting(
-            &account,
-            SANDBOX_PUBSUB_TOPIC,
-            &["NEW_REVIEW", "UPDATED_REVIEW"]
-        ));
-    }
     // Empty pulls answer quickly, so a stop is not held up by one.
     env.sb.pubsub().set_pull_wait(Duration::from_millis(200));
     path

@@ -267,6 +267,7 @@ fn the_example_documents_the_static_token_alternative() {
         "password",
         "push_subscription",
         "pubsub_base_url",
+        "notifications_base_url",
         "push_credentials",
         "webhook_app_secret",
         "webhook_verify_token",

@@ -35,6 +35,18 @@ fn push_keys_are_off_by_default_and_read_when_written() {
             .iter()
             .any(|u| u.as_str() == "https://pubsub.googleapis.com/")
     );
+    // Where `check --online --set-notifications` sends the source's token:
+    // one of its credential URLs.
+    assert_eq!(
+        google.notifications_base_url.as_str(),
+        "https://mybusinessnotifications.googleapis.com/"
+    );
+    assert!(
+        google
+            .urls()
+            .iter()
+            .any(|u| u.as_str() == "https://mybusinessnotifications.googleapis.com/")
+    );
 }
 
 #[test]
@@ -71,6 +83,22 @@ fn push_problems_name_the_key() {
             ),
             &[
                 "11:19: pubsub_base_url: plain http:// is only allowed for loopback hosts (got pubsub.example)",
+            ],
+        ),
+        refused(
+            "notifications_base_url without push_subscription",
+            google_source("notifications_base_url = \"https://n.example\"\n"),
+            &[
+                "10:1: `notifications_base_url` is only used with `push_subscription` (by `check --online --set-notifications`)",
+            ],
+        ),
+        refused(
+            "plain http:// Notifications API on another host",
+            google_source(
+                "push_subscription = \"projects/p/subscriptions/review-sync\"\nnotifications_base_url = \"http://n.example\"\n",
+            ),
+            &[
+                "11:26: notifications_base_url: plain http:// is only allowed for loopback hosts (got n.example)",
             ],
         ),
         // Webhook secrets need a receiver, and Facebook's come in pairs.

@@ -27,6 +27,7 @@ pub(crate) static PLATFORM: Platform = Platform {
         Key::string("push_subscription"),
         Key::string("pubsub_base_url"),
         Key::secret("push_credentials"),
+        Key::string("notifications_base_url"),
     ],
     location_keys: &[],
     quota,
@@ -86,6 +87,11 @@ pub struct GoogleConfig {
     /// `push_subscription` (+ `pubsub_base_url`, `push_credentials`): its
     /// Business Profile notifications, when push is on.
     pub push: Option<crate::push::PubSubSettings>,
+    /// `notifications_base_url`, default
+    /// `https://mybusinessnotifications.googleapis.com`: where `check
+    /// --online --set-notifications` sets the accounts' notification
+    /// setting (only read with `push_subscription`).
+    pub notifications_base_url: Url,
 }
 
 /// `group_external_ref_from`: what names a discovered location's group.
@@ -140,6 +146,7 @@ impl Settings for GoogleConfig {
             &self.api_base_url,
             &self.token_url,
             &self.business_information_base_url,
+            &self.notifications_base_url,
         ];
         if let Some(push) = &self.push {
             urls.extend(push.urls());
@@ -151,6 +158,22 @@ impl Settings for GoogleConfig {
         self.push
             .clone()
             .map(|push| crate::push::SourcePush::PubSub(Box::new(push)))
+    }
+
+    /// The Business Profile Notifications API, with the source's own
+    /// OAuth client (the Pub/Sub credentials may be another identity's).
+    fn push_notifications(&self) -> Option<crate::push::NotificationSettings> {
+        self.push.as_ref()?;
+        Some(crate::push::NotificationSettings {
+            base_url: self.notifications_base_url.clone(),
+            grant: crate::oauth::Grant::RefreshToken {
+                client_id: self.client_id.clone(),
+                client_secret: self.client_secret.clone(),
+                refresh_token: self.refresh_token.clone(),
+            },
+            token_url: self.token_url.clone(),
+            accounts: self.discover_accounts.clone(),
+        })
     }
 }
 
@@ -180,6 +203,7 @@ fn settings(keys: &mut SourceKeys<'_, '_>) -> Option<Arc<dyn Settings>> {
             refresh_token: refresh_token.clone()?,
         })
     });
+    let notifications_base_url = notifications_base_url(keys, push.as_ref());
     let (discover_accounts, group_external_ref_from) = discovery?;
     Some(Arc::new(GoogleConfig {
         client_id: client_id?,
@@ -192,7 +216,28 @@ fn settings(keys: &mut SourceKeys<'_, '_>) -> Option<Arc<dyn Settings>> {
         business_information_base_url: business_information_base_url?,
         batch_size: batch_size?,
         push: push?,
+        notifications_base_url: notifications_base_url?,
     }))
+}
+
+/// `notifications_base_url`: refused without `push_subscription`, where it
+/// would do nothing.
+fn notifications_base_url(
+    keys: &mut SourceKeys<'_, '_>,
+    push: Option<&Option<crate::push::PubSubSettings>>,
+) -> Option<Url> {
+    if matches!(push, Some(None))
+        && let Some(span) = keys.key_span("notifications_base_url")
+    {
+        return keys.problem(
+            &span,
+            "`notifications_base_url` is only used with `push_subscription` (by `check --online --set-notifications`)",
+        );
+    }
+    keys.url(
+        "notifications_base_url",
+        crate::push::notifications::DEFAULT_NOTIFICATIONS_BASE_URL,
+    )
 }
 
 /// `batch_size`, 1..=[`MAX_BATCH_SIZE`], default [`DEFAULT_BATCH_SIZE`].
