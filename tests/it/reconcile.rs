@@ -313,6 +313,15 @@ async fn the_daemon_runs_reconciliation_on_its_own_schedule() {
             .any(|r| r.review_id == gone && r.removed_at.is_some())
     })
     .await;
+    // The pass writes its poll-log row after it marked the review: await
+    // that too before stopping the daemon (a stop in between would cut the
+    // pass short of its row).
+    wait_until("the reconciliation's poll-log row", WAIT, || {
+        poll_log(&env)
+            .iter()
+            .any(|(kind, removed, _)| kind == "reconcile" && *removed == 1)
+    })
+    .await;
     control
         .send(review_sync::daemon::Control::Stop)
         .await

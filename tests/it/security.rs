@@ -388,7 +388,10 @@ fn every_url_key_refuses_plain_http_except_to_loopback() {
     validated.sort_unstable();
     validated.dedup();
     assert!(validated.len() >= 4, "{validated:?}");
-    for key in &validated {
+    // The push hosts are keys only with `push_subscription` (commented out
+    // in the example, push being off by default): checked below with it.
+    const PUSH_ONLY: [&str; 2] = ["pubsub_base_url", "notifications_base_url"];
+    for key in validated.iter().filter(|k| !PUSH_ONLY.contains(k)) {
         assert!(
             keys.iter().any(|(_, _, k)| k == key),
             "{key} is validated as a URL but not in config.example.toml"
@@ -422,6 +425,41 @@ fn every_url_key_refuses_plain_http_except_to_loopback() {
             if let Err(problems) = load(&with_url(&example, at, accepted)) {
                 panic!("{at:?} = {accepted} refused: {problems:#?}");
             }
+        }
+    }
+
+    // The push hosts, on the example's first (Business Profile) source with
+    // push on.
+    let mut pushing = example.clone();
+    let source = pushing
+        .get_mut("source")
+        .and_then(toml::Value::as_array_mut)
+        .and_then(|a| a.first_mut())
+        .and_then(toml::Value::as_table_mut)
+        .expect("a first source");
+    assert_eq!(
+        source.get("kind").and_then(toml::Value::as_str),
+        Some("google_business_profile")
+    );
+    source.insert(
+        "push_subscription".into(),
+        "projects/p/subscriptions/review-sync".into(),
+    );
+    load(&pushing).unwrap_or_else(|p| panic!("push on loads: {p:#?}"));
+    for key in PUSH_ONLY {
+        let at = ("source".to_owned(), Some(0), key.to_owned());
+        let problems = load(&with_url(&pushing, &at, "http://example.com/x"))
+            .err()
+            .unwrap_or_else(|| panic!("{key} = http://example.com accepted"));
+        assert_eq!(problems.len(), 1, "{problems:#?}");
+        assert!(
+            problems[0].contains(&format!(
+                "{key}: plain http:// is only allowed for loopback hosts"
+            )),
+            "{key}: {problems:#?}"
+        );
+        if let Err(problems) = load(&with_url(&pushing, &at, "http://127.0.0.1:9/x")) {
+            panic!("{key} = loopback refused: {problems:#?}");
         }
     }
 }
