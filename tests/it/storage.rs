@@ -568,6 +568,16 @@ async fn a_deleted_ledger_stops_all_work_turns_health_red_and_is_rescued() {
     let base = endpoint(&daemon).await;
     health_becomes(&base, 200, "ok").await;
     let delivered = env.sb.travtus().message_count();
+    // Travtus has every review; the ledger records the last answers a
+    // moment later: the copy is compared once they are all recorded.
+    wait_until("every accepted review recorded delivered", WAIT, || {
+        env.rows()
+            .iter()
+            .filter(|r| r.status == review_sync::ledger::Status::Delivered)
+            .count()
+            == delivered
+    })
+    .await;
 
     // What `rm /var/lib/review-sync/ledger.db*` does.
     for file in ledger_files(&env.ledger_path) {
