@@ -123,45 +123,22 @@ fn record_review(
         ctx.sightings,
     );
     match change {
-        Change::New => insert_review(conn, ctx, review)?,
-        Change::Edited => edit_review(conn, ctx, review)?,
+        Change::New => write_version(conn, INSERT_REVIEW, ctx, review)?,
+        Change::Edited => write_version(conn, EDIT_REVIEW, ctx, review)?,
         Change::Unchanged if write => touch_review(conn, ctx, review)?,
         Change::Unchanged => {}
     }
     Ok(change)
 }
 
-fn insert_review(
-    conn: &Connection,
-    ctx: &PageContext<'_>,
-    review: &IncomingReview,
-) -> rusqlite::Result<()> {
-    conn.prepare_cached(
-        "INSERT INTO reviews (platform, review_id, source_name, location_id, group_id,
+/// A review seen for the first time.
+const INSERT_REVIEW: &str =
+    "INSERT INTO reviews (platform, review_id, source_name, location_id, group_id,
              group_external_ref, status, payload, content_hash, first_seen_at,
              source_updated_at, last_error, last_seen_at, next_attempt_at, notes)
          VALUES (:platform, :review_id, :source, :location, :group_id,
              :group_external_ref, :status, :payload, :hash, :now,
-             :source_updated_at, :last_error, :now, :next_attempt_at, :notes)",
-    )?
-    .execute(named_params! {
-        ":platform": review.platform,
-        ":review_id": review.review_id,
-        ":source": ctx.page.source_name,
-        ":location": ctx.page.location_id,
-        ":group_id": ctx.group_id,
-        ":group_external_ref": ctx.group_external_ref,
-        ":status": ctx.status.as_str(),
-        ":payload": review.payload,
-        ":hash": review.content_hash,
-        ":now": ctx.now,
-        ":source_updated_at": review.source_updated_at.map(time::to_text),
-        ":last_error": ctx.hold_reason,
-        ":next_attempt_at": ctx.next_attempt_at,
-        ":notes": review.notes,
-    })?;
-    Ok(())
-}
+             :source_updated_at, :last_error, :now, :next_attempt_at, :notes)";
 
 /// A repeat (the overlap behind the high-water mark): only the sighting is
 /// recorded, and a review that came back after reconciliation is un-removed.
@@ -181,22 +158,25 @@ fn touch_review(
 /// A new version: queued again. `delivered_at`/`request_id` stay, describing
 /// the last version the API accepted. The location and group are the page's,
 /// so the row names the mapping its payload was built with.
-fn edit_review(
-    conn: &Connection,
-    ctx: &PageContext<'_>,
-    review: &IncomingReview,
-) -> rusqlite::Result<()> {
-    conn.prepare_cached(
-        "UPDATE reviews SET source_name = :source, location_id = :location,
+const EDIT_REVIEW: &str = "UPDATE reviews SET source_name = :source, location_id = :location,
              group_id = :group_id, group_external_ref = :group_external_ref,
              status = :status, payload = :payload, content_hash = :hash,
              source_updated_at = :source_updated_at, last_error = :last_error,
              last_seen_at = :now, removed_at = NULL, next_attempt_at = :next_attempt_at,
              retry_count = 0, versions = versions + 1, notes = :notes,
              text_purged_at = NULL
-         WHERE platform = :platform AND review_id = :review_id",
-    )?
-    .execute(named_params! {
+         WHERE platform = :platform AND review_id = :review_id";
+
+/// Writes a new review or a new version of one (`sql`: [`INSERT_REVIEW`] or
+/// [`EDIT_REVIEW`]): both take the same parameters, from the page and the
+/// review.
+fn write_version(
+    conn: &Connection,
+    sql: &str,
+    ctx: &PageContext<'_>,
+    review: &IncomingReview,
+) -> rusqlite::Result<()> {
+    conn.prepare_cached(sql)?.execute(named_params! {
         ":platform": review.platform,
         ":review_id": review.review_id,
         ":source": ctx.page.source_name,
